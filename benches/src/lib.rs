@@ -1,0 +1,1 @@
+//! Inputs for the benchmarks, loaded from fixtures and ../shared/bench.

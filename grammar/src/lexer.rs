@@ -1,0 +1,273 @@
+//! Splits AIR text into tokens: punctuation, string literals and classified bare words.
+//!
+//! The rules, quirks included, are those of the language spec (air-language.md §2): a
+//! string has no escapes and ends at the next `"`; a bare word runs until whitespace or
+//! until a `)` or `]` closes more than the word opened; comments run from `;` to the
+//! end of the line.
+
+use crate::ast::{Lens, Var};
+use crate::error::ErrorKind;
+use crate::span::Span;
+use crate::word;
+
+/// A token and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Token<'a> {
+    pub(crate) kind: TokenKind<'a>,
+    pub(crate) span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TokenKind<'a> {
+    Open,
+    Close,
+    OpenSquare,
+    CloseSquare,
+    String(&'a str),
+    Keyword(Keyword),
+    InitPeerId,
+    Timestamp,
+    Ttl,
+    LastError(Option<Lens<'a>>),
+    Error(Option<Lens<'a>>),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Var(Var<'a>, Option<Lens<'a>>),
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keyword {
+    Call,
+    Canon,
+    Ap,
+    Seq,
+    Par,
+    Xor,
+    Null,
+    Never,
+    New,
+    Fail,
+    Fold,
+    Next,
+    Match,
+    Mismatch,
+}
+
+impl Keyword {
+    fn from_word(word: &str) -> Option<Self> {
+        Some(match word {
+            "call" => Self::Call,
+            "canon" => Self::Canon,
+            "ap" => Self::Ap,
+            "seq" => Self::Seq,
+            "par" => Self::Par,
+            "xor" => Self::Xor,
+            "null" => Self::Null,
+            "never" => Self::Never,
+            "new" => Self::New,
+            "fail" => Self::Fail,
+            "fold" => Self::Fold,
+            "next" => Self::Next,
+            "match" => Self::Match,
+            "mismatch" => Self::Mismatch,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::Canon => "canon",
+            Self::Ap => "ap",
+            Self::Seq => "seq",
+            Self::Par => "par",
+            Self::Xor => "xor",
+            Self::Null => "null",
+            Self::Never => "never",
+            Self::New => "new",
+            Self::Fail => "fail",
+            Self::Fold => "fold",
+            Self::Next => "next",
+            Self::Match => "match",
+            Self::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// A lexer error: what and where.
+pub(crate) type LexError = (ErrorKind, Span);
+
+/// A pull lexer with one token of look-ahead.
+pub(crate) struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    peeked: Option<Token<'a>>,
+}
+
+impl<'a> Lexer<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Self { src, pos: 0, peeked: None }
+    }
+
+    pub(crate) fn next(&mut self) -> Result<Token<'a>, LexError> {
+        match self.peeked.take() {
+            Some(token) => Ok(token),
+            None => self.scan(),
+        }
+    }
+
+    pub(crate) fn peek(&mut self) -> Result<&Token<'a>, LexError> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.scan()?);
+        }
+        // Just filled above.
+        Ok(self.peeked.as_ref().expect("peeked token"))
+    }
+
+    fn scan(&mut self) -> Result<Token<'a>, LexError> {
+        self.skip_trivia();
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        let Some(&b) = bytes.get(start) else {
+            return Ok(Token { kind: TokenKind::End, span: span(start, start) });
+        };
+        let single = |kind| Token { kind, span: span(start, start + 1) };
+        let token = match b {
+            b'(' => single(TokenKind::Open),
+            b')' => single(TokenKind::Close),
+            b'[' => single(TokenKind::OpenSquare),
+            b']' => single(TokenKind::CloseSquare),
+            b'"' => {
+                let rest = &bytes[start + 1..];
+                let Some(len) = memchr(b'"', rest) else {
+                    return Err((ErrorKind::UnclosedQuote, span(start, self.src.len())));
+                };
+                let end = start + 1 + len + 1;
+                self.pos = end;
+                return Ok(Token {
+                    kind: TokenKind::String(&self.src[start + 1..end - 1]),
+                    span: span(start, end),
+                });
+            }
+            _ => {
+                let end = self.word_end(start);
+                self.pos = end;
+                let text = &self.src[start..end];
+                let kind = classify(text, start)?;
+                return Ok(Token { kind, span: span(start, end) });
+            }
+        };
+        self.pos = start + 1;
+        Ok(token)
+    }
+
+    fn skip_trivia(&mut self) {
+        let bytes = self.src.as_bytes();
+        let mut pos = self.pos;
+        while let Some(&b) = bytes.get(pos) {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => pos += 1,
+                b';' => {
+                    pos = match memchr(b'\n', &bytes[pos..]) {
+                        Some(i) => pos + i + 1,
+                        None => bytes.len(),
+                    }
+                }
+                0x80.. => {
+                    // `pos` is on a char boundary: only whole characters are skipped.
+                    let c = self.src[pos..].chars().next().expect("non-empty rest");
+                    if !c.is_whitespace() {
+                        break;
+                    }
+                    pos += c.len_utf8();
+                }
+                _ => break,
+            }
+        }
+        self.pos = pos;
+    }
+
+    /// Where the bare word starting at `start` ends (air-language.md §2.3).
+    fn word_end(&self, start: usize) -> usize {
+        let bytes = self.src.as_bytes();
+        // The first character is taken whatever it is and is not counted.
+        let first_len = utf8_len(bytes[start]);
+        let mut pos = start + first_len;
+        let (mut round, mut square) = (0i64, 0i64);
+        while let Some(&b) = bytes.get(pos) {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => break,
+                b'(' => round += 1,
+                b'[' => square += 1,
+                b')' => {
+                    round -= 1;
+                    if round < 0 {
+                        break;
+                    }
+                }
+                b']' => {
+                    square -= 1;
+                    if square < 0 {
+                        break;
+                    }
+                }
+                0x80.. => {
+                    let c = self.src[pos..].chars().next().expect("non-empty rest");
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    pos += c.len_utf8();
+                    continue;
+                }
+                _ => {}
+            }
+            pos += 1;
+        }
+        pos
+    }
+}
+
+fn classify(text: &str, start: usize) -> Result<TokenKind<'_>, LexError> {
+    let at = span(start, start + text.len());
+    if let Some(keyword) = Keyword::from_word(text) {
+        return Ok(TokenKind::Keyword(keyword));
+    }
+    match text {
+        "%init_peer_id%" => return Ok(TokenKind::InitPeerId),
+        "%timestamp%" => return Ok(TokenKind::Timestamp),
+        "%ttl%" => return Ok(TokenKind::Ttl),
+        "true" => return Ok(TokenKind::Bool(true)),
+        "false" => return Ok(TokenKind::Bool(false)),
+        _ => {}
+    }
+    if let Some(rest) = text.strip_prefix(":error:") {
+        let lens = word::error_lens(text, rest, start + ":error:".len()).map_err(|k| (k, at))?;
+        return Ok(TokenKind::Error(lens));
+    }
+    if let Some(rest) = text.strip_prefix("%last_error%") {
+        let lens =
+            word::error_lens(text, rest, start + "%last_error%".len()).map_err(|k| (k, at))?;
+        return Ok(TokenKind::LastError(lens));
+    }
+    word::number_or_var(text, start).map_err(|k| (k, at))
+}
+
+fn span(start: usize, end: usize) -> Span {
+    // The parser refuses scripts of 4 GiB or more before lexing.
+    Span::new(start as u32, end as u32)
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}

@@ -1,0 +1,434 @@
+//! The instruction grammar (air-language.md §6) over the token stream.
+//!
+//! Nesting is handled with an explicit stack of open instructions rather than recursion,
+//! so the depth of a script is limited by memory, never by the call stack.
+
+use crate::ast::{Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, Match, Value, Var, VarKind};
+use crate::error::{ErrorKind, ParseError};
+use crate::lexer::{Keyword, LexError, Lexer, Token, TokenKind};
+use crate::span::Span;
+
+/// Parses the text of one instruction into a tree, without static validation.
+pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
+    if source.len() >= u32::MAX as usize {
+        return Err(ParseError::single(
+            "",
+            ErrorKind::TooLarge { size: source.len() },
+            Span::default(),
+        ));
+    }
+    let mut parser = Parser {
+        source,
+        lexer: Lexer::new(source),
+        instrs: Vec::with_capacity(source.len() / 48),
+        stack: Vec::new(),
+        current: None,
+    };
+    parser.run().map_err(|(kind, span)| ParseError::single(source, kind, span))
+}
+
+type PResult<T> = Result<T, LexError>;
+
+/// Operand forms, as bits, so each position lists what it accepts.
+mod form {
+    pub(super) const INIT_PEER_ID: u32 = 1 << 0;
+    pub(super) const TIMESTAMP: u32 = 1 << 1;
+    pub(super) const TTL: u32 = 1 << 2;
+    pub(super) const LAST_ERROR: u32 = 1 << 3;
+    pub(super) const LAST_ERROR_LENS: u32 = 1 << 4;
+    pub(super) const ERROR: u32 = 1 << 5;
+    pub(super) const ERROR_LENS: u32 = 1 << 6;
+    pub(super) const STRING: u32 = 1 << 7;
+    pub(super) const INT: u32 = 1 << 8;
+    pub(super) const FLOAT: u32 = 1 << 9;
+    pub(super) const BOOL: u32 = 1 << 10;
+    pub(super) const EMPTY_ARRAY: u32 = 1 << 11;
+    pub(super) const SCALAR: u32 = 1 << 12;
+    pub(super) const SCALAR_LENS: u32 = 1 << 13;
+    pub(super) const CANON: u32 = 1 << 14;
+    pub(super) const CANON_LENS: u32 = 1 << 15;
+    pub(super) const CANON_MAP: u32 = 1 << 16;
+    pub(super) const CANON_MAP_LENS: u32 = 1 << 17;
+    pub(super) const STREAM: u32 = 1 << 18;
+    pub(super) const STREAM_MAP: u32 = 1 << 19;
+
+    /// Any value that can be read: call arguments, match operands.
+    pub(super) const VALUE: u32 = INIT_PEER_ID
+        | TIMESTAMP
+        | TTL
+        | LAST_ERROR
+        | LAST_ERROR_LENS
+        | ERROR
+        | ERROR_LENS
+        | STRING
+        | INT
+        | FLOAT
+        | BOOL
+        | EMPTY_ARRAY
+        | SCALAR
+        | SCALAR_LENS
+        | CANON
+        | CANON_LENS
+        | CANON_MAP
+        | CANON_MAP_LENS;
+    pub(super) const PEER: u32 =
+        INIT_PEER_ID | STRING | SCALAR | SCALAR_LENS | CANON_LENS | CANON_MAP_LENS;
+    pub(super) const TRIPLET_PART: u32 = PEER & !INIT_PEER_ID;
+    pub(super) const AP_ARG: u32 = VALUE & !CANON_MAP;
+    pub(super) const MAP_KEY: u32 = STRING | INT | SCALAR | SCALAR_LENS | CANON_LENS;
+    pub(super) const ITERABLE: u32 = SCALAR
+        | SCALAR_LENS
+        | CANON
+        | CANON_MAP
+        | CANON_MAP_LENS
+        | EMPTY_ARRAY
+        | STREAM
+        | STREAM_MAP;
+    pub(super) const FAIL: u32 = SCALAR | SCALAR_LENS | CANON_LENS | LAST_ERROR | ERROR;
+}
+
+const EXPECT_INSTRUCTION: &str = "an instruction such as `(call …)`, `(seq …)` or `(null)`";
+const EXPECT_KEYWORD: &str =
+    "an instruction name: call, canon, ap, seq, par, xor, null, never, new, fail, fold, next, match or mismatch";
+const EXPECT_CLOSE: &str = "`)`";
+const EXPECT_PEER: &str = "a peer: `%init_peer_id%`, a string, or a scalar or canon with lens";
+const EXPECT_TRIPLET_PART: &str = "a service or function name: a string, or a scalar or canon with lens";
+const EXPECT_ARG: &str =
+    "an argument: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
+const EXPECT_OUTPUT: &str = "a scalar or a stream (without lens) for the result, or `)`";
+const EXPECT_AP_ARG: &str =
+    "a value to apply: a literal, an error object, a scalar, a canon stream or a canon map with lens";
+const EXPECT_AP_RESULT: &str = "a scalar or a stream (without lens)";
+const EXPECT_MAP_KEY: &str = "a map key: a string, an integer, a scalar or a canon with lens";
+const EXPECT_MAP: &str = "a stream map such as `%m` (without lens)";
+const EXPECT_CANON_SOURCE: &str = "a stream `$s` or a stream map `%m` (without lens)";
+const EXPECT_CANON_TARGET: &str = "a canon stream such as `#$c` (without lens)";
+const EXPECT_CANON_MAP_TARGET: &str = "a canon map such as `#%c` or a scalar (without lens)";
+const EXPECT_NEW_VAR: &str = "a variable without lens";
+const EXPECT_FAIL: &str = "`CODE \"message\"`, `%last_error%`, `:error:`, a scalar, or a canon with lens";
+const EXPECT_FAIL_MESSAGE: &str = "a string message after the error code";
+const EXPECT_ITERABLE: &str = "an iterable: `[]`, a scalar, a canon stream (without lens), a canon map, a stream or a stream map";
+const EXPECT_ITERATOR: &str = "an iterator name (a scalar without lens)";
+const EXPECT_VALUE: &str =
+    "a value: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
+const EXPECT_CLOSE_SQUARE: &str = "`]` (only the empty array `[]` can be written)";
+const EXPECT_OPEN_TRIPLET: &str = "`(` opening the service and function names";
+const EXPECT_OPEN_ARGS: &str = "`[` opening the argument list";
+const EXPECT_END: &str = "the end of the script (a script is exactly one instruction)";
+
+struct Parser<'a> {
+    source: &'a str,
+    lexer: Lexer<'a>,
+    instrs: Vec<Instr<'a>>,
+    stack: Vec<Frame<'a>>,
+    /// The `(` of the instruction whose operands are being read.
+    current: Option<u32>,
+}
+
+/// An instruction whose children are still being parsed.
+struct Frame<'a> {
+    open: u32,
+    pending: Pending<'a>,
+}
+
+enum Pending<'a> {
+    Pair { keyword: Keyword, first: Option<InstrId> },
+    New { var: Var<'a> },
+    Match { negate: bool, left: Value<'a>, right: Value<'a> },
+    Fold { iterable: Value<'a>, iterator: Var<'a>, body: Option<InstrId> },
+}
+
+impl<'a> Parser<'a> {
+    fn run(&mut self) -> PResult<Ast<'a>> {
+        let root = 'script: loop {
+            let (open, keyword) = self.instruction_start()?;
+            let kind = match keyword {
+                Keyword::Call => InstrKind::Call(Box::new(self.call()?)),
+                Keyword::Canon => InstrKind::Canon(Box::new(self.canon()?)),
+                Keyword::Ap => self.ap()?,
+                Keyword::Null => InstrKind::Null,
+                Keyword::Never => InstrKind::Never,
+                Keyword::Fail => InstrKind::Fail(Box::new(self.fail()?)),
+                Keyword::Next => InstrKind::Next(self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?),
+                Keyword::Seq | Keyword::Par | Keyword::Xor => {
+                    self.stack.push(Frame { open, pending: Pending::Pair { keyword, first: None } });
+                    continue;
+                }
+                Keyword::New => {
+                    let var = self.var(
+                        &[VarKind::Scalar, VarKind::Stream, VarKind::StreamMap, VarKind::Canon, VarKind::CanonMap],
+                        EXPECT_NEW_VAR,
+                    )?;
+                    self.stack.push(Frame { open, pending: Pending::New { var } });
+                    continue;
+                }
+                Keyword::Match | Keyword::Mismatch => {
+                    let left = self.operand(form::VALUE, EXPECT_VALUE)?;
+                    let right = self.operand(form::VALUE, EXPECT_VALUE)?;
+                    let negate = keyword == Keyword::Mismatch;
+                    self.stack.push(Frame { open, pending: Pending::Match { negate, left, right } });
+                    continue;
+                }
+                Keyword::Fold => {
+                    let iterable = self.operand(form::ITERABLE, EXPECT_ITERABLE)?;
+                    let iterator = self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?;
+                    self.stack.push(Frame {
+                        open,
+                        pending: Pending::Fold { iterable, iterator, body: None },
+                    });
+                    continue;
+                }
+            };
+            let mut done = self.close(open, kind)?;
+            // Hand the finished instruction to the open ones, closing those it completes.
+            loop {
+                let Some(frame) = self.stack.last_mut() else {
+                    break 'script done;
+                };
+                match &mut frame.pending {
+                    Pending::Pair { first: first @ None, .. } => {
+                        *first = Some(done);
+                        continue 'script;
+                    }
+                    Pending::Fold { body: body @ None, .. } => {
+                        *body = Some(done);
+                        if self.lexer.peek()?.kind == TokenKind::Open {
+                            continue 'script;
+                        }
+                        let frame = self.stack.pop().expect("frame seen above");
+                        done = self.close_frame(frame, None)?;
+                    }
+                    _ => {
+                        let frame = self.stack.pop().expect("frame seen above");
+                        done = self.close_frame(frame, Some(done))?;
+                    }
+                }
+            }
+        };
+        let token = self.lexer.next()?;
+        if token.kind != TokenKind::End {
+            return Err(self.unexpected(&token, EXPECT_END));
+        }
+        Ok(Ast { source: self.source, instrs: std::mem::take(&mut self.instrs), root })
+    }
+
+    /// `(` and a keyword.
+    fn instruction_start(&mut self) -> PResult<(u32, Keyword)> {
+        let token = self.lexer.next()?;
+        if token.kind != TokenKind::Open {
+            return Err(self.unexpected(&token, EXPECT_INSTRUCTION));
+        }
+        let open = token.span.start;
+        self.current = Some(open);
+        let token = self.lexer.next()?;
+        match token.kind {
+            TokenKind::Keyword(keyword) => Ok((open, keyword)),
+            _ => Err(self.unexpected_at(&token, EXPECT_KEYWORD, open)),
+        }
+    }
+
+    /// Builds the instruction of a frame whose children are all there.
+    fn close_frame(&mut self, frame: Frame<'a>, child: Option<InstrId>) -> PResult<InstrId> {
+        // `child` is None only for a fold without a last instruction.
+        let kind = match frame.pending {
+            Pending::Pair { keyword, first } => {
+                let (a, b) = (first.expect("pair has its first child"), child.expect("second child"));
+                match keyword {
+                    Keyword::Seq => InstrKind::Seq(a, b),
+                    Keyword::Par => InstrKind::Par(a, b),
+                    _ => InstrKind::Xor(a, b),
+                }
+            }
+            Pending::New { var } => InstrKind::New { var, body: child.expect("new has a body") },
+            Pending::Match { negate, left, right } => {
+                let m = Box::new(Match { left, right, body: child.expect("match has a body") });
+                if negate { InstrKind::Mismatch(m) } else { InstrKind::Match(m) }
+            }
+            Pending::Fold { iterable, iterator, body } => InstrKind::Fold(Box::new(Fold {
+                iterable,
+                iterator,
+                body: body.expect("fold has a body"),
+                last: child,
+            })),
+        };
+        self.close(frame.open, kind)
+    }
+
+    /// Expects the `)` of the instruction opened at `open` and stores the instruction.
+    fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
+        let token = self.lexer.next()?;
+        if token.kind != TokenKind::Close {
+            return Err(self.unexpected_at(&token, EXPECT_CLOSE, open));
+        }
+        self.current = None;
+        let id = InstrId::from_index(self.instrs.len());
+        self.instrs.push(Instr { span: Span::new(open, token.span.end), kind });
+        Ok(id)
+    }
+
+    fn call(&mut self) -> PResult<Call<'a>> {
+        let peer = self.operand(form::PEER, EXPECT_PEER)?;
+        self.expect(TokenKind::Open, EXPECT_OPEN_TRIPLET)?;
+        let service = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
+        let function = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
+        self.expect(TokenKind::Close, EXPECT_CLOSE)?;
+        self.expect(TokenKind::OpenSquare, EXPECT_OPEN_ARGS)?;
+        let mut args = Vec::new();
+        while self.lexer.peek()?.kind != TokenKind::CloseSquare {
+            args.push(self.operand(form::VALUE, EXPECT_ARG)?);
+        }
+        self.lexer.next()?;
+        let output = if self.lexer.peek()?.kind == TokenKind::Close {
+            None
+        } else {
+            Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
+        };
+        Ok(Call { peer, service, function, args, output })
+    }
+
+    fn canon(&mut self) -> PResult<Canon<'a>> {
+        let peer = self.operand(form::PEER, EXPECT_PEER)?;
+        let source = self.var(&[VarKind::Stream, VarKind::StreamMap], EXPECT_CANON_SOURCE)?;
+        let target = if source.kind == VarKind::Stream {
+            self.var(&[VarKind::Canon], EXPECT_CANON_TARGET)?
+        } else {
+            self.var(&[VarKind::CanonMap, VarKind::Scalar], EXPECT_CANON_MAP_TARGET)?
+        };
+        Ok(Canon { peer, source, target })
+    }
+
+    fn ap(&mut self) -> PResult<InstrKind<'a>> {
+        if self.lexer.peek()?.kind == TokenKind::Open {
+            self.lexer.next()?;
+            let key = self.operand(form::MAP_KEY, EXPECT_MAP_KEY)?;
+            let value = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
+            self.expect(TokenKind::Close, EXPECT_CLOSE)?;
+            let map = self.var(&[VarKind::StreamMap], EXPECT_MAP)?;
+            return Ok(InstrKind::ApMap(Box::new(ApMap { key, value, map })));
+        }
+        let arg = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
+        let result = self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_AP_RESULT)?;
+        Ok(InstrKind::Ap(Box::new(Ap { arg, result })))
+    }
+
+    fn fail(&mut self) -> PResult<Fail<'a>> {
+        if let TokenKind::Int(code) = self.lexer.peek()?.kind {
+            self.lexer.next()?;
+            let token = self.lexer.next()?;
+            let TokenKind::String(message) = token.kind else {
+                return Err(self.unexpected(&token, EXPECT_FAIL_MESSAGE));
+            };
+            return Ok(Fail::Literal { code, message });
+        }
+        Ok(match self.operand(form::FAIL, EXPECT_FAIL)? {
+            Value::LastError(None) => Fail::LastError,
+            Value::Error(None) => Fail::Error,
+            Value::Var(var, lens) => Fail::Var(var, lens),
+            _ => unreachable!("form::FAIL admits only errors and variables"),
+        })
+    }
+
+    /// One operand among the `allowed` forms.
+    fn operand(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
+        let token = self.lexer.next()?;
+        let (bit, value) = match token.kind.clone() {
+            TokenKind::String(s) => (form::STRING, Value::String(s)),
+            TokenKind::Int(i) => (form::INT, Value::Int(i)),
+            TokenKind::Float(f) => (form::FLOAT, Value::Float(f)),
+            TokenKind::Bool(b) => (form::BOOL, Value::Bool(b)),
+            TokenKind::InitPeerId => (form::INIT_PEER_ID, Value::InitPeerId),
+            TokenKind::Timestamp => (form::TIMESTAMP, Value::Timestamp),
+            TokenKind::Ttl => (form::TTL, Value::Ttl),
+            TokenKind::LastError(None) => (form::LAST_ERROR, Value::LastError(None)),
+            TokenKind::LastError(lens) => (form::LAST_ERROR_LENS, Value::LastError(lens)),
+            TokenKind::Error(None) => (form::ERROR, Value::Error(None)),
+            TokenKind::Error(lens) => (form::ERROR_LENS, Value::Error(lens)),
+            TokenKind::OpenSquare if allowed & form::EMPTY_ARRAY != 0 => {
+                self.expect(TokenKind::CloseSquare, EXPECT_CLOSE_SQUARE)?;
+                (form::EMPTY_ARRAY, Value::EmptyArray)
+            }
+            TokenKind::Var(var, lens) => {
+                let has_lens = lens.is_some();
+                let bit = match (var.kind, has_lens) {
+                    (VarKind::Scalar, false) => form::SCALAR,
+                    (VarKind::Scalar, true) => form::SCALAR_LENS,
+                    (VarKind::Canon, false) => form::CANON,
+                    (VarKind::Canon, true) => form::CANON_LENS,
+                    (VarKind::CanonMap, false) => form::CANON_MAP,
+                    (VarKind::CanonMap, true) => form::CANON_MAP_LENS,
+                    (VarKind::Stream, false) => form::STREAM,
+                    (VarKind::StreamMap, false) => form::STREAM_MAP,
+                    // Streams and stream maps never take a lens.
+                    (VarKind::Stream | VarKind::StreamMap, true) => 0,
+                };
+                (bit, Value::Var(var, lens))
+            }
+            _ => (0, Value::EmptyArray),
+        };
+        if bit & allowed == 0 {
+            return Err(self.unexpected(&token, expected));
+        }
+        Ok(value)
+    }
+
+    /// A variable of one of `kinds`, without lens.
+    fn var(&mut self, kinds: &[VarKind], expected: &'static str) -> PResult<Var<'a>> {
+        let token = self.lexer.next()?;
+        match token.kind {
+            TokenKind::Var(var, None) if kinds.contains(&var.kind) => Ok(var),
+            _ => Err(self.unexpected(&token, expected)),
+        }
+    }
+
+    fn expect(&mut self, kind: TokenKind<'static>, expected: &'static str) -> PResult<Token<'a>> {
+        let token = self.lexer.next()?;
+        if token.kind != kind {
+            return Err(self.unexpected(&token, expected));
+        }
+        Ok(token)
+    }
+
+    /// The error for `token` where `expected` was needed.
+    fn unexpected(&self, token: &Token<'_>, expected: &'static str) -> LexError {
+        let open = self.current.or_else(|| self.stack.last().map(|f| f.open));
+        self.unexpected_inner(token, expected, open)
+    }
+
+    /// Same, inside the instruction opened at `open`.
+    fn unexpected_at(&self, token: &Token<'_>, expected: &'static str, open: u32) -> LexError {
+        self.unexpected_inner(token, expected, Some(open))
+    }
+
+    fn unexpected_inner(&self, token: &Token<'_>, expected: &'static str, open: Option<u32>) -> LexError {
+        if token.kind == TokenKind::End {
+            return match open {
+                Some(open) => (ErrorKind::Unclosed, Span::new(open, open + 1)),
+                None => (ErrorKind::UnexpectedEnd { expected }, token.span),
+            };
+        }
+        (ErrorKind::Unexpected { found: describe(self.source, token), expected }, token.span)
+    }
+}
+
+/// How a token is named in messages.
+fn describe(source: &str, token: &Token<'_>) -> String {
+    let text = &source[token.span.start as usize..token.span.end as usize];
+    let shown: String = text.chars().take(40).collect();
+    let ellipsis = if shown.len() < text.len() { "…" } else { "" };
+    let what = match &token.kind {
+        TokenKind::Keyword(k) => return format!("keyword `{}`", k.as_str()),
+        TokenKind::String(_) => "string",
+        TokenKind::Int(_) => "integer",
+        TokenKind::Float(_) => "float",
+        TokenKind::Bool(_) => "boolean",
+        TokenKind::Var(var, lens) => {
+            let kind = var.kind.describe();
+            return match lens {
+                Some(_) => format!("{kind} with lens `{shown}{ellipsis}`"),
+                None => format!("{kind} `{shown}{ellipsis}`"),
+            };
+        }
+        _ => return format!("`{shown}{ellipsis}`"),
+    };
+    format!("{what} `{shown}{ellipsis}`")
+}

@@ -1,0 +1,106 @@
+//! The `braid` command line.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "braid", version, about = "An AIR interpreter and peer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and validate AIR scripts; exit 0 iff every one is valid.
+    ///
+    /// Each failure prints as `path:line:col: message`. `-` reads standard input.
+    Parse {
+        /// Script files (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also print a caret-annotated report for each failure.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Print a script in canonical form to standard output.
+    Fmt {
+        /// The script file (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse { files, explain } => parse(&files, explain),
+        Command::Fmt { file } => fmt(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("braid: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn display_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+fn parse(files: &[PathBuf], explain: bool) -> anyhow::Result<ExitCode> {
+    let mut failed = 0usize;
+    for path in files {
+        let source = read(path)?;
+        let name = display_name(path);
+        if let Err(err) = braid_grammar::parse(&source) {
+            failed += 1;
+            for d in err.diagnostics() {
+                println!("{name}:{d}");
+            }
+            if explain {
+                print!("{}", err.render(&source, &name));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} scripts failed", files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt(path: &Path) -> anyhow::Result<ExitCode> {
+    let source = read(path)?;
+    let name = display_name(path);
+    match braid_grammar::parse(&source) {
+        Ok(ast) => {
+            print!("{ast}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprint!("{}", err.render(&source, &name));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
