@@ -45,7 +45,10 @@ impl<'a> Ast<'a> {
 
     /// All instructions in post-order (every child before its parent), with their ids.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (InstrId, &Instr<'a>)> {
-        self.instrs.iter().enumerate().map(|(i, instr)| (InstrId::from_index(i), instr))
+        self.instrs
+            .iter()
+            .enumerate()
+            .map(|(i, instr)| (InstrId::from_index(i), instr))
     }
 
     /// Compares two trees ignoring spans and operand positions: true when both scripts
@@ -228,13 +231,22 @@ pub struct Children {
 
 impl Children {
     fn none() -> Self {
-        Self { ids: [None, None], next: 0 }
+        Self {
+            ids: [None, None],
+            next: 0,
+        }
     }
     fn one(a: InstrId) -> Self {
-        Self { ids: [Some(a), None], next: 0 }
+        Self {
+            ids: [Some(a), None],
+            next: 0,
+        }
     }
     fn two(a: InstrId, b: InstrId) -> Self {
-        Self { ids: [Some(a), Some(b)], next: 0 }
+        Self {
+            ids: [Some(a), Some(b)],
+            next: 0,
+        }
     }
 }
 
@@ -343,7 +355,13 @@ impl Fold<'_> {
     pub fn is_over_stream(&self) -> bool {
         matches!(
             &self.iterable,
-            Value::Var(Var { kind: VarKind::Stream | VarKind::StreamMap, .. }, _)
+            Value::Var(
+                Var {
+                    kind: VarKind::Stream | VarKind::StreamMap,
+                    ..
+                },
+                _
+            )
         )
     }
 }

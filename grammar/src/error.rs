@@ -21,6 +21,23 @@ impl ParseError {
         Self::new(vec![Diagnostic::new(source, kind, span)])
     }
 
+    /// Many problems, located in one pass over the source (sorted by position).
+    pub(crate) fn many(source: &str, mut found: Vec<(ErrorKind, Span)>) -> Self {
+        found.sort_by_key(|(_, span)| span.start);
+        found.dedup();
+        let mut cursor = Location::cursor(source);
+        Self::new(
+            found
+                .into_iter()
+                .map(|(kind, span)| Diagnostic {
+                    kind,
+                    location: cursor.advance_to(span.start),
+                    span,
+                })
+                .collect(),
+        )
+    }
+
     /// Every problem found, in script order; never empty.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
@@ -63,7 +80,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub(crate) fn new(source: &str, kind: ErrorKind, span: Span) -> Self {
-        Self { kind, location: Location::of(source, span.start), span }
+        Self {
+            kind,
+            location: Location::of(source, span.start),
+            span,
+        }
     }
 
     fn render_into(&self, out: &mut String, source: &str, name: &str) {
@@ -79,11 +100,22 @@ impl Diagnostic {
             let start = self.span.start as usize;
             let end = (self.span.end as usize).min(source.len());
             let span_text = source.get(start..end).unwrap_or("");
-            span_text.split('\n').next().unwrap_or("").chars().count().clamp(1, 80)
+            span_text
+                .split('\n')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .count()
+                .clamp(1, 80)
         };
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{gutter} | {shown}");
-        let _ = writeln!(out, "{pad} | {}{}", " ".repeat(caret_col), "^".repeat(width));
+        let _ = writeln!(
+            out,
+            "{pad} | {}{}",
+            " ".repeat(caret_col),
+            "^".repeat(width)
+        );
     }
 }
 
@@ -91,7 +123,10 @@ const EXCERPT_CHARS: usize = 100;
 
 /// The part of `line` to show around character `col`, and the caret's column in it.
 fn excerpt(line: &str, col: usize) -> (String, usize) {
-    let chars: Vec<char> = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let chars: Vec<char> = line
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
     if chars.len() <= EXCERPT_CHARS {
         return (chars.into_iter().collect(), col);
     }
@@ -246,7 +281,9 @@ pub enum ErrorKind {
         name: String,
     },
     /// Two `next` for one fold.
-    #[error("multiple next instructions for iterator '{name}' found for one fold, that is prohibited")]
+    #[error(
+        "multiple next instructions for iterator '{name}' found for one fold, that is prohibited"
+    )]
     MultipleNext {
         /// The iterator's name.
         name: String,

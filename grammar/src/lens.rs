@@ -25,7 +25,9 @@ pub(crate) fn parse<'a>(word: &str, text: &'a str, start: usize) -> Result<Lens<
         return Err(invalid(text, "`.length` or `.$` followed by accessors"));
     };
     if rest.is_empty() {
-        return Err(ErrorKind::EmptyLens { word: word.to_owned() });
+        return Err(ErrorKind::EmptyLens {
+            word: word.to_owned(),
+        });
     }
     let mut accessors = Vec::new();
     while !rest.is_empty() {
@@ -54,12 +56,19 @@ enum Raw<'a> {
 impl<'a> Raw<'a> {
     fn into_accessor(self, word: &str, pos: usize) -> Result<Accessor<'a>, ErrorKind> {
         Ok(match self {
-            Raw::Index(digits) => Accessor::Index(digits.parse().map_err(|_| {
-                ErrorKind::IndexTooBig { word: word.to_owned(), index: digits.to_owned() }
-            })?),
+            Raw::Index(digits) => {
+                Accessor::Index(digits.parse().map_err(|_| ErrorKind::IndexTooBig {
+                    word: word.to_owned(),
+                    index: digits.to_owned(),
+                })?)
+            }
             Raw::Field(name) => Accessor::Field(name),
             // Lenses are refused in scripts of 4 GiB or more, so `pos` fits.
-            Raw::Var(name) => Accessor::Var(Var { kind: VarKind::Scalar, name, pos: pos as u32 }),
+            Raw::Var(name) => Accessor::Var(Var {
+                kind: VarKind::Scalar,
+                name,
+                pos: pos as u32,
+            }),
         })
     }
 

@@ -108,7 +108,11 @@ pub(crate) struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        Self { src, pos: 0, peeked: None }
+        Self {
+            src,
+            pos: 0,
+            peeked: None,
+        }
     }
 
     pub(crate) fn next(&mut self) -> Result<Token<'a>, LexError> {
@@ -131,9 +135,15 @@ impl<'a> Lexer<'a> {
         let bytes = self.src.as_bytes();
         let start = self.pos;
         let Some(&b) = bytes.get(start) else {
-            return Ok(Token { kind: TokenKind::End, span: span(start, start) });
+            return Ok(Token {
+                kind: TokenKind::End,
+                span: span(start, start),
+            });
         };
-        let single = |kind| Token { kind, span: span(start, start + 1) };
+        let single = |kind| Token {
+            kind,
+            span: span(start, start + 1),
+        };
         let token = match b {
             b'(' => single(TokenKind::Open),
             b')' => single(TokenKind::Close),
@@ -156,7 +166,10 @@ impl<'a> Lexer<'a> {
                 self.pos = end;
                 let text = &self.src[start..end];
                 let kind = classify(text, start)?;
-                return Ok(Token { kind, span: span(start, end) });
+                return Ok(Token {
+                    kind,
+                    span: span(start, end),
+                });
             }
         };
         self.pos = start + 1;

@@ -3,7 +3,9 @@
 //! Nesting is handled with an explicit stack of open instructions rather than recursion,
 //! so the depth of a script is limited by memory, never by the call stack.
 
-use crate::ast::{Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, Match, Value, Var, VarKind};
+use crate::ast::{
+    Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, Match, Value, Var, VarKind,
+};
 use crate::error::{ErrorKind, ParseError};
 use crate::lexer::{Keyword, LexError, Lexer, Token, TokenKind};
 use crate::span::Span;
@@ -24,7 +26,9 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
         stack: Vec::new(),
         current: None,
     };
-    parser.run().map_err(|(kind, span)| ParseError::single(source, kind, span))
+    parser
+        .run()
+        .map_err(|(kind, span)| ParseError::single(source, kind, span))
 }
 
 type PResult<T> = Result<T, LexError>;
@@ -88,16 +92,14 @@ mod form {
 }
 
 const EXPECT_INSTRUCTION: &str = "an instruction such as `(call …)`, `(seq …)` or `(null)`";
-const EXPECT_KEYWORD: &str =
-    "an instruction name: call, canon, ap, seq, par, xor, null, never, new, fail, fold, next, match or mismatch";
+const EXPECT_KEYWORD: &str = "an instruction name: call, canon, ap, seq, par, xor, null, never, new, fail, fold, next, match or mismatch";
 const EXPECT_CLOSE: &str = "`)`";
 const EXPECT_PEER: &str = "a peer: `%init_peer_id%`, a string, or a scalar or canon with lens";
-const EXPECT_TRIPLET_PART: &str = "a service or function name: a string, or a scalar or canon with lens";
-const EXPECT_ARG: &str =
-    "an argument: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
+const EXPECT_TRIPLET_PART: &str =
+    "a service or function name: a string, or a scalar or canon with lens";
+const EXPECT_ARG: &str = "an argument: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
 const EXPECT_OUTPUT: &str = "a scalar or a stream (without lens) for the result, or `)`";
-const EXPECT_AP_ARG: &str =
-    "a value to apply: a literal, an error object, a scalar, a canon stream or a canon map with lens";
+const EXPECT_AP_ARG: &str = "a value to apply: a literal, an error object, a scalar, a canon stream or a canon map with lens";
 const EXPECT_AP_RESULT: &str = "a scalar or a stream (without lens)";
 const EXPECT_MAP_KEY: &str = "a map key: a string, an integer, a scalar or a canon with lens";
 const EXPECT_MAP: &str = "a stream map such as `%m` (without lens)";
@@ -105,12 +107,12 @@ const EXPECT_CANON_SOURCE: &str = "a stream `$s` or a stream map `%m` (without l
 const EXPECT_CANON_TARGET: &str = "a canon stream such as `#$c` (without lens)";
 const EXPECT_CANON_MAP_TARGET: &str = "a canon map such as `#%c` or a scalar (without lens)";
 const EXPECT_NEW_VAR: &str = "a variable without lens";
-const EXPECT_FAIL: &str = "`CODE \"message\"`, `%last_error%`, `:error:`, a scalar, or a canon with lens";
+const EXPECT_FAIL: &str =
+    "`CODE \"message\"`, `%last_error%`, `:error:`, a scalar, or a canon with lens";
 const EXPECT_FAIL_MESSAGE: &str = "a string message after the error code";
 const EXPECT_ITERABLE: &str = "an iterable: `[]`, a scalar, a canon stream (without lens), a canon map, a stream or a stream map";
 const EXPECT_ITERATOR: &str = "an iterator name (a scalar without lens)";
-const EXPECT_VALUE: &str =
-    "a value: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
+const EXPECT_VALUE: &str = "a value: a literal, `%init_peer_id%`, an error object, a scalar, a canon stream or a canon map";
 const EXPECT_CLOSE_SQUARE: &str = "`]` (only the empty array `[]` can be written)";
 const EXPECT_OPEN_TRIPLET: &str = "`(` opening the service and function names";
 const EXPECT_OPEN_ARGS: &str = "`[` opening the argument list";
@@ -132,10 +134,23 @@ struct Frame<'a> {
 }
 
 enum Pending<'a> {
-    Pair { keyword: Keyword, first: Option<InstrId> },
-    New { var: Var<'a> },
-    Match { negate: bool, left: Value<'a>, right: Value<'a> },
-    Fold { iterable: Value<'a>, iterator: Var<'a>, body: Option<InstrId> },
+    Pair {
+        keyword: Keyword,
+        first: Option<InstrId>,
+    },
+    New {
+        var: Var<'a>,
+    },
+    Match {
+        negate: bool,
+        left: Value<'a>,
+        right: Value<'a>,
+    },
+    Fold {
+        iterable: Value<'a>,
+        iterator: Var<'a>,
+        body: Option<InstrId>,
+    },
 }
 
 impl<'a> Parser<'a> {
@@ -151,22 +166,44 @@ impl<'a> Parser<'a> {
                 Keyword::Fail => InstrKind::Fail(Box::new(self.fail()?)),
                 Keyword::Next => InstrKind::Next(self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?),
                 Keyword::Seq | Keyword::Par | Keyword::Xor => {
-                    self.stack.push(Frame { open, pending: Pending::Pair { keyword, first: None } });
+                    self.stack.push(Frame {
+                        open,
+                        pending: Pending::Pair {
+                            keyword,
+                            first: None,
+                        },
+                    });
                     continue;
                 }
                 Keyword::New => {
                     let var = self.var(
-                        &[VarKind::Scalar, VarKind::Stream, VarKind::StreamMap, VarKind::Canon, VarKind::CanonMap],
+                        &[
+                            VarKind::Scalar,
+                            VarKind::Stream,
+                            VarKind::StreamMap,
+                            VarKind::Canon,
+                            VarKind::CanonMap,
+                        ],
                         EXPECT_NEW_VAR,
                     )?;
-                    self.stack.push(Frame { open, pending: Pending::New { var } });
+                    self.stack.push(Frame {
+                        open,
+                        pending: Pending::New { var },
+                    });
                     continue;
                 }
                 Keyword::Match | Keyword::Mismatch => {
                     let left = self.operand(form::VALUE, EXPECT_VALUE)?;
                     let right = self.operand(form::VALUE, EXPECT_VALUE)?;
                     let negate = keyword == Keyword::Mismatch;
-                    self.stack.push(Frame { open, pending: Pending::Match { negate, left, right } });
+                    self.stack.push(Frame {
+                        open,
+                        pending: Pending::Match {
+                            negate,
+                            left,
+                            right,
+                        },
+                    });
                     continue;
                 }
                 Keyword::Fold => {
@@ -174,7 +211,11 @@ impl<'a> Parser<'a> {
                     let iterator = self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?;
                     self.stack.push(Frame {
                         open,
-                        pending: Pending::Fold { iterable, iterator, body: None },
+                        pending: Pending::Fold {
+                            iterable,
+                            iterator,
+                            body: None,
+                        },
                     });
                     continue;
                 }
@@ -186,11 +227,16 @@ impl<'a> Parser<'a> {
                     break 'script done;
                 };
                 match &mut frame.pending {
-                    Pending::Pair { first: first @ None, .. } => {
+                    Pending::Pair {
+                        first: first @ None,
+                        ..
+                    } => {
                         *first = Some(done);
                         continue 'script;
                     }
-                    Pending::Fold { body: body @ None, .. } => {
+                    Pending::Fold {
+                        body: body @ None, ..
+                    } => {
                         *body = Some(done);
                         if self.lexer.peek()?.kind == TokenKind::Open {
                             continue 'script;
@@ -209,7 +255,11 @@ impl<'a> Parser<'a> {
         if token.kind != TokenKind::End {
             return Err(self.unexpected(&token, EXPECT_END));
         }
-        Ok(Ast { source: self.source, instrs: std::mem::take(&mut self.instrs), root })
+        Ok(Ast {
+            source: self.source,
+            instrs: std::mem::take(&mut self.instrs),
+            root,
+        })
     }
 
     /// `(` and a keyword.
@@ -232,19 +282,41 @@ impl<'a> Parser<'a> {
         // `child` is None only for a fold without a last instruction.
         let kind = match frame.pending {
             Pending::Pair { keyword, first } => {
-                let (a, b) = (first.expect("pair has its first child"), child.expect("second child"));
+                let (a, b) = (
+                    first.expect("pair has its first child"),
+                    child.expect("second child"),
+                );
                 match keyword {
                     Keyword::Seq => InstrKind::Seq(a, b),
                     Keyword::Par => InstrKind::Par(a, b),
                     _ => InstrKind::Xor(a, b),
                 }
             }
-            Pending::New { var } => InstrKind::New { var, body: child.expect("new has a body") },
-            Pending::Match { negate, left, right } => {
-                let m = Box::new(Match { left, right, body: child.expect("match has a body") });
-                if negate { InstrKind::Mismatch(m) } else { InstrKind::Match(m) }
+            Pending::New { var } => InstrKind::New {
+                var,
+                body: child.expect("new has a body"),
+            },
+            Pending::Match {
+                negate,
+                left,
+                right,
+            } => {
+                let m = Box::new(Match {
+                    left,
+                    right,
+                    body: child.expect("match has a body"),
+                });
+                if negate {
+                    InstrKind::Mismatch(m)
+                } else {
+                    InstrKind::Match(m)
+                }
             }
-            Pending::Fold { iterable, iterator, body } => InstrKind::Fold(Box::new(Fold {
+            Pending::Fold {
+                iterable,
+                iterator,
+                body,
+            } => InstrKind::Fold(Box::new(Fold {
                 iterable,
                 iterator,
                 body: body.expect("fold has a body"),
@@ -262,7 +334,10 @@ impl<'a> Parser<'a> {
         }
         self.current = None;
         let id = InstrId::from_index(self.instrs.len());
-        self.instrs.push(Instr { span: Span::new(open, token.span.end), kind });
+        self.instrs.push(Instr {
+            span: Span::new(open, token.span.end),
+            kind,
+        });
         Ok(id)
     }
 
@@ -283,7 +358,13 @@ impl<'a> Parser<'a> {
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
         };
-        Ok(Call { peer, service, function, args, output })
+        Ok(Call {
+            peer,
+            service,
+            function,
+            args,
+            output,
+        })
     }
 
     fn canon(&mut self) -> PResult<Canon<'a>> {
@@ -292,9 +373,16 @@ impl<'a> Parser<'a> {
         let target = if source.kind == VarKind::Stream {
             self.var(&[VarKind::Canon], EXPECT_CANON_TARGET)?
         } else {
-            self.var(&[VarKind::CanonMap, VarKind::Scalar], EXPECT_CANON_MAP_TARGET)?
+            self.var(
+                &[VarKind::CanonMap, VarKind::Scalar],
+                EXPECT_CANON_MAP_TARGET,
+            )?
         };
-        Ok(Canon { peer, source, target })
+        Ok(Canon {
+            peer,
+            source,
+            target,
+        })
     }
 
     fn ap(&mut self) -> PResult<InstrKind<'a>> {
@@ -399,14 +487,25 @@ impl<'a> Parser<'a> {
         self.unexpected_inner(token, expected, Some(open))
     }
 
-    fn unexpected_inner(&self, token: &Token<'_>, expected: &'static str, open: Option<u32>) -> LexError {
+    fn unexpected_inner(
+        &self,
+        token: &Token<'_>,
+        expected: &'static str,
+        open: Option<u32>,
+    ) -> LexError {
         if token.kind == TokenKind::End {
             return match open {
                 Some(open) => (ErrorKind::Unclosed, Span::new(open, open + 1)),
                 None => (ErrorKind::UnexpectedEnd { expected }, token.span),
             };
         }
-        (ErrorKind::Unexpected { found: describe(self.source, token), expected }, token.span)
+        (
+            ErrorKind::Unexpected {
+                found: describe(self.source, token),
+                expected,
+            },
+            token.span,
+        )
     }
 }
 

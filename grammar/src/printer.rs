@@ -60,7 +60,9 @@ impl<'a> Ast<'a> {
     /// `call "p" ("svc" "") [] ` or `match 1 2`: what error objects carry in their
     /// `instruction` field.
     pub fn display(&self, id: InstrId) -> InstrDisplay<'_, 'a> {
-        InstrDisplay { kind: &self.instr(id).kind }
+        InstrDisplay {
+            kind: &self.instr(id).kind,
+        }
     }
 }
 
@@ -92,7 +94,13 @@ fn write_head<'a>(f: &mut Formatter<'_>, kind: &InstrKind<'a>, style: Style) -> 
     f.write_str(kind.keyword())?;
     match kind {
         InstrKind::Call(call) => {
-            write!(f, " {} ({} {}) [", v(&call.peer, style), v(&call.service, style), v(&call.function, style))?;
+            write!(
+                f,
+                " {} ({} {}) [",
+                v(&call.peer, style),
+                v(&call.service, style),
+                v(&call.function, style)
+            )?;
             for (i, arg) in call.args.iter().enumerate() {
                 if i > 0 {
                     f.write_char(' ')?;
@@ -107,9 +115,21 @@ fn write_head<'a>(f: &mut Formatter<'_>, kind: &InstrKind<'a>, style: Style) -> 
                 (None, Style::Canonical) => Ok(()),
             }
         }
-        InstrKind::Canon(c) => write!(f, " {} {} {}", v(&c.peer, style), c.source.name, c.target.name),
+        InstrKind::Canon(c) => write!(
+            f,
+            " {} {} {}",
+            v(&c.peer, style),
+            c.source.name,
+            c.target.name
+        ),
         InstrKind::Ap(ap) => write!(f, " {} {}", v(&ap.arg, style), ap.result.name),
-        InstrKind::ApMap(ap) => write!(f, " ({} {}) {}", v(&ap.key, style), v(&ap.value, style), ap.map.name),
+        InstrKind::ApMap(ap) => write!(
+            f,
+            " ({} {}) {}",
+            v(&ap.key, style),
+            v(&ap.value, style),
+            ap.map.name
+        ),
         InstrKind::New { var, .. } => write!(f, " {}", var.name),
         InstrKind::Next(var) => write!(f, " {}", var.name),
         InstrKind::Fail(fail) => match &**fail {
@@ -119,10 +139,14 @@ fn write_head<'a>(f: &mut Formatter<'_>, kind: &InstrKind<'a>, style: Style) -> 
             Fail::Error => f.write_str(" :error:"),
         },
         InstrKind::Fold(fold) => write!(f, " {} {}", v(&fold.iterable, style), fold.iterator.name),
-        InstrKind::Match(m) | InstrKind::Mismatch(m) => write!(f, " {} {}", v(&m.left, style), v(&m.right, style)),
-        InstrKind::Seq(..) | InstrKind::Par(..) | InstrKind::Xor(..) | InstrKind::Null | InstrKind::Never => {
-            Ok(())
+        InstrKind::Match(m) | InstrKind::Mismatch(m) => {
+            write!(f, " {} {}", v(&m.left, style), v(&m.right, style))
         }
+        InstrKind::Seq(..)
+        | InstrKind::Par(..)
+        | InstrKind::Xor(..)
+        | InstrKind::Null
+        | InstrKind::Never => Ok(()),
     }
 }
 

@@ -61,7 +61,51 @@ impl Location {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
         let column = before[line_start..].chars().count() + 1;
-        Self { line: saturate(line), column: saturate(column) }
+        Self {
+            line: saturate(line),
+            column: saturate(column),
+        }
+    }
+}
+
+impl Location {
+    /// Locates increasing offsets in one pass over `source`.
+    pub(crate) fn cursor(source: &str) -> LocationCursor<'_> {
+        LocationCursor {
+            source,
+            offset: 0,
+            location: Location { line: 1, column: 1 },
+        }
+    }
+}
+
+/// See [`Location::cursor`].
+pub(crate) struct LocationCursor<'a> {
+    source: &'a str,
+    offset: usize,
+    location: Location,
+}
+
+impl LocationCursor<'_> {
+    /// The location of `offset`, which must not be smaller than the previous one.
+    pub(crate) fn advance_to(&mut self, offset: u32) -> Location {
+        let mut target = (offset as usize).min(self.source.len());
+        while !self.source.is_char_boundary(target) {
+            target -= 1;
+        }
+        if target < self.offset {
+            return Location::of(self.source, offset);
+        }
+        for c in self.source[self.offset..target].chars() {
+            if c == '\n' {
+                self.location.line = self.location.line.saturating_add(1);
+                self.location.column = 1;
+            } else {
+                self.location.column = self.location.column.saturating_add(1);
+            }
+        }
+        self.offset = target;
+        self.location
     }
 }
 

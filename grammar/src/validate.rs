@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ast::{Ast, Fail, InstrId, InstrKind, Value, Var};
-use crate::error::{Diagnostic, ErrorKind, ParseError};
+use crate::error::{ErrorKind, ParseError};
 use crate::span::Span;
 
 pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
@@ -20,12 +20,7 @@ pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     if errors.is_empty() {
         return Ok(());
     }
-    errors.sort_by_key(|(_, span): &(ErrorKind, Span)| span.start);
-    errors.dedup();
-    let source = ast.source();
-    Err(ParseError::new(
-        errors.into_iter().map(|(kind, span)| Diagnostic::new(source, kind, span)).collect(),
-    ))
+    Err(ParseError::many(ast.source(), errors))
 }
 
 type Errors = Vec<(ErrorKind, Span)>;
@@ -72,7 +67,10 @@ fn var_span(var: &Var<'_>) -> Span {
 fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
     let mut first_def: NameMap<'a, u32> = NameMap::default();
     let mut define = |var: &Var<'a>, at: u32| {
-        first_def.entry(var.name).and_modify(|p| *p = (*p).min(at)).or_insert(at);
+        first_def
+            .entry(var.name)
+            .and_modify(|p| *p = (*p).min(at))
+            .or_insert(at);
     };
     for (_, instr) in ast.iter() {
         let at = instr.span.start;
@@ -94,7 +92,12 @@ fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
         let at = instr.span.start;
         let mut check = |var: &Var<'_>| {
             if !first_def.get(var.name).is_some_and(|&def| def < at) {
-                errors.push((ErrorKind::UndefinedVariable { name: var.name.to_owned() }, var_span(var)));
+                errors.push((
+                    ErrorKind::UndefinedVariable {
+                        name: var.name.to_owned(),
+                    },
+                    var_span(var),
+                ));
             }
         };
         let mut check_value = |value: &Value<'_>| {
@@ -120,12 +123,8 @@ fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
                 check_value(&m.left);
                 check_value(&m.right);
             }
-            InstrKind::Fail(fail) => {
-                if let Fail::Var(var, lens) = &**fail {
-                    check_value(&Value::Var(*var, lens.clone()));
-                }
-            }
-            // Not checked: a canon's peer and source, `next`, `new`.
+            // Not checked (verified against the reference): a canon's peer and source,
+            // `fail`'s operand (an undefined one is error 10003 at run time), `next`, `new`.
             _ => {}
         }
     }
@@ -168,7 +167,9 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
                 let folds = enclosing.entry(fold.iterator.name).or_default();
                 if !folds.is_empty() {
                     errors.push((
-                        ErrorKind::MultipleIterable { name: fold.iterator.name.to_owned() },
+                        ErrorKind::MultipleIterable {
+                            name: fold.iterator.name.to_owned(),
+                        },
                         var_span(&fold.iterator),
                     ));
                 }
@@ -180,17 +181,32 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
                     let count = &mut nexts_per_fold[fold.index()];
                     *count += 1;
                     if *count == 2 {
-                        errors.push((ErrorKind::MultipleNext { name: var.name.to_owned() }, instr.span));
+                        errors.push((
+                            ErrorKind::MultipleNext {
+                                name: var.name.to_owned(),
+                            },
+                            instr.span,
+                        ));
                     }
                 }
                 None if checked_next[id.index()] => {
-                    errors.push((ErrorKind::UndefinedIterable { name: var.name.to_owned() }, instr.span));
+                    errors.push((
+                        ErrorKind::UndefinedIterable {
+                            name: var.name.to_owned(),
+                        },
+                        instr.span,
+                    ));
                 }
                 None => {}
             },
             InstrKind::New { var, .. } => {
                 if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) {
-                    errors.push((ErrorKind::NewOnIterator { name: var.name.to_owned() }, var_span(var)));
+                    errors.push((
+                        ErrorKind::NewOnIterator {
+                            name: var.name.to_owned(),
+                        },
+                        var_span(var),
+                    ));
                 }
             }
             _ => {}

@@ -15,6 +15,7 @@ pub(crate) fn number_or_var(word: &str, start: usize) -> Result<TokenKind<'_>, E
     let mut seen_dot = false;
     let mut seen_digit = false;
     let mut is_number = true;
+    let mut switch_at = 0;
     for (i, c) in word.char_indices() {
         if i == 0 && (c == '+' || c == '-') {
             continue;
@@ -34,6 +35,7 @@ pub(crate) fn number_or_var(word: &str, start: usize) -> Result<TokenKind<'_>, E
             return Err(ErrorKind::InvalidNumber { word: owned() });
         }
         is_number = false;
+        switch_at = i;
         break;
     }
     if is_number {
@@ -50,11 +52,17 @@ pub(crate) fn number_or_var(word: &str, start: usize) -> Result<TokenKind<'_>, E
                 .map_err(|_| ErrorKind::InvalidInteger { word: owned() })
         };
     }
-    let (var, lens) = variable(word, start)?;
+    let (var, lens) = variable(word, start, switch_at)?;
     Ok(TokenKind::Var(var, lens))
 }
 
-fn variable(word: &str, start: usize) -> Result<(Var<'_>, Option<Lens<'_>>), ErrorKind> {
+/// `checked_from`: where number mode gave up; characters before it (a sign, digits)
+/// are part of the name without being checked, as in the reference (`+y` is a name).
+fn variable(
+    word: &str,
+    start: usize,
+    checked_from: usize,
+) -> Result<(Var<'_>, Option<Lens<'_>>), ErrorKind> {
     let owned = || word.to_owned();
     let mut chars = word.chars();
     let c0 = chars.next().unwrap_or(' ');
@@ -80,10 +88,21 @@ fn variable(word: &str, start: usize) -> Result<(Var<'_>, Option<Lens<'_>>), Err
         }
     }
     let name_end = dot.unwrap_or(word.len());
-    if let Some(found) = word[sigil_len..name_end].chars().find(|&c| !is_name_char(c)) {
-        return Err(ErrorKind::InvalidNameChar { word: owned(), found });
+    let checked_from = sigil_len.max(checked_from).min(name_end);
+    if let Some(found) = word[checked_from..name_end]
+        .chars()
+        .find(|&c| !is_name_char(c))
+    {
+        return Err(ErrorKind::InvalidNameChar {
+            word: owned(),
+            found,
+        });
     }
-    let var = Var { kind, name: &word[..name_end], pos: pos(start) };
+    let var = Var {
+        kind,
+        name: &word[..name_end],
+        pos: pos(start),
+    };
     let Some(dot) = dot else {
         return Ok((var, None));
     };
@@ -91,10 +110,16 @@ fn variable(word: &str, start: usize) -> Result<(Var<'_>, Option<Lens<'_>>), Err
     let last = lens_text.char_indices().last().map(|(i, _)| i);
     for (i, c) in lens_text.char_indices() {
         let allowed = is_name_char(c)
-            || matches!(c, '$' | '@' | '[' | ']' | '(' | ')' | ':' | '?' | '.' | '*' | ',' | '"' | '\'')
+            || matches!(
+                c,
+                '$' | '@' | '[' | ']' | '(' | ')' | ':' | '?' | '.' | '*' | ',' | '"' | '\''
+            )
             || c == '!' && Some(i) == last;
         if !allowed {
-            return Err(ErrorKind::InvalidLensChar { word: owned(), found: c });
+            return Err(ErrorKind::InvalidLensChar {
+                word: owned(),
+                found: c,
+            });
         }
     }
     let lens = lens::parse(word, lens_text, start + dot)?;
