@@ -380,7 +380,7 @@ impl Writer<'_> {
                 self.operand(service);
                 self.sep();
                 self.operand(function);
-                self.out.push_str(")");
+                self.out.push(')');
                 self.sep();
                 self.out.push('[');
                 for (i, arg) in args.iter().enumerate() {

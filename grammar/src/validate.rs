@@ -91,7 +91,7 @@ fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
     for (_, instr) in ast.iter() {
         let at = instr.span.start;
         let mut check = |var: &Var<'_>| {
-            if !first_def.get(var.name).is_some_and(|&def| def < at) {
+            if first_def.get(var.name).is_none_or(|&def| def >= at) {
                 errors.push((
                     ErrorKind::UndefinedVariable {
                         name: var.name.to_owned(),
@@ -199,8 +199,8 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
                 }
                 None => {}
             },
-            InstrKind::New { var, .. } => {
-                if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) {
+            InstrKind::New { var, .. }
+                if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) => {
                     errors.push((
                         ErrorKind::NewOnIterator {
                             name: var.name.to_owned(),
@@ -208,7 +208,6 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
                         var_span(var),
                     ));
                 }
-            }
             _ => {}
         }
         // Children in reverse so the first is visited first.

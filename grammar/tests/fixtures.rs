@@ -22,7 +22,10 @@ impl Case {
         let line = self.source.lines().next().unwrap_or("");
         match line.strip_prefix("; ").map(str::trim) {
             Some(text) if !text.is_empty() && !text.starts_with("expect:") => Ok(text),
-            _ => Err(format!("{}: the first line must be `; <what the case checks>`", self.name)),
+            _ => Err(format!(
+                "{}: the first line must be `; <what the case checks>`",
+                self.name
+            )),
         }
     }
 
@@ -35,18 +38,24 @@ impl Case {
 }
 
 fn folder(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/grammar").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/grammar")
+        .join(name)
 }
 
 /// The `.air` cases of one folder, sorted by name.
 fn cases(name: &str) -> Vec<Case> {
     let dir = folder(name);
-    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let entries =
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut cases: Vec<Case> = entries
         .map(|entry| entry.expect("a readable directory entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "air"))
         .map(|path| Case {
-            name: format!("{name}/{}", path.file_name().unwrap_or_default().to_string_lossy()),
+            name: format!(
+                "{name}/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
             source: fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
         })
@@ -74,12 +83,19 @@ fn accept_cases_parse_and_print_back() {
             failures.push(e);
         }
         if case.expectation().is_some() {
-            failures.push(format!("{}: an accept case has an `; expect:` line", case.name));
+            failures.push(format!(
+                "{}: an accept case has an `; expect:` line",
+                case.name
+            ));
         }
         let ast = match braid_grammar::parse(&case.source) {
             Ok(ast) => ast,
             Err(e) => {
-                failures.push(format!("{}: rejected:\n{}", case.name, e.render(&case.source, &case.name)));
+                failures.push(format!(
+                    "{}: rejected:\n{}",
+                    case.name,
+                    e.render(&case.source, &case.name)
+                ));
                 continue;
             }
         };
@@ -115,9 +131,16 @@ fn reject_cases_fail_with_the_expected_message() {
             continue;
         };
         match braid_grammar::parse(&case.source) {
-            Ok(_) => failures.push(format!("{}: accepted, but the reference rejects it", case.name)),
+            Ok(_) => failures.push(format!(
+                "{}: accepted, but the reference rejects it",
+                case.name
+            )),
             Err(e) => {
-                if !e.diagnostics().iter().any(|d| d.to_string().contains(fragment)) {
+                if !e
+                    .diagnostics()
+                    .iter()
+                    .any(|d| d.to_string().contains(fragment))
+                {
                     failures.push(format!(
                         "{}: no diagnostic contains {fragment:?}; got:\n{}",
                         case.name,
@@ -143,8 +166,17 @@ fn rendered_report(name: &str, source: &str) -> String {
 fn reject_reports_match_snapshots() {
     insta::glob!("../../fixtures/grammar/reject", "*.air", |path| {
         let source = fs::read_to_string(path).expect("a readable case");
-        let case = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        let description = source.lines().next().unwrap_or("").trim_start_matches("; ").to_owned();
+        let case = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let description = source
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("; ")
+            .to_owned();
         let mut settings = insta::Settings::clone_current();
         settings.remove_snapshot_suffix();
         settings.set_snapshot_path("../../fixtures/grammar/reject");
@@ -152,7 +184,10 @@ fn reject_reports_match_snapshots() {
         settings.set_omit_expression(true);
         settings.set_description(description);
         settings.bind(|| {
-            insta::assert_snapshot!(case.clone(), rendered_report(&format!("reject/{case}.air"), &source));
+            insta::assert_snapshot!(
+                case.clone(),
+                rendered_report(&format!("reject/{case}.air"), &source)
+            );
         });
     });
 }
@@ -168,7 +203,10 @@ fn every_snapshot_belongs_to_a_reject_case() {
                 continue;
             }
             if name == "accept" || !path.with_extension("air").exists() {
-                failures.push(format!("{}: a snapshot without a reject case", path.display()));
+                failures.push(format!(
+                    "{}: a snapshot without a reject case",
+                    path.display()
+                ));
             }
         }
     }
