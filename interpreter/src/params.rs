@@ -1,0 +1,129 @@
+//! What crosses the interpreter's boundary: run parameters and call results in, the
+//! outcome with its call requests out. Plain owned data only.
+
+use std::collections::BTreeMap;
+
+/// The per-invocation parameters the host passes in. Time enters the interpreter only
+/// here (`timestamp`, `ttl`), as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunParams {
+    /// The peer that started the particle: the value of `%init_peer_id%`.
+    pub init_peer_id: String,
+    /// The peer running this invocation: decides which calls are local.
+    pub current_peer_id: String,
+    /// The particle's timestamp in milliseconds: the value of `%timestamp%`.
+    pub timestamp: u64,
+    /// The particle's time to live in milliseconds: the value of `%ttl%`.
+    pub ttl: u32,
+    /// The particle's id (binds signatures to the particle).
+    pub particle_id: String,
+    /// The current peer's key: format (only 0, Ed25519, is accepted) and secret bytes.
+    pub key: KeyPair,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+/// The current peer's signing key as the host passes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    /// Key type: 0 is Ed25519, the only one accepted.
+    pub format: u8,
+    /// The 32-byte Ed25519 secret key.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secret key bytes.
+        f.debug_struct("KeyPair").field("format", &self.format).finish_non_exhaustive()
+    }
+}
+
+/// Size limits of one invocation (execution-model.md §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest script, in bytes.
+    pub air_size: u64,
+    /// Largest current data, in bytes.
+    pub particle_size: u64,
+    /// Largest `result` text of one call result, in bytes.
+    pub call_result_size: u64,
+    /// If true an exceeded limit fails the invocation (error 10); if false it only sets
+    /// a flag in the outcome.
+    pub hard: bool,
+}
+
+impl Limits {
+    /// The reference hosts' maxima: AIR 16 MiB, particle 64 MiB, call result 32 MiB,
+    /// soft.
+    pub const REFERENCE_MAXIMA: Limits = Limits {
+        air_size: 16 << 20,
+        particle_size: 64 << 20,
+        call_result_size: 32 << 20,
+        hard: false,
+    };
+}
+
+/// Answers to call requests, by request id.
+pub type CallResults = BTreeMap<u32, CallResult>;
+
+/// A service's answer to one call request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResult {
+    /// 0 for success; anything else is a failure whose `result` is the error text.
+    pub ret_code: i32,
+    /// JSON text of the result on success; any text on failure.
+    pub result: String,
+}
+
+impl CallResult {
+    /// A successful answer with this JSON text.
+    pub fn ok(json: impl Into<String>) -> Self {
+        Self { ret_code: 0, result: json.into() }
+    }
+
+    /// A failed answer.
+    pub fn error(ret_code: i32, message: impl Into<String>) -> Self {
+        Self { ret_code, result: message.into() }
+    }
+}
+
+/// A service call the host must perform, then answer with a [`CallResult`] under `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRequest {
+    /// The request id; answers are keyed by it.
+    pub id: u32,
+    /// Service id.
+    pub service_id: String,
+    /// Function name.
+    pub function_name: String,
+    /// Compact JSON text of the argument array.
+    pub arguments: String,
+    /// One list of tetraplets per argument: where each argument's value came from.
+    pub tetraplets: Vec<Vec<Tetraplet>>,
+}
+
+/// The origin of a value: the peer, service and function that produced it and the lens
+/// applied since (execution-model.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Tetraplet {
+    /// Peer id.
+    pub peer_pk: String,
+    /// Service id.
+    pub service_id: String,
+    /// Function name.
+    pub function_name: String,
+    /// Lens text, e.g. `.$.field.[0]`.
+    pub lens: String,
+}
+
+/// Which soft limits were exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitFlags {
+    /// The script was over `air_size`.
+    pub air_size: bool,
+    /// The current data was over `particle_size`.
+    pub particle_size: bool,
+    /// A call result was over `call_result_size`.
+    pub call_result_size: bool,
+}
