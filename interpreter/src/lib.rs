@@ -5,19 +5,48 @@
 //! here now, and returns the new data, the service calls the host must make and the
 //! peers to send the data to.
 //!
+//! ```
+//! use braid_interpreter::{invoke, CallResults, KeyPair, Limits, RunParams};
+//!
+//! let params = RunParams {
+//!     init_peer_id: "client".into(),
+//!     current_peer_id: "client".into(),
+//!     timestamp: 0,
+//!     ttl: 1000,
+//!     particle_id: "p1".into(),
+//!     key: KeyPair { format: 0, secret: vec![7; 32] },
+//!     limits: Limits::REFERENCE_MAXIMA,
+//! };
+//! let script = r#"(call %init_peer_id% ("peer" "identify") [] info)"#;
+//! let out = invoke(script, &[], &[], &params, &CallResults::new());
+//! assert_eq!(out.ret_code(), 0);
+//! assert_eq!(out.call_requests[0].service_id, "peer");
+//! ```
+//!
 //! It is a function of its arguments: no I/O, no clock, no randomness, no threads, no
 //! async. The same inputs give the same bytes out on every platform, wasm32 included.
+//! It recurses as deep as the script nests (up to a limit, error 20022): hosts run it
+//! on a thread with a generous stack.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod data;
 mod error;
+mod execute;
+mod merge;
 mod outcome;
 mod params;
+mod scopes;
+mod streams;
+mod trace;
+mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
 pub use outcome::Outcome;
 pub use params::{CallRequest, CallResult, CallResults, KeyPair, LimitFlags, Limits, RunParams, Tetraplet};
+
+use execute::{Execution, Fault};
 
 /// Runs one step of a particle. Pure: no I/O, no clock, no randomness.
 pub fn invoke(
@@ -27,12 +56,94 @@ pub fn invoke(
     params: &RunParams,
     call_results: &CallResults,
 ) -> Outcome {
-    let _ = (script, data, params, call_results);
-    Outcome {
+    let mut flags = LimitFlags::default();
+    let unchanged = |error: InterpreterError, flags: LimitFlags| Outcome {
         data: prev_data.to_vec(),
         call_requests: Vec::new(),
         next_peers: Vec::new(),
-        error: Some(InterpreterError::Parse("not implemented yet".to_owned())),
-        limits_exceeded: LimitFlags::default(),
+        error: Some(error),
+        limits_exceeded: flags,
+    };
+    let limits = params.limits;
+    // 1. Size limits.
+    let air_size = script.len() as u64;
+    if air_size > limits.air_size {
+        flags.air_size = true;
+        if limits.hard {
+            return unchanged(InterpreterError::SizeLimit(SizeLimit::Air { actual: air_size, limit: limits.air_size }), flags);
+        }
+    }
+    let data_size = data.len() as u64;
+    if data_size > limits.particle_size {
+        flags.particle_size = true;
+        if limits.hard {
+            let limit = limits.particle_size;
+            return unchanged(InterpreterError::SizeLimit(SizeLimit::Particle { actual: data_size, limit }), flags);
+        }
+    }
+    // 2–3. Decode the data.
+    let prev = match data::decode(prev_data, DataSide::Prev) {
+        Ok(d) => d,
+        Err(e) => return unchanged(e, flags),
+    };
+    let current = match data::decode(data, DataSide::Current) {
+        Ok(d) => d,
+        Err(e) => return unchanged(e, flags),
+    };
+    // 5. Parse.
+    let ast = match grammar::parse(script) {
+        Ok(ast) => ast,
+        Err(e) => return unchanged(InterpreterError::Parse(e.render(script, "script")), flags),
+    };
+    // 6. Call result sizes.
+    if call_results.values().any(|r| r.result.len() as u64 > limits.call_result_size) {
+        flags.call_result_size = true;
+        if limits.hard {
+            let limit = limits.call_result_size;
+            return unchanged(InterpreterError::SizeLimit(SizeLimit::CallResult { limit }), flags);
+        }
+    }
+    // 7. The key.
+    if params.key.format != 0 || params.key.secret.len() != 32 {
+        let detail = if params.key.format != 0 {
+            format!("key format {} is not supported; only 0 (Ed25519) is", params.key.format)
+        } else {
+            format!("an Ed25519 secret key is 32 bytes, got {}", params.key.secret.len())
+        };
+        return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
+    }
+    // 8. Execute.
+    let merger = merge::Merger::new(prev.trace, current.trace);
+    let mut execution = Execution::new(&ast, params, call_results, merger, prev.last_call_id);
+    let result = execution.run();
+    let error = match result {
+        Ok(()) => None,
+        Err(Fault::Catchable(e)) => Some(InterpreterError::Catchable(e)),
+        Err(Fault::Uncatchable(error, at)) => {
+            let span = ast.instr(at).span;
+            let location = grammar::Location::of(script, span.start);
+            let at = format!("{location}, `{}`", ast.display(at));
+            return unchanged(InterpreterError::Uncatchable { error, at: Some(at) }, flags);
+        }
+    };
+    execution.finish_generations();
+    // 9. Serialize.
+    let Execution { merger, requests, next_peers, last_call_id, consumed, .. } = execution;
+    let out_data = data::encode(&data::Data { trace: merger.into_result(), last_call_id });
+    // 10. Unconsumed call results.
+    let error = error.or_else(|| {
+        let leftover: Vec<String> = call_results
+            .iter()
+            .filter(|(id, _)| !consumed.contains(id))
+            .map(|(id, r)| format!("{id}: ret_code {}, result {:?}", r.ret_code, r.result))
+            .collect();
+        (!leftover.is_empty()).then(|| InterpreterError::UnprocessedCallResults(format!("{{{}}}", leftover.join(", "))))
+    });
+    Outcome {
+        data: out_data,
+        call_requests: requests,
+        next_peers: next_peers.into_iter().collect(),
+        error,
+        limits_exceeded: flags,
     }
 }

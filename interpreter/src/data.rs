@@ -1,0 +1,336 @@
+//! braid's data format: a small versioned envelope, then the body (the trace, the call
+//! request counter, and tables where each distinct value, tetraplet, service result,
+//! canon result and peer id is stored once and referenced by index).
+//!
+//! Both levels are MessagePack (rmp-serde). Layout, version 1:
+//!
+//! ```text
+//! envelope = [format: u32, interpreter: str, body]
+//! body     = [trace, last_call_id, values, tetraplets, results, canons, peers]
+//! ```
+//!
+//! Decoding never trusts the bytes: every index is checked, sizes are bounded by the
+//! input, and any problem is an `InterpreterError` (codes 2–4), never a panic.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as JValue;
+
+use crate::error::{DataSide, InterpreterError};
+use crate::params::Tetraplet;
+use crate::trace::{
+    CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
+};
+use crate::value::Val;
+
+/// The data format this interpreter writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// This interpreter's version, recorded in the data it writes.
+pub(crate) const INTERPRETER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Decoded particle data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Data {
+    pub(crate) trace: Vec<State>,
+    pub(crate) last_call_id: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<B> {
+    format: u32,
+    interpreter: String,
+    body: B,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Body {
+    trace: Vec<EncState>,
+    last_call_id: u32,
+    values: Vec<JValue>,
+    tetraplets: Vec<EncTetraplet>,
+    results: Vec<EncResult>,
+    canons: Vec<EncCanon>,
+    peers: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EncTetraplet(String, String, String, String);
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EncResult {
+    value: u32,
+    #[serde(with = "hash_bytes")]
+    argument_hash: [u8; 32],
+    tetraplet: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EncCanon {
+    tetraplet: u32,
+    /// (value, tetraplet) per element.
+    elements: Vec<(u32, u32)>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum EncState {
+    Par(u32, u32),
+    CallScalar(u32),
+    CallStream(u32, u32),
+    CallUnused(u32),
+    CallFailed(u32),
+    CallSent(u32, Option<u32>),
+    Ap(u32),
+    /// Per record: value_pos, before begin, before len, after begin, after len.
+    Fold(Vec<[u32; 5]>),
+    CanonSent(u32),
+    CanonExecuted(u32),
+}
+
+mod hash_bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = [u8; 32];
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("32 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 32], A::Error> {
+                let mut out = [0u8; 32];
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Decodes data; empty bytes are empty data.
+pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<Data, InterpreterError> {
+    if bytes.is_empty() {
+        return Ok(Data::default());
+    }
+    let header: Envelope<serde::de::IgnoredAny> = rmp_serde::from_slice(bytes)
+        .map_err(|e| InterpreterError::EnvelopeDecode { side, detail: e.to_string() })?;
+    if header.format != FORMAT_VERSION {
+        return Err(InterpreterError::IncompatibleDataVersion {
+            side,
+            format: header.format,
+            interpreter: header.interpreter,
+            expected: FORMAT_VERSION,
+            ours: INTERPRETER_VERSION,
+        });
+    }
+    let envelope: Envelope<Body> = rmp_serde::from_slice(bytes)
+        .map_err(|e| InterpreterError::DataDecode { side, detail: e.to_string() })?;
+    Decoder::new(envelope.body)
+        .and_then(Decoder::finish)
+        .map_err(|detail| InterpreterError::DataDecode { side, detail })
+}
+
+struct Decoder {
+    body: Body,
+    results: Vec<Rc<ServiceResult>>,
+    canons: Vec<Rc<CanonResult>>,
+    peers: Vec<Rc<str>>,
+}
+
+fn get<T: Clone>(table: &[T], index: u32, what: &str) -> Result<T, String> {
+    table
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| format!("{what} #{index} is referenced but the data has {}", table.len()))
+}
+
+impl Decoder {
+    fn new(mut body: Body) -> Result<Self, String> {
+        let values: Vec<Rc<JValue>> = std::mem::take(&mut body.values).into_iter().map(Rc::new).collect();
+        let tetraplets: Vec<Rc<Tetraplet>> = std::mem::take(&mut body.tetraplets)
+            .into_iter()
+            .map(|EncTetraplet(peer_pk, service_id, function_name, lens)| {
+                Rc::new(Tetraplet { peer_pk, service_id, function_name, lens })
+            })
+            .collect();
+        let results = std::mem::take(&mut body.results)
+            .into_iter()
+            .map(|r| {
+                Ok(Rc::new(ServiceResult {
+                    value: get(&values, r.value, "value")?,
+                    argument_hash: r.argument_hash,
+                    tetraplet: get(&tetraplets, r.tetraplet, "tetraplet")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let canons = std::mem::take(&mut body.canons)
+            .into_iter()
+            .map(|c| {
+                let elements = c
+                    .elements
+                    .iter()
+                    .map(|&(v, t)| Ok(Val::new(get(&values, v, "value")?, get(&tetraplets, t, "tetraplet")?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok(Rc::new(CanonResult { tetraplet: get(&tetraplets, c.tetraplet, "tetraplet")?, elements }))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let peers = std::mem::take(&mut body.peers).into_iter().map(Rc::from).collect();
+        Ok(Self { body, results, canons, peers })
+    }
+
+    fn finish(mut self) -> Result<Data, String> {
+        let trace = std::mem::take(&mut self.body.trace)
+            .into_iter()
+            .map(|s| self.state(s))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Data { trace, last_call_id: self.body.last_call_id })
+    }
+
+    fn state(&self, s: EncState) -> Result<State, String> {
+        let result = |i| get(&self.results, i, "service result");
+        Ok(match s {
+            EncState::Par(left, right) => State::Par { left, right },
+            EncState::CallScalar(r) => State::Call(CallState::Executed { result: result(r)?, output: Output::Scalar }),
+            EncState::CallStream(r, generation) => {
+                State::Call(CallState::Executed { result: result(r)?, output: Output::Stream { generation } })
+            }
+            EncState::CallUnused(r) => State::Call(CallState::Executed { result: result(r)?, output: Output::Unused }),
+            EncState::CallFailed(r) => State::Call(CallState::Failed(result(r)?)),
+            EncState::CallSent(p, request) => {
+                State::Call(CallState::Sent { peer: get(&self.peers, p, "peer")?, request })
+            }
+            EncState::Ap(generation) => State::Ap { generation },
+            EncState::Fold(records) => State::Fold(
+                records
+                    .into_iter()
+                    .map(|[value_pos, bb, bl, ab, al]| IterationRecord {
+                        value_pos,
+                        before: Subtrace { begin: bb, len: bl },
+                        after: Subtrace { begin: ab, len: al },
+                    })
+                    .collect(),
+            ),
+            EncState::CanonSent(p) => State::Canon(CanonState::Sent { peer: get(&self.peers, p, "peer")? }),
+            EncState::CanonExecuted(c) => State::Canon(CanonState::Executed(get(&self.canons, c, "canon result")?)),
+        })
+    }
+}
+
+/// Encodes data. Deterministic: tables are filled in order of first use.
+pub(crate) fn encode(data: &Data) -> Vec<u8> {
+    let mut enc = Encoder::default();
+    let trace = data.trace.iter().map(|s| enc.state(s)).collect();
+    let body = Body {
+        trace,
+        last_call_id: data.last_call_id,
+        values: enc.values,
+        tetraplets: enc.tetraplets,
+        results: enc.results,
+        canons: enc.canons,
+        peers: enc.peers,
+    };
+    let envelope = Envelope { format: FORMAT_VERSION, interpreter: INTERPRETER_VERSION.to_owned(), body };
+    // Serializing plain structs, strings, numbers and JSON values into a Vec cannot fail.
+    rmp_serde::to_vec(&envelope).expect("data serializes")
+}
+
+#[derive(Default)]
+struct Encoder {
+    values: Vec<JValue>,
+    value_index: BTreeMap<String, u32>,
+    value_by_ptr: BTreeMap<usize, u32>,
+    tetraplets: Vec<EncTetraplet>,
+    tetraplet_index: BTreeMap<EncTetraplet, u32>,
+    results: Vec<EncResult>,
+    result_index: BTreeMap<EncResult, u32>,
+    canons: Vec<EncCanon>,
+    canon_index: BTreeMap<EncCanon, u32>,
+    peers: Vec<String>,
+    peer_index: BTreeMap<String, u32>,
+}
+
+fn intern<K: Ord + Clone, T>(table: &mut Vec<T>, index: &mut BTreeMap<K, u32>, key: K, item: impl FnOnce() -> T) -> u32 {
+    if let Some(&i) = index.get(&key) {
+        return i;
+    }
+    let i = table.len() as u32;
+    table.push(item());
+    index.insert(key, i);
+    i
+}
+
+impl Encoder {
+    fn value(&mut self, value: &Rc<JValue>) -> u32 {
+        // Pointer identity first: shared values are the common case. The pointer map is
+        // only a cache; the table's content and order depend on the values alone.
+        let ptr = Rc::as_ptr(value) as usize;
+        if let Some(&i) = self.value_by_ptr.get(&ptr) {
+            return i;
+        }
+        let text = crate::value::compact(value);
+        let i = intern(&mut self.values, &mut self.value_index, text, || (**value).clone());
+        self.value_by_ptr.insert(ptr, i);
+        i
+    }
+
+    fn tetraplet(&mut self, t: &Tetraplet) -> u32 {
+        let key = EncTetraplet(t.peer_pk.clone(), t.service_id.clone(), t.function_name.clone(), t.lens.clone());
+        intern(&mut self.tetraplets, &mut self.tetraplet_index, key.clone(), || key)
+    }
+
+    fn result(&mut self, r: &ServiceResult) -> u32 {
+        let key = EncResult {
+            value: self.value(&r.value),
+            argument_hash: r.argument_hash,
+            tetraplet: self.tetraplet(&r.tetraplet),
+        };
+        intern(&mut self.results, &mut self.result_index, key.clone(), || key)
+    }
+
+    fn canon(&mut self, c: &CanonResult) -> u32 {
+        let key = EncCanon {
+            tetraplet: self.tetraplet(&c.tetraplet),
+            elements: c.elements.iter().map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet))).collect(),
+        };
+        intern(&mut self.canons, &mut self.canon_index, key.clone(), || key)
+    }
+
+    fn peer(&mut self, p: &str) -> u32 {
+        intern(&mut self.peers, &mut self.peer_index, p.to_owned(), || p.to_owned())
+    }
+
+    fn state(&mut self, s: &State) -> EncState {
+        match s {
+            State::Par { left, right } => EncState::Par(*left, *right),
+            State::Call(CallState::Executed { result, output }) => {
+                let r = self.result(result);
+                match output {
+                    Output::Scalar => EncState::CallScalar(r),
+                    Output::Stream { generation } => EncState::CallStream(r, *generation),
+                    Output::Unused => EncState::CallUnused(r),
+                }
+            }
+            State::Call(CallState::Failed(result)) => EncState::CallFailed(self.result(result)),
+            State::Call(CallState::Sent { peer, request }) => EncState::CallSent(self.peer(peer), *request),
+            State::Ap { generation } => EncState::Ap(*generation),
+            State::Fold(records) => EncState::Fold(
+                records
+                    .iter()
+                    .map(|r| [r.value_pos, r.before.begin, r.before.len, r.after.begin, r.after.len])
+                    .collect(),
+            ),
+            State::Canon(CanonState::Sent { peer }) => EncState::CanonSent(self.peer(peer)),
+            State::Canon(CanonState::Executed(c)) => EncState::CanonExecuted(self.canon(c)),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Streams and stream maps: append-only, ordered by generation (streams-canon-maps.md
+//! §2): values known from the previous data first, then values from the current data,
+//! then values produced now; scoped by `new` textually.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use braid_grammar::Span;
+
+use crate::merge::Source;
+use crate::value::Val;
+
+/// The largest number of values a stream may hold (the 1024th is refused).
+pub(crate) const MAX_STREAM_VALUES: usize = 1023;
+
+/// A value in a stream and the result-trace position of the state that produced it.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamValue {
+    pub(crate) val: Val,
+    pub(crate) trace_pos: u32,
+}
+
+/// A generation's place in the stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Generation {
+    /// Known from the previous data, with its recorded number.
+    Prev(u32),
+    /// Learnt from the current data, with the sender's number.
+    Current(u32),
+    /// Produced in this invocation: the n-th new generation.
+    New(u32),
+}
+
+impl Generation {
+    pub(crate) fn recorded(source: Source, generation: u32) -> Self {
+        match source {
+            Source::Prev => Self::Prev(generation),
+            Source::Current => Self::Current(generation),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stream {
+    /// Generations in stream order (the enum's order is the stream order).
+    generations: BTreeMap<Generation, Vec<StreamValue>>,
+    /// Number of new generations opened so far.
+    new_count: u32,
+    len: usize,
+}
+
+/// The stream size limit was reached.
+pub(crate) struct StreamFull;
+
+impl Stream {
+    /// Appends a value to a generation (`None`: the last opened new generation).
+    pub(crate) fn append(&mut self, value: StreamValue, generation: Option<Generation>) -> Result<(), StreamFull> {
+        let generation = generation.unwrap_or_else(|| self.current_new());
+        self.generations.entry(generation).or_default().push(value);
+        self.len += 1;
+        if self.len > MAX_STREAM_VALUES {
+            return Err(StreamFull);
+        }
+        Ok(())
+    }
+
+    fn current_new(&mut self) -> Generation {
+        if self.new_count == 0 {
+            self.new_count = 1;
+        }
+        Generation::New(self.new_count - 1)
+    }
+
+    /// Opens a fresh new generation: later new values go there.
+    pub(crate) fn open_generation(&mut self) {
+        if self.new_count == 0 || self.generations.contains_key(&Generation::New(self.new_count - 1)) {
+            self.new_count += 1;
+        }
+    }
+
+    /// All values in stream order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &StreamValue> {
+        self.generations.values().flatten()
+    }
+
+    /// The first non-empty generation after `after` (or the first of all), in order.
+    pub(crate) fn next_generation(&self, after: Option<Generation>) -> Option<(Generation, Vec<StreamValue>)> {
+        let range = match after {
+            Some(g) => self.generations.range((std::ops::Bound::Excluded(g), std::ops::Bound::Unbounded)),
+            None => self.generations.range(..),
+        };
+        range.into_iter().find(|(_, v)| !v.is_empty()).map(|(g, v)| (*g, v.clone()))
+    }
+
+    /// The final numbering: non-empty generations renumbered from 0 in stream order,
+    /// as (trace position, new number) for every value.
+    pub(crate) fn renumbering(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut number = 0;
+        for values in self.generations.values() {
+            if values.is_empty() {
+                continue;
+            }
+            out.extend(values.iter().map(|v| (v.trace_pos, number)));
+            number += 1;
+        }
+        out
+    }
+}
+
+/// All streams (or all stream maps) of an invocation: global ones and `new` scopes.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    global: BTreeMap<Rc<str>, Stream>,
+    scoped: BTreeMap<Rc<str>, Vec<(Span, Stream)>>,
+}
+
+impl Streams {
+    /// The stream an occurrence of `name` at byte `pos` refers to, if it exists.
+    pub(crate) fn get(&self, name: &str, pos: u32) -> Option<&Stream> {
+        if let Some(scopes) = self.scoped.get(name) {
+            if let Some((_, s)) = scopes.iter().rev().find(|(span, _)| span.strictly_contains(pos)) {
+                return Some(s);
+            }
+        }
+        self.global.get(name)
+    }
+
+    /// The same, created if it does not exist yet.
+    pub(crate) fn get_or_create(&mut self, name: &str, pos: u32) -> &mut Stream {
+        if let Some(scopes) = self.scoped.get_mut(name) {
+            if let Some(i) = scopes.iter().rposition(|(span, _)| span.strictly_contains(pos)) {
+                return &mut scopes[i].1;
+            }
+        }
+        self.global.entry(Rc::from(name)).or_default()
+    }
+
+    /// `new` opens a scope over `span`.
+    pub(crate) fn push_scope(&mut self, name: &str, span: Span) {
+        self.scoped.entry(Rc::from(name)).or_default().push((span, Stream::default()));
+    }
+
+    /// The scope closes; its stream is returned so its generations can be renumbered.
+    pub(crate) fn pop_scope(&mut self, name: &str) -> Option<Stream> {
+        self.scoped.get_mut(name).and_then(Vec::pop).map(|(_, s)| s)
+    }
+
+    /// Every stream still alive (global and open scopes), for the final renumbering.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Stream> {
+        self.global.values().chain(self.scoped.values().flatten().map(|(_, s)| s))
+    }
+}

@@ -1,0 +1,114 @@
+//! The execution trace: what the script did so far, one state per recorded event
+//! (trace-and-merge.md §2). This is the in-memory form; `data.rs` encodes it.
+
+use std::rc::Rc;
+
+use serde_json::Value as JValue;
+
+use crate::params::Tetraplet;
+use crate::value::Val;
+
+/// One trace state.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum State {
+    /// A `par`: the number of states of its left and right subtrees, which follow.
+    Par { left: u32, right: u32 },
+    /// A `call`.
+    Call(CallState),
+    /// An `ap` to a stream or a stream map: the generation of the appended value.
+    Ap { generation: u32 },
+    /// A fold over a stream or stream map: its iteration records.
+    Fold(Vec<IterationRecord>),
+    /// A `canon`.
+    Canon(CanonState),
+}
+
+impl State {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Par { .. } => "par",
+            Self::Call(_) => "call",
+            Self::Ap { .. } => "ap",
+            Self::Fold(_) => "fold",
+            Self::Canon(_) => "canon",
+        }
+    }
+}
+
+/// What a `call` recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CallState {
+    /// The service answered; the result went to `output`.
+    Executed { result: Rc<ServiceResult>, output: Output },
+    /// The service failed; the result's value is `{"ret_code", "message"}`.
+    Failed(Rc<ServiceResult>),
+    /// Sent: by `peer` to the call's target (no request id), or by the target itself
+    /// as call request `request`, awaiting its result.
+    Sent { peer: Rc<str>, request: Option<u32> },
+}
+
+/// Where an executed call's result went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    Scalar,
+    Stream { generation: u32 },
+    Unused,
+}
+
+impl Output {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Stream { .. } => "stream",
+            Self::Unused => "unused",
+        }
+    }
+}
+
+/// A service's answer bound to what it answered: the returned value, a fingerprint of
+/// the evaluated arguments and the call's tetraplet.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServiceResult {
+    pub(crate) value: Rc<JValue>,
+    pub(crate) argument_hash: [u8; 32],
+    pub(crate) tetraplet: Rc<Tetraplet>,
+}
+
+/// What a `canon` recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CanonState {
+    /// `peer` forwarded the canonicalization to the canon peer.
+    Sent { peer: Rc<str> },
+    /// The canon peer's snapshot.
+    Executed(Rc<CanonResult>),
+}
+
+/// A canonicalization: the canon tetraplet and the element list.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CanonResult {
+    pub(crate) tetraplet: Rc<Tetraplet>,
+    pub(crate) elements: Vec<Val>,
+}
+
+/// One iteration of a fold over a stream (trace-and-merge.md §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IterationRecord {
+    /// Position of the state that produced the iterated value.
+    pub(crate) value_pos: u32,
+    /// States from the start of the iteration to its `next`.
+    pub(crate) before: Subtrace,
+    /// States after its `next` returned.
+    pub(crate) after: Subtrace,
+}
+
+/// A run of states: absolute start position and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Subtrace {
+    pub(crate) begin: u32,
+    pub(crate) len: u32,
+}
+
+/// Fingerprint of an evaluated argument list: blake3 of its compact JSON text.
+pub(crate) fn argument_hash(arguments_json: &str) -> [u8; 32] {
+    *blake3::hash(arguments_json.as_bytes()).as_bytes()
+}
