@@ -89,8 +89,8 @@ struct StreamFold {
     lores: [BTreeMap<u32, (Subtrace, Subtrace)>; 2],
     /// Per element of the running pass: its recorded iterations on each side.
     taken: Vec<[Option<(Subtrace, Subtrace)>; 2]>,
-    /// Per element of the running pass: the record being built.
-    records: Vec<RecordBuild>,
+    /// Per element of the running pass: the record being built, once it started.
+    records: Vec<Option<RecordBuild>>,
 }
 
 #[derive(Clone, Copy)]
@@ -1243,9 +1243,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             let index = fold.index;
             let now = self.merger.result_len();
             self.with_stream_fold(at, |s| {
-                let r = &mut s.records[index];
-                if r.before_len.is_none() {
-                    r.before_len = Some(now - r.before_begin);
+                if let Some(r) = &mut s.records[index] {
+                    if r.before_len.is_none() {
+                        r.before_len = Some(now - r.before_begin);
+                    }
                 }
             });
         }
@@ -1266,7 +1267,11 @@ impl<'t, 'a> Execution<'t, 'a> {
             self.folds[at].index = index - 1;
             if is_stream {
                 let now = self.merger.result_len();
-                self.with_stream_fold(at, |s| close_record(&mut s.records[index], now));
+                self.with_stream_fold(at, |s| {
+                    if let Some(r) = &mut s.records[index] {
+                        close_record(r, now);
+                    }
+                });
                 self.open_after(id, at, index - 1)?;
             }
             return result;
@@ -1308,13 +1313,8 @@ impl<'t, 'a> Execution<'t, 'a> {
                 taken[side] = pos.and_then(|p| s.lores[side].remove(&p));
             }
             s.taken[index] = taken;
-            s.records[index] = RecordBuild {
-                value_pos,
-                before_begin: now,
-                before_len: None,
-                after_begin: None,
-                after_len: None,
-            };
+            s.records[index] =
+                Some(RecordBuild { value_pos, before_begin: now, before_len: None, after_begin: None, after_len: None });
         }
         for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
             match taken[side] {
@@ -1330,12 +1330,13 @@ impl<'t, 'a> Execution<'t, 'a> {
         let now = self.merger.result_len();
         let taken = self
             .with_stream_fold(at, |s| {
-                let r = &mut s.records[index];
-                if r.before_len.is_none() {
-                    r.before_len = Some(now - r.before_begin);
+                if let Some(r) = &mut s.records[index] {
+                    if r.before_len.is_none() {
+                        r.before_len = Some(now - r.before_begin);
+                    }
+                    r.after_begin = Some(now);
+                    r.after_len = None;
                 }
-                r.after_begin = Some(now);
-                r.after_len = None;
                 s.taken[index]
             })
             .unwrap_or_default();
@@ -1388,7 +1389,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             let n = values.len();
             let mut s = state.take().unwrap_or_else(|| Box::new(StreamFold { lores: Default::default(), taken: Vec::new(), records: Vec::new() }));
             s.taken = vec![[None, None]; n];
-            s.records = vec![RecordBuild { value_pos: 0, before_begin: 0, before_len: None, after_begin: None, after_len: None }; n];
+            s.records = vec![None; n];
             let frame = self.scopes.enter_fold();
             self.folds.push(ActiveFold {
                 iterator: fold.iterator.name,
@@ -1406,7 +1407,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             let finished = self.folds.pop();
             self.scopes.leave(None);
             if let Some(ActiveFold { kind: FoldKind::Stream(mut s), .. }) = finished {
-                for r in &mut s.records {
+                for r in s.records.iter_mut().flatten() {
                     close_record(r, now);
                     lore.push(IterationRecord {
                         value_pos: r.value_pos,
