@@ -162,10 +162,10 @@ impl<'a> Lexer<'a> {
                 });
             }
             _ => {
-                let end = self.word_end(start);
+                let (end, shape) = self.word_end(start);
                 self.pos = end;
                 let text = &self.src[start..end];
-                let kind = classify(text, start)?;
+                let kind = classify(text, start, shape)?;
                 return Ok(Token {
                     kind,
                     span: span(start, end),
@@ -202,48 +202,121 @@ impl<'a> Lexer<'a> {
         self.pos = pos;
     }
 
-    /// Where the bare word starting at `start` ends (air-language.md §2.3).
-    fn word_end(&self, start: usize) -> usize {
+    /// Where the bare word starting at `start` ends (air-language.md §2.3), and what
+    /// the classifier's fast path needs to know about it.
+    fn word_end(&self, start: usize) -> (usize, WordShape) {
         let bytes = self.src.as_bytes();
         // The first character is taken whatever it is and is not counted.
         let first_len = utf8_len(bytes[start]);
+        let mut shape = WordShape { first_dot: None, plain: bytes[start] < 0x80 };
         let mut pos = start + first_len;
         let (mut round, mut square) = (0i64, 0i64);
-        while let Some(&b) = bytes.get(pos) {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => break,
-                b'(' => round += 1,
-                b'[' => square += 1,
-                b')' => {
+        loop {
+            // Skip ordinary name bytes in one tight loop.
+            let run = bytes[pos..].iter().position(|&b| BYTE_CLASS[b as usize] != ORDINARY);
+            pos = match run {
+                Some(n) => pos + n,
+                None => return (bytes.len(), shape),
+            };
+            let b = bytes[pos];
+            match BYTE_CLASS[b as usize] {
+                SPACE => break,
+                DOT => {
+                    if shape.first_dot.is_none() {
+                        shape.first_dot = Some(pos - start);
+                    }
+                }
+                OPEN_ROUND => {
+                    round += 1;
+                    shape.plain = false;
+                }
+                OPEN_SQUARE => {
+                    square += 1;
+                    shape.plain = false;
+                }
+                CLOSE_ROUND => {
                     round -= 1;
                     if round < 0 {
                         break;
                     }
+                    shape.plain = false;
                 }
-                b']' => {
+                CLOSE_SQUARE => {
                     square -= 1;
                     if square < 0 {
                         break;
                     }
+                    shape.plain = false;
                 }
-                0x80.. => {
+                NON_ASCII => {
                     let c = self.src[pos..].chars().next().expect("non-empty rest");
                     if c.is_whitespace() {
                         break;
                     }
+                    shape.plain = false;
                     pos += c.len_utf8();
                     continue;
                 }
-                _ => {}
+                _ => shape.plain = false,
             }
             pos += 1;
         }
-        pos
+        (pos, shape)
     }
 }
 
-fn classify(text: &str, start: usize) -> Result<TokenKind<'_>, LexError> {
+/// What the word scanner learnt about a word.
+#[derive(Clone, Copy)]
+pub(crate) struct WordShape {
+    /// Offset of the first `.` after the first character.
+    pub(crate) first_dot: Option<usize>,
+    /// Every byte is ASCII and every byte after the first is a name character, a dot
+    /// or a bracket.
+    pub(crate) plain: bool,
+}
+
+const ORDINARY: u8 = 0;
+const SPACE: u8 = 1;
+const DOT: u8 = 2;
+const OPEN_ROUND: u8 = 3;
+const CLOSE_ROUND: u8 = 4;
+const OPEN_SQUARE: u8 = 5;
+const CLOSE_SQUARE: u8 = 6;
+const NON_ASCII: u8 = 7;
+const OTHER: u8 = 8;
+
+/// Byte classes for the word scanner: name characters (ASCII alphanumerics, `_`, `-`)
+/// are ordinary; everything the scanner must look at has its own class.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' => ORDINARY,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+            b'.' => DOT,
+            b'(' => OPEN_ROUND,
+            b')' => CLOSE_ROUND,
+            b'[' => OPEN_SQUARE,
+            b']' => CLOSE_SQUARE,
+            0x80.. => NON_ASCII,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    t
+};
+
+fn classify(text: &str, start: usize, shape: WordShape) -> Result<TokenKind<'_>, LexError> {
     let at = span(start, start + text.len());
+    // Fast path: a plain scalar name such as `result-0_flat` (no keyword can be here
+    // only if it is no keyword, `true` or `false`, which `plain_scalar` checks).
+    if shape.plain && shape.first_dot.is_none() {
+        if let Some(kind) = word::plain_scalar(text, start) {
+            return Ok(kind);
+        }
+    }
     if let Some(keyword) = Keyword::from_word(text) {
         return Ok(TokenKind::Keyword(keyword));
     }

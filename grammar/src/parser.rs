@@ -238,7 +238,7 @@ impl<'a> Parser<'a> {
                         body: body @ None, ..
                     } => {
                         *body = Some(done);
-                        if self.lexer.peek()?.kind == TokenKind::Open {
+                        if matches!(self.lexer.peek()?.kind, TokenKind::Open) {
                             continue 'script;
                         }
                         let frame = self.stack.pop().expect("frame seen above");
@@ -252,7 +252,7 @@ impl<'a> Parser<'a> {
             }
         };
         let token = self.lexer.next()?;
-        if token.kind != TokenKind::End {
+        if !matches!(token.kind, TokenKind::End) {
             return Err(self.unexpected(&token, EXPECT_END));
         }
         Ok(Ast {
@@ -265,7 +265,7 @@ impl<'a> Parser<'a> {
     /// `(` and a keyword.
     fn instruction_start(&mut self) -> PResult<(u32, Keyword)> {
         let token = self.lexer.next()?;
-        if token.kind != TokenKind::Open {
+        if !matches!(token.kind, TokenKind::Open) {
             return Err(self.unexpected(&token, EXPECT_INSTRUCTION));
         }
         let open = token.span.start;
@@ -329,7 +329,7 @@ impl<'a> Parser<'a> {
     /// Expects the `)` of the instruction opened at `open` and stores the instruction.
     fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
         let token = self.lexer.next()?;
-        if token.kind != TokenKind::Close {
+        if !matches!(token.kind, TokenKind::Close) {
             return Err(self.unexpected_at(&token, EXPECT_CLOSE, open));
         }
         self.current = None;
@@ -349,11 +349,11 @@ impl<'a> Parser<'a> {
         self.expect(TokenKind::Close, EXPECT_CLOSE)?;
         self.expect(TokenKind::OpenSquare, EXPECT_OPEN_ARGS)?;
         let mut args = Vec::new();
-        while self.lexer.peek()?.kind != TokenKind::CloseSquare {
+        while !matches!(self.lexer.peek()?.kind, TokenKind::CloseSquare) {
             args.push(self.operand(form::VALUE, EXPECT_ARG)?);
         }
         self.lexer.next()?;
-        let output = if self.lexer.peek()?.kind == TokenKind::Close {
+        let output = if matches!(self.lexer.peek()?.kind, TokenKind::Close) {
             None
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
@@ -386,7 +386,7 @@ impl<'a> Parser<'a> {
     }
 
     fn ap(&mut self) -> PResult<InstrKind<'a>> {
-        if self.lexer.peek()?.kind == TokenKind::Open {
+        if matches!(self.lexer.peek()?.kind, TokenKind::Open) {
             self.lexer.next()?;
             let key = self.operand(form::MAP_KEY, EXPECT_MAP_KEY)?;
             let value = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
@@ -419,44 +419,26 @@ impl<'a> Parser<'a> {
     /// One operand among the `allowed` forms.
     fn operand(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
         let token = self.lexer.next()?;
-        let (bit, value) = match token.kind.clone() {
-            TokenKind::String(s) => (form::STRING, Value::String(s)),
-            TokenKind::Int(i) => (form::INT, Value::Int(i)),
-            TokenKind::Float(f) => (form::FLOAT, Value::Float(f)),
-            TokenKind::Bool(b) => (form::BOOL, Value::Bool(b)),
-            TokenKind::InitPeerId => (form::INIT_PEER_ID, Value::InitPeerId),
-            TokenKind::Timestamp => (form::TIMESTAMP, Value::Timestamp),
-            TokenKind::Ttl => (form::TTL, Value::Ttl),
-            TokenKind::LastError(None) => (form::LAST_ERROR, Value::LastError(None)),
-            TokenKind::LastError(lens) => (form::LAST_ERROR_LENS, Value::LastError(lens)),
-            TokenKind::Error(None) => (form::ERROR, Value::Error(None)),
-            TokenKind::Error(lens) => (form::ERROR_LENS, Value::Error(lens)),
-            TokenKind::OpenSquare if allowed & form::EMPTY_ARRAY != 0 => {
-                self.expect(TokenKind::CloseSquare, EXPECT_CLOSE_SQUARE)?;
-                (form::EMPTY_ARRAY, Value::EmptyArray)
-            }
-            TokenKind::Var(var, lens) => {
-                let has_lens = lens.is_some();
-                let bit = match (var.kind, has_lens) {
-                    (VarKind::Scalar, false) => form::SCALAR,
-                    (VarKind::Scalar, true) => form::SCALAR_LENS,
-                    (VarKind::Canon, false) => form::CANON,
-                    (VarKind::Canon, true) => form::CANON_LENS,
-                    (VarKind::CanonMap, false) => form::CANON_MAP,
-                    (VarKind::CanonMap, true) => form::CANON_MAP_LENS,
-                    (VarKind::Stream, false) => form::STREAM,
-                    (VarKind::StreamMap, false) => form::STREAM_MAP,
-                    // Streams and stream maps never take a lens.
-                    (VarKind::Stream | VarKind::StreamMap, true) => 0,
-                };
-                (bit, Value::Var(var, lens))
-            }
-            _ => (0, Value::EmptyArray),
-        };
-        if bit & allowed == 0 {
+        if form_of(&token.kind) & allowed == 0 {
             return Err(self.unexpected(&token, expected));
         }
-        Ok(value)
+        Ok(match token.kind {
+            TokenKind::String(s) => Value::String(s),
+            TokenKind::Int(i) => Value::Int(i),
+            TokenKind::Float(f) => Value::Float(f),
+            TokenKind::Bool(b) => Value::Bool(b),
+            TokenKind::InitPeerId => Value::InitPeerId,
+            TokenKind::Timestamp => Value::Timestamp,
+            TokenKind::Ttl => Value::Ttl,
+            TokenKind::LastError(lens) => Value::LastError(lens),
+            TokenKind::Error(lens) => Value::Error(lens),
+            TokenKind::OpenSquare => {
+                self.expect(TokenKind::CloseSquare, EXPECT_CLOSE_SQUARE)?;
+                Value::EmptyArray
+            }
+            TokenKind::Var(var, lens) => Value::Var(var, lens),
+            _ => unreachable!("form_of gives 0 to every other token"),
+        })
     }
 
     /// A variable of one of `kinds`, without lens.
@@ -470,7 +452,7 @@ impl<'a> Parser<'a> {
 
     fn expect(&mut self, kind: TokenKind<'static>, expected: &'static str) -> PResult<Token<'a>> {
         let token = self.lexer.next()?;
-        if token.kind != kind {
+        if std::mem::discriminant(&token.kind) != std::mem::discriminant(&kind) {
             return Err(self.unexpected(&token, expected));
         }
         Ok(token)
@@ -493,7 +475,7 @@ impl<'a> Parser<'a> {
         expected: &'static str,
         open: Option<u32>,
     ) -> LexError {
-        if token.kind == TokenKind::End {
+        if matches!(token.kind, TokenKind::End) {
             return match open {
                 Some(open) => (ErrorKind::Unclosed, Span::new(open, open + 1)),
                 None => (ErrorKind::UnexpectedEnd { expected }, token.span),
@@ -506,6 +488,37 @@ impl<'a> Parser<'a> {
             },
             token.span,
         )
+    }
+}
+
+/// The operand form of a token, 0 if it is not an operand.
+fn form_of(kind: &TokenKind<'_>) -> u32 {
+    match kind {
+        TokenKind::String(_) => form::STRING,
+        TokenKind::Int(_) => form::INT,
+        TokenKind::Float(_) => form::FLOAT,
+        TokenKind::Bool(_) => form::BOOL,
+        TokenKind::InitPeerId => form::INIT_PEER_ID,
+        TokenKind::Timestamp => form::TIMESTAMP,
+        TokenKind::Ttl => form::TTL,
+        TokenKind::LastError(None) => form::LAST_ERROR,
+        TokenKind::LastError(Some(_)) => form::LAST_ERROR_LENS,
+        TokenKind::Error(None) => form::ERROR,
+        TokenKind::Error(Some(_)) => form::ERROR_LENS,
+        TokenKind::OpenSquare => form::EMPTY_ARRAY,
+        TokenKind::Var(var, lens) => match (var.kind, lens.is_some()) {
+            (VarKind::Scalar, false) => form::SCALAR,
+            (VarKind::Scalar, true) => form::SCALAR_LENS,
+            (VarKind::Canon, false) => form::CANON,
+            (VarKind::Canon, true) => form::CANON_LENS,
+            (VarKind::CanonMap, false) => form::CANON_MAP,
+            (VarKind::CanonMap, true) => form::CANON_MAP_LENS,
+            (VarKind::Stream, false) => form::STREAM,
+            (VarKind::StreamMap, false) => form::STREAM_MAP,
+            // Streams and stream maps never take a lens.
+            (VarKind::Stream | VarKind::StreamMap, true) => 0,
+        },
+        _ => 0,
     }
 }
 

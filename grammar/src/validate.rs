@@ -13,10 +13,26 @@ use crate::span::Span;
 
 pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     let mut errors = Vec::new();
+    let (mut has_scopes, mut has_stream_fold) = (false, false);
+    for (_, instr) in ast.iter() {
+        match &instr.kind {
+            InstrKind::Fold(fold) => {
+                has_scopes = true;
+                has_stream_fold |= fold.is_over_stream();
+            }
+            InstrKind::Next(_) | InstrKind::New { .. } => has_scopes = true,
+            _ => {}
+        }
+    }
     defined_before_use(ast, &mut errors);
-    fold_scopes(ast, &mut errors);
+    if has_scopes {
+        fold_scopes(ast, &mut errors);
+    }
     fail_codes(ast, &mut errors);
-    nothing_after_next(ast, &mut errors);
+    // Without a fold over a stream, no candidate can ever be reported.
+    if has_stream_fold {
+        nothing_after_next(ast, &mut errors);
+    }
     if errors.is_empty() {
         return Ok(());
     }
@@ -65,7 +81,7 @@ fn var_span(var: &Var<'_>) -> Span {
 /// §8.1: each use needs a definition of the same name in an instruction that starts
 /// strictly earlier in the text.
 fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
-    let mut first_def: NameMap<'a, u32> = NameMap::default();
+    let mut first_def: NameMap<'a, u32> = NameMap::with_capacity_and_hasher(ast.len() / 2, Default::default());
     let mut define = |var: &Var<'a>, at: u32| {
         first_def
             .entry(var.name)

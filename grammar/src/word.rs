@@ -9,6 +9,27 @@ use crate::lexer::TokenKind;
 /// The longest float literal, sign and dot included.
 const MAX_FLOAT_CHARS: usize = 11;
 
+/// A word made of ASCII name characters, starting with a letter or `_`: a scalar,
+/// unless it is a keyword or a boolean (then `None`, and the general path decides).
+pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
+    let first = *word.as_bytes().first()?;
+    if !(first.is_ascii_alphabetic() || first == b'_') {
+        return None;
+    }
+    if word.len() <= 8 && is_reserved(word) {
+        return None;
+    }
+    Some(TokenKind::Var(Var { kind: VarKind::Scalar, name: word, pos: pos(start) }, None))
+}
+
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word,
+        "call" | "canon" | "ap" | "seq" | "par" | "xor" | "null" | "never" | "new" | "fail" | "fold"
+            | "next" | "match" | "mismatch" | "true" | "false"
+    )
+}
+
 pub(crate) fn number_or_var(word: &str, start: usize) -> Result<TokenKind<'_>, ErrorKind> {
     let owned = || word.to_owned();
     // Number mode.
