@@ -1,5 +1,7 @@
 //! The `braid` command line.
 
+mod sim_command;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +34,19 @@ enum Command {
         /// The script file (`-` for standard input).
         file: PathBuf,
     },
+    /// Run a conformance scenario and print its transcript (JSON).
+    ///
+    /// With `--check`, run every scenario under the given files and folders (`*.json`,
+    /// recursively), compare each with its `expected` transcript, print each failure
+    /// with its differences, then `N passed, M failed`; exit 0 iff none failed.
+    Sim {
+        /// Compare with the expected transcripts instead of printing.
+        #[arg(long)]
+        check: bool,
+        /// The scenario file; with `--check`, scenario files and folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
+        Command::Sim { check, paths } => sim_command::sim(&paths, check),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,60 @@
+//! `braid sim`: runs conformance scenarios with braid's interpreter, printing the
+//! transcript of one or checking many against their expected transcripts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use braid_sim::{KeepInputs, SHOWN_DIFFERENCES, Scenario, check, run, scenario_files};
+
+/// Prints the transcript of one scenario (pretty JSON), or with `check` runs every
+/// scenario under `paths` and prints the failures and a `N passed, M failed` line.
+pub(crate) fn sim(paths: &[PathBuf], check: bool) -> anyhow::Result<ExitCode> {
+    if check {
+        return check_all(paths);
+    }
+    let [path] = paths else {
+        anyhow::bail!("give one scenario to print its transcript, or --check to check many");
+    };
+    let scenario = Scenario::load(path).with_context(|| format!("{}", path.display()))?;
+    let run = run(&scenario, KeepInputs::Nothing).with_context(|| scenario.name.clone())?;
+    println!("{}", serde_json::to_string_pretty(&run.transcript)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_all(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let files = scenario_files(paths)?;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in &files {
+        match check_one(file) {
+            Ok(()) => passed += 1,
+            Err((name, lines)) => {
+                failed += 1;
+                println!("FAIL {name}");
+                for line in lines {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `Err` holds the scenario's name (its path if it cannot be read) and what to print.
+fn check_one(file: &Path) -> Result<(), (String, Vec<String>)> {
+    let scenario =
+        Scenario::load(file).map_err(|e| (file.display().to_string(), vec![e.to_string()]))?;
+    match check(&scenario, SHOWN_DIFFERENCES) {
+        Ok(differences) if differences.is_empty() => Ok(()),
+        Ok(differences) => Err((
+            scenario.name,
+            differences.iter().map(ToString::to_string).collect(),
+        )),
+        Err(e) => Err((scenario.name, vec![e.to_string()])),
+    }
+}

@@ -1,0 +1,476 @@
+//! The deterministic FIFO driver of FORMAT.md §3: a queue of deliveries, each one
+//! invoking a peer, answering its calls by the service rules until its chain is over,
+//! then sending the data on.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use braid_interpreter::{CallRequest, CallResult, CallResults, KeyPair, Limits, RunParams};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::SimError;
+use crate::pending_answers::PendingAnswers;
+use crate::scenario::{InjectPrev, Scenario};
+use crate::service_rules::{Answer, CallSite, ServiceHost};
+use crate::transcript::{
+    CallRecord, Cause, End, HostAnswer, PeerSummary, Step, TetrapletRecord, Transcript,
+    abbreviate_long_strings, abbreviate_str, sort_call_records,
+};
+
+/// The stack of the thread a scenario runs on: the interpreter may recurse deeply.
+pub const DRIVER_STACK_BYTES: usize = 256 << 20;
+
+/// Which steps' inputs and output a run keeps in [`Run::records`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepInputs {
+    /// None: only the transcript.
+    Nothing,
+    /// Only this step (1-based), e.g. the measured step of a benchmark.
+    Step(usize),
+    /// Every step. Data is shared between records, not copied, but a big workload
+    /// still keeps every version of its data alive.
+    All,
+}
+
+impl KeepInputs {
+    fn includes(self, step: usize) -> bool {
+        match self {
+            KeepInputs::Nothing => false,
+            KeepInputs::Step(kept) => kept == step,
+            KeepInputs::All => true,
+        }
+    }
+}
+
+/// The exact inputs and output of one invoke, enough to repeat it.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The 1-based step number.
+    pub step: usize,
+    /// The invoked peer.
+    pub peer: String,
+    /// The script.
+    pub script: Arc<str>,
+    /// `prev_data`.
+    pub prev_data: Arc<Vec<u8>>,
+    /// `current_data`.
+    pub current_data: Arc<Vec<u8>>,
+    /// The call results.
+    pub call_results: CallResults,
+    /// The run parameters.
+    pub params: RunParams,
+    /// The data the invoke returned.
+    pub output: Arc<Vec<u8>>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The transcript (FORMAT.md §4).
+    pub transcript: Transcript,
+    /// The inputs of the steps asked for with [`KeepInputs`], in step order.
+    pub records: Vec<StepRecord>,
+}
+
+/// Runs a scenario with braid's interpreter on a thread with a
+/// [`DRIVER_STACK_BYTES`] stack, keeping the inputs of the steps `keep` selects.
+pub fn run(scenario: &Scenario, keep: KeepInputs) -> Result<Run, SimError> {
+    let interpreter =
+        |script: &str, prev: &[u8], current: &[u8], params: &RunParams, results: &CallResults| {
+            let outcome = braid_interpreter::invoke(script, prev, current, params, results);
+            Invoked {
+                ret_code: outcome.ret_code(),
+                error_message: outcome.error_message(),
+                data: outcome.data,
+                call_requests: outcome.call_requests,
+                next_peers: outcome.next_peers,
+            }
+        };
+    run_with(scenario, keep, &interpreter)
+}
+
+/// What the driver uses of one invoke's outcome.
+pub(crate) struct Invoked {
+    pub(crate) ret_code: i32,
+    pub(crate) error_message: String,
+    pub(crate) data: Vec<u8>,
+    pub(crate) call_requests: Vec<CallRequest>,
+    pub(crate) next_peers: Vec<String>,
+}
+
+/// An interpreter: [`braid_interpreter::invoke`], or a fake in tests.
+pub(crate) type Interpreter<'i> =
+    dyn Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Invoked + Sync + 'i;
+
+/// [`run`] with any interpreter.
+pub(crate) fn run_with(
+    scenario: &Scenario,
+    keep: KeepInputs,
+    interpreter: &Interpreter<'_>,
+) -> Result<Run, SimError> {
+    scenario.validate()?;
+    let script: Arc<str> = Arc::from(scenario.script()?);
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("braid-sim-driver".into())
+            .stack_size(DRIVER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                Driver::new(scenario, script, keep, interpreter).run()
+            })
+            .map_err(|e| SimError::Internal(format!("cannot start the driver thread: {e}")))?;
+        handle
+            .join()
+            .map_err(|payload| SimError::Internal(panic_message(payload.as_ref())))?
+    })
+}
+
+/// The run parameters of an invoke on `peer` (FORMAT.md §2).
+pub fn run_params(scenario: &Scenario, peer: &str) -> RunParams {
+    RunParams {
+        init_peer_id: scenario.particle.init_peer.clone(),
+        current_peer_id: peer.to_owned(),
+        timestamp: scenario.particle.timestamp,
+        ttl: scenario.particle.ttl,
+        particle_id: scenario.particle.id.clone(),
+        key: peer_key(peer),
+        limits: Limits::REFERENCE_MAXIMA,
+    }
+}
+
+/// A peer's key: format 0 (Ed25519) with the SHA-256 of its name as the secret.
+pub fn peer_key(peer: &str) -> KeyPair {
+    KeyPair {
+        format: 0,
+        secret: Sha256::digest(peer.as_bytes()).to_vec(),
+    }
+}
+
+/// A particle on its way to a peer.
+struct Delivery {
+    to: String,
+    data: Arc<Vec<u8>>,
+    /// `None`: the peer's stored data.
+    prev: Option<Arc<Vec<u8>>>,
+    cause: Cause,
+}
+
+/// The state of one run.
+struct Driver<'s> {
+    scenario: &'s Scenario,
+    interpreter: &'s Interpreter<'s>,
+    script: Arc<str>,
+    keep: KeepInputs,
+    empty: Arc<Vec<u8>>,
+    /// Each peer's stored data.
+    stored: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Steps whose data an `inject` entry uses.
+    referenced: BTreeSet<usize>,
+    /// The data those steps returned.
+    outputs: BTreeMap<usize, Arc<Vec<u8>>>,
+    services: ServiceHost<'s>,
+    queue: VecDeque<Delivery>,
+    steps: Vec<Step>,
+    summary: BTreeMap<String, PeerSummary>,
+    records: Vec<StepRecord>,
+}
+
+/// How a chain ended.
+enum ChainEnd {
+    /// No answer is left to give: the data returned last.
+    Over(Arc<Vec<u8>>),
+    /// `max_steps` was reached.
+    StepLimit,
+}
+
+impl<'s> Driver<'s> {
+    fn new(
+        scenario: &'s Scenario,
+        script: Arc<str>,
+        keep: KeepInputs,
+        interpreter: &'s Interpreter<'s>,
+    ) -> Self {
+        let referenced = scenario
+            .inject
+            .iter()
+            .flat_map(|i| {
+                let prev = match i.prev {
+                    InjectPrev::Step(n) => Some(n),
+                    InjectPrev::Stored | InjectPrev::Empty => None,
+                };
+                i.data_from_step.into_iter().chain(prev)
+            })
+            .collect();
+        Driver {
+            scenario,
+            interpreter,
+            script,
+            keep,
+            empty: Arc::new(Vec::new()),
+            stored: BTreeMap::new(),
+            referenced,
+            outputs: BTreeMap::new(),
+            services: ServiceHost::new(&scenario.services),
+            queue: VecDeque::new(),
+            steps: Vec::new(),
+            summary: BTreeMap::new(),
+            records: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<Run, SimError> {
+        self.queue.push_back(Delivery {
+            to: self.scenario.particle.init_peer.clone(),
+            data: self.empty.clone(),
+            prev: None,
+            cause: Cause::Start,
+        });
+        let mut end = End::Quiescent;
+        while let Some(delivery) = self.queue.pop_front() {
+            let peer = delivery.to.clone();
+            let first_step = self.steps.len() + 1;
+            let mut next_peers = BTreeSet::new();
+            let ChainEnd::Over(data) = self.chain(delivery, &mut next_peers)? else {
+                end = End::StepLimit;
+                break;
+            };
+            let last_step = self.steps.len();
+            self.send(&peer, last_step, &data, &next_peers);
+            self.inject(first_step..=last_step)?;
+        }
+        let peers = self
+            .scenario
+            .peers
+            .iter()
+            .map(|p| (p.clone(), self.summary.get(p).cloned().unwrap_or_default()))
+            .collect();
+        Ok(Run {
+            transcript: Transcript {
+                steps: self.steps,
+                peers,
+                end,
+            },
+            records: self.records,
+        })
+    }
+
+    /// Steps 2 and 3: invokes the receiver, then answers its calls until no answer is
+    /// left to give. Collects the next peers of every invoke into `next_peers`.
+    fn chain(
+        &mut self,
+        delivery: Delivery,
+        next_peers: &mut BTreeSet<String>,
+    ) -> Result<ChainEnd, SimError> {
+        let peer = delivery.to;
+        let params = run_params(self.scenario, &peer);
+        let mut prev = delivery
+            .prev
+            .unwrap_or_else(|| self.stored.get(&peer).unwrap_or(&self.empty).clone());
+        let mut current = delivery.data;
+        let mut call_results = CallResults::new();
+        let mut cause = delivery.cause;
+        let mut pending = PendingAnswers::new();
+        loop {
+            if self.steps.len() >= self.scenario.max_steps {
+                return Ok(ChainEnd::StepLimit);
+            }
+            let step = self.steps.len() + 1;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                (self.interpreter)(&self.script, &prev, &current, &params, &call_results)
+            }))
+            .map_err(|payload| SimError::Panicked {
+                step,
+                peer: peer.clone(),
+                message: panic_message(payload.as_ref()),
+            })?;
+            let ret_code = outcome.ret_code;
+            let error_message = abbreviate_str(&outcome.error_message).into_owned();
+
+            let mut requests = outcome.call_requests;
+            requests.sort_by_key(|r| r.id);
+            let mut calls = Vec::with_capacity(requests.len());
+            let mut never_answered = 0;
+            for request in requests {
+                let args: Vec<Value> = serde_json::from_str(&request.arguments).map_err(|_| {
+                    SimError::BadArguments {
+                        step,
+                        id: request.id,
+                        text: request.arguments.chars().take(200).collect(),
+                    }
+                })?;
+                let answer = self.services.answer(CallSite {
+                    peer: &peer,
+                    service: &request.service_id,
+                    function: &request.function_name,
+                    args: &args,
+                })?;
+                let result = match answer {
+                    Answer::Never => {
+                        never_answered += 1;
+                        HostAnswer::Never
+                    }
+                    Answer::Given {
+                        ret_code,
+                        result,
+                        delay,
+                    } => {
+                        let shown = HostAnswer::Given {
+                            ret_code,
+                            result: abbreviate_str(&result).into_owned(),
+                            delay,
+                        };
+                        pending.push(delay, request.id, CallResult { ret_code, result });
+                        shown
+                    }
+                };
+                calls.push(CallRecord {
+                    service: request.service_id,
+                    function: request.function_name,
+                    arguments: abbreviate_long_strings(Value::Array(args)),
+                    tetraplets: request
+                        .tetraplets
+                        .into_iter()
+                        .map(|list| {
+                            list.into_iter()
+                                .map(|t| TetrapletRecord {
+                                    peer_pk: t.peer_pk,
+                                    service_id: t.service_id,
+                                    function_name: t.function_name,
+                                    lens: t.lens,
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                    result,
+                });
+            }
+            sort_call_records(&mut calls);
+
+            let mut step_next = outcome.next_peers;
+            step_next.sort();
+            step_next.dedup();
+            next_peers.extend(step_next.iter().cloned());
+
+            let summary = self.summary.entry(peer.clone()).or_default();
+            summary.invokes += 1;
+            summary.calls += calls.len();
+            summary.never_answered += never_answered;
+            summary.last_ret_code = Some(ret_code);
+            if ret_code != 0 {
+                summary.failed_invokes += 1;
+            }
+            self.steps.push(Step {
+                step,
+                peer: peer.clone(),
+                cause,
+                ret_code,
+                error_message,
+                next_peers: step_next,
+                call_requests: calls,
+            });
+
+            let output = Arc::new(outcome.data);
+            if self.referenced.contains(&step) {
+                self.outputs.insert(step, output.clone());
+            }
+            self.stored.insert(peer.clone(), output.clone());
+            if self.keep.includes(step) {
+                self.records.push(StepRecord {
+                    step,
+                    peer: peer.clone(),
+                    script: self.script.clone(),
+                    prev_data: prev,
+                    current_data: current,
+                    call_results: std::mem::take(&mut call_results),
+                    params: params.clone(),
+                    output: output.clone(),
+                });
+            }
+
+            let Some(due) = pending.next_round() else {
+                return Ok(ChainEnd::Over(output));
+            };
+            prev = output;
+            current = self.empty.clone();
+            call_results = due;
+            cause = Cause::Results;
+        }
+    }
+
+    /// Step 4: queues the chain's final data for each next peer, in sorted order, that
+    /// exists and whose delivery is not dropped (step 6).
+    fn send(&mut self, from: &str, last_step: usize, data: &Arc<Vec<u8>>, next: &BTreeSet<String>) {
+        for to in next {
+            let dropped = self
+                .scenario
+                .drop
+                .iter()
+                .any(|d| d.from_step == last_step && &d.to == to);
+            if self.scenario.peers.contains(to) && !dropped {
+                self.queue.push_back(Delivery {
+                    to: to.clone(),
+                    data: data.clone(),
+                    prev: None,
+                    cause: Cause::Deliver {
+                        from: from.to_owned(),
+                        from_step: last_step,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Step 5: queues at the front, in listed order, the `inject` entries whose
+    /// `after_step` is one of `chain`.
+    fn inject(&mut self, chain: std::ops::RangeInclusive<usize>) -> Result<(), SimError> {
+        let scenario = self.scenario;
+        let entries: Vec<_> = scenario
+            .inject
+            .iter()
+            .filter(|i| chain.contains(&i.after_step))
+            .collect();
+        for entry in entries.into_iter().rev() {
+            let data = match entry.data_from_step {
+                Some(step) => self.output_of(step)?,
+                None => self.empty.clone(),
+            };
+            let prev = match entry.prev {
+                InjectPrev::Stored => None,
+                InjectPrev::Empty => Some(self.empty.clone()),
+                InjectPrev::Step(step) => Some(self.output_of(step)?),
+            };
+            self.queue.push_front(Delivery {
+                to: entry.to.clone(),
+                data,
+                prev,
+                cause: Cause::Inject {
+                    data_from_step: entry.data_from_step,
+                    prev: entry.prev,
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn output_of(&self, step: usize) -> Result<Arc<Vec<u8>>, SimError> {
+        self.outputs
+            .get(&step)
+            .cloned()
+            .ok_or(SimError::InjectTooEarly { step })
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests;
