@@ -13,5 +13,8 @@ fn main() {
     }
     let per = start.elapsed() / iters;
     let mb_s = script.len() as f64 / per.as_secs_f64() / 1e6;
-    println!("{name}: {} bytes, {per:?} per parse, {mb_s:.1} MB/s", script.len());
+    println!(
+        "{name}: {} bytes, {per:?} per parse, {mb_s:.1} MB/s",
+        script.len()
+    );
 }

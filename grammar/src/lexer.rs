@@ -208,12 +208,17 @@ impl<'a> Lexer<'a> {
         let bytes = self.src.as_bytes();
         // The first character is taken whatever it is and is not counted.
         let first_len = utf8_len(bytes[start]);
-        let mut shape = WordShape { first_dot: None, plain: bytes[start] < 0x80 };
+        let mut shape = WordShape {
+            first_dot: None,
+            plain: bytes[start] < 0x80,
+        };
         let mut pos = start + first_len;
         let (mut round, mut square) = (0i64, 0i64);
         loop {
             // Skip ordinary name bytes in one tight loop.
-            let run = bytes[pos..].iter().position(|&b| BYTE_CLASS[b as usize] != ORDINARY);
+            let run = bytes[pos..]
+                .iter()
+                .position(|&b| BYTE_CLASS[b as usize] != ORDINARY);
             pos = match run {
                 Some(n) => pos + n,
                 None => return (bytes.len(), shape),

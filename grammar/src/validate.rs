@@ -81,7 +81,8 @@ fn var_span(var: &Var<'_>) -> Span {
 /// §8.1: each use needs a definition of the same name in an instruction that starts
 /// strictly earlier in the text.
 fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
-    let mut first_def: NameMap<'a, u32> = NameMap::with_capacity_and_hasher(ast.len() / 2, Default::default());
+    let mut first_def: NameMap<'a, u32> =
+        NameMap::with_capacity_and_hasher(ast.len() / 2, Default::default());
     let mut define = |var: &Var<'a>, at: u32| {
         first_def
             .entry(var.name)
@@ -216,14 +217,15 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
                 None => {}
             },
             InstrKind::New { var, .. }
-                if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) => {
-                    errors.push((
-                        ErrorKind::NewOnIterator {
-                            name: var.name.to_owned(),
-                        },
-                        var_span(var),
-                    ));
-                }
+                if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) =>
+            {
+                errors.push((
+                    ErrorKind::NewOnIterator {
+                        name: var.name.to_owned(),
+                    },
+                    var_span(var),
+                ));
+            }
             _ => {}
         }
         // Children in reverse so the first is visited first.

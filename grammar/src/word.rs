@@ -19,14 +19,35 @@ pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
     if word.len() <= 8 && is_reserved(word) {
         return None;
     }
-    Some(TokenKind::Var(Var { kind: VarKind::Scalar, name: word, pos: pos(start) }, None))
+    Some(TokenKind::Var(
+        Var {
+            kind: VarKind::Scalar,
+            name: word,
+            pos: pos(start),
+        },
+        None,
+    ))
 }
 
 fn is_reserved(word: &str) -> bool {
     matches!(
         word,
-        "call" | "canon" | "ap" | "seq" | "par" | "xor" | "null" | "never" | "new" | "fail" | "fold"
-            | "next" | "match" | "mismatch" | "true" | "false"
+        "call"
+            | "canon"
+            | "ap"
+            | "seq"
+            | "par"
+            | "xor"
+            | "null"
+            | "never"
+            | "new"
+            | "fail"
+            | "fold"
+            | "next"
+            | "match"
+            | "mismatch"
+            | "true"
+            | "false"
     )
 }
 

@@ -69,8 +69,8 @@ struct EncResult {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct EncCanon {
     tetraplet: u32,
-    /// (value, tetraplet) per element.
-    elements: Vec<(u32, u32)>,
+    /// (value, tetraplet, literal provenance) per element.
+    elements: Vec<(u32, u32, bool)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -105,10 +105,15 @@ mod hash_bytes {
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
                 v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 32], A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<[u8; 32], A::Error> {
                 let mut out = [0u8; 32];
                 for (i, b) in out.iter_mut().enumerate() {
-                    *b = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
                 }
                 Ok(out)
             }
@@ -122,8 +127,11 @@ pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<Data, InterpreterEr
     if bytes.is_empty() {
         return Ok(Data::default());
     }
-    let header: Envelope<serde::de::IgnoredAny> = rmp_serde::from_slice(bytes)
-        .map_err(|e| InterpreterError::EnvelopeDecode { side, detail: e.to_string() })?;
+    let header: Envelope<serde::de::IgnoredAny> =
+        rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::EnvelopeDecode {
+            side,
+            detail: e.to_string(),
+        })?;
     if header.format != FORMAT_VERSION {
         return Err(InterpreterError::IncompatibleDataVersion {
             side,
@@ -133,8 +141,11 @@ pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<Data, InterpreterEr
             ours: INTERPRETER_VERSION,
         });
     }
-    let envelope: Envelope<Body> = rmp_serde::from_slice(bytes)
-        .map_err(|e| InterpreterError::DataDecode { side, detail: e.to_string() })?;
+    let envelope: Envelope<Body> =
+        rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::DataDecode {
+            side,
+            detail: e.to_string(),
+        })?;
     Decoder::new(envelope.body)
         .and_then(Decoder::finish)
         .map_err(|detail| InterpreterError::DataDecode { side, detail })
@@ -148,19 +159,29 @@ struct Decoder {
 }
 
 fn get<T: Clone>(table: &[T], index: u32, what: &str) -> Result<T, String> {
-    table
-        .get(index as usize)
-        .cloned()
-        .ok_or_else(|| format!("{what} #{index} is referenced but the data has {}", table.len()))
+    table.get(index as usize).cloned().ok_or_else(|| {
+        format!(
+            "{what} #{index} is referenced but the data has {}",
+            table.len()
+        )
+    })
 }
 
 impl Decoder {
     fn new(mut body: Body) -> Result<Self, String> {
-        let values: Vec<Rc<JValue>> = std::mem::take(&mut body.values).into_iter().map(Rc::new).collect();
+        let values: Vec<Rc<JValue>> = std::mem::take(&mut body.values)
+            .into_iter()
+            .map(Rc::new)
+            .collect();
         let tetraplets: Vec<Rc<Tetraplet>> = std::mem::take(&mut body.tetraplets)
             .into_iter()
             .map(|EncTetraplet(peer_pk, service_id, function_name, lens)| {
-                Rc::new(Tetraplet { peer_pk, service_id, function_name, lens })
+                Rc::new(Tetraplet {
+                    peer_pk,
+                    service_id,
+                    function_name,
+                    lens,
+                })
             })
             .collect();
         let results = std::mem::take(&mut body.results)
@@ -179,13 +200,29 @@ impl Decoder {
                 let elements = c
                     .elements
                     .iter()
-                    .map(|&(v, t)| Ok(Val::new(get(&values, v, "value")?, get(&tetraplets, t, "tetraplet")?)))
+                    .map(|&(v, t, literal)| {
+                        Ok(
+                            Val::new(get(&values, v, "value")?, get(&tetraplets, t, "tetraplet")?)
+                                .with_literal(literal),
+                        )
+                    })
                     .collect::<Result<Vec<_>, String>>()?;
-                Ok(Rc::new(CanonResult { tetraplet: get(&tetraplets, c.tetraplet, "tetraplet")?, elements }))
+                Ok(Rc::new(CanonResult {
+                    tetraplet: get(&tetraplets, c.tetraplet, "tetraplet")?,
+                    elements,
+                }))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let peers = std::mem::take(&mut body.peers).into_iter().map(Rc::from).collect();
-        Ok(Self { body, results, canons, peers })
+        let peers = std::mem::take(&mut body.peers)
+            .into_iter()
+            .map(Rc::from)
+            .collect();
+        Ok(Self {
+            body,
+            results,
+            canons,
+            peers,
+        })
     }
 
     fn finish(mut self) -> Result<Data, String> {
@@ -193,22 +230,33 @@ impl Decoder {
             .into_iter()
             .map(|s| self.state(s))
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Data { trace, last_call_id: self.body.last_call_id })
+        Ok(Data {
+            trace,
+            last_call_id: self.body.last_call_id,
+        })
     }
 
     fn state(&self, s: EncState) -> Result<State, String> {
         let result = |i| get(&self.results, i, "service result");
         Ok(match s {
             EncState::Par(left, right) => State::Par { left, right },
-            EncState::CallScalar(r) => State::Call(CallState::Executed { result: result(r)?, output: Output::Scalar }),
-            EncState::CallStream(r, generation) => {
-                State::Call(CallState::Executed { result: result(r)?, output: Output::Stream { generation } })
-            }
-            EncState::CallUnused(r) => State::Call(CallState::Executed { result: result(r)?, output: Output::Unused }),
+            EncState::CallScalar(r) => State::Call(CallState::Executed {
+                result: result(r)?,
+                output: Output::Scalar,
+            }),
+            EncState::CallStream(r, generation) => State::Call(CallState::Executed {
+                result: result(r)?,
+                output: Output::Stream { generation },
+            }),
+            EncState::CallUnused(r) => State::Call(CallState::Executed {
+                result: result(r)?,
+                output: Output::Unused,
+            }),
             EncState::CallFailed(r) => State::Call(CallState::Failed(result(r)?)),
-            EncState::CallSent(p, request) => {
-                State::Call(CallState::Sent { peer: get(&self.peers, p, "peer")?, request })
-            }
+            EncState::CallSent(p, request) => State::Call(CallState::Sent {
+                peer: get(&self.peers, p, "peer")?,
+                request,
+            }),
             EncState::Ap(generation) => State::Ap { generation },
             EncState::Fold(records) => State::Fold(
                 records
@@ -220,8 +268,12 @@ impl Decoder {
                     })
                     .collect(),
             ),
-            EncState::CanonSent(p) => State::Canon(CanonState::Sent { peer: get(&self.peers, p, "peer")? }),
-            EncState::CanonExecuted(c) => State::Canon(CanonState::Executed(get(&self.canons, c, "canon result")?)),
+            EncState::CanonSent(p) => State::Canon(CanonState::Sent {
+                peer: get(&self.peers, p, "peer")?,
+            }),
+            EncState::CanonExecuted(c) => {
+                State::Canon(CanonState::Executed(get(&self.canons, c, "canon result")?))
+            }
         })
     }
 }
@@ -239,7 +291,11 @@ pub(crate) fn encode(data: &Data) -> Vec<u8> {
         canons: enc.canons,
         peers: enc.peers,
     };
-    let envelope = Envelope { format: FORMAT_VERSION, interpreter: INTERPRETER_VERSION.to_owned(), body };
+    let envelope = Envelope {
+        format: FORMAT_VERSION,
+        interpreter: INTERPRETER_VERSION.to_owned(),
+        body,
+    };
     // Serializing plain structs, strings, numbers and JSON values into a Vec cannot fail.
     rmp_serde::to_vec(&envelope).expect("data serializes")
 }
@@ -259,7 +315,12 @@ struct Encoder {
     peer_index: BTreeMap<String, u32>,
 }
 
-fn intern<K: Ord + Clone, T>(table: &mut Vec<T>, index: &mut BTreeMap<K, u32>, key: K, item: impl FnOnce() -> T) -> u32 {
+fn intern<K: Ord + Clone, T>(
+    table: &mut Vec<T>,
+    index: &mut BTreeMap<K, u32>,
+    key: K,
+    item: impl FnOnce() -> T,
+) -> u32 {
     if let Some(&i) = index.get(&key) {
         return i;
     }
@@ -278,14 +339,26 @@ impl Encoder {
             return i;
         }
         let text = crate::value::compact(value);
-        let i = intern(&mut self.values, &mut self.value_index, text, || (**value).clone());
+        let i = intern(&mut self.values, &mut self.value_index, text, || {
+            (**value).clone()
+        });
         self.value_by_ptr.insert(ptr, i);
         i
     }
 
     fn tetraplet(&mut self, t: &Tetraplet) -> u32 {
-        let key = EncTetraplet(t.peer_pk.clone(), t.service_id.clone(), t.function_name.clone(), t.lens.clone());
-        intern(&mut self.tetraplets, &mut self.tetraplet_index, key.clone(), || key)
+        let key = EncTetraplet(
+            t.peer_pk.clone(),
+            t.service_id.clone(),
+            t.function_name.clone(),
+            t.lens.clone(),
+        );
+        intern(
+            &mut self.tetraplets,
+            &mut self.tetraplet_index,
+            key.clone(),
+            || key,
+        )
     }
 
     fn result(&mut self, r: &ServiceResult) -> u32 {
@@ -294,19 +367,30 @@ impl Encoder {
             argument_hash: r.argument_hash,
             tetraplet: self.tetraplet(&r.tetraplet),
         };
-        intern(&mut self.results, &mut self.result_index, key.clone(), || key)
+        intern(
+            &mut self.results,
+            &mut self.result_index,
+            key.clone(),
+            || key,
+        )
     }
 
     fn canon(&mut self, c: &CanonResult) -> u32 {
         let key = EncCanon {
             tetraplet: self.tetraplet(&c.tetraplet),
-            elements: c.elements.iter().map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet))).collect(),
+            elements: c
+                .elements
+                .iter()
+                .map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet), e.literal))
+                .collect(),
         };
         intern(&mut self.canons, &mut self.canon_index, key.clone(), || key)
     }
 
     fn peer(&mut self, p: &str) -> u32 {
-        intern(&mut self.peers, &mut self.peer_index, p.to_owned(), || p.to_owned())
+        intern(&mut self.peers, &mut self.peer_index, p.to_owned(), || {
+            p.to_owned()
+        })
     }
 
     fn state(&mut self, s: &State) -> EncState {
@@ -321,12 +405,22 @@ impl Encoder {
                 }
             }
             State::Call(CallState::Failed(result)) => EncState::CallFailed(self.result(result)),
-            State::Call(CallState::Sent { peer, request }) => EncState::CallSent(self.peer(peer), *request),
+            State::Call(CallState::Sent { peer, request }) => {
+                EncState::CallSent(self.peer(peer), *request)
+            }
             State::Ap { generation } => EncState::Ap(*generation),
             State::Fold(records) => EncState::Fold(
                 records
                     .iter()
-                    .map(|r| [r.value_pos, r.before.begin, r.before.len, r.after.begin, r.after.len])
+                    .map(|r| {
+                        [
+                            r.value_pos,
+                            r.before.begin,
+                            r.before.len,
+                            r.after.begin,
+                            r.after.len,
+                        ]
+                    })
                     .collect(),
             ),
             State::Canon(CanonState::Sent { peer }) => EncState::CanonSent(self.peer(peer)),

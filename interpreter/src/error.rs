@@ -19,7 +19,9 @@ pub enum InterpreterError {
         detail: String,
     },
     /// 3: the data's envelope cannot be decoded.
-    #[error("an error occurred while data deserialization: {side} data has no readable envelope: {detail}")]
+    #[error(
+        "an error occurred while data deserialization: {side} data has no readable envelope: {detail}"
+    )]
     EnvelopeDecode {
         /// Which input.
         side: DataSide,
@@ -114,7 +116,9 @@ pub enum SizeLimit {
         limit: u64,
     },
     /// The current data.
-    #[error("Current_data particle size: {actual} bytes is bigger than the limit allowed: {limit} bytes")]
+    #[error(
+        "Current_data particle size: {actual} bytes is bigger than the limit allowed: {limit} bytes"
+    )]
     Particle {
         /// Its size.
         actual: u64,
@@ -171,7 +175,9 @@ pub enum CatchableError {
     #[error("variable with name '{0}' was cleared by new and then wasn't set")]
     NotInitializedAfterNew(String),
     /// 10010
-    #[error("the length functor could applied only to an array-like value, but it's applied to '{0}'")]
+    #[error(
+        "the length functor could applied only to an array-like value, but it's applied to '{0}'"
+    )]
     LengthOnNonArray(String),
     /// 10011
     #[error("call cannot resolve non-String triplet variable part `{name}` with value '{value}'")]

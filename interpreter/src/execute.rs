@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use braid_grammar::{Accessor, Ast, Call, Canon, Fail, Fold, InstrId, InstrKind, Lens, Match, Value, Var, VarKind};
+use braid_grammar::{
+    Accessor, Ast, Call, Canon, Fail, Fold, InstrId, InstrKind, Lens, Match, Value, Var, VarKind,
+};
 use serde_json::Value as JValue;
 
 use crate::error::{CatchableError, UncatchableError};
@@ -12,8 +14,13 @@ use crate::merge::{Conflict, Cursor, Merger, Origin, Source};
 use crate::params::{CallRequest, CallResults, RunParams, Tetraplet};
 use crate::scopes::{AssignError, Lookup, Scopes, Variable};
 use crate::streams::{Generation, StreamValue, Streams};
-use crate::trace::{argument_hash, CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace};
-use crate::value::{compact, literal_tetraplet, peer_tetraplet, CanonMap, CanonStream, MapKey, Val};
+use crate::trace::{
+    CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
+    argument_hash,
+};
+use crate::value::{
+    CanonMap, CanonStream, MapKey, Val, compact, literal_tetraplet, peer_tetraplet,
+};
 
 /// Deepest nesting of instructions (including fold recursion) braid executes.
 pub(crate) const MAX_DEPTH: usize = 20_000;
@@ -33,13 +40,32 @@ struct Evaluated {
     json: Rc<JValue>,
     tetraplets: Vec<Rc<Tetraplet>>,
     single: Rc<Tetraplet>,
+    /// The value (for `.length`: the measured value) started as a literal.
+    literal: bool,
 }
 
 impl Evaluated {
     fn one(json: Rc<JValue>, tetraplet: Rc<Tetraplet>) -> Self {
-        Self { json, tetraplets: vec![tetraplet.clone()], single: tetraplet }
+        Self {
+            json,
+            tetraplets: vec![tetraplet.clone()],
+            single: tetraplet,
+            literal: false,
+        }
+    }
+
+    fn literal(mut self, literal: bool) -> Self {
+        self.literal = literal;
+        self
     }
 }
+
+/// Evaluated call arguments: the JSON text of the array and each one's tetraplets.
+type Arguments = (String, Vec<Vec<Tetraplet>>);
+
+/// Recorded iterations of a stream fold by value position: widened `before` and
+/// `after` parts.
+type Lore = BTreeMap<u32, (Subtrace, Subtrace)>;
 
 /// `Ok(None)`: a variable is missing, the instruction waits.
 type Eval<T> = Result<Option<T>, CatchableError>;
@@ -53,7 +79,11 @@ struct Slot {
 
 impl Slot {
     fn empty() -> Self {
-        Self { object: Rc::new(no_error()), tetraplet: None, open: true }
+        Self {
+            object: Rc::new(no_error()),
+            tetraplet: None,
+            open: true,
+        }
     }
 }
 
@@ -86,7 +116,7 @@ enum FoldKind {
 /// The trace bookkeeping of a fold over a stream.
 struct StreamFold {
     /// Recorded iterations of each side, by value position, with widened lengths.
-    lores: [BTreeMap<u32, (Subtrace, Subtrace)>; 2],
+    lores: [Lore; 2],
     /// Per element of the running pass: its recorded iterations on each side.
     taken: Vec<[Option<(Subtrace, Subtrace)>; 2]>,
     /// Per element of the running pass: the record being built, once it started.
@@ -149,7 +179,11 @@ impl<'t, 'a> Execution<'t, 'a> {
             scopes: Scopes::new(),
             streams: Streams::default(),
             maps: Streams::default(),
-            errors: ErrorSlots { last: Slot::empty(), current: Slot::empty(), original: None },
+            errors: ErrorSlots {
+                last: Slot::empty(),
+                current: Slot::empty(),
+                original: None,
+            },
             complete: true,
             next_peers: BTreeSet::new(),
             requests: Vec::new(),
@@ -177,7 +211,10 @@ impl<'t, 'a> Execution<'t, 'a> {
         for &(pos, number) in renumbering {
             match self.merger.result.get_mut(pos as usize) {
                 Some(State::Ap { generation }) => *generation = number,
-                Some(State::Call(CallState::Executed { output: Output::Stream { generation }, .. })) => {
+                Some(State::Call(CallState::Executed {
+                    output: Output::Stream { generation },
+                    ..
+                })) => {
                     *generation = number;
                 }
                 _ => {}
@@ -241,13 +278,19 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     fn trace_error(&self, id: InstrId, detail: Conflict) -> Fault {
         Fault::Uncatchable(
-            UncatchableError::Trace { instruction: self.ast.display(id).to_string(), detail },
+            UncatchableError::Trace {
+                instruction: self.ast.display(id).to_string(),
+                detail,
+            },
             id,
         )
     }
 
     fn par(&mut self, id: InstrId, left: InstrId, right: InstrId) -> Exec {
-        let mut frame = self.merger.par_start().map_err(|c| self.trace_error(id, c))?;
+        let mut frame = self
+            .merger
+            .par_start()
+            .map_err(|c| self.trace_error(id, c))?;
         let is_next = |i: InstrId| matches!(self.ast.instr(i).kind, InstrKind::Next(_));
         self.complete = !is_next(left);
         let left_result = self.exec(left);
@@ -296,10 +339,18 @@ impl<'t, 'a> Execution<'t, 'a> {
         let span = self.ast.instr(id).span;
         match var.kind {
             VarKind::Stream | VarKind::StreamMap => {
-                let streams = if var.kind == VarKind::Stream { &mut self.streams } else { &mut self.maps };
+                let streams = if var.kind == VarKind::Stream {
+                    &mut self.streams
+                } else {
+                    &mut self.maps
+                };
                 streams.push_scope(var.name, span);
                 let result = self.exec(body);
-                let streams = if var.kind == VarKind::Stream { &mut self.streams } else { &mut self.maps };
+                let streams = if var.kind == VarKind::Stream {
+                    &mut self.streams
+                } else {
+                    &mut self.maps
+                };
                 if let Some(stream) = streams.pop_scope(var.name) {
                     let renumbering = stream.renumbering();
                     self.apply_renumbering(&renumbering);
@@ -310,7 +361,10 @@ impl<'t, 'a> Execution<'t, 'a> {
                 self.scopes.push_marker(var.name);
                 let result = self.exec(body);
                 if !self.scopes.pop_marker(var.name) && result.is_ok() {
-                    return Err(Fault::Uncatchable(UncatchableError::ScalarsStateCorrupted(var.name.to_owned()), id));
+                    return Err(Fault::Uncatchable(
+                        UncatchableError::ScalarsStateCorrupted(var.name.to_owned()),
+                        id,
+                    ));
                 }
                 result
             }
@@ -322,14 +376,21 @@ impl<'t, 'a> Execution<'t, 'a> {
         let Some(left) = self.eval(&m.left).map_err(|e| self.raise(id, e, &origin))? else {
             return self.wait();
         };
-        let Some(right) = self.eval(&m.right).map_err(|e| self.raise(id, e, &origin))? else {
+        let Some(right) = self
+            .eval(&m.right)
+            .map_err(|e| self.raise(id, e, &origin))?
+        else {
             return self.wait();
         };
         let equal = left.json == right.json;
         if equal == equal_wanted {
             return self.exec(m.body);
         }
-        let error = if equal_wanted { CatchableError::MatchValuesNotEqual } else { CatchableError::MismatchValuesEqual };
+        let error = if equal_wanted {
+            CatchableError::MatchValuesNotEqual
+        } else {
+            CatchableError::MismatchValuesEqual
+        };
         Err(self.raise(id, error, &origin))
     }
 
@@ -341,13 +402,20 @@ impl<'t, 'a> Execution<'t, 'a> {
     // ----- errors -----
 
     fn plain_origin(&self) -> ErrorOrigin {
-        ErrorOrigin { peer_id: self.current_peer().to_owned(), peer_in_current: false, tetraplet: None }
+        ErrorOrigin {
+            peer_id: self.current_peer().to_owned(),
+            peer_in_current: false,
+            tetraplet: None,
+        }
     }
 
     fn error_object(&self, id: InstrId, error: &CatchableError, peer_id: Option<&str>) -> JValue {
         let mut obj = serde_json::Map::new();
         obj.insert("error_code".into(), error.code().into());
-        obj.insert("instruction".into(), self.ast.display(id).to_string().into());
+        obj.insert(
+            "instruction".into(),
+            self.ast.display(id).to_string().into(),
+        );
         obj.insert("message".into(), error.to_string().into());
         if let Some(peer) = peer_id {
             obj.insert("peer_id".into(), peer.into());
@@ -358,8 +426,10 @@ impl<'t, 'a> Execution<'t, 'a> {
     /// Records a catchable error raised by instruction `id` in the error slots
     /// (errors.md §3.1) and returns it as a fault.
     fn raise(&mut self, id: InstrId, error: CatchableError, origin: &ErrorOrigin) -> Fault {
-        let is_match =
-            matches!(error, CatchableError::MatchValuesNotEqual | CatchableError::MismatchValuesEqual);
+        let is_match = matches!(
+            error,
+            CatchableError::MatchValuesNotEqual | CatchableError::MismatchValuesEqual
+        );
         if self.errors.last.open && !is_match {
             self.errors.last = Slot {
                 object: Rc::new(self.error_object(id, &error, Some(&origin.peer_id))),
@@ -389,7 +459,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             Fail::Literal { code, message } => {
                 let mut obj = serde_json::Map::new();
                 obj.insert("error_code".into(), (*code).into());
-                obj.insert("instruction".into(), self.ast.display(id).to_string().into());
+                obj.insert(
+                    "instruction".into(),
+                    self.ast.display(id).to_string().into(),
+                );
                 obj.insert("message".into(), (*message).into());
                 obj.insert("peer_id".into(), self.params.init_peer_id.clone().into());
                 (Rc::new(JValue::Object(obj)), self.literal.clone())
@@ -407,17 +480,31 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Fail::LastError => {
                 let slot = &self.errors.last;
-                (slot.object.clone(), slot.tetraplet.clone().unwrap_or_else(|| self.literal.clone()))
+                (
+                    slot.object.clone(),
+                    slot.tetraplet
+                        .clone()
+                        .unwrap_or_else(|| self.literal.clone()),
+                )
             }
             Fail::Error => {
                 let slot = &self.errors.current;
-                (slot.object.clone(), slot.tetraplet.clone().unwrap_or_else(|| self.literal.clone()))
+                (
+                    slot.object.clone(),
+                    slot.tetraplet
+                        .clone()
+                        .unwrap_or_else(|| self.literal.clone()),
+                )
             }
         };
         if let Err(message) = check_error_object(&object) {
             return Err(self.raise(id, CatchableError::InvalidErrorObject(message), &origin));
         }
-        self.errors.last = Slot { object: object.clone(), tetraplet: Some(tetraplet), open: false };
+        self.errors.last = Slot {
+            object: object.clone(),
+            tetraplet: Some(tetraplet),
+            open: false,
+        };
         self.complete = false;
         if matches!(fail, Fail::Error) {
             if let Some(original) = self.errors.original.clone() {
@@ -433,7 +520,11 @@ impl<'t, 'a> Execution<'t, 'a> {
     // ----- operands -----
 
     fn iterator(&self, name: &str) -> Option<&Val> {
-        self.folds.iter().rev().find(|f| f.iterator == name).map(|f| &f.elements[f.index].0)
+        self.folds
+            .iter()
+            .rev()
+            .find(|f| f.iterator == name)
+            .map(|f| &f.elements[f.index].0)
     }
 
     /// The value of a scalar (an iterator first).
@@ -457,30 +548,45 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     fn eval(&self, value: &Value<'a>) -> Eval<Evaluated> {
-        let literal = |json: JValue| Ok(Some(Evaluated::one(Rc::new(json), self.literal.clone())));
+        let literal = |json: JValue| {
+            Ok(Some(
+                Evaluated::one(Rc::new(json), self.literal.clone()).literal(true),
+            ))
+        };
         match value {
             Value::InitPeerId => literal(self.params.init_peer_id.clone().into()),
             Value::Timestamp => literal(self.params.timestamp.into()),
             Value::Ttl => literal(self.params.ttl.into()),
             Value::String(s) => literal((*s).into()),
             Value::Int(i) => literal((*i).into()),
-            Value::Float(f) => literal(serde_json::Number::from_f64(*f).map_or(JValue::Null, JValue::Number)),
+            Value::Float(f) => {
+                literal(serde_json::Number::from_f64(*f).map_or(JValue::Null, JValue::Number))
+            }
             Value::Bool(b) => literal((*b).into()),
             Value::EmptyArray => literal(JValue::Array(Vec::new())),
             Value::LastError(lens) | Value::Error(lens) => {
-                let slot = if matches!(value, Value::LastError(_)) { &self.errors.last } else { &self.errors.current };
-                let tetraplet = slot.tetraplet.clone().unwrap_or_else(|| self.literal.clone());
+                let slot = if matches!(value, Value::LastError(_)) {
+                    &self.errors.last
+                } else {
+                    &self.errors.current
+                };
+                let tetraplet = slot
+                    .tetraplet
+                    .clone()
+                    .unwrap_or_else(|| self.literal.clone());
                 let json = match lens {
                     None => slot.object.clone(),
                     Some(Lens::Length) => {
                         return Err(CatchableError::LengthOnNonArray(compact(&slot.object)));
                     }
-                    Some(Lens::Path(accessors)) => match self.apply_path(&slot.object, accessors)? {
-                        Some(j) => j,
-                        None => return Ok(None),
-                    },
+                    Some(Lens::Path(accessors)) => {
+                        match self.apply_path(&slot.object, accessors)? {
+                            Some(j) => j,
+                            None => return Ok(None),
+                        }
+                    }
                 };
-                Ok(Some(Evaluated::one(json, tetraplet)))
+                Ok(Some(Evaluated::one(json, tetraplet).literal(true)))
             }
             Value::Var(var, lens) => match var.kind {
                 VarKind::Scalar => self.eval_scalar(var, lens.as_ref()),
@@ -499,20 +605,36 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     fn eval_scalar(&self, var: &Var<'a>, lens: Option<&Lens<'a>>) -> Eval<Evaluated> {
-        let Some(v) = self.scalar(var.name)? else { return Ok(None) };
+        let Some(v) = self.scalar(var.name)? else {
+            return Ok(None);
+        };
+        let literal = v.literal;
         match lens {
-            None => Ok(Some(Evaluated::one(v.json, v.tetraplet))),
+            None => Ok(Some(Evaluated::one(v.json, v.tetraplet).literal(literal))),
             Some(Lens::Length) => match &*v.json {
-                JValue::Array(a) => Ok(Some(Evaluated::one(
-                    Rc::new(a.len().into()),
-                    Rc::new(Tetraplet { lens: ".length".into(), ..Tetraplet::default() }),
-                ))),
+                JValue::Array(a) => Ok(Some(
+                    Evaluated::one(
+                        Rc::new(a.len().into()),
+                        Rc::new(Tetraplet {
+                            lens: ".length".into(),
+                            ..Tetraplet::default()
+                        }),
+                    )
+                    .literal(literal),
+                )),
                 other => Err(CatchableError::LengthOnNonArray(compact(other))),
             },
             Some(l @ Lens::Path(accessors)) => {
-                let Some(json) = self.apply_path(&v.json, accessors)? else { return Ok(None) };
-                let tetraplet = Tetraplet { lens: format!("{}{l}", v.tetraplet.lens), ..(*v.tetraplet).clone() };
-                Ok(Some(Evaluated::one(json, Rc::new(tetraplet))))
+                let Some(json) = self.apply_path(&v.json, accessors)? else {
+                    return Ok(None);
+                };
+                let tetraplet = Tetraplet {
+                    lens: format!("{}{l}", v.tetraplet.lens),
+                    ..(*v.tetraplet).clone()
+                };
+                Ok(Some(
+                    Evaluated::one(json, Rc::new(tetraplet)).literal(literal),
+                ))
             }
         }
     }
@@ -523,6 +645,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 json: Rc::new(c.to_json()),
                 tetraplets: c.elements.iter().map(|e| e.tetraplet.clone()).collect(),
                 single: c.tetraplet.clone(),
+                literal: false,
             })),
             Some(Lens::Length) => Ok(Some(Evaluated::one(
                 Rc::new(c.elements.len().into()),
@@ -533,9 +656,15 @@ impl<'t, 'a> Execution<'t, 'a> {
                 }),
             ))),
             Some(Lens::Path(accessors)) => {
-                let Some(element) = self.select_element(&c.elements, &accessors[0])? else { return Ok(None) };
-                let Some(json) = self.apply_path(&element.json, &accessors[1..])? else { return Ok(None) };
-                Ok(Some(Evaluated::one(json, element.tetraplet.clone())))
+                let Some(element) = self.select_element(&c.elements, &accessors[0])? else {
+                    return Ok(None);
+                };
+                let Some(json) = self.apply_path(&element.json, &accessors[1..])? else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    Evaluated::one(json, element.tetraplet.clone()).literal(element.literal),
+                ))
             }
         }
     }
@@ -551,7 +680,9 @@ impl<'t, 'a> Execution<'t, 'a> {
                 )));
             }
             Accessor::Var(var) => {
-                let Some(v) = self.scalar(var.name)? else { return Ok(None) };
+                let Some(v) = self.scalar(var.name)? else {
+                    return Ok(None);
+                };
                 match &*v.json {
                     JValue::Number(n) => to_u32(n)?,
                     other => {
@@ -578,6 +709,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                     json: Rc::new(m.to_json()),
                     tetraplets: m.entries.iter().map(|e| e.tetraplet.clone()).collect(),
                     single: m.tetraplet.clone(),
+                    literal: false,
                 }));
             }
             Some(Lens::Length) => {
@@ -592,16 +724,25 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Some(Lens::Path(accessors)) => accessors,
         };
-        let Some(key) = self.map_key_accessor(&accessors[0])? else { return Ok(None) };
+        let Some(key) = self.map_key_accessor(&accessors[0])? else {
+            return Ok(None);
+        };
         let values = m.values_of(&key);
-        let whole_lens = Tetraplet { lens: lens.map(ToString::to_string).unwrap_or_default(), ..(*m.tetraplet).clone() };
+        let whole_lens = Tetraplet {
+            lens: lens.map(ToString::to_string).unwrap_or_default(),
+            ..(*m.tetraplet).clone()
+        };
         if values.is_empty() || accessors.len() == 1 {
             let json = JValue::Array(values.iter().map(|v| (*v.json).clone()).collect());
             return Ok(Some(Evaluated::one(Rc::new(json), Rc::new(whole_lens))));
         }
-        let Some(element) = self.select_element(&values, &accessors[1])? else { return Ok(None) };
+        let Some(element) = self.select_element(&values, &accessors[1])? else {
+            return Ok(None);
+        };
         let rest = &accessors[2..];
-        let Some(json) = self.apply_path(&element.json, rest)? else { return Ok(None) };
+        let Some(json) = self.apply_path(&element.json, rest)? else {
+            return Ok(None);
+        };
         let mut tetraplet = (*element.tetraplet).clone();
         for accessor in rest {
             tetraplet.lens.push('.');
@@ -611,7 +752,9 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Accessor::Field(f) => tetraplet.lens.push_str(f),
             }
         }
-        Ok(Some(Evaluated::one(json, Rc::new(tetraplet))))
+        Ok(Some(
+            Evaluated::one(json, Rc::new(tetraplet)).literal(element.literal),
+        ))
     }
 
     fn map_key_accessor(&self, accessor: &Accessor<'a>) -> Eval<MapKey> {
@@ -620,9 +763,13 @@ impl<'t, 'a> Execution<'t, 'a> {
             Accessor::Index(i) => MapKey::Int(i128::from(*i)),
             Accessor::Var(var) => {
                 if self.iterator(var.name).is_some() {
-                    return Err(CatchableError::Lens("canon stream map accessor must not be iterable".into()));
+                    return Err(CatchableError::Lens(
+                        "canon stream map accessor must not be iterable".into(),
+                    ));
                 }
-                let Some(v) = self.scalar(var.name)? else { return Ok(None) };
+                let Some(v) = self.scalar(var.name)? else {
+                    return Ok(None);
+                };
                 match MapKey::of(&v.json) {
                     Some(k) => k,
                     None => {
@@ -652,7 +799,9 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Accessor::Index(i) => Step::Index(*i),
                 Accessor::Field(f) => Step::Field(f),
                 Accessor::Var(var) => {
-                    let Some(v) = self.scalar(var.name)? else { return Ok(None) };
+                    let Some(v) = self.scalar(var.name)? else {
+                        return Ok(None);
+                    };
                     match &*v.json {
                         JValue::String(s) => {
                             owned_field = s.clone();
@@ -704,12 +853,19 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     /// A call's peer, service or function: must be a string.
     fn triplet_part(&self, value: &Value<'a>) -> Eval<String> {
-        let Some(v) = self.eval(value)? else { return Ok(None) };
+        let Some(v) = self.eval(value)? else {
+            return Ok(None);
+        };
         match &*v.json {
             JValue::String(s) => Ok(Some(s.clone())),
             other => {
-                let name = value.var().map_or_else(|| value.to_string(), |v| v.name.to_owned());
-                Err(CatchableError::NonStringTriplet { name, value: compact(other) })
+                let name = value
+                    .var()
+                    .map_or_else(|| value.to_string(), |v| v.name.to_owned());
+                Err(CatchableError::NonStringTriplet {
+                    name,
+                    value: compact(other),
+                })
             }
         }
     }
@@ -717,7 +873,10 @@ impl<'t, 'a> Execution<'t, 'a> {
     // ----- call -----
 
     fn call(&mut self, id: InstrId, call: &Call<'a>) -> Exec {
-        let plain = ErrorOrigin { peer_in_current: true, ..self.plain_origin() };
+        let plain = ErrorOrigin {
+            peer_in_current: true,
+            ..self.plain_origin()
+        };
         let mut parts = Vec::with_capacity(3);
         for part in [&call.peer, &call.service, &call.function] {
             match self.triplet_part(part) {
@@ -732,15 +891,30 @@ impl<'t, 'a> Execution<'t, 'a> {
         if let Some(out) = &call.output {
             if out.kind == VarKind::Scalar {
                 if self.iterator(out.name).is_some() {
-                    return Err(Fault::Uncatchable(UncatchableError::IterableShadowing(out.name.to_owned()), id));
+                    return Err(Fault::Uncatchable(
+                        UncatchableError::IterableShadowing(out.name.to_owned()),
+                        id,
+                    ));
                 }
                 if self.scopes.would_shadow(out.name) {
-                    return Err(Fault::Uncatchable(UncatchableError::ShadowingNotAllowed(out.name.to_owned()), id));
+                    return Err(Fault::Uncatchable(
+                        UncatchableError::ShadowingNotAllowed(out.name.to_owned()),
+                        id,
+                    ));
                 }
             }
         }
-        let tetraplet = Rc::new(Tetraplet { peer_pk: peer.clone(), service_id, function_name, lens: String::new() });
-        let origin = ErrorOrigin { peer_id: peer.clone(), peer_in_current: true, tetraplet: Some(tetraplet.clone()) };
+        let tetraplet = Rc::new(Tetraplet {
+            peer_pk: peer.clone(),
+            service_id,
+            function_name,
+            lens: String::new(),
+        });
+        let origin = ErrorOrigin {
+            peer_id: peer.clone(),
+            peer_in_current: true,
+            tetraplet: Some(tetraplet.clone()),
+        };
         let args = match self.eval_args(&call.args) {
             Ok(args) => args,
             Err(e) => return Err(self.raise(id, e, &origin)),
@@ -749,30 +923,67 @@ impl<'t, 'a> Execution<'t, 'a> {
         let current_peer = self.current_peer().to_owned();
         let mut consumed_state = None;
         if let Some(m) = merged {
-            let origin_positions = Origin { prev: m.prev_pos, current: m.current_pos };
+            let origin_positions = Origin {
+                prev: m.prev_pos,
+                current: m.current_pos,
+            };
             match m.state {
                 CallState::Executed { result, output } => {
                     self.check_recorded(id, &result, args.as_ref(), &tetraplet, Some(output))?;
-                    return self.replay_executed(id, call, result, output, m.source, origin_positions);
+                    return self.replay_executed(
+                        id,
+                        call,
+                        result,
+                        output,
+                        m.source,
+                        origin_positions,
+                    );
                 }
                 CallState::Failed(result) => {
                     self.check_recorded(id, &result, args.as_ref(), &tetraplet, None)?;
-                    let (ret_code, message) = failed_parts(&result.value)
-                        .ok_or_else(|| Fault::Uncatchable(UncatchableError::MalformedFailedResult(compact(&result.value)), id))?;
-                    self.merger.push_with_origin(State::Call(CallState::Failed(result)), origin_positions);
+                    let (ret_code, message) = failed_parts(&result.value).ok_or_else(|| {
+                        Fault::Uncatchable(
+                            UncatchableError::MalformedFailedResult(compact(&result.value)),
+                            id,
+                        )
+                    })?;
+                    self.merger
+                        .push_with_origin(State::Call(CallState::Failed(result)), origin_positions);
                     self.complete = false;
-                    return Err(self.raise(id, CatchableError::LocalService { ret_code, message }, &origin));
+                    return Err(self.raise(
+                        id,
+                        CatchableError::LocalService { ret_code, message },
+                        &origin,
+                    ));
                 }
-                CallState::Sent { peer: sender, request: Some(request) } if *sender == *current_peer => {
+                CallState::Sent {
+                    peer: sender,
+                    request: Some(request),
+                } if *sender == *current_peer => {
                     if let Some(answer) = self.results.get(&request) {
                         self.consumed.insert(request);
                         let Some((args_json, _)) = &args else {
-                            return Err(self.trace_error(id, "a result arrived for a call whose arguments are not known here".into()));
+                            return Err(self.trace_error(
+                                id,
+                                "a result arrived for a call whose arguments are not known here"
+                                    .into(),
+                            ));
                         };
                         let hash = argument_hash(args_json);
-                        return self.process_result(id, call, answer.ret_code, &answer.result, hash, tetraplet, &origin);
+                        return self.process_result(
+                            id,
+                            call,
+                            answer.ret_code,
+                            &answer.result,
+                            hash,
+                            tetraplet,
+                            &origin,
+                        );
                     }
-                    self.merger.push(State::Call(CallState::Sent { peer: sender, request: Some(request) }));
+                    self.merger.push(State::Call(CallState::Sent {
+                        peer: sender,
+                        request: Some(request),
+                    }));
                     self.complete = false;
                     return Ok(());
                 }
@@ -788,7 +999,10 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
         if peer != current_peer {
             self.next_peers.insert(peer);
-            self.merger.push(State::Call(CallState::Sent { peer: Rc::from(current_peer.as_str()), request: None }));
+            self.merger.push(State::Call(CallState::Sent {
+                peer: Rc::from(current_peer.as_str()),
+                request: None,
+            }));
             self.complete = false;
             return Ok(());
         }
@@ -808,13 +1022,16 @@ impl<'t, 'a> Execution<'t, 'a> {
             arguments,
             tetraplets,
         });
-        self.merger.push(State::Call(CallState::Sent { peer: Rc::from(current_peer.as_str()), request: Some(request) }));
+        self.merger.push(State::Call(CallState::Sent {
+            peer: Rc::from(current_peer.as_str()),
+            request: Some(request),
+        }));
         self.complete = false;
         Ok(())
     }
 
     /// Evaluates call arguments: `Ok(None)` when one is missing.
-    fn eval_args(&self, args: &[Value<'a>]) -> Result<Option<(String, Vec<Vec<Tetraplet>>)>, CatchableError> {
+    fn eval_args(&self, args: &[Value<'a>]) -> Eval<Arguments> {
         let mut values = Vec::with_capacity(args.len());
         let mut tetraplets = Vec::with_capacity(args.len());
         let mut pending = false;
@@ -833,7 +1050,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             return Ok(None);
         }
         let array: Vec<&JValue> = values.iter().map(|v| &**v).collect();
-        Ok(Some((serde_json::to_string(&array).unwrap_or_default(), tetraplets)))
+        Ok(Some((
+            serde_json::to_string(&array).unwrap_or_default(),
+            tetraplets,
+        )))
     }
 
     /// A replayed call must have been made with the arguments and triplet the script
@@ -843,7 +1063,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         &self,
         id: InstrId,
         result: &ServiceResult,
-        args: Option<&(String, Vec<Vec<Tetraplet>>)>,
+        args: Option<&Arguments>,
         tetraplet: &Tetraplet,
         output: Option<Output>,
     ) -> Result<(), Fault> {
@@ -858,7 +1078,10 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Output::Unused => call_output.is_none(),
             };
             if !matches_kind {
-                return Err(Fault::Uncatchable(UncatchableError::CallResultKindMismatch(compact(&result.value)), id));
+                return Err(Fault::Uncatchable(
+                    UncatchableError::CallResultKindMismatch(compact(&result.value)),
+                    id,
+                ));
             }
             if output == Output::Unused {
                 // An unused result records only its value.
@@ -909,15 +1132,22 @@ impl<'t, 'a> Execution<'t, 'a> {
         origin: Origin,
     ) -> Exec {
         let pos = self.merger.push_with_origin(
-            State::Call(CallState::Executed { result: result.clone(), output }),
+            State::Call(CallState::Executed {
+                result: result.clone(),
+                output,
+            }),
             origin,
         );
-        let val = Val { json: result.value.clone(), tetraplet: result.tetraplet.clone() };
+        let val = Val::new(result.value.clone(), result.tetraplet.clone());
         match (call.output, output) {
             (Some(out), Output::Scalar) => self.assign_scalar(id, out.name, Variable::Scalar(val)),
-            (Some(out), Output::Stream { generation }) => {
-                self.append_stream(id, &out, val, pos, Some(Generation::recorded(source, generation)))
-            }
+            (Some(out), Output::Stream { generation }) => self.append_stream(
+                id,
+                &out,
+                val,
+                pos,
+                Some(Generation::recorded(source, generation)),
+            ),
             _ => Ok(()),
         }
     }
@@ -935,9 +1165,17 @@ impl<'t, 'a> Execution<'t, 'a> {
     ) -> Exec {
         let failure = |this: &mut Self, ret_code: i32, message: String| {
             let value = serde_json::json!({"ret_code": ret_code, "message": message});
-            let result = Rc::new(ServiceResult { value: Rc::new(value), argument_hash, tetraplet: tetraplet.clone() });
+            let result = Rc::new(ServiceResult {
+                value: Rc::new(value),
+                argument_hash,
+                tetraplet: tetraplet.clone(),
+            });
             this.merger.push(State::Call(CallState::Failed(result)));
-            Err(this.raise(id, CatchableError::LocalService { ret_code, message }, origin))
+            Err(this.raise(
+                id,
+                CatchableError::LocalService { ret_code, message },
+                origin,
+            ))
         };
         if ret_code != 0 {
             return failure(self, ret_code, text.to_owned());
@@ -951,11 +1189,18 @@ impl<'t, 'a> Execution<'t, 'a> {
                 return failure(self, i32::MAX, message);
             }
         };
-        let result = Rc::new(ServiceResult { value: Rc::new(json), argument_hash, tetraplet: tetraplet.clone() });
-        let val = Val { json: result.value.clone(), tetraplet };
+        let result = Rc::new(ServiceResult {
+            value: Rc::new(json),
+            argument_hash,
+            tetraplet: tetraplet.clone(),
+        });
+        let val = Val::new(result.value.clone(), tetraplet);
         match call.output {
             Some(out) if out.kind == VarKind::Scalar => {
-                self.merger.push(State::Call(CallState::Executed { result, output: Output::Scalar }));
+                self.merger.push(State::Call(CallState::Executed {
+                    result,
+                    output: Output::Scalar,
+                }));
                 self.assign_scalar(id, out.name, Variable::Scalar(val))
             }
             Some(out) => {
@@ -966,20 +1211,36 @@ impl<'t, 'a> Execution<'t, 'a> {
                 self.append_stream(id, &out, val, pos, None)
             }
             None => {
-                self.merger.push(State::Call(CallState::Executed { result, output: Output::Unused }));
+                self.merger.push(State::Call(CallState::Executed {
+                    result,
+                    output: Output::Unused,
+                }));
                 Ok(())
             }
         }
     }
 
     fn assign_scalar(&mut self, id: InstrId, name: &str, value: Variable) -> Exec {
-        self.scopes.assign(name, value).map_err(|AssignError::Shadowing| {
-            Fault::Uncatchable(UncatchableError::ShadowingNotAllowed(name.to_owned()), id)
-        })
+        self.scopes
+            .assign(name, value)
+            .map_err(|AssignError::Shadowing| {
+                Fault::Uncatchable(UncatchableError::ShadowingNotAllowed(name.to_owned()), id)
+            })
     }
 
-    fn append_stream(&mut self, id: InstrId, var: &Var<'a>, val: Val, trace_pos: u32, generation: Option<Generation>) -> Exec {
-        let streams = if var.kind == VarKind::StreamMap { &mut self.maps } else { &mut self.streams };
+    fn append_stream(
+        &mut self,
+        id: InstrId,
+        var: &Var<'a>,
+        val: Val,
+        trace_pos: u32,
+        generation: Option<Generation>,
+    ) -> Exec {
+        let streams = if var.kind == VarKind::StreamMap {
+            &mut self.maps
+        } else {
+            &mut self.streams
+        };
         streams
             .get_or_create(var.name, var.pos)
             .append(StreamValue { val, trace_pos }, generation)
@@ -995,14 +1256,48 @@ impl<'t, 'a> Execution<'t, 'a> {
             Ok(None) => return self.wait(),
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
-        let val = Val { json: value.json, tetraplet: value.single };
+        let val = self.stored(arg, value);
         if result.kind == VarKind::Scalar {
             if self.iterator(result.name).is_some() {
-                return Err(Fault::Uncatchable(UncatchableError::ApToIterator(result.name.to_owned()), id));
+                return Err(Fault::Uncatchable(
+                    UncatchableError::ApToIterator(result.name.to_owned()),
+                    id,
+                ));
             }
             return self.assign_scalar(id, result.name, Variable::Scalar(val));
         }
         self.append_ap(id, result, val)
+    }
+
+    /// The value `ap` stores: the evaluated value with its own tetraplet, except for
+    /// error objects and `.length` results, which the reference stores as literals
+    /// with tetraplets of their own (verified with the oracle).
+    fn stored(&self, operand: &Value<'a>, value: Evaluated) -> Val {
+        let tetraplet = |peer_pk: &str, service_id: &str, lens: &str| {
+            Rc::new(Tetraplet {
+                peer_pk: peer_pk.to_owned(),
+                service_id: service_id.to_owned(),
+                function_name: String::new(),
+                lens: lens.to_owned(),
+            })
+        };
+        let (t, literal) = match operand {
+            Value::LastError(_) | Value::Error(_) => {
+                (tetraplet(&value.single.peer_pk, "", ""), true)
+            }
+            Value::Var(var, Some(Lens::Length)) => match var.kind {
+                VarKind::Scalar if value.literal => (tetraplet("", "", ""), true),
+                VarKind::Scalar => (tetraplet("", "", ".length"), true),
+                VarKind::Canon => (tetraplet(self.current_peer(), "", ""), true),
+                _ => (value.single.clone(), true),
+            },
+            _ => (value.single.clone(), value.literal),
+        };
+        Val {
+            json: value.json,
+            tetraplet: t,
+            literal,
+        }
     }
 
     fn append_ap(&mut self, id: InstrId, target: &Var<'a>, val: Val) -> Exec {
@@ -1010,17 +1305,28 @@ impl<'t, 'a> Execution<'t, 'a> {
         let (generation, origin) = match merged {
             Some(m) => (
                 Some(Generation::recorded(m.source, m.state)),
-                Origin { prev: m.prev_pos, current: m.current_pos },
+                Origin {
+                    prev: m.prev_pos,
+                    current: m.current_pos,
+                },
             ),
             None => (None, Origin::default()),
         };
-        let pos = self.merger.push_with_origin(State::Ap { generation: 0 }, origin);
+        let pos = self
+            .merger
+            .push_with_origin(State::Ap { generation: 0 }, origin);
         self.append_stream(id, target, val, pos, generation)
     }
 
-    fn ap_map(&mut self, id: InstrId, key: &Value<'a>, value: &Value<'a>, map: &Var<'a>) -> Exec {
+    fn ap_map(
+        &mut self,
+        id: InstrId,
+        key: &Value<'a>,
+        value_operand: &Value<'a>,
+        map: &Var<'a>,
+    ) -> Exec {
         let origin = self.plain_origin();
-        let value = match self.eval(value) {
+        let value = match self.eval(value_operand) {
             Ok(Some(v)) => v,
             Ok(None) => return self.wait(),
             Err(e) => return Err(self.raise(id, e, &origin)),
@@ -1035,25 +1341,43 @@ impl<'t, 'a> Execution<'t, 'a> {
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
         let Some(key) = MapKey::of(&key.json) else {
-            return Err(self.raise(id, CatchableError::StreamMapKey(map.name.to_owned()), &origin));
+            return Err(self.raise(
+                id,
+                CatchableError::StreamMapKey(map.name.to_owned()),
+                &origin,
+            ));
         };
         let mut entry = serde_json::Map::new();
         entry.insert("key".into(), key.to_json());
         entry.insert("value".into(), (*value.json).clone());
-        let val = Val { json: Rc::new(JValue::Object(entry)), tetraplet: value.single };
+        let value = Evaluated {
+            json: Rc::new(JValue::Null),
+            ..value
+        };
+        let stored = self.stored(value_operand, value);
+        let val = Val {
+            json: Rc::new(JValue::Object(entry)),
+            ..stored
+        };
         self.append_ap(id, map, val)
     }
 
     // ----- canon -----
 
     fn canon(&mut self, id: InstrId, canon: &Canon<'a>) -> Exec {
-        let origin = ErrorOrigin { peer_in_current: true, ..self.plain_origin() };
+        let origin = ErrorOrigin {
+            peer_in_current: true,
+            ..self.plain_origin()
+        };
         let state = self.merger.canon().map_err(|c| self.trace_error(id, c))?;
         let peer = match self.triplet_part(&canon.peer) {
             Ok(Some(p)) => p,
             Ok(None) if state.is_none() => return self.wait(),
             Ok(None) => {
-                let name = canon.peer.var().map_or_else(|| canon.peer.to_string(), |v| v.name.to_owned());
+                let name = canon
+                    .peer
+                    .var()
+                    .map_or_else(|| canon.peer.to_string(), |v| v.name.to_owned());
                 return Err(self.raise(id, CatchableError::VariableNotFound(name), &origin));
             }
             Err(e) => return Err(self.raise(id, e, &origin)),
@@ -1072,7 +1396,8 @@ impl<'t, 'a> Execution<'t, 'a> {
                         id,
                     ));
                 }
-                self.merger.push(State::Canon(CanonState::Executed(result.clone())));
+                self.merger
+                    .push(State::Canon(CanonState::Executed(result.clone())));
                 self.set_canon_target(id, canon, &result)
             }
             Some(state @ CanonState::Sent { .. }) if peer != current_peer => {
@@ -1082,37 +1407,61 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             None if peer != current_peer => {
                 self.next_peers.insert(peer);
-                self.merger.push(State::Canon(CanonState::Sent { peer: Rc::from(current_peer.as_str()) }));
+                self.merger.push(State::Canon(CanonState::Sent {
+                    peer: Rc::from(current_peer.as_str()),
+                }));
                 self.complete = false;
                 Ok(())
             }
             _ => {
                 let result = Rc::new(self.canonicalize(id, canon, &peer)?);
-                self.merger.push(State::Canon(CanonState::Executed(result.clone())));
+                self.merger
+                    .push(State::Canon(CanonState::Executed(result.clone())));
                 self.set_canon_target(id, canon, &result)
             }
         }
     }
 
-    fn canonicalize(&self, id: InstrId, canon: &Canon<'a>, peer: &str) -> Result<CanonResult, Fault> {
+    fn canonicalize(
+        &self,
+        id: InstrId,
+        canon: &Canon<'a>,
+        peer: &str,
+    ) -> Result<CanonResult, Fault> {
         let tetraplet = Rc::new(peer_tetraplet(peer));
-        let streams = if canon.source.kind == VarKind::StreamMap { &self.maps } else { &self.streams };
+        let streams = if canon.source.kind == VarKind::StreamMap {
+            &self.maps
+        } else {
+            &self.streams
+        };
         let values: Vec<Val> = streams
             .get(canon.source.name, canon.source.pos)
             .map(|s| s.values().map(|v| v.val.clone()).collect())
             .unwrap_or_default();
         if canon.target.kind != VarKind::Scalar {
-            return Ok(CanonResult { tetraplet, elements: values });
+            return Ok(CanonResult {
+                tetraplet,
+                elements: values,
+            });
         }
         // A map into a scalar: one object, the first value of each key's string form.
         let mut obj = serde_json::Map::new();
         for entry in &values {
-            let key = entry.json.get("key").and_then(MapKey::of).ok_or_else(|| {
-                Fault::Uncatchable(UncatchableError::StreamMapKey("unsupported kvpair object or map key type"), id)
-            })?;
-            obj.entry(key.string_form()).or_insert_with(|| CanonMap::value_of(entry).clone());
+            let key = entry
+                .json
+                .get("key")
+                .and_then(MapKey::of)
+                .ok_or(Fault::Uncatchable(
+                    UncatchableError::StreamMapKey("unsupported kvpair object or map key type"),
+                    id,
+                ))?;
+            obj.entry(key.string_form())
+                .or_insert_with(|| CanonMap::value_of(entry).clone());
         }
-        Ok(CanonResult { tetraplet: tetraplet.clone(), elements: vec![Val::new(JValue::Object(obj), tetraplet)] })
+        Ok(CanonResult {
+            tetraplet: tetraplet.clone(),
+            elements: vec![Val::new(JValue::Object(obj), tetraplet)],
+        })
     }
 
     fn set_canon_target(&mut self, id: InstrId, canon: &Canon<'a>, result: &CanonResult) -> Exec {
@@ -1130,7 +1479,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                     .elements
                     .first()
                     .ok_or(Fault::Uncatchable(UncatchableError::CanonMapToScalar, id))?;
-                Variable::Scalar(Val { json: element.json.clone(), tetraplet: result.tetraplet.clone() })
+                Variable::Scalar(Val::new(element.json.clone(), result.tetraplet.clone()))
             }
         };
         self.assign_scalar(id, canon.target.name, variable)
@@ -1140,16 +1489,21 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     /// The elements a fold over a scalar, canon or canon map visits.
     fn fold_elements(&self, fold: &Fold<'a>) -> Eval<Vec<Val>> {
-        let not_array = |expression: String, value: &JValue| CatchableError::FoldIteratesOverNonArray {
-            expression,
-            value: compact(value),
-        };
+        let not_array =
+            |expression: String, value: &JValue| CatchableError::FoldIteratesOverNonArray {
+                expression,
+                value: compact(value),
+            };
         match &fold.iterable {
             Value::EmptyArray => Ok(Some(Vec::new())),
             Value::Var(var, lens) if var.kind == VarKind::Scalar => {
-                let Some(v) = self.eval_scalar(var, lens.as_ref())? else { return Ok(None) };
+                let Some(v) = self.eval_scalar(var, lens.as_ref())? else {
+                    return Ok(None);
+                };
                 let JValue::Array(items) = &*v.json else {
-                    let expression = lens.as_ref().map_or_else(|| var.name.to_owned(), ToString::to_string);
+                    let expression = lens
+                        .as_ref()
+                        .map_or_else(|| var.name.to_owned(), ToString::to_string);
                     return Err(not_array(expression, &v.json));
                 };
                 Ok(Some(
@@ -1158,7 +1512,14 @@ impl<'t, 'a> Execution<'t, 'a> {
                         .enumerate()
                         .map(|(i, item)| {
                             let lens = format!("{}.$.[{i}]", v.single.lens);
-                            Val::new(item.clone(), Rc::new(Tetraplet { lens, ..(*v.single).clone() }))
+                            Val::new(
+                                item.clone(),
+                                Rc::new(Tetraplet {
+                                    lens,
+                                    ..(*v.single).clone()
+                                }),
+                            )
+                            .with_literal(v.literal)
                         })
                         .collect(),
                 ))
@@ -1168,17 +1529,26 @@ impl<'t, 'a> Execution<'t, 'a> {
                 _ => Ok(None),
             },
             Value::Var(var, lens) if var.kind == VarKind::CanonMap => {
-                let Some(Variable::CanonMap(m)) = self.variable(var.name)? else { return Ok(None) };
+                let Some(Variable::CanonMap(m)) = self.variable(var.name)? else {
+                    return Ok(None);
+                };
                 match lens {
                     None => {
                         // One element per key: its last entry, ordered by that entry's position.
-                        let mut lasts: Vec<usize> =
-                            m.index.values().filter_map(|positions| positions.last().copied()).collect();
+                        let mut lasts: Vec<usize> = m
+                            .index
+                            .values()
+                            .filter_map(|positions| positions.last().copied())
+                            .collect();
                         lasts.sort_unstable();
-                        Ok(Some(lasts.into_iter().map(|i| m.entries[i].clone()).collect()))
+                        Ok(Some(
+                            lasts.into_iter().map(|i| m.entries[i].clone()).collect(),
+                        ))
                     }
                     Some(lens) => {
-                        let Some(v) = self.eval_canon_map(&m, Some(lens))? else { return Ok(None) };
+                        let Some(v) = self.eval_canon_map(&m, Some(lens))? else {
+                            return Ok(None);
+                        };
                         let JValue::Array(items) = &*v.json else {
                             return Err(not_array(lens.to_string(), &v.json));
                         };
@@ -1188,7 +1558,13 @@ impl<'t, 'a> Execution<'t, 'a> {
                                 .enumerate()
                                 .map(|(i, item)| {
                                     let lens = format!("{}.$.[{i}]", v.single.lens);
-                                    Val::new(item.clone(), Rc::new(Tetraplet { lens, ..(*v.single).clone() }))
+                                    Val::new(
+                                        item.clone(),
+                                        Rc::new(Tetraplet {
+                                            lens,
+                                            ..(*v.single).clone()
+                                        }),
+                                    )
                                 })
                                 .collect(),
                         ))
@@ -1228,14 +1604,20 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     fn check_iterator_free(&self, id: InstrId, fold: &Fold<'a>) -> Exec {
         if self.iterator(fold.iterator.name).is_some() {
-            return Err(Fault::Uncatchable(UncatchableError::MultipleIterableValues(fold.iterator.name.to_owned()), id));
+            return Err(Fault::Uncatchable(
+                UncatchableError::MultipleIterableValues(fold.iterator.name.to_owned()),
+                id,
+            ));
         }
         Ok(())
     }
 
     fn next(&mut self, id: InstrId, var: &Var<'a>) -> Exec {
         let Some(at) = self.folds.iter().rposition(|f| f.iterator == var.name) else {
-            return Err(Fault::Uncatchable(UncatchableError::FoldStateNotFound(var.name.to_owned()), id));
+            return Err(Fault::Uncatchable(
+                UncatchableError::FoldStateNotFound(var.name.to_owned()),
+                id,
+            ));
         };
         let fold = &self.folds[at];
         let is_stream = matches!(fold.kind, FoldKind::Stream(_));
@@ -1294,7 +1676,11 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn with_stream_fold<R>(&mut self, at: usize, f: impl FnOnce(&mut StreamFold) -> R) -> Option<R> {
+    fn with_stream_fold<R>(
+        &mut self,
+        at: usize,
+        f: impl FnOnce(&mut StreamFold) -> R,
+    ) -> Option<R> {
         match &mut self.folds[at].kind {
             FoldKind::Stream(s) => Some(f(s)),
             FoldKind::Scalar => None,
@@ -1305,7 +1691,12 @@ impl<'t, 'a> Execution<'t, 'a> {
     /// and point the cursors at their `before` parts.
     fn start_iteration(&mut self, id: InstrId, at: usize, index: usize) -> Exec {
         let value_pos = self.folds[at].elements[index].1;
-        let origin = self.merger.origins.get(value_pos as usize).copied().unwrap_or_default();
+        let origin = self
+            .merger
+            .origins
+            .get(value_pos as usize)
+            .copied()
+            .unwrap_or_default();
         let now = self.merger.result_len();
         let mut taken = [None, None];
         if let FoldKind::Stream(s) = &mut self.folds[at].kind {
@@ -1313,12 +1704,20 @@ impl<'t, 'a> Execution<'t, 'a> {
                 taken[side] = pos.and_then(|p| s.lores[side].remove(&p));
             }
             s.taken[index] = taken;
-            s.records[index] =
-                Some(RecordBuild { value_pos, before_begin: now, before_len: None, after_begin: None, after_len: None });
+            s.records[index] = Some(RecordBuild {
+                value_pos,
+                before_begin: now,
+                before_len: None,
+                after_begin: None,
+                after_len: None,
+            });
         }
         for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
             match taken[side] {
-                Some((before, _)) => self.merger.set_cursor(source, before).map_err(|c| self.trace_error(id, c))?,
+                Some((before, _)) => self
+                    .merger
+                    .set_cursor(source, before)
+                    .map_err(|c| self.trace_error(id, c))?,
                 None => self.merger.cursor_mut(source).remaining = 0,
             }
         }
@@ -1342,7 +1741,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             .unwrap_or_default();
         for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
             match taken[side] {
-                Some((_, after)) => self.merger.set_cursor(source, after).map_err(|c| self.trace_error(id, c))?,
+                Some((_, after)) => self
+                    .merger
+                    .set_cursor(source, after)
+                    .map_err(|c| self.trace_error(id, c))?,
                 None => self.merger.cursor_mut(source).remaining = 0,
             }
         }
@@ -1350,9 +1752,13 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     fn stream_fold(&mut self, id: InstrId, fold: &Fold<'a>) -> Exec {
-        let Value::Var(var, _) = &fold.iterable else { return Ok(()) };
+        let Value::Var(var, _) = &fold.iterable else {
+            return Ok(());
+        };
         let is_map = var.kind == VarKind::StreamMap;
-        let exists = if is_map { &self.maps } else { &self.streams }.get(var.name, var.pos).is_some();
+        let exists = if is_map { &self.maps } else { &self.streams }
+            .get(var.name, var.pos)
+            .is_some();
         if !exists {
             return self.wait();
         }
@@ -1361,39 +1767,80 @@ impl<'t, 'a> Execution<'t, 'a> {
         let mut finals = [Cursor::default(); 2];
         for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
             let (lore, total) = match &sides[side] {
-                Some((_, records)) => resolve_lore(self.merger.trace(source), records).map_err(|c| self.trace_error(id, c))?,
+                Some((_, records)) => resolve_lore(self.merger.trace(source), records)
+                    .map_err(|c| self.trace_error(id, c))?,
                 None => (BTreeMap::new(), 0),
             };
             let cursor = *self.merger.cursor_mut(source);
             if total > cursor.remaining {
-                return Err(self.trace_error(id, format!("fold of {total} states exceeds the {} states left", cursor.remaining)));
+                return Err(self.trace_error(
+                    id,
+                    format!(
+                        "fold of {total} states exceeds the {} states left",
+                        cursor.remaining
+                    ),
+                ));
             }
-            finals[side] = Cursor { pos: cursor.pos + total, remaining: cursor.remaining - total };
+            finals[side] = Cursor {
+                pos: cursor.pos + total,
+                remaining: cursor.remaining - total,
+            };
             lores[side] = lore;
         }
         let slot = self.merger.push(State::Fold(Vec::new())) as usize;
         self.check_iterator_free(id, fold)?;
-        let streams = if is_map { &mut self.maps } else { &mut self.streams };
-        streams.get_or_create(var.name, var.pos).open_generation();
+        // A round visits the generations that exist when it starts; what the round
+        // appends goes to one fresh generation, visited by the next round.
+        let streams = if is_map {
+            &mut self.maps
+        } else {
+            &mut self.streams
+        };
+        let stream = streams.get_or_create(var.name, var.pos);
+        let mut round_end = stream.last_generation();
+        stream.open_generation();
         let mut lore: Vec<IterationRecord> = Vec::new();
         let mut complete_any = false;
         let mut visited = None;
         let mut outcome = Ok(());
-        let mut state = Some(Box::new(StreamFold { lores, taken: Vec::new(), records: Vec::new() }));
+        let mut state = Some(Box::new(StreamFold {
+            lores,
+            taken: Vec::new(),
+            records: Vec::new(),
+        }));
         loop {
             let streams = if is_map { &self.maps } else { &self.streams };
-            let Some((generation, values)) = streams.get(var.name, var.pos).and_then(|s| s.next_generation(visited)) else {
+            let Some((generation, values)) = streams
+                .get(var.name, var.pos)
+                .and_then(|s| s.next_generation(visited))
+            else {
                 break;
             };
             visited = Some(generation);
+            if round_end.is_some_and(|end| generation > end) {
+                let streams = if is_map {
+                    &mut self.maps
+                } else {
+                    &mut self.streams
+                };
+                let stream = streams.get_or_create(var.name, var.pos);
+                round_end = stream.last_generation();
+                stream.open_generation();
+            }
             let n = values.len();
-            let mut s = state.take().unwrap_or_else(|| Box::new(StreamFold { lores: Default::default(), taken: Vec::new(), records: Vec::new() }));
+            let mut s = state.take().unwrap_or_else(|| {
+                Box::new(StreamFold {
+                    lores: Default::default(),
+                    taken: Vec::new(),
+                    records: Vec::new(),
+                })
+            });
             s.taken = vec![[None, None]; n];
             s.records = vec![None; n];
             let frame = self.scopes.enter_fold();
             self.folds.push(ActiveFold {
                 iterator: fold.iterator.name,
-                    elements: values.into_iter().map(|v| (v.val, v.trace_pos)).collect(),
+                elements: values.into_iter().map(|v| (v.val, v.trace_pos)).collect(),
                 index: 0,
                 body: fold.body,
                 last: fold.last,
@@ -1402,17 +1849,29 @@ impl<'t, 'a> Execution<'t, 'a> {
             });
             let at = self.folds.len() - 1;
             self.complete = true;
-            let result = self.start_iteration(id, at, 0).and_then(|()| self.exec(fold.body));
+            let result = self
+                .start_iteration(id, at, 0)
+                .and_then(|()| self.exec(fold.body));
             let now = self.merger.result_len();
             let finished = self.folds.pop();
             self.scopes.leave(None);
-            if let Some(ActiveFold { kind: FoldKind::Stream(mut s), .. }) = finished {
+            if let Some(ActiveFold {
+                kind: FoldKind::Stream(mut s),
+                ..
+            }) = finished
+            {
                 for r in s.records.iter_mut().flatten() {
                     close_record(r, now);
                     lore.push(IterationRecord {
                         value_pos: r.value_pos,
-                        before: Subtrace { begin: r.before_begin, len: r.before_len.unwrap_or(0) },
-                        after: Subtrace { begin: r.after_begin.unwrap_or(now), len: r.after_len.unwrap_or(0) },
+                        before: Subtrace {
+                            begin: r.before_begin,
+                            len: r.before_len.unwrap_or(0),
+                        },
+                        after: Subtrace {
+                            begin: r.after_begin.unwrap_or(now),
+                            len: r.after_len.unwrap_or(0),
+                        },
                     });
                 }
                 state = Some(s);
@@ -1425,8 +1884,6 @@ impl<'t, 'a> Execution<'t, 'a> {
                     break;
                 }
             }
-            let streams = if is_map { &mut self.maps } else { &mut self.streams };
-            streams.get_or_create(var.name, var.pos).open_generation();
         }
         self.merger.result[slot] = State::Fold(lore);
         self.merger.prev_cursor = finals[0];
@@ -1453,15 +1910,29 @@ fn close_record(r: &mut RecordBuild, now: u32) {
 /// Resolves a recorded fold lore against its trace (trace-and-merge.md §3.6.1): the
 /// widened `before`/`after` parts of each iteration, by value position, and the fold's
 /// total size.
-fn resolve_lore(trace: &[State], records: &[IterationRecord]) -> Result<(BTreeMap<u32, (Subtrace, Subtrace)>, u32), Conflict> {
+fn resolve_lore(trace: &[State], records: &[IterationRecord]) -> Result<(Lore, u32), Conflict> {
     let mut generations = Vec::with_capacity(records.len());
     let mut total: u32 = 0;
     for r in records {
         let generation = match trace.get(r.value_pos as usize) {
             Some(State::Ap { generation }) => *generation,
-            Some(State::Call(CallState::Executed { output: Output::Stream { generation }, .. })) => *generation,
-            Some(other) => return Err(format!("fold iteration refers to a {} state at {}, not a stream value", other.kind(), r.value_pos)),
-            None => return Err(format!("fold iteration refers to position {} beyond the trace", r.value_pos)),
+            Some(State::Call(CallState::Executed {
+                output: Output::Stream { generation },
+                ..
+            })) => *generation,
+            Some(other) => {
+                return Err(format!(
+                    "fold iteration refers to a {} state at {}, not a stream value",
+                    other.kind(),
+                    r.value_pos
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "fold iteration refers to position {} beyond the trace",
+                    r.value_pos
+                ));
+            }
         };
         generations.push(generation);
         total = total
@@ -1491,10 +1962,19 @@ fn resolve_lore(trace: &[State], records: &[IterationRecord]) -> Result<(BTreeMa
             befores[t] = before_acc.saturating_add(last_after);
         }
         for (t, r) in run.iter().enumerate() {
-            let before = Subtrace { begin: r.before.begin, len: befores[t] };
-            let after = Subtrace { begin: r.after.begin, len: after_sums[t] };
+            let before = Subtrace {
+                begin: r.before.begin,
+                len: befores[t],
+            };
+            let after = Subtrace {
+                begin: r.after.begin,
+                len: after_sums[t],
+            };
             if out.insert(r.value_pos, (before, after)).is_some() {
-                return Err(format!("two fold iterations for the value at {}", r.value_pos));
+                return Err(format!(
+                    "two fold iterations for the value at {}",
+                    r.value_pos
+                ));
             }
         }
         start = end;
@@ -1505,7 +1985,9 @@ fn resolve_lore(trace: &[State], records: &[IterationRecord]) -> Result<(BTreeMa
 fn to_u32(n: &serde_json::Number) -> Result<u32, CatchableError> {
     n.as_u64()
         .and_then(|u| u32::try_from(u).ok())
-        .ok_or_else(|| CatchableError::Lens(format!("index accessor `{n} can't be converted to u32`")))
+        .ok_or_else(|| {
+            CatchableError::Lens(format!("index accessor `{n} can't be converted to u32`"))
+        })
 }
 
 /// The `ret_code` and `message` of a recorded failure.
@@ -1525,18 +2007,30 @@ fn check_error_object(value: &JValue) -> Result<(), String> {
         ));
     };
     let Some(code) = obj.get("error_code") else {
-        return Err(format!("scalar '{}' must have field with name 'error_code'", text()));
+        return Err(format!(
+            "scalar '{}' must have field with name 'error_code'",
+            text()
+        ));
     };
     let Some(code) = code.as_i64().or_else(|| code.as_u64().map(|_| i64::MAX)) else {
-        return Err(format!("error_code of scalar '{}' must have integer type", text()));
+        return Err(format!(
+            "error_code of scalar '{}' must have integer type",
+            text()
+        ));
     };
     if code == 0 {
         return Err("error code must be non-zero, but it is zero".into());
     }
     match obj.get("message") {
-        None => Err(format!("scalar '{}' must have field with name 'message'", text())),
+        None => Err(format!(
+            "scalar '{}' must have field with name 'message'",
+            text()
+        )),
         Some(JValue::String(_)) => Ok(()),
-        Some(_) => Err(format!("message of scalar '{}' must have string type", text())),
+        Some(_) => Err(format!(
+            "message of scalar '{}' must have string type",
+            text()
+        )),
     }
 }
 

@@ -44,7 +44,9 @@ mod value;
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
 pub use outcome::Outcome;
-pub use params::{CallRequest, CallResult, CallResults, KeyPair, LimitFlags, Limits, RunParams, Tetraplet};
+pub use params::{
+    CallRequest, CallResult, CallResults, KeyPair, LimitFlags, Limits, RunParams, Tetraplet,
+};
 
 use execute::{Execution, Fault};
 
@@ -70,7 +72,13 @@ pub fn invoke(
     if air_size > limits.air_size {
         flags.air_size = true;
         if limits.hard {
-            return unchanged(InterpreterError::SizeLimit(SizeLimit::Air { actual: air_size, limit: limits.air_size }), flags);
+            return unchanged(
+                InterpreterError::SizeLimit(SizeLimit::Air {
+                    actual: air_size,
+                    limit: limits.air_size,
+                }),
+                flags,
+            );
         }
     }
     let data_size = data.len() as u64;
@@ -78,7 +86,13 @@ pub fn invoke(
         flags.particle_size = true;
         if limits.hard {
             let limit = limits.particle_size;
-            return unchanged(InterpreterError::SizeLimit(SizeLimit::Particle { actual: data_size, limit }), flags);
+            return unchanged(
+                InterpreterError::SizeLimit(SizeLimit::Particle {
+                    actual: data_size,
+                    limit,
+                }),
+                flags,
+            );
         }
     }
     // 2–3. Decode the data.
@@ -96,19 +110,31 @@ pub fn invoke(
         Err(e) => return unchanged(InterpreterError::Parse(e.render(script, "script")), flags),
     };
     // 6. Call result sizes.
-    if call_results.values().any(|r| r.result.len() as u64 > limits.call_result_size) {
+    if call_results
+        .values()
+        .any(|r| r.result.len() as u64 > limits.call_result_size)
+    {
         flags.call_result_size = true;
         if limits.hard {
             let limit = limits.call_result_size;
-            return unchanged(InterpreterError::SizeLimit(SizeLimit::CallResult { limit }), flags);
+            return unchanged(
+                InterpreterError::SizeLimit(SizeLimit::CallResult { limit }),
+                flags,
+            );
         }
     }
     // 7. The key.
     if params.key.format != 0 || params.key.secret.len() != 32 {
         let detail = if params.key.format != 0 {
-            format!("key format {} is not supported; only 0 (Ed25519) is", params.key.format)
+            format!(
+                "key format {} is not supported; only 0 (Ed25519) is",
+                params.key.format
+            )
         } else {
-            format!("an Ed25519 secret key is 32 bytes, got {}", params.key.secret.len())
+            format!(
+                "an Ed25519 secret key is 32 bytes, got {}",
+                params.key.secret.len()
+            )
         };
         return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
     }
@@ -123,13 +149,29 @@ pub fn invoke(
             let span = ast.instr(at).span;
             let location = grammar::Location::of(script, span.start);
             let at = format!("{location}, `{}`", ast.display(at));
-            return unchanged(InterpreterError::Uncatchable { error, at: Some(at) }, flags);
+            return unchanged(
+                InterpreterError::Uncatchable {
+                    error,
+                    at: Some(at),
+                },
+                flags,
+            );
         }
     };
     execution.finish_generations();
     // 9. Serialize.
-    let Execution { merger, requests, next_peers, last_call_id, consumed, .. } = execution;
-    let out_data = data::encode(&data::Data { trace: merger.into_result(), last_call_id });
+    let Execution {
+        merger,
+        requests,
+        next_peers,
+        last_call_id,
+        consumed,
+        ..
+    } = execution;
+    let out_data = data::encode(&data::Data {
+        trace: merger.into_result(),
+        last_call_id,
+    });
     // 10. Unconsumed call results.
     let error = error.or_else(|| {
         let leftover: Vec<String> = call_results
@@ -137,7 +179,9 @@ pub fn invoke(
             .filter(|(id, _)| !consumed.contains(id))
             .map(|(id, r)| format!("{id}: ret_code {}, result {:?}", r.ret_code, r.result))
             .collect();
-        (!leftover.is_empty()).then(|| InterpreterError::UnprocessedCallResults(format!("{{{}}}", leftover.join(", "))))
+        (!leftover.is_empty()).then(|| {
+            InterpreterError::UnprocessedCallResults(format!("{{{}}}", leftover.join(", ")))
+        })
     });
     Outcome {
         data: out_data,

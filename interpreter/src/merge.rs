@@ -22,6 +22,9 @@ pub(crate) struct Cursor {
     pub(crate) remaining: u32,
 }
 
+/// A fold state read from one side: its position and records.
+pub(crate) type RecordedFold = (u32, Vec<IterationRecord>);
+
 /// A state read from one side, with its position there.
 pub(crate) type Read = Option<(u32, State)>;
 
@@ -69,8 +72,14 @@ struct ParSide {
 
 impl Merger {
     pub(crate) fn new(prev: Vec<State>, current: Vec<State>) -> Self {
-        let prev_cursor = Cursor { pos: 0, remaining: len32(&prev) };
-        let current_cursor = Cursor { pos: 0, remaining: len32(&current) };
+        let prev_cursor = Cursor {
+            pos: 0,
+            remaining: len32(&prev),
+        };
+        let current_cursor = Cursor {
+            pos: 0,
+            remaining: len32(&current),
+        };
         Self {
             prev: Rc::new(prev),
             current: Rc::new(current),
@@ -138,7 +147,16 @@ impl Merger {
                 (Sent { .. }, Sent { .. }) => merged(ps, Source::Prev, Some(pp), Some(cp)),
                 (Sent { .. }, _) => merged(cs, Source::Current, None, Some(cp)),
                 (_, Sent { .. }) => merged(ps, Source::Prev, Some(pp), None),
-                (Executed { result: pr, output: po }, Executed { result: cr, output: co }) => {
+                (
+                    Executed {
+                        result: pr,
+                        output: po,
+                    },
+                    Executed {
+                        result: cr,
+                        output: co,
+                    },
+                ) => {
                     let same_kind = std::mem::discriminant(po) == std::mem::discriminant(co);
                     let same_result = if *po == Output::Unused {
                         pr.value == cr.value
@@ -167,7 +185,10 @@ impl Merger {
                     merged(ps, Source::Prev, Some(pp), Some(cp))
                 }
                 (Executed { .. }, Failed(_)) | (Failed(_), Executed { .. }) => {
-                    return Err("incompatible call states: executed in one data, failed in the other".to_owned());
+                    return Err(
+                        "incompatible call states: executed in one data, failed in the other"
+                            .to_owned(),
+                    );
                 }
             },
         };
@@ -243,34 +264,56 @@ impl Merger {
                     cursor.remaining
                 ));
             }
-            sides[i] = ParSide { after_state: cursor.pos, remaining: cursor.remaining, left, right };
+            sides[i] = ParSide {
+                after_state: cursor.pos,
+                remaining: cursor.remaining,
+                left,
+                right,
+            };
             cursor.remaining = left;
         }
         let slot = self.result.len();
         self.push(State::Par { left: 0, right: 0 });
-        Ok(ParFrame { slot, sides, result_start: slot + 1, left_len: 0 })
+        Ok(ParFrame {
+            slot,
+            sides,
+            result_start: slot + 1,
+            left_len: 0,
+        })
     }
 
     /// Between the branches: skip unconsumed left states, read the right subtrace.
     pub(crate) fn par_middle(&mut self, frame: &mut ParFrame) {
         frame.left_len = (self.result.len() - frame.result_start) as u32;
         let [p, c] = frame.sides;
-        self.prev_cursor = Cursor { pos: p.after_state + p.left, remaining: p.right };
-        self.current_cursor = Cursor { pos: c.after_state + c.left, remaining: c.right };
+        self.prev_cursor = Cursor {
+            pos: p.after_state + p.left,
+            remaining: p.right,
+        };
+        self.current_cursor = Cursor {
+            pos: c.after_state + c.left,
+            remaining: c.right,
+        };
     }
 
     /// After the right branch: restore the enclosing subtrace and fill in the state.
     pub(crate) fn par_end(&mut self, frame: ParFrame) {
         let total = (self.result.len() - frame.result_start) as u32;
-        self.result[frame.slot] = State::Par { left: frame.left_len, right: total - frame.left_len };
+        self.result[frame.slot] = State::Par {
+            left: frame.left_len,
+            right: total - frame.left_len,
+        };
         let [p, c] = frame.sides;
-        let end = |s: ParSide| Cursor { pos: s.after_state + s.left + s.right, remaining: s.remaining - s.left - s.right };
+        let end = |s: ParSide| Cursor {
+            pos: s.after_state + s.left + s.right,
+            remaining: s.remaining - s.left - s.right,
+        };
         self.prev_cursor = end(p);
         self.current_cursor = end(c);
     }
 
     /// Reads a fold state from each side.
-    pub(crate) fn fold(&mut self) -> Result<[Option<(u32, Vec<IterationRecord>)>; 2], Conflict> {
+    pub(crate) fn fold(&mut self) -> Result<[Option<RecordedFold>; 2], Conflict> {
         let (p, c) = self.read();
         let get = |r: Read| {
             expect_kind(r, "fold", |s| match s {
@@ -299,9 +342,15 @@ impl Merger {
     pub(crate) fn set_cursor(&mut self, source: Source, sub: Subtrace) -> Result<(), Conflict> {
         let len = len32(self.trace(source));
         if sub.begin.checked_add(sub.len).is_none_or(|end| end > len) {
-            return Err(format!("fold subtrace {}+{} lies beyond the trace of {len} states", sub.begin, sub.len));
+            return Err(format!(
+                "fold subtrace {}+{} lies beyond the trace of {len} states",
+                sub.begin, sub.len
+            ));
         }
-        *self.cursor_mut(source) = Cursor { pos: sub.begin, remaining: sub.len };
+        *self.cursor_mut(source) = Cursor {
+            pos: sub.begin,
+            remaining: sub.len,
+        };
         Ok(())
     }
 
@@ -310,19 +359,33 @@ impl Merger {
     }
 }
 
-fn merged<T>(state: T, source: Source, prev_pos: Option<u32>, current_pos: Option<u32>) -> Merged<T> {
-    Merged { state, source, prev_pos, current_pos }
+fn merged<T>(
+    state: T,
+    source: Source,
+    prev_pos: Option<u32>,
+    current_pos: Option<u32>,
+) -> Merged<T> {
+    Merged {
+        state,
+        source,
+        prev_pos,
+        current_pos,
+    }
 }
 
 /// Checks that a read state (if any) is of the expected kind.
-fn expect_kind<T>(read: Read, expected: &str, pick: impl FnOnce(State) -> Option<T>) -> Result<Option<(u32, T)>, Conflict> {
+fn expect_kind<T>(
+    read: Read,
+    expected: &str,
+    pick: impl FnOnce(State) -> Option<T>,
+) -> Result<Option<(u32, T)>, Conflict> {
     match read {
         None => Ok(None),
         Some((pos, state)) => {
             let kind = state.kind();
-            pick(state)
-                .map(|t| Some((pos, t)))
-                .ok_or_else(|| format!("expected a {expected} state at position {pos}, found a {kind} state"))
+            pick(state).map(|t| Some((pos, t))).ok_or_else(|| {
+                format!("expected a {expected} state at position {pos}, found a {kind} state")
+            })
         }
     }
 }

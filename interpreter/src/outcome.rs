@@ -29,6 +29,9 @@ impl Outcome {
 
     /// The reference's error message: empty for success.
     pub fn error_message(&self) -> String {
-        self.error.as_ref().map(ToString::to_string).unwrap_or_default()
+        self.error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 }

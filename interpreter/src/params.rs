@@ -35,7 +35,9 @@ pub struct KeyPair {
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secret key bytes.
-        f.debug_struct("KeyPair").field("format", &self.format).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,12 +81,18 @@ pub struct CallResult {
 impl CallResult {
     /// A successful answer with this JSON text.
     pub fn ok(json: impl Into<String>) -> Self {
-        Self { ret_code: 0, result: json.into() }
+        Self {
+            ret_code: 0,
+            result: json.into(),
+        }
     }
 
     /// A failed answer.
     pub fn error(ret_code: i32, message: impl Into<String>) -> Self {
-        Self { ret_code, result: message.into() }
+        Self {
+            ret_code,
+            result: message.into(),
+        }
     }
 }
 

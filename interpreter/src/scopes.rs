@@ -52,7 +52,10 @@ pub(crate) struct Scopes {
 
 impl Scopes {
     pub(crate) fn new() -> Self {
-        Self { bindings: BTreeMap::new(), frames: vec![Frame::default()] }
+        Self {
+            bindings: BTreeMap::new(),
+            frames: vec![Frame::default()],
+        }
     }
 
     fn current(&self) -> usize {
@@ -76,7 +79,11 @@ impl Scopes {
     /// runs.
     pub(crate) fn would_shadow(&self, name: &str) -> bool {
         self.current() == 0
-            && self.bindings.get(name).and_then(|b| b.last()).is_some_and(|b| b.value.is_some())
+            && self
+                .bindings
+                .get(name)
+                .and_then(|b| b.last())
+                .is_some_and(|b| b.value.is_some())
     }
 
     pub(crate) fn assign(&mut self, name: &str, value: Variable) -> Result<(), AssignError> {
@@ -91,7 +98,10 @@ impl Scopes {
             }
             Some(_) if current == 0 => return Err(AssignError::Shadowing),
             _ => {
-                list.push(Binding { frame: current, value: Some(value) });
+                list.push(Binding {
+                    frame: current,
+                    value: Some(value),
+                });
                 let key = self.bindings.get_key_value(name).map(|(k, _)| k.clone());
                 if let Some(key) = key {
                     self.frames[current].names.push(key);
@@ -104,7 +114,10 @@ impl Scopes {
     /// `new NAME`: hides the name until it is assigned or the scope ends.
     pub(crate) fn push_marker(&mut self, name: &str) {
         let frame = self.current();
-        self.bindings.entry(Rc::from(name)).or_default().push(Binding { frame, value: None });
+        self.bindings
+            .entry(Rc::from(name))
+            .or_default()
+            .push(Binding { frame, value: None });
     }
 
     /// The end of `new NAME`: drops the marker, or what replaced it.

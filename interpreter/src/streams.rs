@@ -54,7 +54,11 @@ pub(crate) struct StreamFull;
 
 impl Stream {
     /// Appends a value to a generation (`None`: the last opened new generation).
-    pub(crate) fn append(&mut self, value: StreamValue, generation: Option<Generation>) -> Result<(), StreamFull> {
+    pub(crate) fn append(
+        &mut self,
+        value: StreamValue,
+        generation: Option<Generation>,
+    ) -> Result<(), StreamFull> {
         let generation = generation.unwrap_or_else(|| self.current_new());
         self.generations.entry(generation).or_default().push(value);
         self.len += 1;
@@ -73,9 +77,22 @@ impl Stream {
 
     /// Opens a fresh new generation: later new values go there.
     pub(crate) fn open_generation(&mut self) {
-        if self.new_count == 0 || self.generations.contains_key(&Generation::New(self.new_count - 1)) {
+        if self.new_count == 0
+            || self
+                .generations
+                .contains_key(&Generation::New(self.new_count - 1))
+        {
             self.new_count += 1;
         }
+    }
+
+    /// The last non-empty generation, in stream order.
+    pub(crate) fn last_generation(&self) -> Option<Generation> {
+        self.generations
+            .iter()
+            .rev()
+            .find(|(_, v)| !v.is_empty())
+            .map(|(g, _)| *g)
     }
 
     /// All values in stream order.
@@ -84,12 +101,20 @@ impl Stream {
     }
 
     /// The first non-empty generation after `after` (or the first of all), in order.
-    pub(crate) fn next_generation(&self, after: Option<Generation>) -> Option<(Generation, Vec<StreamValue>)> {
+    pub(crate) fn next_generation(
+        &self,
+        after: Option<Generation>,
+    ) -> Option<(Generation, Vec<StreamValue>)> {
         let range = match after {
-            Some(g) => self.generations.range((std::ops::Bound::Excluded(g), std::ops::Bound::Unbounded)),
+            Some(g) => self
+                .generations
+                .range((std::ops::Bound::Excluded(g), std::ops::Bound::Unbounded)),
             None => self.generations.range(..),
         };
-        range.into_iter().find(|(_, v)| !v.is_empty()).map(|(g, v)| (*g, v.clone()))
+        range
+            .into_iter()
+            .find(|(_, v)| !v.is_empty())
+            .map(|(g, v)| (*g, v.clone()))
     }
 
     /// The final numbering: non-empty generations renumbered from 0 in stream order,
@@ -119,7 +144,11 @@ impl Streams {
     /// The stream an occurrence of `name` at byte `pos` refers to, if it exists.
     pub(crate) fn get(&self, name: &str, pos: u32) -> Option<&Stream> {
         if let Some(scopes) = self.scoped.get(name) {
-            if let Some((_, s)) = scopes.iter().rev().find(|(span, _)| span.strictly_contains(pos)) {
+            if let Some((_, s)) = scopes
+                .iter()
+                .rev()
+                .find(|(span, _)| span.strictly_contains(pos))
+            {
                 return Some(s);
             }
         }
@@ -129,7 +158,10 @@ impl Streams {
     /// The same, created if it does not exist yet.
     pub(crate) fn get_or_create(&mut self, name: &str, pos: u32) -> &mut Stream {
         if let Some(scopes) = self.scoped.get_mut(name) {
-            if let Some(i) = scopes.iter().rposition(|(span, _)| span.strictly_contains(pos)) {
+            if let Some(i) = scopes
+                .iter()
+                .rposition(|(span, _)| span.strictly_contains(pos))
+            {
                 return &mut scopes[i].1;
             }
         }
@@ -138,7 +170,10 @@ impl Streams {
 
     /// `new` opens a scope over `span`.
     pub(crate) fn push_scope(&mut self, name: &str, span: Span) {
-        self.scoped.entry(Rc::from(name)).or_default().push((span, Stream::default()));
+        self.scoped
+            .entry(Rc::from(name))
+            .or_default()
+            .push((span, Stream::default()));
     }
 
     /// The scope closes; its stream is returned so its generations can be renumbered.
@@ -148,6 +183,8 @@ impl Streams {
 
     /// Every stream still alive (global and open scopes), for the final renumbering.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Stream> {
-        self.global.values().chain(self.scoped.values().flatten().map(|(_, s)| s))
+        self.global
+            .values()
+            .chain(self.scoped.values().flatten().map(|(_, s)| s))
     }
 }

@@ -39,7 +39,10 @@ impl State {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CallState {
     /// The service answered; the result went to `output`.
-    Executed { result: Rc<ServiceResult>, output: Output },
+    Executed {
+        result: Rc<ServiceResult>,
+        output: Output,
+    },
     /// The service failed; the result's value is `{"ret_code", "message"}`.
     Failed(Rc<ServiceResult>),
     /// Sent: by `peer` to the call's target (no request id), or by the target itself

@@ -13,11 +13,24 @@ use crate::params::Tetraplet;
 pub(crate) struct Val {
     pub(crate) json: Rc<JValue>,
     pub(crate) tetraplet: Rc<Tetraplet>,
+    /// True for values that started as literals in the script (through `ap`, streams
+    /// and canons). The reference keeps this provenance, and it shows in the
+    /// tetraplet of an `ap` of `.length`.
+    pub(crate) literal: bool,
 }
 
 impl Val {
     pub(crate) fn new(json: impl Into<Rc<JValue>>, tetraplet: Rc<Tetraplet>) -> Self {
-        Self { json: json.into(), tetraplet }
+        Self {
+            json: json.into(),
+            tetraplet,
+            literal: false,
+        }
+    }
+
+    pub(crate) fn with_literal(mut self, literal: bool) -> Self {
+        self.literal = literal;
+        self
     }
 }
 
@@ -28,7 +41,10 @@ pub(crate) fn compact(json: &JValue) -> String {
 
 /// A literal's tetraplet: `{init peer, "", "", ""}`.
 pub(crate) fn literal_tetraplet(init_peer_id: &str) -> Tetraplet {
-    Tetraplet { peer_pk: init_peer_id.to_owned(), ..Tetraplet::default() }
+    Tetraplet {
+        peer_pk: init_peer_id.to_owned(),
+        ..Tetraplet::default()
+    }
 }
 
 /// The tetraplet of something produced by a peer with no service: `{peer, "", "", ""}`.
@@ -54,6 +70,7 @@ impl PartialEq for Val {
     fn eq(&self, other: &Self) -> bool {
         (Rc::ptr_eq(&self.json, &other.json) || self.json == other.json)
             && self.tetraplet == other.tetraplet
+            && self.literal == other.literal
     }
 }
 
@@ -70,9 +87,11 @@ impl MapKey {
     pub(crate) fn of(json: &JValue) -> Option<Self> {
         match json {
             JValue::String(s) => Some(Self::Str(s.clone())),
-            JValue::Number(n) => {
-                n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from)).map(Self::Int)
-            }
+            JValue::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+                .map(Self::Int),
             _ => None,
         }
     }
@@ -114,14 +133,20 @@ impl CanonMap {
             let JValue::Object(obj) = &*entry.json else {
                 return Err("the value must be an object with key and value fields");
             };
-            let key = obj.get("key").ok_or("the value must be an object with key and value fields")?;
+            let key = obj
+                .get("key")
+                .ok_or("the value must be an object with key and value fields")?;
             if !obj.contains_key("value") {
                 return Err("there must be a \"value\" field in kvpair object");
             }
             let key = MapKey::of(key).ok_or("unsupported kvpair object or map key type")?;
             index.entry(key).or_default().push(i);
         }
-        Ok(Self { tetraplet, entries, index })
+        Ok(Self {
+            tetraplet,
+            entries,
+            index,
+        })
     }
 
     pub(crate) fn value_of(entry: &Val) -> &JValue {
@@ -134,8 +159,10 @@ impl CanonMap {
     pub(crate) fn to_json(&self) -> JValue {
         let mut obj = serde_json::Map::new();
         for (key, positions) in &self.index {
-            let values =
-                positions.iter().map(|&i| Self::value_of(&self.entries[i]).clone()).collect();
+            let values = positions
+                .iter()
+                .map(|&i| Self::value_of(&self.entries[i]).clone())
+                .collect();
             obj.insert(key.string_form(), JValue::Array(values));
         }
         JValue::Object(obj)
@@ -148,7 +175,7 @@ impl CanonMap {
                 .iter()
                 .map(|&i| {
                     let e = &self.entries[i];
-                    Val::new(Self::value_of(e).clone(), e.tetraplet.clone())
+                    Val::new(Self::value_of(e).clone(), e.tetraplet.clone()).with_literal(e.literal)
                 })
                 .collect()
         })

@@ -2,7 +2,7 @@
 //! odd call results, give a clear error code and never a panic, and a failed
 //! invocation leaves this peer's stored data as it was.
 
-use braid_interpreter::{invoke, CallResult, CallResults, KeyPair, Limits, Outcome, RunParams};
+use braid_interpreter::{CallResult, CallResults, KeyPair, Limits, Outcome, RunParams, invoke};
 use proptest::prelude::*;
 
 const SCRIPT: &str = r#"
@@ -24,7 +24,10 @@ fn params(peer: &str) -> RunParams {
         timestamp: 1,
         ttl: 1000,
         particle_id: "p".into(),
-        key: KeyPair { format: 0, secret: vec![1; 32] },
+        key: KeyPair {
+            format: 0,
+            secret: vec![1; 32],
+        },
         limits: Limits::REFERENCE_MAXIMA,
     }
 }
@@ -52,7 +55,10 @@ fn data_of_a() -> Vec<u8> {
 fn check_failure_keeps_prev(out: &Outcome, prev: &[u8]) {
     let code = out.ret_code();
     if (1..=10).contains(&code) || (20000..30000).contains(&code) {
-        assert_eq!(out.data, prev, "a failed invocation must return the previous data");
+        assert_eq!(
+            out.data, prev,
+            "a failed invocation must return the previous data"
+        );
         assert!(out.call_requests.is_empty() && out.next_peers.is_empty());
     }
 }
@@ -62,7 +68,11 @@ fn valid_data_replays_on_another_peer() {
     let data = data_of_a();
     let out = invoke(SCRIPT, &[], &data, &params("B"), &CallResults::new());
     assert_eq!(out.ret_code(), 0, "{}", out.error_message());
-    assert_eq!(out.call_requests.len(), 1, "B calls h for the first canon element");
+    assert_eq!(
+        out.call_requests.len(),
+        1,
+        "B calls h for the first canon element"
+    );
 }
 
 #[test]
@@ -70,9 +80,19 @@ fn every_truncation_is_an_error_or_a_prefix_that_decodes() {
     let data = data_of_a();
     let prev = invoke(SCRIPT, &[], &data, &params("B"), &CallResults::new()).data;
     for len in 0..data.len() {
-        let out = invoke(SCRIPT, &prev, &data[..len], &params("B"), &CallResults::new());
+        let out = invoke(
+            SCRIPT,
+            &prev,
+            &data[..len],
+            &params("B"),
+            &CallResults::new(),
+        );
         if len > 0 {
-            assert!(out.ret_code() != 0, "truncated data at {len} of {} was accepted", data.len());
+            assert!(
+                out.ret_code() != 0,
+                "truncated data at {len} of {} was accepted",
+                data.len()
+            );
         }
         check_failure_keeps_prev(&out, &prev);
     }
@@ -87,8 +107,18 @@ fn unknown_format_versions_have_their_own_error() {
     other[1] = 0x7f;
     let out = invoke(SCRIPT, &[], &other, &params("B"), &CallResults::new());
     assert_eq!(out.ret_code(), 4, "{}", out.error_message());
-    assert!(out.error_message().contains("format version 127"), "{}", out.error_message());
-    let out = invoke(SCRIPT, &[], b"\xc1garbage", &params("B"), &CallResults::new());
+    assert!(
+        out.error_message().contains("format version 127"),
+        "{}",
+        out.error_message()
+    );
+    let out = invoke(
+        SCRIPT,
+        &[],
+        b"\xc1garbage",
+        &params("B"),
+        &CallResults::new(),
+    );
     assert_eq!(out.ret_code(), 3, "{}", out.error_message());
 }
 
@@ -104,9 +134,20 @@ fn odd_call_results_are_errors_not_panics() {
         (i32::MIN, "\u{0}"),
         (0, "18446744073709551616"),
     ] {
-        let results: CallResults = [(id, CallResult { ret_code, result: text.to_owned() })].into();
+        let results: CallResults = [(
+            id,
+            CallResult {
+                ret_code,
+                result: text.to_owned(),
+            },
+        )]
+        .into();
         let out = invoke(SCRIPT, &first.data, &[], &params("A"), &results);
-        assert!(out.ret_code() == 10000 || out.ret_code() == 0, "{ret_code} {text:.20}: {}", out.error_message());
+        assert!(
+            out.ret_code() == 10000 || out.ret_code() == 0,
+            "{ret_code} {text:.20}: {}",
+            out.error_message()
+        );
         // The failure is recorded: replaying gives the same error again.
         let again = invoke(SCRIPT, &out.data, &[], &params("A"), &CallResults::new());
         assert_eq!(again.ret_code(), out.ret_code());
