@@ -10,20 +10,32 @@ use crate::error::ErrorKind;
 use crate::span::Span;
 use crate::word;
 
-/// A token and where it is.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Token<'a> {
-    pub(crate) kind: TokenKind<'a>,
+/// A raw token: what kind, where, and for words what the scanner learnt about them.
+/// Words are classified (into numbers, variables, keywords, …) only where the parser
+/// reads them, with [`Lexer::classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub(crate) raw: Raw,
     pub(crate) span: Span,
+    pub(crate) shape: WordShape,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum TokenKind<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Raw {
     Open,
     Close,
     OpenSquare,
     CloseSquare,
-    String(&'a str),
+    /// A string literal; its text is between the quotes.
+    String,
+    /// A bare word.
+    Word,
+    End,
+}
+
+/// A classified bare word.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TokenKind<'a> {
     Keyword(Keyword),
     InitPeerId,
     Timestamp,
@@ -34,7 +46,6 @@ pub(crate) enum TokenKind<'a> {
     Int(i64),
     Float(f64),
     Var(Var<'a>, Option<Lens<'a>>),
-    End,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +67,7 @@ pub(crate) enum Keyword {
 }
 
 impl Keyword {
-    fn from_word(word: &str) -> Option<Self> {
+    pub(crate) fn from_word(word: &str) -> Option<Self> {
         Some(match word {
             "call" => Self::Call,
             "canon" => Self::Canon,
@@ -97,13 +108,14 @@ impl Keyword {
 }
 
 /// A lexer error: what and where.
-pub(crate) type LexError = (ErrorKind, Span);
+/// Boxed: errors are rare, and a small `Result` keeps the hot token path cheap.
+pub(crate) type LexError = Box<(ErrorKind, Span)>;
 
 /// A pull lexer with one token of look-ahead.
 pub(crate) struct Lexer<'a> {
     src: &'a str,
     pos: usize,
-    peeked: Option<Token<'a>>,
+    peeked: Option<Token>,
 }
 
 impl<'a> Lexer<'a> {
@@ -115,65 +127,87 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub(crate) fn next(&mut self) -> Result<Token<'a>, LexError> {
+    pub(crate) fn next(&mut self) -> Result<Token, LexError> {
         match self.peeked.take() {
             Some(token) => Ok(token),
             None => self.scan(),
         }
     }
 
-    pub(crate) fn peek(&mut self) -> Result<&Token<'a>, LexError> {
-        if self.peeked.is_none() {
-            self.peeked = Some(self.scan()?);
+    pub(crate) fn peek(&mut self) -> Result<Token, LexError> {
+        if let Some(token) = self.peeked {
+            return Ok(token);
         }
-        // Just filled above.
-        Ok(self.peeked.as_ref().expect("peeked token"))
+        let token = self.scan()?;
+        self.peeked = Some(token);
+        Ok(token)
     }
 
-    fn scan(&mut self) -> Result<Token<'a>, LexError> {
+    /// The text of a token (for a string literal, without its quotes).
+    pub(crate) fn text(&self, token: &Token) -> &'a str {
+        let (start, end) = (token.span.start as usize, token.span.end as usize);
+        match token.raw {
+            Raw::String => &self.src[start + 1..end - 1],
+            _ => &self.src[start..end],
+        }
+    }
+
+    /// Classifies a word token (air-language.md §2.4–§2.5).
+    pub(crate) fn classify(&self, token: &Token) -> Result<TokenKind<'a>, LexError> {
+        classify(self.text(token), token.span.start as usize, token.shape)
+    }
+
+    fn scan(&mut self) -> Result<Token, LexError> {
         self.skip_trivia();
         let bytes = self.src.as_bytes();
         let start = self.pos;
+        let no_shape = WordShape {
+            first_dot: None,
+            plain: false,
+        };
         let Some(&b) = bytes.get(start) else {
             return Ok(Token {
-                kind: TokenKind::End,
+                raw: Raw::End,
                 span: span(start, start),
+                shape: no_shape,
             });
         };
-        let single = |kind| Token {
-            kind,
-            span: span(start, start + 1),
-        };
-        let token = match b {
-            b'(' => single(TokenKind::Open),
-            b')' => single(TokenKind::Close),
-            b'[' => single(TokenKind::OpenSquare),
-            b']' => single(TokenKind::CloseSquare),
+        let raw = match b {
+            b'(' => Raw::Open,
+            b')' => Raw::Close,
+            b'[' => Raw::OpenSquare,
+            b']' => Raw::CloseSquare,
             b'"' => {
-                let rest = &bytes[start + 1..];
-                let Some(len) = memchr(b'"', rest) else {
-                    return Err((ErrorKind::UnclosedQuote, span(start, self.src.len())));
+                let Some(len) = memchr(b'"', &bytes[start + 1..]) else {
+                    return Err(Box::new((
+                        ErrorKind::UnclosedQuote,
+                        span(start, self.src.len()),
+                    )));
                 };
                 let end = start + 1 + len + 1;
                 self.pos = end;
                 return Ok(Token {
-                    kind: TokenKind::String(&self.src[start + 1..end - 1]),
+                    raw: Raw::String,
                     span: span(start, end),
+                    shape: no_shape,
                 });
             }
             _ => {
                 let (end, shape) = self.word_end(start);
                 self.pos = end;
-                let text = &self.src[start..end];
-                let kind = classify(text, start, shape)?;
                 return Ok(Token {
-                    kind,
+                    raw: Raw::Word,
                     span: span(start, end),
+                    shape,
                 });
             }
         };
         self.pos = start + 1;
-        Ok(token)
+        Ok(Token {
+            raw,
+            span: span(start, start + 1),
+            shape: no_shape,
+        })
     }
 
     fn skip_trivia(&mut self) {
@@ -271,7 +305,7 @@ impl<'a> Lexer<'a> {
 }
 
 /// What the word scanner learnt about a word.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WordShape {
     /// Offset of the first `.` after the first character.
     pub(crate) first_dot: Option<usize>,
@@ -334,15 +368,16 @@ fn classify(text: &str, start: usize, shape: WordShape) -> Result<TokenKind<'_>,
         _ => {}
     }
     if let Some(rest) = text.strip_prefix(":error:") {
-        let lens = word::error_lens(text, rest, start + ":error:".len()).map_err(|k| (k, at))?;
+        let lens =
+            word::error_lens(text, rest, start + ":error:".len()).map_err(|k| Box::new((k, at)))?;
         return Ok(TokenKind::Error(lens));
     }
     if let Some(rest) = text.strip_prefix("%last_error%") {
-        let lens =
-            word::error_lens(text, rest, start + "%last_error%".len()).map_err(|k| (k, at))?;
+        let lens = word::error_lens(text, rest, start + "%last_error%".len())
+            .map_err(|k| Box::new((k, at)))?;
         return Ok(TokenKind::LastError(lens));
     }
-    word::number_or_var(text, start).map_err(|k| (k, at))
+    word::number_or_var(text, start).map_err(|k| Box::new((k, at)))
 }
 
 fn span(start: usize, end: usize) -> Span {

@@ -7,7 +7,7 @@ use crate::ast::{
     Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, Match, Value, Var, VarKind,
 };
 use crate::error::{ErrorKind, ParseError};
-use crate::lexer::{Keyword, LexError, Lexer, Token, TokenKind};
+use crate::lexer::{Keyword, LexError, Lexer, Raw, Token, TokenKind};
 use crate::span::Span;
 
 /// Parses the text of one instruction into a tree, without static validation.
@@ -28,7 +28,7 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
     };
     parser
         .run()
-        .map_err(|(kind, span)| ParseError::single(source, kind, span))
+        .map_err(|e| ParseError::single(source, e.0, e.1))
 }
 
 type PResult<T> = Result<T, LexError>;
@@ -238,7 +238,7 @@ impl<'a> Parser<'a> {
                         body: body @ None, ..
                     } => {
                         *body = Some(done);
-                        if matches!(self.lexer.peek()?.kind, TokenKind::Open) {
+                        if self.lexer.peek()?.raw == Raw::Open {
                             continue 'script;
                         }
                         let frame = self.stack.pop().expect("frame seen above");
@@ -252,7 +252,7 @@ impl<'a> Parser<'a> {
             }
         };
         let token = self.lexer.next()?;
-        if !matches!(token.kind, TokenKind::End) {
+        if token.raw != Raw::End {
             return Err(self.unexpected(&token, EXPECT_END));
         }
         Ok(Ast {
@@ -265,16 +265,18 @@ impl<'a> Parser<'a> {
     /// `(` and a keyword.
     fn instruction_start(&mut self) -> PResult<(u32, Keyword)> {
         let token = self.lexer.next()?;
-        if !matches!(token.kind, TokenKind::Open) {
+        if token.raw != Raw::Open {
             return Err(self.unexpected(&token, EXPECT_INSTRUCTION));
         }
         let open = token.span.start;
         self.current = Some(open);
         let token = self.lexer.next()?;
-        match token.kind {
-            TokenKind::Keyword(keyword) => Ok((open, keyword)),
-            _ => Err(self.unexpected_at(&token, EXPECT_KEYWORD, open)),
+        if token.raw == Raw::Word {
+            if let Some(keyword) = Keyword::from_word(self.lexer.text(&token)) {
+                return Ok((open, keyword));
+            }
         }
+        Err(self.unexpected_at(&token, EXPECT_KEYWORD, open))
     }
 
     /// Builds the instruction of a frame whose children are all there.
@@ -329,7 +331,7 @@ impl<'a> Parser<'a> {
     /// Expects the `)` of the instruction opened at `open` and stores the instruction.
     fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
         let token = self.lexer.next()?;
-        if !matches!(token.kind, TokenKind::Close) {
+        if token.raw != Raw::Close {
             return Err(self.unexpected_at(&token, EXPECT_CLOSE, open));
         }
         self.current = None;
@@ -343,17 +345,17 @@ impl<'a> Parser<'a> {
 
     fn call(&mut self) -> PResult<Call<'a>> {
         let peer = self.operand(form::PEER, EXPECT_PEER)?;
-        self.expect(TokenKind::Open, EXPECT_OPEN_TRIPLET)?;
+        self.expect(Raw::Open, EXPECT_OPEN_TRIPLET)?;
         let service = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
         let function = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
-        self.expect(TokenKind::Close, EXPECT_CLOSE)?;
-        self.expect(TokenKind::OpenSquare, EXPECT_OPEN_ARGS)?;
+        self.expect(Raw::Close, EXPECT_CLOSE)?;
+        self.expect(Raw::OpenSquare, EXPECT_OPEN_ARGS)?;
         let mut args = Vec::new();
-        while !matches!(self.lexer.peek()?.kind, TokenKind::CloseSquare) {
+        while self.lexer.peek()?.raw != Raw::CloseSquare {
             args.push(self.operand(form::VALUE, EXPECT_ARG)?);
         }
         self.lexer.next()?;
-        let output = if matches!(self.lexer.peek()?.kind, TokenKind::Close) {
+        let output = if self.lexer.peek()?.raw == Raw::Close {
             None
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
@@ -386,11 +388,11 @@ impl<'a> Parser<'a> {
     }
 
     fn ap(&mut self) -> PResult<InstrKind<'a>> {
-        if matches!(self.lexer.peek()?.kind, TokenKind::Open) {
+        if self.lexer.peek()?.raw == Raw::Open {
             self.lexer.next()?;
             let key = self.operand(form::MAP_KEY, EXPECT_MAP_KEY)?;
             let value = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
-            self.expect(TokenKind::Close, EXPECT_CLOSE)?;
+            self.expect(Raw::Close, EXPECT_CLOSE)?;
             let map = self.var(&[VarKind::StreamMap], EXPECT_MAP)?;
             return Ok(InstrKind::ApMap(Box::new(ApMap { key, value, map })));
         }
@@ -400,13 +402,19 @@ impl<'a> Parser<'a> {
     }
 
     fn fail(&mut self) -> PResult<Fail<'a>> {
-        if let TokenKind::Int(code) = self.lexer.peek()?.kind {
-            self.lexer.next()?;
-            let token = self.lexer.next()?;
-            let TokenKind::String(message) = token.kind else {
-                return Err(self.unexpected(&token, EXPECT_FAIL_MESSAGE));
-            };
-            return Ok(Fail::Literal { code, message });
+        let peeked = self.lexer.peek()?;
+        if peeked.raw == Raw::Word {
+            if let Ok(TokenKind::Int(code)) = self.lexer.classify(&peeked) {
+                self.lexer.next()?;
+                let token = self.lexer.next()?;
+                if token.raw != Raw::String {
+                    return Err(self.unexpected(&token, EXPECT_FAIL_MESSAGE));
+                }
+                return Ok(Fail::Literal {
+                    code,
+                    message: self.lexer.text(&token),
+                });
+            }
         }
         Ok(match self.operand(form::FAIL, EXPECT_FAIL)? {
             Value::LastError(None) => Fail::LastError,
@@ -419,82 +427,95 @@ impl<'a> Parser<'a> {
     /// One operand among the `allowed` forms.
     fn operand(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
         let token = self.lexer.next()?;
-        if form_of(&token.kind) & allowed == 0 {
-            return Err(self.unexpected(&token, expected));
-        }
-        Ok(match token.kind {
-            TokenKind::String(s) => Value::String(s),
-            TokenKind::Int(i) => Value::Int(i),
-            TokenKind::Float(f) => Value::Float(f),
-            TokenKind::Bool(b) => Value::Bool(b),
-            TokenKind::InitPeerId => Value::InitPeerId,
-            TokenKind::Timestamp => Value::Timestamp,
-            TokenKind::Ttl => Value::Ttl,
-            TokenKind::LastError(lens) => Value::LastError(lens),
-            TokenKind::Error(lens) => Value::Error(lens),
-            TokenKind::OpenSquare => {
-                self.expect(TokenKind::CloseSquare, EXPECT_CLOSE_SQUARE)?;
+        let value = match token.raw {
+            Raw::String if allowed & form::STRING != 0 => Value::String(self.lexer.text(&token)),
+            Raw::OpenSquare if allowed & form::EMPTY_ARRAY != 0 => {
+                self.expect(Raw::CloseSquare, EXPECT_CLOSE_SQUARE)?;
                 Value::EmptyArray
             }
-            TokenKind::Var(var, lens) => Value::Var(var, lens),
-            _ => unreachable!("form_of gives 0 to every other token"),
-        })
+            Raw::Word => {
+                let kind = self.lexer.classify(&token)?;
+                if form_of(&kind) & allowed == 0 {
+                    return Err(self.unexpected(&token, expected));
+                }
+                match kind {
+                    TokenKind::Int(i) => Value::Int(i),
+                    TokenKind::Float(f) => Value::Float(f),
+                    TokenKind::Bool(b) => Value::Bool(b),
+                    TokenKind::InitPeerId => Value::InitPeerId,
+                    TokenKind::Timestamp => Value::Timestamp,
+                    TokenKind::Ttl => Value::Ttl,
+                    TokenKind::LastError(lens) => Value::LastError(lens),
+                    TokenKind::Error(lens) => Value::Error(lens),
+                    TokenKind::Var(var, lens) => Value::Var(var, lens),
+                    TokenKind::Keyword(_) => unreachable!("form_of gives keywords no form"),
+                }
+            }
+            _ => return Err(self.unexpected(&token, expected)),
+        };
+        Ok(value)
     }
 
     /// A variable of one of `kinds`, without lens.
     fn var(&mut self, kinds: &[VarKind], expected: &'static str) -> PResult<Var<'a>> {
         let token = self.lexer.next()?;
-        match token.kind {
-            TokenKind::Var(var, None) if kinds.contains(&var.kind) => Ok(var),
-            _ => Err(self.unexpected(&token, expected)),
+        if token.raw == Raw::Word {
+            if let TokenKind::Var(var, None) = self.lexer.classify(&token)? {
+                if kinds.contains(&var.kind) {
+                    return Ok(var);
+                }
+            }
         }
+        Err(self.unexpected(&token, expected))
     }
 
-    fn expect(&mut self, kind: TokenKind<'static>, expected: &'static str) -> PResult<Token<'a>> {
+    fn expect(&mut self, raw: Raw, expected: &'static str) -> PResult<Token> {
         let token = self.lexer.next()?;
-        if std::mem::discriminant(&token.kind) != std::mem::discriminant(&kind) {
+        if token.raw != raw {
             return Err(self.unexpected(&token, expected));
         }
         Ok(token)
     }
 
     /// The error for `token` where `expected` was needed.
-    fn unexpected(&self, token: &Token<'_>, expected: &'static str) -> LexError {
+    fn unexpected(&self, token: &Token, expected: &'static str) -> LexError {
         let open = self.current.or_else(|| self.stack.last().map(|f| f.open));
         self.unexpected_inner(token, expected, open)
     }
 
     /// Same, inside the instruction opened at `open`.
-    fn unexpected_at(&self, token: &Token<'_>, expected: &'static str, open: u32) -> LexError {
+    fn unexpected_at(&self, token: &Token, expected: &'static str, open: u32) -> LexError {
         self.unexpected_inner(token, expected, Some(open))
     }
 
     fn unexpected_inner(
         &self,
-        token: &Token<'_>,
+        token: &Token,
         expected: &'static str,
         open: Option<u32>,
     ) -> LexError {
-        if matches!(token.kind, TokenKind::End) {
+        if token.raw == Raw::End {
             return match open {
-                Some(open) => (ErrorKind::Unclosed, Span::new(open, open + 1)),
-                None => (ErrorKind::UnexpectedEnd { expected }, token.span),
+                Some(open) => Box::new((ErrorKind::Unclosed, Span::new(open, open + 1))),
+                None => Box::new((ErrorKind::UnexpectedEnd { expected }, token.span)),
             };
         }
-        (
-            ErrorKind::Unexpected {
-                found: describe(self.source, token),
-                expected,
+        // A word that is not even a valid token is reported as such.
+        let kind = match token.raw {
+            Raw::Word => match self.lexer.classify(token) {
+                Ok(kind) => Some(kind),
+                Err(lexical) => return lexical,
             },
-            token.span,
-        )
+            _ => None,
+        };
+        let found = describe(self.source, token, kind.as_ref());
+        Box::new((ErrorKind::Unexpected { found, expected }, token.span))
     }
 }
 
 /// The operand form of a token, 0 if it is not an operand.
 fn form_of(kind: &TokenKind<'_>) -> u32 {
     match kind {
-        TokenKind::String(_) => form::STRING,
         TokenKind::Int(_) => form::INT,
         TokenKind::Float(_) => form::FLOAT,
         TokenKind::Bool(_) => form::BOOL,
@@ -505,7 +526,6 @@ fn form_of(kind: &TokenKind<'_>) -> u32 {
         TokenKind::LastError(Some(_)) => form::LAST_ERROR_LENS,
         TokenKind::Error(None) => form::ERROR,
         TokenKind::Error(Some(_)) => form::ERROR_LENS,
-        TokenKind::OpenSquare => form::EMPTY_ARRAY,
         TokenKind::Var(var, lens) => match (var.kind, lens.is_some()) {
             (VarKind::Scalar, false) => form::SCALAR,
             (VarKind::Scalar, true) => form::SCALAR_LENS,
@@ -523,17 +543,17 @@ fn form_of(kind: &TokenKind<'_>) -> u32 {
 }
 
 /// How a token is named in messages.
-fn describe(source: &str, token: &Token<'_>) -> String {
+fn describe(source: &str, token: &Token, kind: Option<&TokenKind<'_>>) -> String {
     let text = &source[token.span.start as usize..token.span.end as usize];
     let shown: String = text.chars().take(40).collect();
     let ellipsis = if shown.len() < text.len() { "…" } else { "" };
-    let what = match &token.kind {
-        TokenKind::Keyword(k) => return format!("keyword `{}`", k.as_str()),
-        TokenKind::String(_) => "string",
-        TokenKind::Int(_) => "integer",
-        TokenKind::Float(_) => "float",
-        TokenKind::Bool(_) => "boolean",
-        TokenKind::Var(var, lens) => {
+    let what = match (token.raw, kind) {
+        (_, Some(TokenKind::Keyword(k))) => return format!("keyword `{}`", k.as_str()),
+        (Raw::String, _) => "string",
+        (_, Some(TokenKind::Int(_))) => "integer",
+        (_, Some(TokenKind::Float(_))) => "float",
+        (_, Some(TokenKind::Bool(_))) => "boolean",
+        (_, Some(TokenKind::Var(var, lens))) => {
             let kind = var.kind.describe();
             return match lens {
                 Some(_) => format!("{kind} with lens `{shown}{ellipsis}`"),
