@@ -1,0 +1,183 @@
+//! braid's interpreter as a Wasm module (`wasm32-unknown-unknown`, no imports).
+//!
+//! The ABI, all lengths and pointers `u32`:
+//!
+//! - `braid_alloc(len) -> ptr`: reserve `len` bytes for the input;
+//! - `braid_invoke(ptr, len) -> u64`: read an [`Input`] (MessagePack) at `ptr`, free it,
+//!   run [`braid_interpreter::invoke`], and return `(out_ptr << 32) | out_len` of an
+//!   [`Output`] (MessagePack);
+//! - `braid_dealloc(ptr, len)`: free the output once read.
+//!
+//! Input that does not decode gives an [`Output`] with `ret_code` 5 and the previous
+//! data empty: the host keeps what it stored.
+
+use braid_interpreter::{CallResult, CallResults, KeyPair, Limits, RunParams};
+use serde::{Deserialize, Serialize};
+
+/// Everything `invoke` takes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Input {
+    /// The script.
+    pub script: String,
+    /// The data this peer stored.
+    #[serde(with = "serde_bytes")]
+    pub prev_data: Vec<u8>,
+    /// The data that arrived.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// `%init_peer_id%`.
+    pub init_peer_id: String,
+    /// This peer.
+    pub current_peer_id: String,
+    /// `%timestamp%`.
+    pub timestamp: u64,
+    /// `%ttl%`.
+    pub ttl: u32,
+    /// The particle id.
+    pub particle_id: String,
+    /// Key format (0: Ed25519).
+    pub key_format: u8,
+    /// The secret key.
+    #[serde(with = "serde_bytes")]
+    pub secret_key: Vec<u8>,
+    /// Limits: AIR, particle, call result sizes, and whether they are hard.
+    pub limits: (u64, u64, u64, bool),
+    /// Call results: (id, ret_code, result).
+    pub call_results: Vec<(u32, i32, String)>,
+}
+
+/// A tetraplet on the wire: (peer, service, function, lens).
+pub type WireTetraplet = (String, String, String, String);
+
+/// A call request on the wire: (id, service, function, arguments JSON, the tetraplets
+/// of each argument).
+pub type WireCallRequest = (u32, String, String, String, Vec<Vec<WireTetraplet>>);
+
+/// What `invoke` returns.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Output {
+    /// 0, or the error's code.
+    pub ret_code: i32,
+    /// Empty, or the error's message.
+    pub error_message: String,
+    /// The data to store and send.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// Call requests.
+    pub call_requests: Vec<WireCallRequest>,
+    /// Peers to send the data to.
+    pub next_peers: Vec<String>,
+}
+
+/// Runs `invoke` on an encoded [`Input`] and encodes its [`Output`].
+pub fn invoke_encoded(input: &[u8]) -> Vec<u8> {
+    let output = match rmp_serde::from_slice::<Input>(input) {
+        Ok(input) => run(input),
+        Err(e) => Output {
+            ret_code: 5,
+            error_message: format!("the module's input cannot be decoded: {e}"),
+            data: Vec::new(),
+            call_requests: Vec::new(),
+            next_peers: Vec::new(),
+        },
+    };
+    // Plain structs of strings, numbers and bytes always serialize.
+    rmp_serde::to_vec(&output).expect("output serializes")
+}
+
+fn run(input: Input) -> Output {
+    let (air_size, particle_size, call_result_size, hard) = input.limits;
+    let params = RunParams {
+        init_peer_id: input.init_peer_id,
+        current_peer_id: input.current_peer_id,
+        timestamp: input.timestamp,
+        ttl: input.ttl,
+        particle_id: input.particle_id,
+        key: KeyPair {
+            format: input.key_format,
+            secret: input.secret_key,
+        },
+        limits: Limits {
+            air_size,
+            particle_size,
+            call_result_size,
+            hard,
+        },
+    };
+    let results: CallResults = input
+        .call_results
+        .into_iter()
+        .map(|(id, ret_code, result)| (id, CallResult { ret_code, result }))
+        .collect();
+    let outcome = braid_interpreter::invoke(
+        &input.script,
+        &input.prev_data,
+        &input.data,
+        &params,
+        &results,
+    );
+    Output {
+        ret_code: outcome.ret_code(),
+        error_message: outcome.error_message(),
+        call_requests: outcome
+            .call_requests
+            .into_iter()
+            .map(|r| {
+                let tetraplets = r
+                    .tetraplets
+                    .into_iter()
+                    .map(|ts| {
+                        ts.into_iter()
+                            .map(|t| (t.peer_pk, t.service_id, t.function_name, t.lens))
+                            .collect()
+                    })
+                    .collect();
+                (r.id, r.service_id, r.function_name, r.arguments, tetraplets)
+            })
+            .collect(),
+        next_peers: outcome.next_peers,
+        data: outcome.data,
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub mod abi {
+    //! The raw exports. The only unsafe code in braid: taking buffers across the
+    //! module boundary.
+    #![allow(unsafe_code)]
+
+    /// Reserves `len` bytes in the module's memory.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn braid_alloc(len: u32) -> u32 {
+        let mut buf = Vec::<u8>::with_capacity(len as usize);
+        let ptr = buf.as_mut_ptr();
+        std::mem::forget(buf);
+        ptr as u32
+    }
+
+    /// Frees a buffer of `len` bytes at `ptr` returned by this module.
+    ///
+    /// # Safety
+    /// `ptr` and `len` must come from `braid_alloc` or `braid_invoke`, once.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn braid_dealloc(ptr: u32, len: u32) {
+        // SAFETY: the caller passes back a buffer this module allocated with this length.
+        drop(unsafe { Vec::from_raw_parts(ptr as *mut u8, 0, len as usize) });
+    }
+
+    /// Runs an invocation; see the crate docs.
+    ///
+    /// # Safety
+    /// `ptr`/`len` must be a buffer from `braid_alloc` filled with the input; it is
+    /// freed here.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn braid_invoke(ptr: u32, len: u32) -> u64 {
+        // SAFETY: the caller allocated `len` bytes at `ptr` with `braid_alloc` and wrote them.
+        let input = unsafe { Vec::from_raw_parts(ptr as *mut u8, len as usize, len as usize) };
+        let output = super::invoke_encoded(&input);
+        drop(input);
+        let mut output = std::mem::ManuallyDrop::new(output.into_boxed_slice());
+        let (out_ptr, out_len) = (output.as_mut_ptr() as u32, output.len() as u32);
+        (u64::from(out_ptr) << 32) | u64::from(out_len)
+    }
+}

@@ -1,0 +1,50 @@
+//! The module's ABI, natively: an encoded input gives the encoded outcome of
+//! `invoke`, and undecodable input is an error output, not a trap.
+
+use braid_wasm::{Input, Output, invoke_encoded};
+
+fn input(script: &str, prev_data: Vec<u8>, call_results: Vec<(u32, i32, String)>) -> Input {
+    Input {
+        script: script.to_owned(),
+        prev_data,
+        data: Vec::new(),
+        init_peer_id: "A".into(),
+        current_peer_id: "A".into(),
+        timestamp: 1,
+        ttl: 1000,
+        particle_id: "p".into(),
+        key_format: 0,
+        secret_key: vec![3; 32],
+        limits: (16 << 20, 64 << 20, 32 << 20, false),
+        call_results,
+    }
+}
+
+fn call(input: &Input) -> Output {
+    let bytes = invoke_encoded(&rmp_serde::to_vec(input).expect("input encodes"));
+    rmp_serde::from_slice(&bytes).expect("output decodes")
+}
+
+#[test]
+fn a_call_request_and_its_result_go_through_the_abi() {
+    let script = r#"(seq (call "A" ("s" "f") [1 "x"] r) (call "B" ("s" "g") [r]))"#;
+    let first = call(&input(script, Vec::new(), Vec::new()));
+    assert_eq!(first.ret_code, 0, "{}", first.error_message);
+    let (id, service, function, arguments, tetraplets) = &first.call_requests[0];
+    assert_eq!(
+        (service.as_str(), function.as_str(), arguments.as_str()),
+        ("s", "f", r#"[1,"x"]"#)
+    );
+    assert_eq!(tetraplets.len(), 2);
+    let second = call(&input(script, first.data, vec![(*id, 0, "42".into())]));
+    assert_eq!(second.ret_code, 0, "{}", second.error_message);
+    assert_eq!(second.next_peers, vec!["B".to_owned()]);
+}
+
+#[test]
+fn garbage_input_is_an_error_output() {
+    let output: Output =
+        rmp_serde::from_slice(&invoke_encoded(b"\xff\x00garbage")).expect("output decodes");
+    assert_eq!(output.ret_code, 5);
+    assert!(output.data.is_empty());
+}
