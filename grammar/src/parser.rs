@@ -22,7 +22,7 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
     let mut parser = Parser {
         source,
         lexer: Lexer::new(source),
-        instrs: Vec::with_capacity(source.len() / 48),
+        instrs: Vec::with_capacity(source.len() / 32),
         stack: Vec::new(),
         current: None,
     };
