@@ -1,5 +1,7 @@
 //! The `braid` command line.
 
+mod bench_command;
+mod counting_alloc;
 mod sim_command;
 
 use std::io::Read;
@@ -47,6 +49,12 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Time one invoke of a benchmark scenario; print one JSON line (FORMAT.md §8.5).
+    ///
+    /// Replays the scenario, compares it with `expected` (exit 1 on differences), then
+    /// runs the measured step's exact inputs: a warm-up, one run counting the peak
+    /// heap, N timed runs. With `--all DIR`, every workload of DIR as a table.
+    Bench(bench_command::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +63,7 @@ fn main() -> ExitCode {
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
         Command::Sim { check, paths } => sim_command::sim(&paths, check),
+        Command::Bench(args) => bench_command::bench(&args),
     };
     match result {
         Ok(code) => code,
