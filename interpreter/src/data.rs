@@ -6,8 +6,13 @@
 //!
 //! ```text
 //! envelope = [format: u32, interpreter: str, body]
-//! body     = [trace, last_call_id, values, tetraplets, results, canons, peers]
+//! body     = [trace, last_call_id, values, tetraplets, results, canons, peers, signatures]
+//! values   = [[content id: 32 bytes, value], …]     (each distinct value once)
+//! signatures = [[peer, public key: 32 bytes, signature: 64 bytes], …]
 //! ```
+//!
+//! A value's content id is the blake3 hash of its compact JSON text (`integrity.rs`);
+//! it is stored so that arriving data can be checked value by value.
 //!
 //! Decoding never trusts the bytes: every index is checked, sizes are bounded by the
 //! input, and any problem is an `InterpreterError` (codes 2–4), never a panic.
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as JValue;
 
 use crate::error::{DataSide, InterpreterError};
+use crate::integrity::{Cid, CidCache, PeerSignature};
 use crate::params::Tetraplet;
 use crate::trace::{
     CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
@@ -35,7 +41,11 @@ pub(crate) const INTERPRETER_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub(crate) struct Data {
     pub(crate) trace: Vec<State>,
     pub(crate) last_call_id: u32,
+    pub(crate) signatures: Vec<PeerSignature>,
 }
+
+/// The values of decoded data with the content ids stored for them.
+pub(crate) type StoredIds = Vec<(Rc<JValue>, Cid)>;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<B> {
@@ -48,12 +58,23 @@ struct Envelope<B> {
 struct Body {
     trace: Vec<EncState>,
     last_call_id: u32,
-    values: Vec<JValue>,
+    values: Vec<EncValue>,
     tetraplets: Vec<EncTetraplet>,
     results: Vec<EncResult>,
     canons: Vec<EncCanon>,
     peers: Vec<String>,
+    signatures: Vec<EncSignature>,
 }
+
+#[derive(Serialize, Deserialize)]
+struct EncValue(#[serde(with = "fixed_bytes")] [u8; 32], JValue);
+
+#[derive(Serialize, Deserialize)]
+struct EncSignature(
+    String,
+    #[serde(with = "fixed_bytes")] [u8; 32],
+    #[serde(with = "fixed_bytes")] [u8; 64],
+);
 
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct EncTetraplet(String, String, String, String);
@@ -61,7 +82,7 @@ struct EncTetraplet(String, String, String, String);
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct EncResult {
     value: u32,
-    #[serde(with = "hash_bytes")]
+    #[serde(with = "fixed_bytes")]
     argument_hash: [u8; 32],
     tetraplet: u32,
 }
@@ -88,28 +109,33 @@ enum EncState {
     CanonExecuted(u32),
 }
 
-mod hash_bytes {
+mod fixed_bytes {
     use serde::{Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = [u8; 32];
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        struct V<const N: usize>;
+        impl<'de, const N: usize> serde::de::Visitor<'de> for V<N> {
+            type Value = [u8; N];
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("32 bytes")
+                write!(f, "{N} bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<[u8; N], E> {
                 v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<[u8; 32], A::Error> {
-                let mut out = [0u8; 32];
+            ) -> Result<[u8; N], A::Error> {
+                let mut out = [0u8; N];
                 for (i, b) in out.iter_mut().enumerate() {
                     *b = seq
                         .next_element()?
@@ -118,14 +144,15 @@ mod hash_bytes {
                 Ok(out)
             }
         }
-        d.deserialize_bytes(V)
+        d.deserialize_bytes(V::<N>)
     }
 }
 
-/// Decodes data; empty bytes are empty data.
-pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<Data, InterpreterError> {
+/// Decodes data; empty bytes are empty data. Returns the values with their stored
+/// content ids too.
+pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<(Data, StoredIds), InterpreterError> {
     if bytes.is_empty() {
-        return Ok(Data::default());
+        return Ok((Data::default(), Vec::new()));
     }
     let header: Envelope<serde::de::IgnoredAny> =
         rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::EnvelopeDecode {
@@ -153,6 +180,7 @@ pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<Data, InterpreterEr
 
 struct Decoder {
     body: Body,
+    stored_ids: StoredIds,
     results: Vec<Rc<ServiceResult>>,
     canons: Vec<Rc<CanonResult>>,
     peers: Vec<Rc<str>>,
@@ -169,10 +197,11 @@ fn get<T: Clone>(table: &[T], index: u32, what: &str) -> Result<T, String> {
 
 impl Decoder {
     fn new(mut body: Body) -> Result<Self, String> {
-        let values: Vec<Rc<JValue>> = std::mem::take(&mut body.values)
+        let stored_ids: StoredIds = std::mem::take(&mut body.values)
             .into_iter()
-            .map(Rc::new)
+            .map(|EncValue(cid, v)| (Rc::new(v), cid))
             .collect();
+        let values: Vec<Rc<JValue>> = stored_ids.iter().map(|(v, _)| v.clone()).collect();
         let tetraplets: Vec<Rc<Tetraplet>> = std::mem::take(&mut body.tetraplets)
             .into_iter()
             .map(|EncTetraplet(peer_pk, service_id, function_name, lens)| {
@@ -219,21 +248,32 @@ impl Decoder {
             .collect();
         Ok(Self {
             body,
+            stored_ids,
             results,
             canons,
             peers,
         })
     }
 
-    fn finish(mut self) -> Result<Data, String> {
+    fn finish(mut self) -> Result<(Data, StoredIds), String> {
         let trace = std::mem::take(&mut self.body.trace)
             .into_iter()
             .map(|s| self.state(s))
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Data {
+        let signatures = std::mem::take(&mut self.body.signatures)
+            .into_iter()
+            .map(|EncSignature(peer, public_key, signature)| PeerSignature {
+                peer,
+                public_key,
+                signature,
+            })
+            .collect();
+        let data = Data {
             trace,
             last_call_id: self.body.last_call_id,
-        })
+            signatures,
+        };
+        Ok((data, self.stored_ids))
     }
 
     fn state(&self, s: EncState) -> Result<State, String> {
@@ -279,8 +319,11 @@ impl Decoder {
 }
 
 /// Encodes data. Deterministic: tables are filled in order of first use.
-pub(crate) fn encode(data: &Data) -> Vec<u8> {
-    let mut enc = Encoder::default();
+pub(crate) fn encode(data: &Data, cids: &mut CidCache) -> Vec<u8> {
+    let mut enc = Encoder {
+        cids: Some(cids),
+        ..Encoder::default()
+    };
     let trace = data.trace.iter().map(|s| enc.state(s)).collect();
     let body = Body {
         trace,
@@ -290,6 +333,11 @@ pub(crate) fn encode(data: &Data) -> Vec<u8> {
         results: enc.results,
         canons: enc.canons,
         peers: enc.peers,
+        signatures: data
+            .signatures
+            .iter()
+            .map(|s| EncSignature(s.peer.clone(), s.public_key, s.signature))
+            .collect(),
     };
     let envelope = Envelope {
         format: FORMAT_VERSION,
@@ -301,8 +349,9 @@ pub(crate) fn encode(data: &Data) -> Vec<u8> {
 }
 
 #[derive(Default)]
-struct Encoder {
-    values: Vec<JValue>,
+struct Encoder<'c> {
+    cids: Option<&'c mut CidCache>,
+    values: Vec<EncValue>,
     value_index: BTreeMap<String, u32>,
     value_by_ptr: BTreeMap<usize, u32>,
     tetraplets: Vec<EncTetraplet>,
@@ -330,7 +379,7 @@ fn intern<K: Ord + Clone, T>(
     i
 }
 
-impl Encoder {
+impl Encoder<'_> {
     fn value(&mut self, value: &Rc<JValue>) -> u32 {
         // Pointer identity first: shared values are the common case. The pointer map is
         // only a cache; the table's content and order depend on the values alone.
@@ -339,8 +388,12 @@ impl Encoder {
             return i;
         }
         let text = crate::value::compact(value);
+        let cid = match &mut self.cids {
+            Some(cache) => cache.cid(value),
+            None => crate::integrity::value_cid(value),
+        };
         let i = intern(&mut self.values, &mut self.value_index, text, || {
-            (**value).clone()
+            EncValue(cid, (**value).clone())
         });
         self.value_by_ptr.insert(ptr, i);
         i

@@ -47,6 +47,10 @@ pub enum InterpreterError {
     /// 7: the key is not a valid Ed25519 secret key.
     #[error("malformed keypair format: {0}")]
     MalformedKeyPair(String),
+    /// 8: a value in the current data does not match its content id.
+    /// 9: a signature is missing, forged, not the peer's, or from another particle.
+    #[error("{0}")]
+    Integrity(crate::integrity::IntegrityError),
     /// 10: a hard size limit was exceeded.
     #[error("{0}")]
     SizeLimit(SizeLimit),
@@ -77,6 +81,10 @@ impl InterpreterError {
             Self::EnvelopeDecode { .. } => 3,
             Self::IncompatibleDataVersion { .. } => 4,
             Self::MalformedKeyPair(_) => 7,
+            Self::Integrity(e) => match e {
+                crate::integrity::IntegrityError::ValueMismatch { .. } => 8,
+                _ => 9,
+            },
             Self::SizeLimit(_) => 10,
             Self::Catchable(e) => e.code(),
             Self::Uncatchable { error, .. } => error.code(),

@@ -16,6 +16,7 @@
 //!     particle_id: "p1".into(),
 //!     key: KeyPair { format: 0, secret: vec![7; 32] },
 //!     limits: Limits::REFERENCE_MAXIMA,
+//!     integrity: Default::default(),
 //! };
 //! let script = r#"(call %init_peer_id% ("peer" "identify") [] info)"#;
 //! let out = invoke(script, &[], &[], &params, &CallResults::new());
@@ -33,19 +34,24 @@
 mod data;
 mod error;
 mod execute;
+mod integrity;
 mod merge;
 mod outcome;
 mod params;
 mod scopes;
 mod streams;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod trace;
 mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
+pub use integrity::{IntegrityError, peer_id_of, public_key_of};
 pub use outcome::Outcome;
 pub use params::{
-    CallRequest, CallResult, CallResults, KeyPair, LimitFlags, Limits, RunParams, Tetraplet,
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, LimitFlags, Limits, RunParams,
+    Tetraplet,
 };
 
 use execute::{Execution, Fault};
@@ -96,14 +102,44 @@ pub fn invoke(
         }
     }
     // 2–3. Decode the data.
-    let prev = match data::decode(prev_data, DataSide::Prev) {
+    let (prev, prev_ids) = match data::decode(prev_data, DataSide::Prev) {
         Ok(d) => d,
         Err(e) => return unchanged(e, flags),
     };
-    let current = match data::decode(data, DataSide::Current) {
+    let (current, current_ids) = match data::decode(data, DataSide::Current) {
         Ok(d) => d,
         Err(e) => return unchanged(e, flags),
     };
+    // 4. Integrity of the arriving data. The previous data is this peer's own.
+    let mut cids = integrity::CidCache::default();
+    for (value, cid) in &prev_ids {
+        cids.know(value, *cid);
+    }
+    if params.integrity.check {
+        for (index, (value, cid)) in current_ids.iter().enumerate() {
+            if integrity::value_cid(value) != *cid {
+                return unchanged(
+                    InterpreterError::Integrity(integrity::IntegrityError::ValueMismatch { index }),
+                    flags,
+                );
+            }
+        }
+    }
+    for (value, cid) in &current_ids {
+        cids.know(value, *cid);
+    }
+    if params.integrity.check {
+        let trusted = &params.integrity.trusted_keys;
+        if let Err(e) = integrity::verify(
+            &current.trace,
+            &current.signatures,
+            &params.particle_id,
+            trusted,
+            &mut cids,
+        ) {
+            return unchanged(InterpreterError::Integrity(e), flags);
+        }
+    }
     // 5. Parse.
     let ast = match grammar::parse(script) {
         Ok(ast) => ast,
@@ -124,21 +160,25 @@ pub fn invoke(
         }
     }
     // 7. The key.
-    if params.key.format != 0 || params.key.secret.len() != 32 {
-        let detail = if params.key.format != 0 {
-            format!(
-                "key format {} is not supported; only 0 (Ed25519) is",
-                params.key.format
-            )
-        } else {
-            format!(
+    let secret: [u8; 32] = match (
+        params.key.format,
+        <[u8; 32]>::try_from(params.key.secret.as_slice()),
+    ) {
+        (0, Ok(secret)) => secret,
+        (0, Err(_)) => {
+            let detail = format!(
                 "an Ed25519 secret key is 32 bytes, got {}",
                 params.key.secret.len()
-            )
-        };
-        return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
-    }
+            );
+            return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
+        }
+        (format, _) => {
+            let detail = format!("key format {format} is not supported; only 0 (Ed25519) is");
+            return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
+        }
+    };
     // 8. Execute.
+    let (prev_signatures, current_signatures) = (prev.signatures, current.signatures);
     let merger = merge::Merger::new(prev.trace, current.trace);
     let mut execution = Execution::new(&ast, params, call_results, merger, prev.last_call_id);
     let result = execution.run();
@@ -159,7 +199,7 @@ pub fn invoke(
         }
     };
     execution.finish_generations();
-    // 9. Serialize.
+    // 9. Sign and serialize.
     let Execution {
         merger,
         requests,
@@ -168,10 +208,24 @@ pub fn invoke(
         consumed,
         ..
     } = execution;
-    let out_data = data::encode(&data::Data {
-        trace: merger.into_result(),
-        last_call_id,
-    });
+    let (trace, prev_trace, current_trace) = merger.into_parts();
+    let peer = params.current_peer_id.as_str();
+    let signatures = integrity::carry(
+        &trace,
+        (&prev_trace, &prev_signatures),
+        (&current_trace, &current_signatures),
+        peer,
+        |results| integrity::sign(&secret, &params.particle_id, peer, results),
+        &mut cids,
+    );
+    let out_data = data::encode(
+        &data::Data {
+            trace,
+            last_call_id,
+            signatures,
+        },
+        &mut cids,
+    );
     // 10. Unconsumed call results.
     let error = error.or_else(|| {
         let leftover: Vec<String> = call_results

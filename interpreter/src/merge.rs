@@ -354,8 +354,9 @@ impl Merger {
         Ok(())
     }
 
-    pub(crate) fn into_result(self) -> Vec<State> {
-        self.result
+    /// The result trace, and the two input traces back.
+    pub(crate) fn into_parts(self) -> (Vec<State>, Rc<Vec<State>>, Rc<Vec<State>>) {
+        (self.result, self.prev, self.current)
     }
 }
 

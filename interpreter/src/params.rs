@@ -21,6 +21,21 @@ pub struct RunParams {
     pub key: KeyPair,
     /// Size limits.
     pub limits: Limits,
+    /// Whether arriving data is checked, and the keys of peers whose ids are not
+    /// derived from their keys.
+    pub integrity: Integrity,
+}
+
+/// Checking of arriving data (see the crate docs on integrity).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Integrity {
+    /// Verify the current data before running: content ids of values, and every
+    /// producing peer's signature over its results for this particle (errors 8, 9).
+    pub check: bool,
+    /// Public keys of peers whose ids are not braid key ids (`peer_id_of`), e.g. the
+    /// plain names of test networks. A peer id neither derived from its key nor listed
+    /// here cannot be verified.
+    pub trusted_keys: BTreeMap<String, [u8; 32]>,
 }
 
 /// The current peer's signing key as the host passes it.

@@ -29,6 +29,7 @@ fn params(peer: &str) -> RunParams {
             secret: vec![1; 32],
         },
         limits: Limits::REFERENCE_MAXIMA,
+        integrity: Default::default(),
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use braid_interpreter::{CallRequest, CallResult, CallResults, KeyPair, Limits, RunParams};
+use braid_interpreter::{
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, RunParams,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -126,8 +128,16 @@ pub(crate) fn run_with(
     })
 }
 
-/// The run parameters of an invoke on `peer` (FORMAT.md §2).
+/// The run parameters of an invoke on `peer` (FORMAT.md §2), with braid's integrity
+/// checks on: every scenario peer's key is trusted for its name, so arriving data is
+/// verified (signatures, content ids) at every step. The reference's test build
+/// neither signs nor checks; braid does both and still matches its transcripts.
 pub fn run_params(scenario: &Scenario, peer: &str) -> RunParams {
+    let trusted_keys = scenario
+        .peers
+        .iter()
+        .map(|p| (p.clone(), peer_public_key(p)))
+        .collect();
     RunParams {
         init_peer_id: scenario.particle.init_peer.clone(),
         current_peer_id: peer.to_owned(),
@@ -136,7 +146,16 @@ pub fn run_params(scenario: &Scenario, peer: &str) -> RunParams {
         particle_id: scenario.particle.id.clone(),
         key: peer_key(peer),
         limits: Limits::REFERENCE_MAXIMA,
+        integrity: Integrity {
+            check: true,
+            trusted_keys,
+        },
     }
+}
+
+/// The public key of a scenario peer's [`peer_key`].
+pub fn peer_public_key(peer: &str) -> [u8; 32] {
+    braid_interpreter::public_key_of(&Sha256::digest(peer.as_bytes()).into())
 }
 
 /// A peer's key: format 0 (Ed25519) with the SHA-256 of its name as the secret.

@@ -11,7 +11,7 @@
 //! Input that does not decode gives an [`Output`] with `ret_code` 5 and the previous
 //! data empty: the host keeps what it stored.
 
-use braid_interpreter::{CallResult, CallResults, KeyPair, Limits, RunParams};
+use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, RunParams};
 use serde::{Deserialize, Serialize};
 
 /// Everything `invoke` takes.
@@ -44,6 +44,10 @@ pub struct Input {
     pub limits: (u64, u64, u64, bool),
     /// Call results: (id, ret_code, result).
     pub call_results: Vec<(u32, i32, String)>,
+    /// Check arriving data (content ids and signatures).
+    pub check: bool,
+    /// Keys of peers whose ids are not braid key ids: (peer, 32-byte public key).
+    pub trusted_keys: Vec<(String, serde_bytes::ByteBuf)>,
 }
 
 /// A tetraplet on the wire: (peer, service, function, lens).

@@ -17,6 +17,8 @@ fn input(script: &str, prev_data: Vec<u8>, call_results: Vec<(u32, i32, String)>
         secret_key: vec![3; 32],
         limits: (16 << 20, 64 << 20, 32 << 20, false),
         call_results,
+        check: true,
+        trusted_keys: Vec::new(),
     }
 }
 

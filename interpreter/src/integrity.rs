@@ -1,0 +1,315 @@
+//! Tamper-evident data: content ids of what peers produced, and their signatures.
+//!
+//! Every call result (executed, unused or failed) and every canon result in a trace is
+//! attributed to the peer in its tetraplet. At the end of an invocation the current
+//! peer signs, with its Ed25519 key, the sorted multiset of the content ids of the
+//! results attributed to it, bound to the particle id. When checking is on, the data
+//! that arrives is verified before anything runs: every peer with results in it must
+//! have signed exactly those results, for this particle, with a key bound to its peer
+//! id. A peer on the way can therefore neither alter nor forge another peer's results,
+//! nor drop a signature, nor replay data from another particle.
+//!
+//! Content ids are blake3 hashes of canonical bytes (values as compact JSON with sorted
+//! keys); a value's id is stored with it in the data and rechecked on arrival.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde_json::Value as JValue;
+
+use crate::params::Tetraplet;
+use crate::trace::{CallState, CanonResult, CanonState, ServiceResult, State};
+
+/// A content id: the blake3 hash of canonical bytes.
+pub(crate) type Cid = [u8; 32];
+
+/// Content ids of the values of one invocation, computed at most once per value.
+/// Values are shared (`Rc`) and all alive for the whole invocation, so a pointer
+/// identifies one.
+#[derive(Default)]
+pub(crate) struct CidCache {
+    by_ptr: BTreeMap<usize, Cid>,
+}
+
+impl CidCache {
+    pub(crate) fn cid(&mut self, value: &Rc<JValue>) -> Cid {
+        *self
+            .by_ptr
+            .entry(Rc::as_ptr(value) as usize)
+            .or_insert_with(|| value_cid(value))
+    }
+
+    /// Records an id known from the data (checked, or our own).
+    pub(crate) fn know(&mut self, value: &Rc<JValue>, cid: Cid) {
+        self.by_ptr.insert(Rc::as_ptr(value) as usize, cid);
+    }
+}
+
+/// The id of a value: blake3 of its compact JSON text (object keys sorted).
+pub(crate) fn value_cid(value: &JValue) -> Cid {
+    let mut hasher = blake3::Hasher::new();
+    // Writing JSON into a hasher cannot fail.
+    serde_json::to_writer(HashWriter(&mut hasher), value).expect("JSON writes into a hasher");
+    *hasher.finalize().as_bytes()
+}
+
+struct HashWriter<'h>(&'h mut blake3::Hasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn put_str(hasher: &mut blake3::Hasher, s: &str) {
+    hasher.update(&(s.len() as u64).to_le_bytes());
+    hasher.update(s.as_bytes());
+}
+
+fn put_tetraplet(hasher: &mut blake3::Hasher, t: &Tetraplet) {
+    for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
+        put_str(hasher, part);
+    }
+}
+
+/// The id of a call's record: what it returned, for which arguments, from where.
+fn result_cid(tag: &str, result: &ServiceResult, cache: &mut CidCache) -> Cid {
+    let mut hasher = blake3::Hasher::new();
+    put_str(&mut hasher, tag);
+    hasher.update(&cache.cid(&result.value));
+    hasher.update(&result.argument_hash);
+    put_tetraplet(&mut hasher, &result.tetraplet);
+    *hasher.finalize().as_bytes()
+}
+
+/// The id of a canonicalization: its peer and every element with its origin.
+fn canon_cid(canon: &CanonResult, cache: &mut CidCache) -> Cid {
+    let mut hasher = blake3::Hasher::new();
+    put_str(&mut hasher, "canon");
+    put_tetraplet(&mut hasher, &canon.tetraplet);
+    hasher.update(&(canon.elements.len() as u64).to_le_bytes());
+    for e in &canon.elements {
+        hasher.update(&cache.cid(&e.json));
+        put_tetraplet(&mut hasher, &e.tetraplet);
+        hasher.update(&[u8::from(e.literal)]);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// What each peer produced in a trace: its sorted multiset of record ids.
+pub(crate) fn attributed(trace: &[State], cache: &mut CidCache) -> BTreeMap<String, Vec<Cid>> {
+    let mut by_peer: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+    for state in trace {
+        let (peer, cid) = match state {
+            State::Call(CallState::Executed { result, output }) => (
+                &result.tetraplet.peer_pk,
+                result_cid(output.describe(), result, cache),
+            ),
+            State::Call(CallState::Failed(result)) => (
+                &result.tetraplet.peer_pk,
+                result_cid("failed", result, cache),
+            ),
+            State::Canon(CanonState::Executed(canon)) => {
+                (&canon.tetraplet.peer_pk, canon_cid(canon, cache))
+            }
+            _ => continue,
+        };
+        by_peer.entry(peer.clone()).or_default().push(cid);
+    }
+    for cids in by_peer.values_mut() {
+        cids.sort_unstable();
+    }
+    by_peer
+}
+
+/// The message a peer signs: its results in this particle.
+fn message(particle_id: &str, peer: &str, cids: &[Cid]) -> Cid {
+    let mut hasher = blake3::Hasher::new();
+    put_str(&mut hasher, "braid data signature v1");
+    put_str(&mut hasher, particle_id);
+    put_str(&mut hasher, peer);
+    hasher.update(&(cids.len() as u64).to_le_bytes());
+    for cid in cids {
+        hasher.update(cid);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// One peer's signature over its results, with the key to check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerSignature {
+    pub(crate) peer: String,
+    pub(crate) public_key: [u8; 32],
+    pub(crate) signature: [u8; 64],
+}
+
+/// The text form of the peer id of a public key: `braid-` and its lowercase hex.
+pub fn peer_id_of(public_key: &[u8; 32]) -> String {
+    let mut id = String::with_capacity(6 + 64);
+    id.push_str("braid-");
+    for b in public_key {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The public key of a 32-byte Ed25519 secret key.
+pub fn public_key_of(secret: &[u8; 32]) -> [u8; 32] {
+    SigningKey::from_bytes(secret).verifying_key().to_bytes()
+}
+
+/// Signs the current peer's results.
+pub(crate) fn sign(
+    secret: &[u8; 32],
+    particle_id: &str,
+    peer: &str,
+    cids: &[Cid],
+) -> PeerSignature {
+    let key = SigningKey::from_bytes(secret);
+    let signature = key.sign(&message(particle_id, peer, cids));
+    PeerSignature {
+        peer: peer.to_owned(),
+        public_key: key.verifying_key().to_bytes(),
+        signature: signature.to_bytes(),
+    }
+}
+
+/// Why arriving data was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityError {
+    /// A stored value does not hash to its id.
+    #[error("value #{index} does not match its content id: its bytes were altered")]
+    ValueMismatch {
+        /// Its position in the data's value table.
+        index: usize,
+    },
+    /// Results attributed to a peer carry no signature of that peer.
+    #[error("peer \"{peer}\" has {count} results in the data but no signature")]
+    MissingSignature {
+        /// The peer.
+        peer: String,
+        /// How many results are attributed to it.
+        count: usize,
+    },
+    /// The signing key is not the peer's.
+    #[error("the key that signed for peer \"{peer}\" is not bound to that peer id")]
+    UnboundKey {
+        /// The peer.
+        peer: String,
+    },
+    /// The signature does not cover these results for this particle.
+    #[error(
+        "signature mismatch for \"{peer}\": its results were altered, or the data comes from another particle"
+    )]
+    BadSignature {
+        /// The peer.
+        peer: String,
+    },
+    /// Two signatures claim to be the same peer's.
+    #[error("two signatures for peer \"{peer}\"")]
+    DuplicateSignature {
+        /// The peer.
+        peer: String,
+    },
+}
+
+/// Verifies arriving data: every peer with results signed exactly them.
+pub(crate) fn verify(
+    trace: &[State],
+    signatures: &[PeerSignature],
+    particle_id: &str,
+    trusted_keys: &BTreeMap<String, [u8; 32]>,
+    cache: &mut CidCache,
+) -> Result<(), IntegrityError> {
+    let mut by_peer: BTreeMap<&str, &PeerSignature> = BTreeMap::new();
+    for s in signatures {
+        if by_peer.insert(&s.peer, s).is_some() {
+            return Err(IntegrityError::DuplicateSignature {
+                peer: s.peer.clone(),
+            });
+        }
+    }
+    for (peer, cids) in attributed(trace, cache) {
+        let Some(signature) = by_peer.get(peer.as_str()) else {
+            return Err(IntegrityError::MissingSignature {
+                count: cids.len(),
+                peer,
+            });
+        };
+        let bound = match trusted_keys.get(&peer) {
+            Some(key) => *key == signature.public_key,
+            None => peer_id_of(&signature.public_key) == peer,
+        };
+        if !bound {
+            return Err(IntegrityError::UnboundKey { peer });
+        }
+        let valid = VerifyingKey::from_bytes(&signature.public_key).is_ok_and(|key| {
+            key.verify(
+                &message(particle_id, &peer, &cids),
+                &Signature::from_bytes(&signature.signature),
+            )
+            .is_ok()
+        });
+        if !valid {
+            return Err(IntegrityError::BadSignature { peer });
+        }
+    }
+    Ok(())
+}
+
+/// The signatures the output data carries: for the current peer its previous
+/// signature if its results did not change, else a fresh one; for every other peer
+/// with results, the signature from the input (previous data first) whose results
+/// for that peer are the output's, else the one over the larger set, for the next
+/// peer to judge.
+pub(crate) fn carry(
+    output: &[State],
+    prev: (&[State], &[PeerSignature]),
+    current: (&[State], &[PeerSignature]),
+    current_peer: &str,
+    sign_own: impl FnOnce(&[Cid]) -> PeerSignature,
+    cache: &mut CidCache,
+) -> Vec<PeerSignature> {
+    let produced = attributed(output, cache);
+    let sides = [
+        (attributed(prev.0, cache), prev.1),
+        (attributed(current.0, cache), current.1),
+    ];
+    let signature_of =
+        |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
+    let mut out = Vec::new();
+    let mut sign_own = Some(sign_own);
+    for (peer, cids) in &produced {
+        if peer == current_peer {
+            // Only our own stored signature is trusted for ourselves.
+            let kept = (sides[0].0.get(peer) == Some(cids))
+                .then(|| signature_of(sides[0].1, peer))
+                .flatten();
+            match kept {
+                Some(s) => out.push(s),
+                None => out.extend(sign_own.take().map(|sign| sign(cids))),
+            }
+            continue;
+        }
+        let same = sides.iter().find_map(|(sets, sigs)| {
+            (sets.get(peer) == Some(cids))
+                .then(|| signature_of(sigs, peer))
+                .flatten()
+        });
+        let larger = || {
+            sides
+                .iter()
+                .filter_map(|(sets, sigs)| Some((sets.get(peer)?.len(), signature_of(sigs, peer)?)))
+                .max_by_key(|(n, _)| *n)
+                .map(|(_, s)| s)
+        };
+        out.extend(same.or_else(larger));
+    }
+    out
+}

@@ -1,0 +1,61 @@
+//! An attacker's tools, for tests of integrity checking (feature `testing`): they
+//! rewrite braid data the way a malicious peer on a particle's path could.
+
+use std::rc::Rc;
+
+use serde_json::Value as JValue;
+
+use crate::data::{self, Data};
+use crate::error::DataSide;
+use crate::integrity::{self, CidCache};
+use crate::trace::{CallState, ServiceResult, State};
+
+fn decode(bytes: &[u8]) -> Data {
+    data::decode(bytes, DataSide::Current)
+        .expect("test data decodes")
+        .0
+}
+
+fn encode(data: &Data) -> Vec<u8> {
+    data::encode(data, &mut CidCache::default())
+}
+
+/// Replaces every call result whose value is `from` with `to`, keeping the data
+/// well-formed (content ids recomputed) and the signatures as they were.
+pub fn rewrite_result(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let from: JValue = serde_json::from_str(from).expect("`from` is JSON");
+    let to: JValue = serde_json::from_str(to).expect("`to` is JSON");
+    let mut data = decode(bytes);
+    for state in &mut data.trace {
+        let result = match state {
+            State::Call(CallState::Executed { result, .. } | CallState::Failed(result)) => result,
+            _ => continue,
+        };
+        if *result.value == from {
+            *result = Rc::new(ServiceResult {
+                value: Rc::new(to.clone()),
+                ..(**result).clone()
+            });
+        }
+    }
+    encode(&data)
+}
+
+/// Removes `peer`'s signature.
+pub fn drop_signature(bytes: &[u8], peer: &str) -> Vec<u8> {
+    let mut data = decode(bytes);
+    data.signatures.retain(|s| s.peer != peer);
+    encode(&data)
+}
+
+/// Signs `peer`'s results again, with `secret` instead of the peer's own key.
+pub fn resign(bytes: &[u8], peer: &str, secret: &[u8; 32], particle_id: &str) -> Vec<u8> {
+    let mut data = decode(bytes);
+    let cids = integrity::attributed(&data.trace, &mut CidCache::default())
+        .remove(peer)
+        .unwrap_or_default();
+    data.signatures.retain(|s| s.peer != peer);
+    data.signatures
+        .push(integrity::sign(secret, particle_id, peer, &cids));
+    encode(&data)
+}

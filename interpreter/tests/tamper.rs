@@ -1,0 +1,164 @@
+//! Integrity: a peer on a particle's path that alters a value, rewrites another peer's
+//! result, drops a signature, signs in another peer's name or replays data from
+//! another particle is caught by the next honest peer (errors 8 and 9), which keeps
+//! its own data unchanged.
+
+use std::collections::BTreeMap;
+
+use braid_interpreter::{
+    CallResult, CallResults, Integrity, KeyPair, Limits, RunParams, invoke, peer_id_of,
+    public_key_of, testing,
+};
+
+const SCRIPT: &str = r#"
+(seq
+ (call "A" ("s" "f") [] x)
+ (seq
+  (call "M" ("s" "g") [x] y)
+  (call "B" ("s" "h") [x y])))
+"#;
+
+fn secret(peer: &str) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..peer.len()].copy_from_slice(peer.as_bytes());
+    s
+}
+
+fn params(peer: &str, particle: &str) -> RunParams {
+    params_with_key(peer, &secret(peer), particle)
+}
+
+fn params_with_key(peer: &str, key: &[u8; 32], particle: &str) -> RunParams {
+    let trusted_keys: BTreeMap<String, [u8; 32]> = ["A", "M", "B"]
+        .iter()
+        .map(|p| (p.to_string(), public_key_of(&secret(p))))
+        .collect();
+    RunParams {
+        init_peer_id: "A".into(),
+        current_peer_id: peer.into(),
+        timestamp: 1,
+        ttl: 1000,
+        particle_id: particle.into(),
+        key: KeyPair {
+            format: 0,
+            secret: key.to_vec(),
+        },
+        limits: Limits::REFERENCE_MAXIMA,
+        integrity: Integrity {
+            check: true,
+            trusted_keys,
+        },
+    }
+}
+
+/// Runs `peer` on arriving data until it has no more calls, answering them all with
+/// `answer`; returns its final data.
+fn run(peer: &str, data: &[u8], answer: &str, particle: &str) -> Result<Vec<u8>, (i32, String)> {
+    let mut out = invoke(
+        SCRIPT,
+        &[],
+        data,
+        &params(peer, particle),
+        &CallResults::new(),
+    );
+    loop {
+        if out.ret_code() != 0 {
+            return Err((out.ret_code(), out.error_message()));
+        }
+        if out.call_requests.is_empty() {
+            return Ok(out.data);
+        }
+        let results = out
+            .call_requests
+            .iter()
+            .map(|r| (r.id, CallResult::ok(answer)))
+            .collect();
+        out = invoke(SCRIPT, &out.data, &[], &params(peer, particle), &results);
+    }
+}
+
+/// The honest path: A computes x, M computes y; returns M's data for B.
+fn data_from_m() -> Vec<u8> {
+    let a = run("A", &[], r#""from A""#, "p1").expect("A runs");
+    run("M", &a, r#""from M""#, "p1").expect("M runs")
+}
+
+#[test]
+fn honest_data_is_accepted() {
+    let b = run("B", &data_from_m(), r#""from B""#, "p1");
+    assert!(b.is_ok(), "{b:?}");
+}
+
+#[test]
+fn altered_value_bytes_are_caught() {
+    let mut data = data_from_m();
+    let at = data
+        .windows(6)
+        .position(|w| w == b"from A")
+        .expect("A's value is in the data");
+    data[at..at + 6].copy_from_slice(b"from X");
+    let (code, message) = run("B", &data, "1", "p1").expect_err("tampering is detected");
+    assert_eq!(code, 8, "{message}");
+}
+
+#[test]
+fn rewritten_result_of_another_peer_is_caught() {
+    let data = testing::rewrite_result(&data_from_m(), r#""from A""#, r#""forged""#);
+    let (code, message) = run("B", &data, "1", "p1").expect_err("forgery is detected");
+    assert_eq!(code, 9, "{message}");
+    assert!(message.contains("\"A\""), "{message}");
+}
+
+#[test]
+fn dropped_signature_is_caught() {
+    let data = testing::drop_signature(&data_from_m(), "A");
+    let (code, message) = run("B", &data, "1", "p1").expect_err("missing signature is detected");
+    assert_eq!(code, 9, "{message}");
+    assert!(message.contains("no signature"), "{message}");
+}
+
+#[test]
+fn signing_in_another_peers_name_is_caught() {
+    let forged = testing::rewrite_result(&data_from_m(), r#""from A""#, r#""forged""#);
+    let data = testing::resign(&forged, "A", &secret("M"), "p1");
+    let (code, message) = run("B", &data, "1", "p1").expect_err("a foreign key is detected");
+    assert_eq!(code, 9, "{message}");
+    assert!(message.contains("not bound"), "{message}");
+}
+
+#[test]
+fn data_replayed_into_another_particle_is_caught() {
+    let (code, message) = run("B", &data_from_m(), "1", "p2").expect_err("replay is detected");
+    assert_eq!(code, 9, "{message}");
+}
+
+#[test]
+fn a_failed_check_keeps_the_stored_data() {
+    let stored = run("B", &[], "1", "p1").expect("B's own first run");
+    let bad = testing::drop_signature(&data_from_m(), "M");
+    let out = invoke(
+        SCRIPT,
+        &stored,
+        &bad,
+        &params("B", "p1"),
+        &CallResults::new(),
+    );
+    assert_eq!(out.ret_code(), 9);
+    assert_eq!(out.data, stored);
+}
+
+#[test]
+fn key_derived_peer_ids_need_no_trusted_keys() {
+    let a = peer_id_of(&public_key_of(&secret("A")));
+    let script = format!(r#"(seq (call "{a}" ("s" "f") [] x) (call "B" ("s" "g") [x]))"#);
+    let mut p = params_with_key(&a, &secret("A"), "p1");
+    p.integrity.trusted_keys.clear();
+    let first = invoke(&script, &[], &[], &p, &CallResults::new());
+    let results: CallResults = [(first.call_requests[0].id, CallResult::ok("1"))].into();
+    let second = invoke(&script, &first.data, &[], &p, &results);
+    assert_eq!(second.next_peers, vec!["B".to_owned()]);
+    let mut b = params("B", "p1");
+    b.integrity.trusted_keys.clear();
+    let out = invoke(&script, &[], &second.data, &b, &CallResults::new());
+    assert_eq!(out.ret_code(), 0, "{}", out.error_message());
+}
