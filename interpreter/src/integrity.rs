@@ -313,3 +313,46 @@ pub(crate) fn carry(
     }
     out
 }
+
+/// The identity of a particle, as its init peer signs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParticleIdentity<'p> {
+    /// The particle id.
+    pub id: &'p str,
+    /// The init peer's id.
+    pub init_peer_id: &'p str,
+    /// Milliseconds since the epoch when the particle was created.
+    pub timestamp: u64,
+    /// Time to live, in milliseconds.
+    pub ttl: u32,
+    /// The script.
+    pub script: &'p str,
+}
+
+impl ParticleIdentity<'_> {
+    fn message(&self) -> Cid {
+        let mut hasher = blake3::Hasher::new();
+        put_str(&mut hasher, "braid particle signature v1");
+        put_str(&mut hasher, self.id);
+        put_str(&mut hasher, self.init_peer_id);
+        hasher.update(&self.timestamp.to_le_bytes());
+        hasher.update(&self.ttl.to_le_bytes());
+        hasher.update(blake3::hash(self.script.as_bytes()).as_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// Signs the particle with the init peer's secret key.
+    pub fn sign(&self, secret: &[u8; 32]) -> [u8; 64] {
+        SigningKey::from_bytes(secret)
+            .sign(&self.message())
+            .to_bytes()
+    }
+
+    /// Checks a particle signature against the init peer's public key.
+    pub fn verify(&self, public_key: &[u8; 32], signature: &[u8; 64]) -> bool {
+        VerifyingKey::from_bytes(public_key).is_ok_and(|key| {
+            key.verify(&self.message(), &Signature::from_bytes(signature))
+                .is_ok()
+        })
+    }
+}

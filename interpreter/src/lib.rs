@@ -47,7 +47,7 @@ mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
-pub use integrity::{IntegrityError, peer_id_of, public_key_of};
+pub use integrity::{IntegrityError, ParticleIdentity, peer_id_of, public_key_of};
 pub use outcome::Outcome;
 pub use params::{
     CallRequest, CallResult, CallResults, Integrity, KeyPair, LimitFlags, Limits, RunParams,

@@ -162,3 +162,50 @@ fn key_derived_peer_ids_need_no_trusted_keys() {
     let out = invoke(&script, &[], &second.data, &b, &CallResults::new());
     assert_eq!(out.ret_code(), 0, "{}", out.error_message());
 }
+
+#[test]
+fn particle_signatures_cover_every_identity_field() {
+    use braid_interpreter::ParticleIdentity;
+    let particle = ParticleIdentity {
+        id: "p1",
+        init_peer_id: "A",
+        timestamp: 5,
+        ttl: 1000,
+        script: SCRIPT,
+    };
+    let signature = particle.sign(&secret("A"));
+    let key = public_key_of(&secret("A"));
+    assert!(particle.verify(&key, &signature));
+    assert!(
+        !particle.verify(&public_key_of(&secret("M")), &signature),
+        "another key"
+    );
+    let changed = [
+        ParticleIdentity {
+            id: "p2",
+            ..particle
+        },
+        ParticleIdentity {
+            init_peer_id: "M",
+            ..particle
+        },
+        ParticleIdentity {
+            timestamp: 6,
+            ..particle
+        },
+        ParticleIdentity {
+            ttl: 999_999,
+            ..particle
+        },
+        ParticleIdentity {
+            script: "(null)",
+            ..particle
+        },
+    ];
+    for other in changed {
+        assert!(
+            !other.verify(&key, &signature),
+            "{other:?} verified with the original signature"
+        );
+    }
+}

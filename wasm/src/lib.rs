@@ -107,6 +107,14 @@ fn run(input: Input) -> Output {
             call_result_size,
             hard,
         },
+        integrity: Integrity {
+            check: input.check,
+            trusted_keys: input
+                .trusted_keys
+                .into_iter()
+                .filter_map(|(peer, key)| Some((peer, <[u8; 32]>::try_from(key.as_slice()).ok()?)))
+                .collect(),
+        },
     };
     let results: CallResults = input
         .call_results
