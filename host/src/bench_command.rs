@@ -58,6 +58,11 @@ pub(crate) struct BenchArgs {
     /// `"checked": false`); the differences are still printed on stderr.
     #[arg(long)]
     allow_differences: bool,
+    /// Verify arriving data (content ids, signatures) in the timed invokes, as
+    /// production peers do. Off by default: the reference's benchmark build neither
+    /// signs nor checks, and the scenario's replay has already checked every step.
+    #[arg(long)]
+    check: bool,
 }
 
 /// Runs `braid bench`. Exit 0: measured; 1: a replay differs from `expected` (nothing
@@ -70,7 +75,13 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         .scenario
         .as_deref()
         .context("give a scenario file or --all DIR")?;
-    match measure_file(path, args.step, args.iters, args.allow_differences)? {
+    match measure_file(
+        path,
+        args.step,
+        args.iters,
+        args.allow_differences,
+        args.check,
+    )? {
         Measured::Differs { name, differences } => {
             print_differences(&name, &differences);
             Ok(ExitCode::FAILURE)
@@ -110,6 +121,7 @@ fn measure_file(
     step: Option<usize>,
     iters: Option<usize>,
     allow_differences: bool,
+    check: bool,
 ) -> anyhow::Result<Measured> {
     let scenario = Scenario::load(path).with_context(|| path.display().to_string())?;
     let bench = scenario.bench.as_ref();
@@ -143,13 +155,14 @@ fn measure_file(
         });
     }
     // 2. The exact inputs of step K.
-    let Some(record) = replay.records.into_iter().next() else {
+    let Some(mut record) = replay.records.into_iter().next() else {
         bail!(
             "{}: the run has {steps} steps, so step {step} never ran",
             scenario.name
         );
     };
     drop(replay.transcript);
+    record.params.integrity.check = check;
 
     // 3. Warm-up, counting run, timed runs.
     let timing = time_on_big_stack(&record, iters)?;
@@ -343,7 +356,7 @@ fn bench_all(dir: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         eprint!("{workload}: ");
-        let braid = match measure_file(file, None, args.iters, args.allow_differences) {
+        let braid = match measure_file(file, None, args.iters, args.allow_differences, args.check) {
             Ok(Measured::Line { line, differences }) => {
                 eprintln!("{}", time_text(line["median_us"].as_f64()));
                 print_differences(&line_text(&line, "scenario"), &differences);
