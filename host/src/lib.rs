@@ -1,1 +1,52 @@
-//! The braid host.
+//! The braid host: the peer that runs AIR particles, and the `braid` command line.
+//!
+//! A [`Node`] takes particles in (checked: sizes, the init peer's signature, expiry),
+//! runs each with the pure interpreter, performs the service calls it asks for, feeds
+//! the results back, and sends the particle on to the next peers. Its driving loop, per
+//! particle:
+//!
+//! ```text
+//! let out = invoke(&p.script, &prev, &p.data, &params, &results); // on a big-stack thread
+//! prev = out.data;                                                 // kept even on error
+//! for req in out.call_requests { calls.spawn(req) }                // concurrently, with timeouts
+//! net.send(out.next_peers, p.with_data(prev));
+//! // results: all that are ready when the particle is next run, in one invoke
+//! ```
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use braid_host::Node;
+//! use serde_json::json;
+//!
+//! let node = Node::builder().build().unwrap();
+//! let script = r#"
+//!   (seq
+//!     (call %init_peer_id% ("getDataSrv" "x") [] x)
+//!     (seq
+//!       (call %init_peer_id% ("math" "add") [x 1] y)
+//!       (call %init_peer_id% ("callbackSrv" "response") [y])))"#;
+//! assert_eq!(node.execute(script, [("x", json!(41))]).await, Ok(json!(42)));
+//! # }
+//! ```
+//!
+//! Not here yet: persistence of particle data across restarts, and the TCP transport
+//! (a [`Network`] implementation).
+
+mod builtins;
+mod error;
+mod identity;
+mod invoke_pool;
+mod network;
+mod node;
+mod particle;
+mod services;
+
+pub use error::{ExecuteError, HostError};
+pub use identity::{NodeKey, public_key_of_peer_id};
+pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
+pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+pub use particle::{
+    DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,
+    check_signature, check_sizes,
+};
+pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};

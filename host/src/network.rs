@@ -1,0 +1,89 @@
+//! How nodes reach each other. A [`Network`] sends an encoded particle to a peer id; a
+//! node receives through its [`crate::Inbox`]. [`MemoryNetwork`] connects nodes of one
+//! process through their inboxes (for tests and `braid run --peers N`); the TCP
+//! transport implements the same trait.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::node::{Inbox, Node};
+use crate::particle::Rejection;
+use crate::services::BoxFuture;
+
+/// Sends encoded particles to peers.
+pub trait Network: Send + Sync + 'static {
+    /// Sends `particle` (the wire form) to the peer `to`. Resolves when the peer has
+    /// taken it (or the transport has), or with why it could not be delivered.
+    fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>>;
+}
+
+/// Why a particle did not reach a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The network knows no route to that peer.
+    #[error("peer {0} is unreachable")]
+    Unreachable(String),
+    /// The peer refused the particle.
+    #[error("peer refused the particle: {0}")]
+    Refused(Rejection),
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+/// No network: every send fails (a node on its own).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNetwork;
+
+impl Network for NoNetwork {
+    fn send(&self, to: &str, _particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
+        let to = to.to_owned();
+        Box::pin(async move { Err(SendError::Unreachable(to)) })
+    }
+}
+
+/// Nodes of one process, connected by their inboxes.
+#[derive(Default)]
+pub struct MemoryNetwork {
+    inboxes: RwLock<HashMap<String, Inbox>>,
+}
+
+impl MemoryNetwork {
+    /// An empty network.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Makes `node` reachable by its peer id.
+    pub fn attach(&self, node: &Node) {
+        self.inboxes
+            .write()
+            .expect("the inbox table lock is never poisoned")
+            .insert(node.peer_id().to_owned(), node.inbox());
+    }
+
+    /// Makes a peer unreachable (as if it went offline).
+    pub fn detach(&self, peer_id: &str) {
+        self.inboxes
+            .write()
+            .expect("the inbox table lock is never poisoned")
+            .remove(peer_id);
+    }
+}
+
+impl Network for MemoryNetwork {
+    fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
+        let inbox = self
+            .inboxes
+            .read()
+            .expect("the inbox table lock is never poisoned")
+            .get(to)
+            .cloned();
+        let to = to.to_owned();
+        Box::pin(async move {
+            let inbox = inbox.ok_or(SendError::Unreachable(to))?;
+            inbox.deliver(particle).await.map_err(SendError::Refused)
+        })
+    }
+}

@@ -1,0 +1,967 @@
+//! The node: takes particles in, runs them, calls services, sends them on.
+//!
+//! Tasks and queues (every queue is bounded; a full one is logged and counted):
+//!
+//! ```text
+//! transport ─► Inbox::deliver ── checks (size, signature, expiry) ──► intake queue
+//!                                                                       │
+//!        dispatcher: one actor per (particle id, signature) ◄───────────┘
+//!            │  (live-particle limit; each actor has a bounded mailbox)
+//!            ▼
+//!        actor: invoke ─► store data ─► spawn calls ─► send to next peers
+//!            ▲     │ (invoke pool: N big-stack threads, bounded queue)
+//!            └─────┘ call results, all that are ready, in one invoke
+//! ```
+//!
+//! An actor serializes the invocations of its particle and lives until the particle's
+//! deadline (plus the clock skew allowance); then it cancels the particle's pending
+//! calls and forgets its data. Different particles run concurrently, at most as many
+//! at once as the invoke pool has threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use braid_interpreter::{
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams,
+};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::builtins;
+use crate::error::{ExecuteError, HostError};
+use crate::identity::{NodeKey, random_uuid};
+use crate::invoke_pool::{InvokePool, Job};
+use crate::network::{Network, NoNetwork, SendError};
+use crate::particle::{self, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
+use crate::services::{
+    ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
+    to_call_result,
+};
+
+/// The settings of a node. [`Node::builder`] starts from [`NodeConfig::standard`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Size limits on arriving particles.
+    pub intake_limits: IntakeLimits,
+    /// Clock skew allowance, ms (see [`DEFAULT_CLOCK_SKEW_MS`]).
+    pub clock_skew_ms: u64,
+    /// Threads running `invoke`: how many particles are interpreted at once.
+    pub invoke_threads: usize,
+    /// Stack of each invoke thread, bytes.
+    pub invoke_stack_bytes: usize,
+    /// Invocations waiting for a thread.
+    pub invoke_queue: usize,
+    /// Checked particles waiting for the dispatcher.
+    pub intake_queue: usize,
+    /// Particles of one id and signature waiting for their actor.
+    pub mailbox: usize,
+    /// Particles alive on the node at once; more are refused ([`Rejection::Busy`]).
+    pub max_particles: usize,
+    /// Service calls running at once on the node; more wait.
+    pub max_calls_in_flight: usize,
+    /// How long one service call may take before it fails.
+    pub call_timeout: Duration,
+    /// How long a send to one peer may take.
+    pub send_timeout: Duration,
+    /// The ttl of particles started by [`Node::execute`].
+    pub default_ttl: Duration,
+}
+
+impl NodeConfig {
+    /// Settings for a node of this machine: one invoke thread per core, reference size
+    /// limits, a 256 MiB stack per invoke thread (address space, touched only as deep
+    /// as scripts nest), 20 s call timeout, 7 s default ttl (as the JS client).
+    pub fn standard() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        NodeConfig {
+            intake_limits: IntakeLimits::REFERENCE,
+            clock_skew_ms: DEFAULT_CLOCK_SKEW_MS,
+            invoke_threads: cores,
+            invoke_stack_bytes: 256 << 20,
+            invoke_queue: 256,
+            intake_queue: 1024,
+            mailbox: 64,
+            max_particles: 16_384,
+            max_calls_in_flight: 4096,
+            call_timeout: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(10),
+            default_ttl: Duration::from_secs(7),
+        }
+    }
+}
+
+/// Something a node did, for observers ([`NodeBuilder::observer`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A service call ran on this node.
+    Call {
+        /// The node's peer id.
+        peer: String,
+        /// The particle.
+        particle_id: String,
+        /// Service id.
+        service: String,
+        /// Function name.
+        function: String,
+        /// Arguments.
+        args: Vec<Value>,
+        /// The answer.
+        result: ServiceResult,
+    },
+    /// An invocation ended with an interpreter error.
+    InvokeFailed {
+        /// The node's peer id.
+        peer: String,
+        /// The particle.
+        particle_id: String,
+        /// The reference's error code.
+        code: i32,
+        /// Its message.
+        message: String,
+    },
+    /// A particle was refused at intake.
+    Rejected {
+        /// The node's peer id.
+        peer: String,
+        /// The particle, when it could be read.
+        particle_id: Option<String>,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A particle reached its deadline on this node.
+    Expired {
+        /// The node's peer id.
+        peer: String,
+        /// The particle.
+        particle_id: String,
+        /// Service calls that were still running and were cancelled.
+        cancelled_calls: usize,
+    },
+    /// A particle could not be sent to a peer.
+    SendFailed {
+        /// The node's peer id.
+        peer: String,
+        /// The particle.
+        particle_id: String,
+        /// The peer it was for.
+        to: String,
+        /// Why.
+        error: SendError,
+    },
+}
+
+/// Counters of a node's activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Particles let in.
+    pub accepted: u64,
+    /// Particles refused, by [`Rejection::kind`].
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Times a full intake queue made a sender wait.
+    pub intake_pressure: u64,
+    /// Invocations run.
+    pub invokes: u64,
+    /// Invocations with a non-zero return code.
+    pub failed_invokes: u64,
+    /// Service calls answered (including failures and timeouts).
+    pub calls: u64,
+    /// Service calls that timed out.
+    pub call_timeouts: u64,
+    /// Particles sent to peers.
+    pub sent: u64,
+    /// Sends that failed.
+    pub send_failures: u64,
+    /// Particles that reached their deadline here.
+    pub expired: u64,
+    /// Service calls cancelled because their particle expired.
+    pub cancelled_calls: u64,
+}
+
+type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
+
+/// Builds a [`Node`].
+pub struct NodeBuilder {
+    key: Option<NodeKey>,
+    relay: Option<String>,
+    network: Arc<dyn Network>,
+    config: NodeConfig,
+    observer: Option<Observer>,
+}
+
+impl NodeBuilder {
+    /// The node's key (default: a fresh random one).
+    pub fn key(mut self, key: NodeKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The relay that `getDataSrv.-relay-` answers for particles this node starts
+    /// (default: the node itself).
+    pub fn relay(mut self, peer_id: impl Into<String>) -> Self {
+        self.relay = Some(peer_id.into());
+        self
+    }
+
+    /// The network to send particles on (default: none, every send fails).
+    pub fn network(mut self, network: Arc<dyn Network>) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// All settings at once.
+    pub fn config(mut self, config: NodeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// How long one service call may take.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.config.call_timeout = timeout;
+        self
+    }
+
+    /// The ttl of particles started by [`Node::execute`].
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.config.default_ttl = ttl;
+        self
+    }
+
+    /// Called with every [`NodeEvent`], on the node's tasks: keep it quick.
+    pub fn observer(mut self, observer: impl Fn(&NodeEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Starts the node's tasks on the current tokio runtime.
+    pub fn build(self) -> Result<Node, HostError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| HostError::Config("a node must be built inside a tokio runtime".into()))?;
+        let config = self.config;
+        if config.default_ttl.as_millis() > u128::from(u32::MAX) {
+            return Err(HostError::Config("default_ttl is over u32::MAX ms".into()));
+        }
+        let key = match self.key {
+            Some(key) => key,
+            None => NodeKey::generate()?,
+        };
+        let peer_id = key.peer_id().to_owned();
+        let pool = InvokePool::start(
+            &peer_id[6..14],
+            config.invoke_threads,
+            config.invoke_stack_bytes,
+            config.invoke_queue,
+        )?;
+        let monitor = Arc::new(Monitor {
+            peer: peer_id.clone(),
+            stats: Mutex::new(NodeStats::default()),
+            observer: self.observer,
+        });
+        let (tx, rx) = mpsc::channel(config.intake_queue.max(1));
+        let inbox = Inbox {
+            queue: tx,
+            limits: config.intake_limits,
+            skew_ms: config.clock_skew_ms,
+            monitor: Arc::clone(&monitor),
+        };
+        let shared = Arc::new(Shared {
+            relay: self.relay.unwrap_or_else(|| peer_id.clone()),
+            key,
+            call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
+            config,
+            network: self.network,
+            registry: Registry::default(),
+            sessions: Mutex::new(HashMap::new()),
+            pool,
+            monitor,
+            inbox,
+        });
+        let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
+        Ok(Node {
+            inner: Arc::new(NodeInner {
+                shared,
+                dispatcher: dispatcher.abort_handle(),
+            }),
+        })
+    }
+}
+
+/// A running node. Cheap to clone; the node stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    shared: Arc<Shared>,
+    dispatcher: tokio::task::AbortHandle,
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        // Dropping the dispatcher drops its actors, which cancels their calls.
+        self.dispatcher.abort();
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A builder with [`NodeConfig::standard`] settings.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder {
+            key: None,
+            relay: None,
+            network: Arc::new(NoNetwork),
+            config: NodeConfig::standard(),
+            observer: None,
+        }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> &str {
+        self.inner.shared.key.peer_id()
+    }
+
+    /// Where transports hand this node the particles they receive.
+    pub fn inbox(&self) -> Inbox {
+        self.inner.shared.inbox.clone()
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> NodeStats {
+        self.inner.shared.monitor.stats()
+    }
+
+    /// Registers a service: every call to `service_id` on this node that no built-in
+    /// answers runs `service` (an async closure of the call). Replaces an earlier
+    /// service of that id.
+    pub fn register_service<F, Fut>(&self, service_id: impl Into<String>, service: F)
+    where
+        F: Fn(ServiceCall) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ServiceResult> + Send + 'static,
+    {
+        self.inner
+            .shared
+            .registry
+            .register(service_id.into(), boxed(service));
+    }
+
+    /// Removes a registered service; true if there was one.
+    pub fn remove_service(&self, service_id: &str) -> bool {
+        self.inner.shared.registry.remove(service_id)
+    }
+
+    /// Runs `script` as a particle started by this node with the default ttl, and
+    /// resolves with what it sends to `callbackSrv.response`: `null` for no argument,
+    /// the argument, or an array of several. `args` answer `getDataSrv.<name>`;
+    /// `getDataSrv.-relay-` answers the node's relay.
+    ///
+    /// Fails with what the script sends to `errorHandlingSrv.error`, with a timeout at
+    /// the particle's deadline, or with the interpreter's error when the script stopped
+    /// on this node with nothing left to wait for. A script that never calls
+    /// `callbackSrv.response`, never leaves this node and finishes resolves with `null`.
+    pub async fn execute<K: Into<String>>(
+        &self,
+        script: impl Into<String>,
+        args: impl IntoIterator<Item = (K, Value)>,
+    ) -> Result<Value, ExecuteError> {
+        let ttl = self.inner.shared.config.default_ttl;
+        self.execute_with_ttl(script, args, ttl).await
+    }
+
+    /// [`Node::execute`] with this ttl.
+    pub async fn execute_with_ttl<K: Into<String>>(
+        &self,
+        script: impl Into<String>,
+        args: impl IntoIterator<Item = (K, Value)>,
+        ttl: Duration,
+    ) -> Result<Value, ExecuteError> {
+        let shared = &self.inner.shared;
+        let ttl_ms = u32::try_from(ttl.as_millis())
+            .map_err(|_| ExecuteError::Node("ttl is over u32::MAX ms".into()))?;
+        let particle =
+            Particle::new_signed(&shared.key, random_uuid()?, now_ms(), ttl_ms, script.into());
+        let key = ActorKey::of(&particle);
+        let (reply, answer) = oneshot::channel();
+        let session = Session {
+            args: args.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            reply: Mutex::new(Some(reply)),
+        };
+        shared
+            .lock_sessions()
+            .insert(key.clone(), Arc::new(session));
+        // This node has just signed it: only sizes and expiry are worth checking.
+        if let Err(reason) = shared.inbox.admit_own(particle).await {
+            shared.lock_sessions().remove(&key);
+            return Err(ExecuteError::Rejected(reason));
+        }
+        // The actor answers, or drops the session at the deadline; the timer here only
+        // guards against a node that stopped.
+        let guard =
+            ttl + Duration::from_millis(shared.config.clock_skew_ms) + Duration::from_secs(1);
+        match tokio::time::timeout(guard, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => {
+                shared.lock_sessions().remove(&key);
+                Err(ExecuteError::Timeout { ttl_ms })
+            }
+        }
+    }
+}
+
+/// Where a node receives encoded particles: checks them and queues them for the node.
+#[derive(Clone)]
+pub struct Inbox {
+    queue: mpsc::Sender<Particle>,
+    limits: IntakeLimits,
+    skew_ms: u64,
+    monitor: Arc<Monitor>,
+}
+
+impl Inbox {
+    /// Checks an encoded particle (sizes, signature, expiry) and queues it. Waits while
+    /// the intake queue is full (backpressure on the sender; logged and counted). A
+    /// refused particle is logged with the reason and counted.
+    pub async fn deliver(&self, bytes: Vec<u8>) -> Result<(), Rejection> {
+        let particle = particle::check(&bytes, &self.limits, now_ms(), self.skew_ms)
+            .inspect_err(|reason| self.monitor.rejected(None, reason))?;
+        self.enqueue(particle).await
+    }
+
+    /// Queues a particle this node started: checks sizes and expiry, not the signature
+    /// it has just made.
+    async fn admit_own(&self, particle: Particle) -> Result<(), Rejection> {
+        let checked = particle::check_sizes(&particle, &self.limits)
+            .and_then(|()| particle::check_expiry(&particle, now_ms(), self.skew_ms));
+        if let Err(reason) = checked {
+            self.monitor.rejected(Some(&particle.id), &reason);
+            return Err(reason);
+        }
+        self.enqueue(particle).await
+    }
+
+    async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
+        match self.queue.try_send(particle) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(particle)) => {
+                tracing::warn!(
+                    peer = %self.monitor.peer,
+                    particle_id = %particle.id,
+                    "intake queue full; the sender waits"
+                );
+                self.monitor.update(|s| s.intake_pressure += 1);
+                self.queue
+                    .send(particle)
+                    .await
+                    .map_err(|_| self.stopped())?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.stopped()),
+        }
+        self.monitor.update(|s| s.accepted += 1);
+        Ok(())
+    }
+
+    fn stopped(&self) -> Rejection {
+        let reason = Rejection::Stopped;
+        self.monitor.rejected(None, &reason);
+        reason
+    }
+}
+
+/// Counters, the observer and the log, in one place.
+struct Monitor {
+    peer: String,
+    stats: Mutex<NodeStats>,
+    observer: Option<Observer>,
+}
+
+impl Monitor {
+    fn update(&self, f: impl FnOnce(&mut NodeStats)) {
+        f(&mut self.stats.lock().expect("the stats lock is never poisoned"));
+    }
+
+    fn stats(&self) -> NodeStats {
+        self.stats
+            .lock()
+            .expect("the stats lock is never poisoned")
+            .clone()
+    }
+
+    fn emit(&self, event: impl FnOnce() -> NodeEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event());
+        }
+    }
+
+    fn rejected(&self, particle_id: Option<&str>, reason: &Rejection) {
+        tracing::warn!(
+            peer = %self.peer,
+            particle_id = particle_id.unwrap_or("?"),
+            kind = reason.kind(),
+            "particle rejected: {reason}"
+        );
+        self.update(|s| *s.rejected.entry(reason.kind()).or_default() += 1);
+        self.emit(|| NodeEvent::Rejected {
+            peer: self.peer.clone(),
+            particle_id: particle_id.map(str::to_owned),
+            reason: reason.clone(),
+        });
+    }
+}
+
+/// What every task of a node shares.
+struct Shared {
+    key: NodeKey,
+    relay: String,
+    config: NodeConfig,
+    network: Arc<dyn Network>,
+    registry: Registry,
+    sessions: Mutex<HashMap<ActorKey, Arc<Session>>>,
+    pool: InvokePool,
+    monitor: Arc<Monitor>,
+    call_slots: Semaphore,
+    inbox: Inbox,
+}
+
+impl Shared {
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ActorKey, Arc<Session>>> {
+        self.sessions
+            .lock()
+            .expect("the sessions lock is never poisoned")
+    }
+
+    fn params(&self, particle: &ParticleContext) -> RunParams {
+        RunParams {
+            init_peer_id: particle.init_peer_id.clone(),
+            current_peer_id: self.key.peer_id().to_owned(),
+            timestamp: particle.timestamp,
+            ttl: particle.ttl,
+            particle_id: particle.id.clone(),
+            key: KeyPair {
+                format: 0,
+                secret: self.key.secret().to_vec(),
+            },
+            limits: Limits::REFERENCE_MAXIMA,
+            integrity: Integrity {
+                check: true,
+                trusted_keys: Default::default(),
+            },
+        }
+    }
+}
+
+/// A particle's identity on a node: its id and its init peer's signature, so that a
+/// reused id with another script or another signer never touches this one's state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ActorKey {
+    id: String,
+    signature: Vec<u8>,
+}
+
+impl ActorKey {
+    fn of(particle: &Particle) -> Self {
+        ActorKey {
+            id: particle.id.clone(),
+            signature: particle.signature.clone(),
+        }
+    }
+}
+
+/// A particle started by [`Node::execute`]: its arguments and where its answer goes.
+struct Session {
+    args: HashMap<String, Value>,
+    reply: Mutex<Option<oneshot::Sender<Result<Value, ExecuteError>>>>,
+}
+
+impl Session {
+    fn resolve(&self, result: Result<Value, ExecuteError>) {
+        let reply = self
+            .reply
+            .lock()
+            .expect("the reply lock is never poisoned")
+            .take();
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.reply
+            .lock()
+            .expect("the reply lock is never poisoned")
+            .is_some()
+    }
+}
+
+/// Routes checked particles to their actors; starts an actor per new particle.
+async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
+    let mut mailboxes: HashMap<ActorKey, mpsc::Sender<Particle>> = HashMap::new();
+    let mut actors: JoinSet<()> = JoinSet::new();
+    let mut actor_keys: HashMap<tokio::task::Id, ActorKey> = HashMap::new();
+    loop {
+        tokio::select! {
+            Some(done) = actors.join_next_with_id(), if !actors.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(peer = %shared.monitor.peer, "a particle actor failed: {e}");
+                        e.id()
+                    }
+                };
+                if let Some(key) = actor_keys.remove(&id) {
+                    mailboxes.remove(&key);
+                }
+            }
+            received = intake.recv() => {
+                let Some(particle) = received else { return };
+                let key = ActorKey::of(&particle);
+                let particle = match mailboxes.get(&key) {
+                    Some(mailbox) => match mailbox.try_send(particle) {
+                        Ok(()) => continue,
+                        Err(mpsc::error::TrySendError::Full(particle)) => {
+                            shared.monitor.rejected(Some(&particle.id), &Rejection::MailboxFull);
+                            continue;
+                        }
+                        // The actor has just ended (its deadline passed): start anew.
+                        Err(mpsc::error::TrySendError::Closed(particle)) => particle,
+                    },
+                    None => particle,
+                };
+                let session = shared.lock_sessions().remove(&key);
+                if mailboxes.len() >= shared.config.max_particles {
+                    let reason = Rejection::Busy(shared.config.max_particles);
+                    shared.monitor.rejected(Some(&particle.id), &reason);
+                    if let Some(session) = session {
+                        session.resolve(Err(ExecuteError::Rejected(reason)));
+                    }
+                    continue;
+                }
+                let (tx, rx) = mpsc::channel(shared.config.mailbox.max(1));
+                let handle = actors.spawn(run_actor(Arc::clone(&shared), particle, rx, session));
+                actor_keys.insert(handle.id(), key.clone());
+                mailboxes.insert(key, tx);
+            }
+        }
+    }
+}
+
+/// One particle on this node, from its first arrival to its deadline.
+async fn run_actor(
+    shared: Arc<Shared>,
+    mut template: Particle,
+    mut mailbox: mpsc::Receiver<Particle>,
+    session: Option<Arc<Session>>,
+) {
+    let deadline = template
+        .deadline()
+        .unwrap_or(u64::MAX)
+        .saturating_add(shared.config.clock_skew_ms);
+    let expiry = tokio::time::sleep_until(instant_at(deadline));
+    tokio::pin!(expiry);
+    let script: Arc<str> = Arc::from(template.script.as_str());
+    let context = ParticleContext {
+        id: template.id.clone(),
+        init_peer_id: template.init_peer_id.clone(),
+        timestamp: template.timestamp,
+        ttl: template.ttl,
+        host_id: shared.key.peer_id().to_owned(),
+    };
+    let params = shared.params(&context);
+    let mut incoming = VecDeque::from([std::mem::take(&mut template.data)]);
+    let mut prev_data = Vec::new();
+    let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
+    let mut ready = CallResults::new();
+    let mut forwarded = false;
+    let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
+                ready: &mut CallResults| match done {
+        Ok((id, result)) => {
+            ready.insert(id, result);
+        }
+        // A call task only ends in error when cancelled, which happens at expiry.
+        Err(e) => tracing::error!(particle_id = %context.id, "a call task failed: {e}"),
+    };
+    loop {
+        while let Some(done) = calls.try_join_next() {
+            take(done, &mut ready);
+        }
+        while let Ok(particle) = mailbox.try_recv() {
+            incoming.push_back(particle.data);
+        }
+        if incoming.is_empty() && ready.is_empty() {
+            tokio::select! {
+                biased;
+                () = &mut expiry => break,
+                received = mailbox.recv() => match received {
+                    Some(particle) => incoming.push_back(particle.data),
+                    None => return, // the node stopped
+                },
+                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut ready),
+            }
+            continue;
+        }
+        let job = Job {
+            script: Arc::clone(&script),
+            prev_data: std::mem::take(&mut prev_data),
+            data: incoming.pop_front().unwrap_or_default(),
+            params: params.clone(),
+            results: std::mem::take(&mut ready),
+        };
+        let outcome = tokio::select! {
+            biased;
+            () = &mut expiry => break,
+            outcome = shared.pool.invoke(job) => match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(particle_id = %context.id, "cannot run the particle: {e}");
+                    return;
+                }
+            },
+        };
+        let (code, message) = (outcome.ret_code(), outcome.error_message());
+        let Outcome {
+            data,
+            call_requests,
+            next_peers,
+            ..
+        } = outcome;
+        prev_data = data;
+        shared.monitor.update(|s| {
+            s.invokes += 1;
+            s.failed_invokes += u64::from(code != 0);
+        });
+        if code != 0 {
+            tracing::debug!(particle_id = %context.id, code, "invoke failed: {message}");
+            shared.monitor.emit(|| NodeEvent::InvokeFailed {
+                peer: shared.monitor.peer.clone(),
+                particle_id: context.id.clone(),
+                code,
+                message: message.clone(),
+            });
+        }
+        for request in call_requests {
+            let call = perform_call(
+                Arc::clone(&shared),
+                session.clone(),
+                context.clone(),
+                request,
+            );
+            calls.spawn(call);
+        }
+        if !next_peers.is_empty() {
+            forwarded = true;
+            let particle = Particle {
+                data: prev_data.clone(),
+                ..template.clone()
+            };
+            send(&shared, &particle, next_peers);
+        }
+        if let Some(session) = &session {
+            let finished = calls.is_empty() && incoming.is_empty() && !forwarded;
+            if finished && session.pending() {
+                session.resolve(if code == 0 {
+                    Ok(Value::Null)
+                } else {
+                    Err(ExecuteError::Interpreter { code, message })
+                });
+            }
+        }
+    }
+    let cancelled = calls.len();
+    calls.abort_all();
+    tracing::info!(
+        peer = %shared.monitor.peer,
+        particle_id = %context.id,
+        cancelled_calls = cancelled,
+        "particle expired"
+    );
+    shared.monitor.update(|s| {
+        s.expired += 1;
+        s.cancelled_calls += cancelled as u64;
+    });
+    shared.monitor.emit(|| NodeEvent::Expired {
+        peer: shared.monitor.peer.clone(),
+        particle_id: context.id.clone(),
+        cancelled_calls: cancelled,
+    });
+}
+
+/// Sends the particle to each peer, concurrently, each with the send timeout; failures
+/// are logged and counted.
+fn send(shared: &Arc<Shared>, particle: &Particle, peers: Vec<String>) {
+    let bytes = particle.encode();
+    for to in peers {
+        let shared = Arc::clone(shared);
+        let bytes = bytes.clone();
+        let particle_id = particle.id.clone();
+        tokio::spawn(async move {
+            let sent = if to == shared.key.peer_id() {
+                shared
+                    .inbox
+                    .deliver(bytes)
+                    .await
+                    .map_err(SendError::Refused)
+            } else {
+                match tokio::time::timeout(
+                    shared.config.send_timeout,
+                    shared.network.send(&to, bytes),
+                )
+                .await
+                {
+                    Ok(sent) => sent,
+                    Err(_) => Err(SendError::Transport(format!(
+                        "timed out after {} ms",
+                        shared.config.send_timeout.as_millis()
+                    ))),
+                }
+            };
+            match sent {
+                Ok(()) => shared.monitor.update(|s| s.sent += 1),
+                Err(error) => {
+                    tracing::warn!(
+                        peer = %shared.monitor.peer,
+                        particle_id = %particle_id,
+                        to = %to,
+                        "particle not sent: {error}"
+                    );
+                    shared.monitor.update(|s| s.send_failures += 1);
+                    shared.monitor.emit(|| NodeEvent::SendFailed {
+                        peer: shared.monitor.peer.clone(),
+                        particle_id,
+                        to,
+                        error,
+                    });
+                }
+            }
+        });
+    }
+}
+
+/// Performs one call request: client conventions, built-ins, registered services, or
+/// "not found"; with the call timeout.
+async fn perform_call(
+    shared: Arc<Shared>,
+    session: Option<Arc<Session>>,
+    particle: ParticleContext,
+    request: CallRequest,
+) -> (u32, CallResult) {
+    let args = match serde_json::from_str::<Value>(&request.arguments) {
+        Ok(Value::Array(args)) => args,
+        _ => {
+            let message = format!(
+                "internal error: call arguments are not a JSON array: {}",
+                request.arguments
+            );
+            return (
+                request.id,
+                CallResult::error(1, Value::String(message).to_string()),
+            );
+        }
+    };
+    let call = ServiceCall {
+        service_id: request.service_id,
+        function_name: request.function_name,
+        args,
+        tetraplets: request.tetraplets,
+        particle,
+    };
+    let timeout = shared.config.call_timeout;
+    let result = {
+        // Invariant: the semaphore is never closed.
+        let _slot = shared
+            .call_slots
+            .acquire()
+            .await
+            .expect("call slots stay open");
+        match tokio::time::timeout(timeout, answer(&shared, session.as_deref(), &call)).await {
+            Ok(result) => result,
+            Err(_) => {
+                shared.monitor.update(|s| s.call_timeouts += 1);
+                Err(ServiceError::new(format!(
+                    "service call {}.{} timed out after {} ms",
+                    call.service_id,
+                    call.function_name,
+                    timeout.as_millis()
+                )))
+            }
+        }
+    };
+    shared.monitor.update(|s| s.calls += 1);
+    let call_result = to_call_result(&result);
+    shared.monitor.emit(|| NodeEvent::Call {
+        peer: shared.monitor.peer.clone(),
+        particle_id: call.particle.id.clone(),
+        service: call.service_id.clone(),
+        function: call.function_name.clone(),
+        args: call.args.clone(),
+        result,
+    });
+    (request.id, call_result)
+}
+
+/// The service registry, in order.
+async fn answer(shared: &Shared, session: Option<&Session>, call: &ServiceCall) -> ServiceResult {
+    let (service, function) = (call.service_id.as_str(), call.function_name.as_str());
+    if let Some(session) = session {
+        match (service, function) {
+            ("getDataSrv", "-relay-") => return Ok(Value::String(shared.relay.clone())),
+            ("getDataSrv", name) => {
+                if let Some(value) = session.args.get(name) {
+                    return Ok(value.clone());
+                }
+            }
+            ("callbackSrv", "response") => {
+                session.resolve(Ok(match call.args.as_slice() {
+                    [] => Value::Null,
+                    [one] => one.clone(),
+                    many => Value::Array(many.to_vec()),
+                }));
+                return Ok(Value::Object(Default::default()));
+            }
+            ("errorHandlingSrv", "error") => {
+                let error = call.args.first().cloned().unwrap_or(Value::Null);
+                session.resolve(Err(ExecuteError::Script(error)));
+                return Ok(Value::Object(Default::default()));
+            }
+            _ => {}
+        }
+    }
+    let cx = builtins::Context {
+        now_ms: now_ms(),
+        host_id: shared.key.peer_id(),
+    };
+    match builtins::call(service, function, &call.args, &cx) {
+        Some(builtins::Answer::Now(result)) => return result,
+        Some(builtins::Answer::After(delay, result)) => {
+            tokio::time::sleep(delay).await;
+            return result;
+        }
+        None => {}
+    }
+    if let Some(service) = shared.registry.find(service) {
+        return service(call.clone()).await;
+    }
+    Err(not_found(service, function))
+}
+
+/// This node's clock: ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The tokio instant of a wall-clock time in ms (at most a year ahead).
+fn instant_at(ms: u64) -> Instant {
+    let ahead = ms.saturating_sub(now_ms()).min(365 * 24 * 3600 * 1000);
+    Instant::now() + Duration::from_millis(ahead)
+}
