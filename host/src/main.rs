@@ -2,6 +2,7 @@
 
 mod bench_command;
 mod counting_alloc;
+mod run_command;
 mod sim_command;
 
 use std::io::Read;
@@ -20,6 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a script on local nodes with the built-in services; print every service
+    /// call, interpreter errors and the response.
+    ///
+    /// The script runs as a particle started by the first node (the client), as a
+    /// compiled Aqua function: `--arg` values answer `getDataSrv`, the result is what it
+    /// sends to `callbackSrv.response`, a failure what it sends to
+    /// `errorHandlingSrv.error`. Exit 0 iff there was a response.
+    Run(run_command::RunArgs),
     /// Parse and validate AIR scripts; exit 0 iff every one is valid.
     ///
     /// Each failure prints as `path:line:col: message`. `-` reads standard input.
@@ -60,6 +69,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            init_logging();
+            run_command::run(&args)
+        }
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
         Command::Sim { check, paths } => sim_command::sim(&paths, check),
@@ -72,6 +85,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default: warnings).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

@@ -709,6 +709,14 @@ async fn run_actor(
             }
             continue;
         }
+        let results_ids: Vec<u32> = ready.keys().copied().collect();
+        tracing::debug!(
+            peer = %shared.monitor.peer,
+            particle_id = %context.id,
+            results = ?results_ids,
+            data_bytes = incoming.front().map_or(0, Vec::len),
+            "invoke"
+        );
         let job = Job {
             script: Arc::clone(&script),
             prev_data: std::mem::take(&mut prev_data),
@@ -905,7 +913,30 @@ async fn perform_call(
         args: call.args.clone(),
         result,
     });
+    // The execute call resolves after the call is reported, so that observers have
+    // seen every call when it returns.
+    if let Some(session) = &session {
+        if let Some(outcome) = session_outcome(&call) {
+            session.resolve(outcome);
+        }
+    }
     (request.id, call_result)
+}
+
+/// What a call of the client conventions tells the `execute` caller: the response, or
+/// the script's error.
+fn session_outcome(call: &ServiceCall) -> Option<Result<Value, ExecuteError>> {
+    match (call.service_id.as_str(), call.function_name.as_str()) {
+        ("callbackSrv", "response") => Some(Ok(match call.args.as_slice() {
+            [] => Value::Null,
+            [one] => one.clone(),
+            many => Value::Array(many.to_vec()),
+        })),
+        ("errorHandlingSrv", "error") => Some(Err(ExecuteError::Script(
+            call.args.first().cloned().unwrap_or(Value::Null),
+        ))),
+        _ => None,
+    }
 }
 
 /// The service registry, in order.
@@ -919,17 +950,7 @@ async fn answer(shared: &Shared, session: Option<&Session>, call: &ServiceCall) 
                     return Ok(value.clone());
                 }
             }
-            ("callbackSrv", "response") => {
-                session.resolve(Ok(match call.args.as_slice() {
-                    [] => Value::Null,
-                    [one] => one.clone(),
-                    many => Value::Array(many.to_vec()),
-                }));
-                return Ok(Value::Object(Default::default()));
-            }
-            ("errorHandlingSrv", "error") => {
-                let error = call.args.first().cloned().unwrap_or(Value::Null);
-                session.resolve(Err(ExecuteError::Script(error)));
+            ("callbackSrv", "response") | ("errorHandlingSrv", "error") => {
                 return Ok(Value::Object(Default::default()));
             }
             _ => {}
