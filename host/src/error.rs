@@ -13,6 +13,9 @@ pub enum HostError {
     /// The node was built with an invalid setting.
     #[error("invalid node configuration: {0}")]
     Config(String),
+    /// The data store failed.
+    #[error("data store: {0}")]
+    Store(String),
     /// The node has shut down.
     #[error("the node has shut down")]
     Stopped,

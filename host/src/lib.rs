@@ -29,8 +29,10 @@
 //! # }
 //! ```
 //!
-//! Not here yet: persistence of particle data across restarts, and the TCP transport
-//! (a [`Network`] implementation).
+//! Particle data is kept in a [`DataStore`]: in memory by default, on disk
+//! ([`DiskStore`], atomic writes, expired data removed at start) with
+//! [`NodeBuilder::data_dir`]. Not here yet: the TCP transport (a [`Network`]
+//! implementation).
 
 mod builtins;
 mod error;
@@ -40,6 +42,7 @@ mod network;
 mod node;
 mod particle;
 mod services;
+mod store;
 
 pub use error::{ExecuteError, HostError};
 pub use identity::{NodeKey, public_key_of_peer_id};
@@ -50,3 +53,4 @@ pub use particle::{
     check_signature, check_sizes,
 };
 pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
+pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};

@@ -40,6 +40,7 @@ use crate::services::{
     ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
     to_call_result,
 };
+use crate::store::{DataStore, DiskStore, StoreKey};
 
 /// The settings of a node. [`Node::builder`] starts from [`NodeConfig::standard`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +180,10 @@ pub struct NodeStats {
     pub expired: u64,
     /// Service calls cancelled because their particle expired.
     pub cancelled_calls: u64,
+    /// Failed reads and writes of the data store.
+    pub store_failures: u64,
+    /// Expired or broken files removed from the data store when the node started.
+    pub store_removed_at_start: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -190,9 +195,31 @@ pub struct NodeBuilder {
     network: Arc<dyn Network>,
     config: NodeConfig,
     observer: Option<Observer>,
+    store: StoreChoice,
+}
+
+enum StoreChoice {
+    Memory,
+    Dir(std::path::PathBuf),
+    Custom(Arc<dyn DataStore>),
 }
 
 impl NodeBuilder {
+    /// Keep particle data on disk in `dir` ([`DiskStore`]): what expired while the node
+    /// was down is removed at start; live particles continue from their stored data.
+    /// Default: each particle's data lives in its actor only, and is lost when the node
+    /// stops.
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.store = StoreChoice::Dir(dir.into());
+        self
+    }
+
+    /// Keep particle data in this store.
+    pub fn data_store(mut self, store: Arc<dyn DataStore>) -> Self {
+        self.store = StoreChoice::Custom(store);
+        self
+    }
+
     /// The node's key (default: a fresh random one).
     pub fn key(mut self, key: NodeKey) -> Self {
         self.key = Some(key);
@@ -255,9 +282,22 @@ impl NodeBuilder {
             config.invoke_stack_bytes,
             config.invoke_queue,
         )?;
+        let mut stats = NodeStats::default();
+        let store: Option<Arc<dyn DataStore>> = match self.store {
+            StoreChoice::Memory => None,
+            StoreChoice::Custom(store) => Some(store),
+            StoreChoice::Dir(dir) => {
+                let (store, removed) = DiskStore::open(&dir, now_ms())?;
+                if removed > 0 {
+                    tracing::info!(peer = %peer_id, removed, dir = %dir.display(), "removed expired particle data");
+                }
+                stats.store_removed_at_start = removed as u64;
+                Some(Arc::new(store))
+            }
+        };
         let monitor = Arc::new(Monitor {
             peer: peer_id.clone(),
-            stats: Mutex::new(NodeStats::default()),
+            stats: Mutex::new(stats),
             observer: self.observer,
         });
         let (tx, rx) = mpsc::channel(config.intake_queue.max(1));
@@ -278,6 +318,7 @@ impl NodeBuilder {
             pool,
             monitor,
             inbox,
+            store,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
         Ok(Node {
@@ -324,6 +365,7 @@ impl Node {
             network: Arc::new(NoNetwork),
             config: NodeConfig::standard(),
             observer: None,
+            store: StoreChoice::Memory,
         }
     }
 
@@ -531,6 +573,8 @@ struct Shared {
     monitor: Arc<Monitor>,
     call_slots: Semaphore,
     inbox: Inbox,
+    /// `None`: the data lives in the actors only (lost when the node stops).
+    store: Option<Arc<dyn DataStore>>,
 }
 
 impl Shared {
@@ -677,8 +721,24 @@ async fn run_actor(
         host_id: shared.key.peer_id().to_owned(),
     };
     let params = shared.params(&context);
+    let store_key = StoreKey {
+        particle_id: template.id.clone(),
+        signature: template.signature.clone(),
+    };
     let mut incoming = VecDeque::from([std::mem::take(&mut template.data)]);
-    let mut prev_data = Vec::new();
+    // A particle this node ran before a restart continues from its stored data.
+    let stored = match &shared.store {
+        Some(store) => store.read(&store_key).await,
+        None => Ok(None),
+    };
+    let mut prev_data = match stored {
+        Ok(data) => data.unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(particle_id = %context.id, "cannot read the particle's data: {e}");
+            shared.monitor.update(|s| s.store_failures += 1);
+            Vec::new()
+        }
+    };
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
     let mut ready = CallResults::new();
     let mut forwarded = false;
@@ -747,6 +807,19 @@ async fn run_actor(
             s.invokes += 1;
             s.failed_invokes += u64::from(code != 0);
         });
+        // Persist first: effects of data that is not stored are not let out.
+        let written = match &shared.store {
+            Some(store) => store.write(&store_key, deadline, prev_data.clone()).await,
+            None => Ok(()),
+        };
+        if let Err(e) = written {
+            tracing::error!(
+                particle_id = %context.id,
+                "cannot store the particle's data; dropping this invocation's calls and sends: {e}"
+            );
+            shared.monitor.update(|s| s.store_failures += 1);
+            continue;
+        }
         if code != 0 {
             tracing::debug!(particle_id = %context.id, code, "invoke failed: {message}");
             shared.monitor.emit(|| NodeEvent::InvokeFailed {
@@ -786,12 +859,24 @@ async fn run_actor(
     }
     let cancelled = calls.len();
     calls.abort_all();
-    tracing::info!(
-        peer = %shared.monitor.peer,
-        particle_id = %context.id,
-        cancelled_calls = cancelled,
-        "particle expired"
-    );
+    if cancelled > 0 {
+        tracing::info!(
+            peer = %shared.monitor.peer,
+            particle_id = %context.id,
+            cancelled_calls = cancelled,
+            "particle expired; its pending calls are cancelled"
+        );
+    } else {
+        tracing::debug!(peer = %shared.monitor.peer, particle_id = %context.id, "particle expired");
+    }
+    let removed = match &shared.store {
+        Some(store) => store.remove(&store_key).await,
+        None => Ok(()),
+    };
+    if let Err(e) = removed {
+        tracing::error!(particle_id = %context.id, "cannot remove the particle's data: {e}");
+        shared.monitor.update(|s| s.store_failures += 1);
+    }
     shared.monitor.update(|s| {
         s.expired += 1;
         s.cancelled_calls += cancelled as u64;

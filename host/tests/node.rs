@@ -497,3 +497,82 @@ async fn reusing_a_particle_id_cannot_touch_another_particle() {
         assert_eq!(args, vec![json!(init)]);
     }
 }
+
+/// Waits until `f` holds, for up to 5 s.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_continues_from_its_stored_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = NodeKey::from_secret([5; 32]);
+    let client = NodeKey::from_secret([6; 32]);
+    let counted = Arc::new(AtomicUsize::new(0));
+    let start = |store: Option<&std::path::Path>| {
+        let mut builder = Node::builder().key(key.clone());
+        if let Some(dir) = store {
+            builder = builder.data_dir(dir);
+        }
+        let node = builder.build().unwrap();
+        let counter = Arc::clone(&counted);
+        node.register_service("count", move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok(json!(n)) }
+        });
+        node
+    };
+    let script = format!(r#"(call "{}" ("count" "inc") [] n)"#, key.peer_id());
+    let particle = Particle::new_signed(&client, "restart".into(), now_ms(), 60_000, script);
+
+    let node = start(Some(dir.path()));
+    node.inbox().deliver(particle.encode()).await.unwrap();
+    // Two invocations: the arrival (which asks for the call) and the call's result.
+    eventually("the call's result to be stored", || {
+        node.stats().invokes == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(node);
+
+    // The same particle again after a restart: its call is in the stored data, so it
+    // is not made again.
+    let node = start(Some(dir.path()));
+    node.inbox().deliver(particle.encode()).await.unwrap();
+    eventually("the redelivery to run", || node.stats().invokes == 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(counted.load(Ordering::SeqCst), 1);
+    assert_eq!(node.stats().calls, 0);
+    drop(node);
+
+    // Without the stored data, the call runs again.
+    let node = start(None);
+    node.inbox().deliver(particle.encode()).await.unwrap();
+    eventually("the call to run again", || {
+        counted.load(Ordering::SeqCst) == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_node_removes_data_that_expired_while_it_was_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = braid_host::DiskStore::open(dir.path(), 0).unwrap();
+    let stale = braid_host::StoreKey {
+        particle_id: "gone".into(),
+        signature: vec![1; 64],
+    };
+    braid_host::DataStore::write(&store, &stale, now_ms() - 1, vec![1, 2, 3])
+        .await
+        .unwrap();
+    drop(store);
+    let node = Node::builder().data_dir(dir.path()).build().unwrap();
+    assert_eq!(node.stats().store_removed_at_start, 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
