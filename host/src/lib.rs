@@ -41,6 +41,7 @@ mod invoke_pool;
 mod network;
 mod node;
 mod particle;
+mod record;
 mod services;
 mod store;
 
@@ -52,5 +53,6 @@ pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,
     check_signature, check_sizes,
 };
+pub use record::{InvokeRecord, RecordedOutcome};
 pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
 pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};

@@ -29,6 +29,15 @@ enum Command {
     /// sends to `callbackSrv.response`, a failure what it sends to
     /// `errorHandlingSrv.error`. Exit 0 iff there was a response.
     Run(run_command::RunArgs),
+    /// Re-run invocations recorded by `braid run --record DIR` and compare each outcome
+    /// with the recorded one; print the differences, then `N passed, M failed`.
+    ///
+    /// Exit 0 iff every outcome is identical (data bytes included).
+    Replay {
+        /// Record files, or folders of them (`*.json`).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Parse and validate AIR scripts; exit 0 iff every one is valid.
     ///
     /// Each failure prints as `path:line:col: message`. `-` reads standard input.
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
             init_logging();
             run_command::run(&args)
         }
+        Command::Replay { paths } => run_command::replay(&paths),
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
         Command::Sim { check, paths } => sim_command::sim(&paths, check),

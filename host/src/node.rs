@@ -36,6 +36,7 @@ use crate::identity::{NodeKey, random_uuid};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::particle::{self, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
+use crate::record::{InvokeRecord, RecordedOutcome};
 use crate::services::{
     ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
     to_call_result,
@@ -196,6 +197,7 @@ pub struct NodeBuilder {
     config: NodeConfig,
     observer: Option<Observer>,
     store: StoreChoice,
+    record_dir: Option<std::path::PathBuf>,
 }
 
 enum StoreChoice {
@@ -211,6 +213,14 @@ impl NodeBuilder {
     /// stops.
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.store = StoreChoice::Dir(dir.into());
+        self
+    }
+
+    /// Write every invocation's inputs and outcome as a JSON file in `dir`
+    /// (`<particle id>-<peer>-<n>.json`, see [`crate::InvokeRecord`]); `braid replay`
+    /// re-runs them. The files hold the node's secret key: use test keys.
+    pub fn record_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.record_dir = Some(dir.into());
         self
     }
 
@@ -319,6 +329,7 @@ impl NodeBuilder {
             monitor,
             inbox,
             store,
+            record_dir: self.record_dir,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
         Ok(Node {
@@ -366,6 +377,7 @@ impl Node {
             config: NodeConfig::standard(),
             observer: None,
             store: StoreChoice::Memory,
+            record_dir: None,
         }
     }
 
@@ -575,6 +587,7 @@ struct Shared {
     inbox: Inbox,
     /// `None`: the data lives in the actors only (lost when the node stops).
     store: Option<Arc<dyn DataStore>>,
+    record_dir: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -742,6 +755,7 @@ async fn run_actor(
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
     let mut ready = CallResults::new();
     let mut forwarded = false;
+    let mut invocations = 0u32;
     let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
                 ready: &mut CallResults| match done {
         Ok((id, result)) => {
@@ -784,6 +798,10 @@ async fn run_actor(
             params: params.clone(),
             results: std::mem::take(&mut ready),
         };
+        let inputs = shared
+            .record_dir
+            .as_ref()
+            .map(|_| (job.prev_data.clone(), job.data.clone(), job.results.clone()));
         let outcome = tokio::select! {
             biased;
             () = &mut expiry => break,
@@ -795,6 +813,27 @@ async fn run_actor(
                 }
             },
         };
+        if let (Some(dir), Some((prev_data, data, call_results))) = (&shared.record_dir, inputs) {
+            invocations += 1;
+            let record = InvokeRecord {
+                script: script.to_string(),
+                prev_data,
+                data,
+                params: params.clone(),
+                call_results,
+                outcome: RecordedOutcome::of(&outcome),
+            };
+            let dir = dir.clone();
+            let name = format!(
+                "{}-{}-{invocations:03}",
+                context.id,
+                &context.host_id[6..14]
+            );
+            let written = tokio::task::spawn_blocking(move || record.write(&dir, &name)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                tracing::error!(particle_id = %context.id, "cannot write the invocation record: {written:?}");
+            }
+        }
         let (code, message) = (outcome.ret_code(), outcome.error_message());
         let Outcome {
             data,

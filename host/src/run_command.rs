@@ -30,6 +30,9 @@ pub(crate) struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Write every invocation's inputs and outcome to DIR as JSON (for `braid replay`).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
 }
 
 /// Fixed keys for the nodes of `braid run`: the secret of node N is the SHA-256 of
@@ -74,6 +77,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                         .expect("no panics while logging")
                         .push(event.clone())
                 });
+            if let Some(dir) = &args.record {
+                builder = builder.record_dir(dir);
+            }
             if i == 0 && keys.len() > 1 {
                 builder = builder.relay(keys[1].peer_id());
             }
@@ -260,4 +266,53 @@ fn report_json(
     };
     report[key] = value;
     report
+}
+
+/// `braid replay`: re-runs recorded invocations and compares their outcomes.
+pub(crate) fn replay(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            found.retain(|p| p.extension().is_some_and(|x| x == "json"));
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in &files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let json: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        let record = braid_host::InvokeRecord::from_json(&json)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        // The interpreter recurses as deep as the script nests: give it a big stack.
+        let differences = std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || record.replay())
+            .context("cannot start the replay thread")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("{}: the interpreter panicked", file.display()))?;
+        if differences.is_empty() {
+            passed += 1;
+        } else {
+            failed += 1;
+            println!("{}: differs", file.display());
+            for d in differences {
+                println!("  {d}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

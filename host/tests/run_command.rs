@@ -235,3 +235,50 @@ fn range_over_four_rounds_matches_the_reference() {
         "{result}"
     );
 }
+
+#[test]
+fn recorded_invocations_replay_identically_and_tampering_shows() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("record-hello-remote");
+    let _ = std::fs::remove_dir_all(&dir);
+    let script = example("hello_world_remote");
+    let out = braid_run(&[
+        script.to_str().unwrap(),
+        "--peers",
+        "2",
+        "--arg",
+        r#"name="rec""#,
+        "--record",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "client and relay invocations: {files:?}");
+
+    let replay = |paths: &[&std::path::Path]| {
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .arg("replay")
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    let out = replay(&[&dir]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.trim(), format!("{} passed, 0 failed", files.len()));
+
+    // A record whose outcome was edited no longer matches.
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    record["outcome"]["ret_code"] = json!(7);
+    let tampered = dir.join("tampered.json");
+    std::fs::write(&tampered, record.to_string()).unwrap();
+    let out = replay(&[&tampered]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("ret_code 0 ``, recorded 7"), "{text}");
+    assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
+}
