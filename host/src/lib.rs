@@ -8,6 +8,7 @@
 //! ```text
 //! let out = invoke(&p.script, &prev, &p.data, &params, &results); // on a big-stack thread
 //! prev = out.data;                                                 // kept even on error
+//! store.write(&key, deadline, &prev).await?;                       // persist first
 //! for req in out.call_requests { calls.spawn(req) }                // concurrently, with timeouts
 //! net.send(out.next_peers, p.with_data(prev));
 //! // results: all that are ready when the particle is next run, in one invoke
@@ -29,10 +30,13 @@
 //! # }
 //! ```
 //!
-//! Particle data is kept in a [`DataStore`]: in memory by default, on disk
-//! ([`DiskStore`], atomic writes, expired data removed at start) with
-//! [`NodeBuilder::data_dir`]. Not here yet: the TCP transport (a [`Network`]
-//! implementation).
+//! Particle data lives in each particle's actor, and with [`NodeBuilder::data_dir`] also
+//! in a [`DiskStore`] (atomic writes, expired data removed at start), so a restarted
+//! node continues live particles. Every invocation can be recorded
+//! ([`NodeBuilder::record_dir`]) and replayed ([`InvokeRecord::replay`]). Nodes of one
+//! process talk through a [`MemoryNetwork`].
+//!
+//! Not here: the TCP transport (another [`Network`] implementation).
 
 mod builtins;
 mod error;

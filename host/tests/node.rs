@@ -576,3 +576,36 @@ async fn a_node_removes_data_that_expired_while_it_was_down() {
     assert_eq!(node.stats().store_removed_at_start, 1);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn results_ready_together_go_into_one_invocation() {
+    let node = Node::builder().build().unwrap();
+    // The three calls finish together: each waits until all three have started.
+    let (open, gate) = tokio::sync::watch::channel(0usize);
+    let open = Arc::new(open);
+    node.register_service("gate", move |call| {
+        let (open, mut gate) = (Arc::clone(&open), gate.clone());
+        async move {
+            open.send_modify(|started| *started += 1);
+            gate.wait_for(|started| *started == 3).await.unwrap();
+            Ok(json!(call.function_name))
+        }
+    });
+    let script = r#"
+      (seq
+        (par (call %init_peer_id% ("gate" "a") [] a)
+          (par (call %init_peer_id% ("gate" "b") [] b)
+               (call %init_peer_id% ("gate" "c") [] c)))
+        (call %init_peer_id% ("callbackSrv" "response") [a b c]))"#;
+    assert_eq!(
+        node.execute(script, no_args()).await,
+        Ok(json!(["a", "b", "c"]))
+    );
+    eventually("the response's result to be fed back", || {
+        node.stats().invokes == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Arrival, the three results at once, the response's result.
+    assert_eq!(node.stats().invokes, 3);
+}
