@@ -28,6 +28,8 @@ pub mod driver;
 pub mod error;
 pub mod generate;
 pub mod pending_answers;
+#[cfg(feature = "random")]
+pub mod random_runs;
 pub mod scenario;
 pub mod scenario_files;
 pub mod service_rules;
