@@ -13,7 +13,7 @@ use crate::error::{CatchableError, UncatchableError};
 use crate::merge::{Conflict, Cursor, Merger, Origin, Source};
 use crate::params::{CallRequest, CallResults, RunParams, Tetraplet};
 use crate::scopes::{AssignError, Lookup, Scopes, Variable};
-use crate::streams::{Generation, StreamValue, Streams};
+use crate::streams::{Generation, Seen, Stream, StreamValue, Streams};
 use crate::trace::{
     CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
     argument_hash,
@@ -1789,107 +1789,118 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
         let slot = self.merger.push(State::Fold(Vec::new())) as usize;
         self.check_iterator_free(id, fold)?;
-        // A round visits the generations that exist when it starts; what the round
-        // appends goes to one fresh generation, visited by the next round.
-        let streams = if is_map {
-            &mut self.maps
-        } else {
-            &mut self.streams
-        };
-        let stream = streams.get_or_create(var.name, var.pos);
-        let mut round_end = stream.last_generation();
-        stream.open_generation();
+        // The fold runs in rounds (streams-canon-maps.md §2.4). It first opens a new
+        // generation, even if the last one is still empty, for what gets appended while
+        // it runs. Each round takes the generations it has not seen yet (`Stream::round`,
+        // `Seen`) and runs one pass per generation; after the round another generation is
+        // opened if the last one was written meanwhile. The fold ends when a round takes
+        // nothing. As in the reference, empty generations (left by other folds over the
+        // stream, or holes in recorded numbers) make later rounds skip values.
+        let mut seen = Seen::default();
         let mut lore: Vec<IterationRecord> = Vec::new();
         let mut complete_any = false;
-        let mut visited = None;
         let mut outcome = Ok(());
         let mut state = Some(Box::new(StreamFold {
             lores,
             taken: Vec::new(),
             records: Vec::new(),
         }));
-        loop {
-            let streams = if is_map { &self.maps } else { &self.streams };
-            let Some((generation, values)) = streams
-                .get(var.name, var.pos)
-                .and_then(|s| s.next_generation(visited))
-            else {
+        self.fold_stream_mut(var).open_generation();
+        'rounds: loop {
+            let round = self.fold_stream_mut(var).round(&mut seen);
+            if round.is_empty() {
                 break;
-            };
-            visited = Some(generation);
-            if round_end.is_some_and(|end| generation > end) {
-                let streams = if is_map {
-                    &mut self.maps
-                } else {
-                    &mut self.streams
-                };
-                let stream = streams.get_or_create(var.name, var.pos);
-                round_end = stream.last_generation();
-                stream.open_generation();
             }
-            let n = values.len();
-            let mut s = state.take().unwrap_or_else(|| {
-                Box::new(StreamFold {
-                    lores: Default::default(),
-                    taken: Vec::new(),
-                    records: Vec::new(),
-                })
-            });
-            s.taken = vec![[None, None]; n];
-            s.records = vec![None; n];
-            let frame = self.scopes.enter_fold();
-            self.folds.push(ActiveFold {
-                iterator: fold.iterator.name,
-                elements: values.into_iter().map(|v| (v.val, v.trace_pos)).collect(),
-                index: 0,
-                body: fold.body,
-                last: fold.last,
-                frame,
-                kind: FoldKind::Stream(s),
-            });
-            let at = self.folds.len() - 1;
-            self.complete = true;
-            let result = self
-                .start_iteration(id, at, 0)
-                .and_then(|()| self.exec(fold.body));
-            let now = self.merger.result_len();
-            let finished = self.folds.pop();
-            self.scopes.leave(None);
-            if let Some(ActiveFold {
-                kind: FoldKind::Stream(mut s),
-                ..
-            }) = finished
-            {
-                for r in s.records.iter_mut().flatten() {
-                    close_record(r, now);
-                    lore.push(IterationRecord {
-                        value_pos: r.value_pos,
-                        before: Subtrace {
-                            begin: r.before_begin,
-                            len: r.before_len.unwrap_or(0),
-                        },
-                        after: Subtrace {
-                            begin: r.after_begin.unwrap_or(now),
-                            len: r.after_len.unwrap_or(0),
-                        },
-                    });
-                }
-                state = Some(s);
-            }
-            match result {
-                Ok(()) => complete_any |= self.complete,
-                Err(Fault::Catchable(_)) => {}
-                Err(fault @ Fault::Uncatchable(..)) => {
-                    outcome = Err(fault);
-                    break;
+            for values in round {
+                match self.stream_pass(id, fold, values, &mut state, &mut lore) {
+                    Ok(()) => complete_any |= self.complete,
+                    Err(Fault::Catchable(_)) => {}
+                    Err(fault @ Fault::Uncatchable(..)) => {
+                        outcome = Err(fault);
+                        break 'rounds;
+                    }
                 }
             }
+            self.fold_stream_mut(var).open_generation_if_used();
         }
         self.merger.result[slot] = State::Fold(lore);
         self.merger.prev_cursor = finals[0];
         self.merger.current_cursor = finals[1];
         self.complete = complete_any;
         outcome
+    }
+
+    /// The stream (or stream map) a fold iterates, created if needed.
+    fn fold_stream_mut(&mut self, var: &Var<'a>) -> &mut Stream {
+        let streams = if var.kind == VarKind::StreamMap {
+            &mut self.maps
+        } else {
+            &mut self.streams
+        };
+        streams.get_or_create(var.name, var.pos)
+    }
+
+    /// One pass of a stream fold: a scalar-like fold over the values of one generation,
+    /// whose iteration records are appended to `lore`. Returns the body's result; the
+    /// completeness flag tells whether the pass completed.
+    fn stream_pass(
+        &mut self,
+        id: InstrId,
+        fold: &Fold<'a>,
+        values: Vec<StreamValue>,
+        state: &mut Option<Box<StreamFold>>,
+        lore: &mut Vec<IterationRecord>,
+    ) -> Exec {
+        let n = values.len();
+        let mut s = state.take().unwrap_or_else(|| {
+            Box::new(StreamFold {
+                lores: Default::default(),
+                taken: Vec::new(),
+                records: Vec::new(),
+            })
+        });
+        s.taken = vec![[None, None]; n];
+        s.records = vec![None; n];
+        let frame = self.scopes.enter_fold();
+        self.folds.push(ActiveFold {
+            iterator: fold.iterator.name,
+            elements: values.into_iter().map(|v| (v.val, v.trace_pos)).collect(),
+            index: 0,
+            body: fold.body,
+            last: fold.last,
+            frame,
+            kind: FoldKind::Stream(s),
+        });
+        let at = self.folds.len() - 1;
+        self.complete = true;
+        let result = self
+            .start_iteration(id, at, 0)
+            .and_then(|()| self.exec(fold.body));
+        let now = self.merger.result_len();
+        let finished = self.folds.pop();
+        self.scopes.leave(None);
+        if let Some(ActiveFold {
+            kind: FoldKind::Stream(mut s),
+            ..
+        }) = finished
+        {
+            for r in s.records.iter_mut().flatten() {
+                close_record(r, now);
+                lore.push(IterationRecord {
+                    value_pos: r.value_pos,
+                    before: Subtrace {
+                        begin: r.before_begin,
+                        len: r.before_len.unwrap_or(0),
+                    },
+                    after: Subtrace {
+                        begin: r.after_begin.unwrap_or(now),
+                        len: r.after_len.unwrap_or(0),
+                    },
+                });
+            }
+            *state = Some(s);
+        }
+        result
     }
 }
 

@@ -52,6 +52,21 @@ pub(crate) struct Stream {
 /// The stream size limit was reached.
 pub(crate) struct StreamFull;
 
+/// How far a fold over a stream has got, per class of generations: how many
+/// non-empty generations of the class its next round skips. The reference counts
+/// generations one way and skips them another: a round skips this many *non-empty*
+/// generations, but afterwards the number is set to the count of *all* generations of
+/// the class (recorded ones up to the highest number, new ones opened so far except an
+/// empty last one). Every empty generation that is not the last new one therefore makes
+/// later rounds skip one non-empty generation too many, whose values this fold never
+/// visits (streams-canon-maps.md §2.4).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Seen {
+    prev: usize,
+    current: usize,
+    new: usize,
+}
+
 impl Stream {
     /// Appends a value to a generation (`None`: the last opened new generation).
     pub(crate) fn append(
@@ -75,24 +90,28 @@ impl Stream {
         Generation::New(self.new_count - 1)
     }
 
-    /// Opens a fresh new generation: later new values go there.
+    /// Opens a fresh new generation, even if the last one is still empty, unless the
+    /// stream holds no value at all: a fold over the stream starts.
     pub(crate) fn open_generation(&mut self) {
-        if self.new_count == 0
-            || self
-                .generations
-                .contains_key(&Generation::New(self.new_count - 1))
-        {
+        if self.len > 0 {
             self.new_count += 1;
         }
     }
 
-    /// The last non-empty generation, in stream order.
-    pub(crate) fn last_generation(&self) -> Option<Generation> {
-        self.generations
-            .iter()
-            .rev()
-            .find(|(_, v)| !v.is_empty())
-            .map(|(g, _)| *g)
+    /// Opens a fresh new generation unless the last one is still empty: a further round
+    /// of a fold over the stream starts.
+    pub(crate) fn open_generation_if_used(&mut self) {
+        if !self.last_is_empty() {
+            self.new_count += 1;
+        }
+    }
+
+    /// Whether the last generation is an empty new one (opened and not written yet).
+    fn last_is_empty(&self) -> bool {
+        self.new_count > 0
+            && !self
+                .generations
+                .contains_key(&Generation::New(self.new_count - 1))
     }
 
     /// All values in stream order.
@@ -100,21 +119,46 @@ impl Stream {
         self.generations.values().flatten()
     }
 
-    /// The first non-empty generation after `after` (or the first of all), in order.
-    pub(crate) fn next_generation(
-        &self,
-        after: Option<Generation>,
-    ) -> Option<(Generation, Vec<StreamValue>)> {
-        let range = match after {
-            Some(g) => self
-                .generations
-                .range((std::ops::Bound::Excluded(g), std::ops::Bound::Unbounded)),
-            None => self.generations.range(..),
+    /// The next round of a fold over this stream, whose earlier rounds left `seen`: per
+    /// class of generations (previous, current, new), the non-empty generations of the
+    /// class minus the first ones as counted by `seen`, in stream order, with their
+    /// values as they are now. Then `seen` counts all generations of each class, empty
+    /// ones included (see [`Seen`]).
+    pub(crate) fn round(&self, seen: &mut Seen) -> Vec<Vec<StreamValue>> {
+        let mut round = Vec::new();
+        for (class, skip) in [
+            (Generation::Prev as fn(u32) -> Generation, seen.prev),
+            (Generation::Current, seen.current),
+            (Generation::New, seen.new),
+        ] {
+            round.extend(
+                self.generations
+                    .range(class(0)..=class(u32::MAX))
+                    .map(|(_, values)| values)
+                    .filter(|values| !values.is_empty())
+                    .skip(skip)
+                    .cloned(),
+            );
+        }
+        *seen = Seen {
+            prev: self.recorded_count(Generation::Prev),
+            current: self.recorded_count(Generation::Current),
+            new: self.new_count as usize - usize::from(self.last_is_empty()),
         };
-        range
-            .into_iter()
-            .find(|(_, v)| !v.is_empty())
-            .map(|(g, v)| (*g, v.clone()))
+        round
+    }
+
+    /// The number of generations of a recorded class: its highest number plus one, so
+    /// holes in the recorded numbering count as generations.
+    fn recorded_count(&self, class: fn(u32) -> Generation) -> usize {
+        self.generations
+            .range(class(0)..=class(u32::MAX))
+            .next_back()
+            .map_or(0, |(g, _)| match g {
+                Generation::Prev(n) | Generation::Current(n) | Generation::New(n) => {
+                    *n as usize + 1
+                }
+            })
     }
 
     /// The final numbering: non-empty generations renumbered from 0 in stream order,
