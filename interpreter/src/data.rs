@@ -8,7 +8,7 @@
 //! envelope = [format: u32, interpreter: str, body]
 //! body     = [trace, last_call_id, values, tetraplets, results, canons, peers, signatures]
 //! values   = [[content id: 32 bytes, value], …]     (each distinct value once)
-//! signatures = [[peer, public key: 32 bytes, signature: 64 bytes], …]
+//! signatures = [[peer, public key: 32 bytes, signature: 64 bytes, [signed result id, …]], …]
 //! ```
 //!
 //! A value's content id is the blake3 hash of its compact JSON text (`integrity.rs`);
@@ -69,12 +69,17 @@ struct Body {
 #[derive(Serialize, Deserialize)]
 struct EncValue(#[serde(with = "fixed_bytes")] [u8; 32], JValue);
 
+/// Peer, public key, signature, and the sorted result ids it covers.
 #[derive(Serialize, Deserialize)]
 struct EncSignature(
     String,
     #[serde(with = "fixed_bytes")] [u8; 32],
     #[serde(with = "fixed_bytes")] [u8; 64],
+    Vec<EncCid>,
 );
+
+#[derive(Serialize, Deserialize)]
+struct EncCid(#[serde(with = "fixed_bytes")] [u8; 32]);
 
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct EncTetraplet(String, String, String, String);
@@ -262,11 +267,14 @@ impl Decoder {
             .collect::<Result<Vec<_>, String>>()?;
         let signatures = std::mem::take(&mut self.body.signatures)
             .into_iter()
-            .map(|EncSignature(peer, public_key, signature)| PeerSignature {
-                peer,
-                public_key,
-                signature,
-            })
+            .map(
+                |EncSignature(peer, public_key, signature, signed)| PeerSignature {
+                    signed: signed.into_iter().map(|EncCid(c)| c).collect(),
+                    peer,
+                    public_key,
+                    signature,
+                },
+            )
             .collect();
         let data = Data {
             trace,
@@ -336,7 +344,10 @@ pub(crate) fn encode(data: &Data, cids: &mut CidCache) -> Vec<u8> {
         signatures: data
             .signatures
             .iter()
-            .map(|s| EncSignature(s.peer.clone(), s.public_key, s.signature))
+            .map(|s| {
+                let signed = s.signed.iter().map(|c| EncCid(*c)).collect();
+                EncSignature(s.peer.clone(), s.public_key, s.signature, signed)
+            })
             .collect(),
     };
     let envelope = Envelope {

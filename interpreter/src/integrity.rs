@@ -146,6 +146,10 @@ pub(crate) struct PeerSignature {
     pub(crate) peer: String,
     pub(crate) public_key: [u8; 32],
     pub(crate) signature: [u8; 64],
+    /// The sorted multiset of result ids the signature covers. Replay may drop states
+    /// (unreached branches, iterations no longer visited), so data can hold fewer of a
+    /// peer's results than it signed, never one it did not sign.
+    pub(crate) signed: Vec<Cid>,
 }
 
 /// The text form of the peer id of a public key: `braid-` and its lowercase hex.
@@ -176,6 +180,7 @@ pub(crate) fn sign(
         peer: peer.to_owned(),
         public_key: key.verifying_key().to_bytes(),
         signature: signature.to_bytes(),
+        signed: cids.to_vec(),
     }
 }
 
@@ -208,6 +213,14 @@ pub enum IntegrityError {
         "signature mismatch for \"{peer}\": its results were altered, or the data comes from another particle"
     )]
     BadSignature {
+        /// The peer.
+        peer: String,
+    },
+    /// The data holds a result of a peer that its signature does not cover.
+    #[error(
+        "peer \"{peer}\" has results in the data that it did not sign: they were added or altered"
+    )]
+    UnsignedResult {
         /// The peer.
         peer: String,
     },
@@ -251,7 +264,7 @@ pub(crate) fn verify(
         }
         let valid = VerifyingKey::from_bytes(&signature.public_key).is_ok_and(|key| {
             key.verify(
-                &message(particle_id, &peer, &cids),
+                &message(particle_id, &peer, &signature.signed),
                 &Signature::from_bytes(&signature.signature),
             )
             .is_ok()
@@ -259,57 +272,87 @@ pub(crate) fn verify(
         if !valid {
             return Err(IntegrityError::BadSignature { peer });
         }
+        if !is_sub_multiset(&cids, &signature.signed) {
+            return Err(IntegrityError::UnsignedResult { peer });
+        }
     }
     Ok(())
 }
 
-/// The signatures the output data carries: for the current peer its previous
-/// signature if its results did not change, else a fresh one; for every other peer
-/// with results, the signature from the input (previous data first) whose results
-/// for that peer are the output's, else the one over the larger set, for the next
-/// peer to judge.
+/// True if every element of `small` is in `large` at least as often (both sorted).
+fn is_sub_multiset(small: &[Cid], large: &[Cid]) -> bool {
+    let mut rest = large.iter();
+    small.iter().all(|c| rest.any(|l| l == c))
+}
+
+/// The multiset union (each element as often as in the side that has it more often)
+/// of two sorted multisets.
+fn multiset_union(a: &[Cid], b: &[Cid]) -> Vec<Cid> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x == y => {
+                out.push(*x);
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x < y => {
+                out.push(*x);
+                i += 1;
+            }
+            (Some(_), Some(y)) | (None, Some(y)) => {
+                out.push(*y);
+                j += 1;
+            }
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+/// The signatures the output data carries. For the current peer: its stored signature
+/// if that covers what it has in the output, else a fresh one over what it signed
+/// before and what it has now. For every other peer with results: an input's
+/// signature that covers the output's results (the stored data's first), else the
+/// widest one, for the next peer to judge.
 pub(crate) fn carry(
     output: &[State],
-    prev: (&[State], &[PeerSignature]),
-    current: (&[State], &[PeerSignature]),
+    prev: &[PeerSignature],
+    current: &[PeerSignature],
     current_peer: &str,
     sign_own: impl FnOnce(&[Cid]) -> PeerSignature,
     cache: &mut CidCache,
 ) -> Vec<PeerSignature> {
     let produced = attributed(output, cache);
-    let sides = [
-        (attributed(prev.0, cache), prev.1),
-        (attributed(current.0, cache), current.1),
-    ];
-    let signature_of =
-        |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
+    let find = |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
     let mut out = Vec::new();
     let mut sign_own = Some(sign_own);
     for (peer, cids) in &produced {
         if peer == current_peer {
             // Only our own stored signature is trusted for ourselves.
-            let kept = (sides[0].0.get(peer) == Some(cids))
-                .then(|| signature_of(sides[0].1, peer))
-                .flatten();
-            match kept {
-                Some(s) => out.push(s),
-                None => out.extend(sign_own.take().map(|sign| sign(cids))),
+            let stored = find(prev, peer);
+            match stored {
+                Some(s) if is_sub_multiset(cids, &s.signed) => out.push(s),
+                _ => {
+                    let before = stored.map(|s| s.signed).unwrap_or_default();
+                    let all = multiset_union(&before, cids);
+                    out.extend(sign_own.take().map(|sign| sign(&all)));
+                }
             }
             continue;
         }
-        let same = sides.iter().find_map(|(sets, sigs)| {
-            (sets.get(peer) == Some(cids))
-                .then(|| signature_of(sigs, peer))
-                .flatten()
-        });
-        let larger = || {
-            sides
-                .iter()
-                .filter_map(|(sets, sigs)| Some((sets.get(peer)?.len(), signature_of(sigs, peer)?)))
-                .max_by_key(|(n, _)| *n)
-                .map(|(_, s)| s)
-        };
-        out.extend(same.or_else(larger));
+        let candidates = [find(prev, peer), find(current, peer)];
+        let covering = candidates
+            .iter()
+            .flatten()
+            .find(|s| is_sub_multiset(cids, &s.signed));
+        let widest = || candidates.iter().flatten().max_by_key(|s| s.signed.len());
+        out.extend(covering.or_else(widest).cloned());
     }
     out
 }

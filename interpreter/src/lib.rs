@@ -208,12 +208,12 @@ pub fn invoke(
         consumed,
         ..
     } = execution;
-    let (trace, prev_trace, current_trace) = merger.into_parts();
+    let (trace, _, _) = merger.into_parts();
     let peer = params.current_peer_id.as_str();
     let signatures = integrity::carry(
         &trace,
-        (&prev_trace, &prev_signatures),
-        (&current_trace, &current_signatures),
+        &prev_signatures,
+        &current_signatures,
         peer,
         |results| integrity::sign(&secret, &params.particle_id, peer, results),
         &mut cids,

@@ -27,6 +27,32 @@ fn real() {
     suite("real", "known-gaps-real.txt");
 }
 
+/// braid's own scenarios (`fixtures/scenarios`, expected transcripts recorded with the
+/// reference): regressions found on the way, with no known gaps allowed.
+#[test]
+fn own_scenarios() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/scenarios");
+    let files = scenario_files(std::slice::from_ref(&dir))
+        .unwrap_or_else(|e| panic!("cannot list the scenarios: {e}"));
+    assert!(
+        files.len() >= 7,
+        "expected braid's own scenarios under {}",
+        dir.display()
+    );
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let (name, verdict) = run_one(&dir, file);
+            verdict.map(|reasons| format!("{name}: {}", reasons.join("; ")))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "own scenarios fail:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// Differences shown per newly failing scenario, and newly failing scenarios shown.
 const SHOWN_DIFFERENCES: usize = 3;
 const SHOWN_FAILURES: usize = 40;

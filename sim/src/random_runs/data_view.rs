@@ -5,7 +5,7 @@
 //! It mirrors the private layout of `interpreter/src/data.rs` (format 1: an envelope
 //! `[format, interpreter, body]`, body `[trace, last_call_id, values, tetraplets,
 //! results, canons, peers, signatures]`, values `[content id, value]`, signatures
-//! `[peer, public key, signature]`, states as rmp-serde enums `{variant index:
+//! `[peer, public key, signature, [signed result id, …]]`, states as rmp-serde enums `{variant index:
 //! payload}` with the variant's name) and must change with it; [`read`] refuses data of any other shape with a
 //! message saying so.
 
@@ -269,9 +269,13 @@ pub fn read(bytes: &[u8]) -> Result<DataView, String> {
         .array("signatures")?
         .iter()
         .map(|s| match s.array("signature")? {
-            [Msg::Str(peer), Msg::Bin(key), Msg::Bin(signature)] => {
-                Ok([peer.clone(), hex(key), hex(signature)])
-            }
+            // The signed ids are implied by the signature; the view keeps who signed.
+            [
+                Msg::Str(peer),
+                Msg::Bin(key),
+                Msg::Bin(signature),
+                Msg::Array(_),
+            ] => Ok([peer.clone(), hex(key), hex(signature)]),
             _ => Err(format!("signature entry {s:?}: {UPDATE}")),
         })
         .collect::<Result<_, String>>()?;
