@@ -1506,23 +1506,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                         .map_or_else(|| var.name.to_owned(), ToString::to_string);
                     return Err(not_array(expression, &v.json));
                 };
-                Ok(Some(
-                    items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let lens = format!("{}.$.[{i}]", v.single.lens);
-                            Val::new(
-                                item.clone(),
-                                Rc::new(Tetraplet {
-                                    lens,
-                                    ..(*v.single).clone()
-                                }),
-                            )
-                            .with_literal(v.literal)
-                        })
-                        .collect(),
-                ))
+                Ok(Some(array_elements(items, &v)))
             }
             Value::Var(var, None) if var.kind == VarKind::Canon => match self.variable(var.name)? {
                 Some(Variable::Canon(c)) => Ok(Some(c.elements.clone())),
@@ -1552,22 +1536,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                         let JValue::Array(items) = &*v.json else {
                             return Err(not_array(lens.to_string(), &v.json));
                         };
-                        Ok(Some(
-                            items
-                                .iter()
-                                .enumerate()
-                                .map(|(i, item)| {
-                                    let lens = format!("{}.$.[{i}]", v.single.lens);
-                                    Val::new(
-                                        item.clone(),
-                                        Rc::new(Tetraplet {
-                                            lens,
-                                            ..(*v.single).clone()
-                                        }),
-                                    )
-                                })
-                                .collect(),
-                        ))
+                        Ok(Some(array_elements(items, &v)))
                     }
                 }
             }
@@ -1902,6 +1871,23 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
         result
     }
+}
+
+/// The elements a fold visits in an array value: each item with the array's tetraplet
+/// and `.$.[i]` appended to its lens (execution-model.md §7.2).
+fn array_elements(items: &[JValue], array: &Evaluated) -> Vec<Val> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let lens = format!("{}.$.[{i}]", array.single.lens);
+            let tetraplet = Rc::new(Tetraplet {
+                lens,
+                ..(*array.single).clone()
+            });
+            Val::new(item.clone(), tetraplet).with_literal(array.literal)
+        })
+        .collect()
 }
 
 /// Closes whatever is open in a record at position `now`.
