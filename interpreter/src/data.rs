@@ -329,18 +329,20 @@ impl Decoder {
 /// Encodes data. Deterministic: tables are filled in order of first use.
 pub(crate) fn encode(data: &Data, cids: &mut CidCache) -> Vec<u8> {
     let mut enc = Encoder {
-        cids: Some(cids),
-        ..Encoder::default()
+        cids,
+        values: Vec::new(),
+        value_index: BTreeMap::new(),
+        tables: Tables::default(),
     };
     let trace = data.trace.iter().map(|s| enc.state(s)).collect();
     let body = Body {
         trace,
         last_call_id: data.last_call_id,
         values: enc.values,
-        tetraplets: enc.tetraplets,
-        results: enc.results,
-        canons: enc.canons,
-        peers: enc.peers,
+        tetraplets: enc.tables.tetraplets,
+        results: enc.tables.results,
+        canons: enc.tables.canons,
+        peers: enc.tables.peers,
         signatures: data
             .signatures
             .iter()
@@ -359,12 +361,18 @@ pub(crate) fn encode(data: &Data, cids: &mut CidCache) -> Vec<u8> {
     rmp_serde::to_vec(&envelope).expect("data serializes")
 }
 
-#[derive(Default)]
+/// Values are deduplicated by content id (the id of equal JSON is equal), which the
+/// cache computes once per shared value.
 struct Encoder<'c> {
-    cids: Option<&'c mut CidCache>,
+    cids: &'c mut CidCache,
     values: Vec<EncValue>,
-    value_index: BTreeMap<String, u32>,
-    value_by_ptr: BTreeMap<usize, u32>,
+    value_index: BTreeMap<Cid, u32>,
+    tables: Tables,
+}
+
+/// The other tables, deduplicated by their encoded form.
+#[derive(Default)]
+struct Tables {
     tetraplets: Vec<EncTetraplet>,
     tetraplet_index: BTreeMap<EncTetraplet, u32>,
     results: Vec<EncResult>,
@@ -392,22 +400,10 @@ fn intern<K: Ord + Clone, T>(
 
 impl Encoder<'_> {
     fn value(&mut self, value: &Rc<JValue>) -> u32 {
-        // Pointer identity first: shared values are the common case. The pointer map is
-        // only a cache; the table's content and order depend on the values alone.
-        let ptr = Rc::as_ptr(value) as usize;
-        if let Some(&i) = self.value_by_ptr.get(&ptr) {
-            return i;
-        }
-        let text = crate::value::compact(value);
-        let cid = match &mut self.cids {
-            Some(cache) => cache.cid(value),
-            None => crate::integrity::value_cid(value),
-        };
-        let i = intern(&mut self.values, &mut self.value_index, text, || {
+        let cid = self.cids.cid(value);
+        intern(&mut self.values, &mut self.value_index, cid, || {
             EncValue(cid, (**value).clone())
-        });
-        self.value_by_ptr.insert(ptr, i);
-        i
+        })
     }
 
     fn tetraplet(&mut self, t: &Tetraplet) -> u32 {
@@ -418,8 +414,8 @@ impl Encoder<'_> {
             t.lens.clone(),
         );
         intern(
-            &mut self.tetraplets,
-            &mut self.tetraplet_index,
+            &mut self.tables.tetraplets,
+            &mut self.tables.tetraplet_index,
             key.clone(),
             || key,
         )
@@ -432,8 +428,8 @@ impl Encoder<'_> {
             tetraplet: self.tetraplet(&r.tetraplet),
         };
         intern(
-            &mut self.results,
-            &mut self.result_index,
+            &mut self.tables.results,
+            &mut self.tables.result_index,
             key.clone(),
             || key,
         )
@@ -448,13 +444,21 @@ impl Encoder<'_> {
                 .map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet), e.literal))
                 .collect(),
         };
-        intern(&mut self.canons, &mut self.canon_index, key.clone(), || key)
+        intern(
+            &mut self.tables.canons,
+            &mut self.tables.canon_index,
+            key.clone(),
+            || key,
+        )
     }
 
     fn peer(&mut self, p: &str) -> u32 {
-        intern(&mut self.peers, &mut self.peer_index, p.to_owned(), || {
-            p.to_owned()
-        })
+        intern(
+            &mut self.tables.peers,
+            &mut self.tables.peer_index,
+            p.to_owned(),
+            || p.to_owned(),
+        )
     }
 
     fn state(&mut self, s: &State) -> EncState {

@@ -1256,7 +1256,12 @@ impl<'t, 'a> Execution<'t, 'a> {
             Ok(None) => return self.wait(),
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
-        let val = self.stored(arg, value);
+        let (tetraplet, literal) = self.stored_origin(arg, &value);
+        let val = Val {
+            json: value.json,
+            tetraplet,
+            literal,
+        };
         if result.kind == VarKind::Scalar {
             if self.iterator(result.name).is_some() {
                 return Err(Fault::Uncatchable(
@@ -1272,7 +1277,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     /// The value `ap` stores: the evaluated value with its own tetraplet, except for
     /// error objects and `.length` results, which the reference stores as literals
     /// with tetraplets of their own (verified with the oracle).
-    fn stored(&self, operand: &Value<'a>, value: Evaluated) -> Val {
+    fn stored_origin(&self, operand: &Value<'a>, value: &Evaluated) -> (Rc<Tetraplet>, bool) {
         let tetraplet = |peer_pk: &str, service_id: &str, lens: &str| {
             Rc::new(Tetraplet {
                 peer_pk: peer_pk.to_owned(),
@@ -1281,7 +1286,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 lens: lens.to_owned(),
             })
         };
-        let (t, literal) = match operand {
+        match operand {
             Value::LastError(_) | Value::Error(_) => {
                 (tetraplet(&value.single.peer_pk, "", ""), true)
             }
@@ -1292,11 +1297,6 @@ impl<'t, 'a> Execution<'t, 'a> {
                 _ => (value.single.clone(), true),
             },
             _ => (value.single.clone(), value.literal),
-        };
-        Val {
-            json: value.json,
-            tetraplet: t,
-            literal,
         }
     }
 
@@ -1347,17 +1347,14 @@ impl<'t, 'a> Execution<'t, 'a> {
                 &origin,
             ));
         };
+        let (tetraplet, literal) = self.stored_origin(value_operand, &value);
         let mut entry = serde_json::Map::new();
         entry.insert("key".into(), key.to_json());
         entry.insert("value".into(), (*value.json).clone());
-        let value = Evaluated {
-            json: Rc::new(JValue::Null),
-            ..value
-        };
-        let stored = self.stored(value_operand, value);
         let val = Val {
             json: Rc::new(JValue::Object(entry)),
-            ..stored
+            tetraplet,
+            literal,
         };
         self.append_ap(id, map, val)
     }
@@ -1681,16 +1678,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 after_len: None,
             });
         }
-        for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
-            match taken[side] {
-                Some((before, _)) => self
-                    .merger
-                    .set_cursor(source, before)
-                    .map_err(|c| self.trace_error(id, c))?,
-                None => self.merger.cursor_mut(source).remaining = 0,
-            }
-        }
-        Ok(())
+        self.point_cursors(id, taken.map(|t| t.map(|(before, _)| before)))
     }
 
     /// The iteration `index` continues after its `next`: its `after` part.
@@ -1708,11 +1696,17 @@ impl<'t, 'a> Execution<'t, 'a> {
                 s.taken[index]
             })
             .unwrap_or_default();
-        for (side, source) in [Source::Prev, Source::Current].into_iter().enumerate() {
-            match taken[side] {
-                Some((_, after)) => self
+        self.point_cursors(id, taken.map(|t| t.map(|(_, after)| after)))
+    }
+
+    /// Points each side's cursor at its recorded part of an iteration; a side without
+    /// a record reads nothing (the iteration is new to it).
+    fn point_cursors(&mut self, id: InstrId, parts: [Option<Subtrace>; 2]) -> Exec {
+        for (part, source) in parts.into_iter().zip([Source::Prev, Source::Current]) {
+            match part {
+                Some(sub) => self
                     .merger
-                    .set_cursor(source, after)
+                    .set_cursor(source, sub)
                     .map_err(|c| self.trace_error(id, c))?,
                 None => self.merger.cursor_mut(source).remaining = 0,
             }

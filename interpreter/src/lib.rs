@@ -208,7 +208,7 @@ pub fn invoke(
         consumed,
         ..
     } = execution;
-    let (trace, _, _) = merger.into_parts();
+    let trace = merger.into_result();
     let peer = params.current_peer_id.as_str();
     let signatures = integrity::carry(
         &trace,

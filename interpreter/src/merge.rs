@@ -354,9 +354,8 @@ impl Merger {
         Ok(())
     }
 
-    /// The result trace, and the two input traces back.
-    pub(crate) fn into_parts(self) -> (Vec<State>, Rc<Vec<State>>, Rc<Vec<State>>) {
-        (self.result, self.prev, self.current)
+    pub(crate) fn into_result(self) -> Vec<State> {
+        self.result
     }
 }
 
