@@ -10,6 +10,7 @@ use braid_grammar::{
 use serde_json::Value as JValue;
 
 use crate::error::{CatchableError, UncatchableError};
+use crate::inspect::{ExecEvent, FaultView, TracePoint};
 use crate::merge::{Conflict, Cursor, Merger, Origin, Source};
 use crate::params::{CallRequest, CallResults, RunParams, Tetraplet};
 use crate::scopes::{AssignError, Lookup, Scopes, Variable};
@@ -160,6 +161,8 @@ pub(crate) struct Execution<'t, 'a> {
     folds: Vec<ActiveFold<'a>>,
     depth: usize,
     literal: Rc<Tetraplet>,
+    /// The execution log of `invoke_inspected`; `None` in `invoke`.
+    pub(crate) log: Option<Vec<ExecEvent>>,
 }
 
 impl<'t, 'a> Execution<'t, 'a> {
@@ -191,6 +194,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             folds: Vec::new(),
             depth: 0,
             literal: Rc::new(literal_tetraplet(&params.init_peer_id)),
+            log: None,
         }
     }
 
@@ -234,9 +238,65 @@ impl<'t, 'a> Execution<'t, 'a> {
             self.depth -= 1;
             return Err(Fault::Uncatchable(UncatchableError::TooDeep(MAX_DEPTH), id));
         }
+        if self.log.is_none() {
+            let result = self.exec_kind(id);
+            self.depth -= 1;
+            return result;
+        }
+        self.log_enter(id);
         let result = self.exec_kind(id);
+        self.log_leave(id, &result);
         self.depth -= 1;
         result
+    }
+
+    fn trace_point(&self) -> TracePoint {
+        TracePoint {
+            result: self.merger.result_len(),
+            prev: self.merger.prev_cursor.pos,
+            current: self.merger.current_cursor.pos,
+        }
+    }
+
+    fn log_enter(&mut self, instr: InstrId) {
+        let iteration = self
+            .folds
+            .iter()
+            .rfind(|f| f.body == instr)
+            .and_then(|f| Some((f.index, (*f.elements.get(f.index)?.0.json).clone())));
+        let at = self.trace_point();
+        if let Some(log) = &mut self.log {
+            log.push(ExecEvent::Enter {
+                instr,
+                at,
+                iteration,
+            });
+        }
+    }
+
+    fn log_leave(&mut self, instr: InstrId, result: &Exec) {
+        let fault = match result {
+            Ok(()) => None,
+            Err(Fault::Catchable(e)) => Some(FaultView {
+                code: e.code(),
+                message: e.to_string(),
+                catchable: true,
+            }),
+            Err(Fault::Uncatchable(e, _)) => Some(FaultView {
+                code: e.code(),
+                message: e.to_string(),
+                catchable: false,
+            }),
+        };
+        let (at, complete) = (self.trace_point(), self.complete);
+        if let Some(log) = &mut self.log {
+            log.push(ExecEvent::Leave {
+                instr,
+                at,
+                complete,
+                fault,
+            });
+        }
     }
 
     fn exec_kind(&mut self, id: InstrId) -> Exec {

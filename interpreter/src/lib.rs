@@ -34,6 +34,7 @@
 mod data;
 mod error;
 mod execute;
+mod inspect;
 mod integrity;
 mod merge;
 mod outcome;
@@ -47,6 +48,10 @@ mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
+pub use inspect::{
+    DataView, ExecEvent, FaultView, IterationView, StateView, TracePoint, decode_for_inspection,
+    invoke_inspected,
+};
 pub use integrity::{IntegrityError, ParticleIdentity, peer_id_of, public_key_of};
 pub use outcome::Outcome;
 pub use params::{
@@ -63,6 +68,19 @@ pub fn invoke(
     data: &[u8],
     params: &RunParams,
     call_results: &CallResults,
+) -> Outcome {
+    invoke_logged(script, prev_data, data, params, call_results, None)
+}
+
+/// [`invoke`], filling `log` (when given) with the execution log of
+/// [`invoke_inspected`].
+fn invoke_logged(
+    script: &str,
+    prev_data: &[u8],
+    data: &[u8],
+    params: &RunParams,
+    call_results: &CallResults,
+    log: Option<&mut Vec<ExecEvent>>,
 ) -> Outcome {
     let mut flags = LimitFlags::default();
     let unchanged = |error: InterpreterError, flags: LimitFlags| Outcome {
@@ -181,7 +199,11 @@ pub fn invoke(
     let (prev_signatures, current_signatures) = (prev.signatures, current.signatures);
     let merger = merge::Merger::new(prev.trace, current.trace);
     let mut execution = Execution::new(&ast, params, call_results, merger, prev.last_call_id);
+    execution.log = log.is_some().then(Vec::new);
     let result = execution.run();
+    if let (Some(out), Some(events)) = (log, execution.log.take()) {
+        *out = events;
+    }
     let error = match result {
         Ok(()) => None,
         Err(Fault::Catchable(e)) => Some(InterpreterError::Catchable(e)),
