@@ -36,12 +36,14 @@
 //! ([`NodeBuilder::record_dir`]) and replayed ([`InvokeRecord::replay`]). Nodes of one
 //! process talk through a [`MemoryNetwork`].
 //!
-//! Not here: the TCP transport (another [`Network`] implementation).
+//! Nodes on different machines talk through a [`TcpNetwork`] ([`net`]): Noise-encrypted
+//! TCP connections authenticated by the nodes' keys.
 
 mod builtins;
 mod error;
 mod identity;
 mod invoke_pool;
+pub mod net;
 mod network;
 mod node;
 mod particle;
@@ -52,7 +54,8 @@ mod store;
 pub use error::{ExecuteError, HostError};
 pub use identity::{NodeKey, public_key_of_peer_id};
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
-pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats};
+pub use net::TcpNetwork;
+pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
 pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,
     check_signature, check_sizes,

@@ -2,6 +2,7 @@
 
 mod bench_command;
 mod counting_alloc;
+mod node_command;
 mod run_command;
 mod sim_command;
 
@@ -73,6 +74,26 @@ enum Command {
     /// runs the measured step's exact inputs: a warm-up, one run counting the peak
     /// heap, N timed runs. With `--all DIR`, every workload of DIR as a table.
     Bench(bench_command::BenchArgs),
+    /// Run a node on the encrypted TCP transport until SIGINT or SIGTERM.
+    ///
+    /// Settings: a TOML file (`--config`), overridden by `BRAID_*` environment
+    /// variables, overridden by flags. On a signal it stops intake, finishes its sends
+    /// (up to 10 s) and exits; with a data dir, live particles continue after a restart.
+    Node(node_command::NodeArgs),
+    /// Send a script to a node as a client peer and print the response (JSON).
+    ///
+    /// Connects over the same transport; the node is the script's relay. Exit 0 iff
+    /// there was a response.
+    Send(node_command::SendArgs),
+    /// Print a node's particles in flight, connected peers, services, queue pressure,
+    /// memory and counters.
+    Status(node_command::StatusArgs),
+    /// Start three nodes on loopback (real sockets), run a compiled Aqua program across
+    /// them from a client peer, and print the result and what each node did.
+    Demo(node_command::DemoArgs),
+    /// Send particles through three nodes on loopback over TCP; print how many were
+    /// lost, particles per second and the latency of each hop (p50, p99).
+    Load(node_command::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +108,23 @@ fn main() -> ExitCode {
         Command::Fmt { file } => fmt(&file),
         Command::Sim { check, paths } => sim_command::sim(&paths, check),
         Command::Bench(args) => bench_command::bench(&args),
+        Command::Node(args) => {
+            init_logging();
+            node_command::node(&args)
+        }
+        Command::Send(args) => {
+            init_logging();
+            node_command::send(&args)
+        }
+        Command::Status(args) => node_command::status(&args),
+        Command::Demo(args) => {
+            init_logging();
+            node_command::demo(&args)
+        }
+        Command::Load(args) => {
+            init_logging();
+            node_command::load(&args)
+        }
     };
     match result {
         Ok(code) => code,

@@ -185,6 +185,8 @@ pub struct NodeStats {
     pub store_failures: u64,
     /// Expired or broken files removed from the data store when the node started.
     pub store_removed_at_start: u64,
+    /// Particles alive on the node now (each until its deadline).
+    pub live_particles: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -347,6 +349,18 @@ pub struct Node {
     inner: Arc<NodeInner>,
 }
 
+/// A handle to a node that does not keep it running (for its transport, which the node
+/// itself holds).
+#[derive(Clone)]
+pub struct WeakNode(std::sync::Weak<NodeInner>);
+
+impl WeakNode {
+    /// The node, if it still runs.
+    pub fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
 struct NodeInner {
     shared: Arc<Shared>,
     dispatcher: tokio::task::AbortHandle,
@@ -384,6 +398,11 @@ impl Node {
     /// This node's peer id.
     pub fn peer_id(&self) -> &str {
         self.inner.shared.key.peer_id()
+    }
+
+    /// A handle that does not keep the node running.
+    pub fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
     }
 
     /// Where transports hand this node the particles they receive.
@@ -678,6 +697,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
                 if let Some(key) = actor_keys.remove(&id) {
                     mailboxes.remove(&key);
                 }
+                shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
             }
             received = intake.recv() => {
                 let Some(particle) = received else { return };
@@ -707,6 +727,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
                 let handle = actors.spawn(run_actor(Arc::clone(&shared), particle, rx, session));
                 actor_keys.insert(handle.id(), key.clone());
                 mailboxes.insert(key, tx);
+                shared.monitor.update(|s| s.live_particles += 1);
             }
         }
     }
@@ -883,7 +904,7 @@ async fn run_actor(
                 data: prev_data.clone(),
                 ..template.clone()
             };
-            send(&shared, &particle, next_peers);
+            send(&shared, &particle, next_peers, session.clone());
         }
         if let Some(session) = &session {
             let finished = calls.is_empty() && incoming.is_empty() && !forwarded;
@@ -928,13 +949,19 @@ async fn run_actor(
 }
 
 /// Sends the particle to each peer, concurrently, each with the send timeout; failures
-/// are logged and counted.
-fn send(shared: &Arc<Shared>, particle: &Particle, peers: Vec<String>) {
+/// are logged and counted, and answer the `execute` call waiting for the particle.
+fn send(
+    shared: &Arc<Shared>,
+    particle: &Particle,
+    peers: Vec<String>,
+    session: Option<Arc<Session>>,
+) {
     let bytes = particle.encode();
     for to in peers {
         let shared = Arc::clone(shared);
         let bytes = bytes.clone();
         let particle_id = particle.id.clone();
+        let session = session.clone();
         tokio::spawn(async move {
             let sent = if to == shared.key.peer_id() {
                 shared
@@ -966,6 +993,11 @@ fn send(shared: &Arc<Shared>, particle: &Particle, peers: Vec<String>) {
                         "particle not sent: {error}"
                     );
                     shared.monitor.update(|s| s.send_failures += 1);
+                    if let Some(session) = &session {
+                        session.resolve(Err(ExecuteError::Node(format!(
+                            "the particle could not be delivered to {to}: {error}"
+                        ))));
+                    }
                     shared.monitor.emit(|| NodeEvent::SendFailed {
                         peer: shared.monitor.peer.clone(),
                         particle_id,

@@ -149,7 +149,7 @@ fn compact(values: &[Value]) -> String {
         .join(", ")
 }
 
-fn print_report(
+pub(crate) fn print_report(
     names: &[(String, String)],
     events: &[NodeEvent],
     result: &Result<Value, ExecuteError>,

@@ -1,0 +1,622 @@
+//! `braid node`, `braid send`, `braid status`, `braid demo` and `braid load`: nodes on
+//! the encrypted TCP transport ([`braid_host::net`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use braid_host::net::{NetConfig, NodeSettings, Route, Status, parse_peer};
+use braid_host::{Node, NodeConfig, NodeEvent, NodeKey, TcpNetwork};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// Arguments of `braid node`.
+#[derive(clap::Args)]
+pub(crate) struct NodeArgs {
+    /// A TOML settings file (see the README); environment variables `BRAID_*` override
+    /// it, and flags override both.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where to accept connections, `host:port` (`BRAID_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The address told to peers (`BRAID_ADVERTISE`; default: the bound one).
+    #[arg(long, value_name = "ADDR")]
+    advertise: Option<String>,
+    /// The node key file: 64 hex digits, made if missing (`BRAID_KEY_FILE`). Without
+    /// one, the node has a fresh key and peer id on every start.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Keep particle data here, so that live particles survive a restart
+    /// (`BRAID_DATA_DIR`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The relay's peer id: it forwards for this node (`BRAID_RELAY`).
+    #[arg(long, value_name = "PEER_ID")]
+    relay: Option<String>,
+    /// A known peer: PEER_ID=HOST:PORT or PEER_ID=via:RELAY_ID (`BRAID_PEERS`,
+    /// comma-separated).
+    #[arg(long = "peer", value_name = "ID=ADDR")]
+    peers: Vec<String>,
+    /// The interpreter backend (`BRAID_BACKEND`).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+}
+
+/// Arguments of `braid send`.
+#[derive(clap::Args)]
+pub(crate) struct SendArgs {
+    /// The node to connect to, `host:port`; it is the script's relay.
+    #[arg(long, value_name = "ADDR")]
+    node: String,
+    /// The script file (`-` for standard input).
+    script: PathBuf,
+    /// What `getDataSrv.NAME` answers: NAME=JSON (a string needs its quotes).
+    #[arg(long = "arg", value_name = "NAME=JSON")]
+    args: Vec<String>,
+    /// The particle's time to live, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    ttl: u32,
+}
+
+/// Arguments of `braid status`.
+#[derive(clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The node, `host:port`.
+    #[arg(long, value_name = "ADDR")]
+    node: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `braid demo`.
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// The script (default: `fixtures/examples/par_seq_timestamps.air`, with `relay1`,
+    /// `relay2`, `relay3` the three nodes).
+    script: Option<PathBuf>,
+    /// What `getDataSrv.NAME` answers: NAME=JSON; `NAME=@N` is node N's peer id (1-3).
+    #[arg(long = "arg", value_name = "NAME=JSON")]
+    args: Vec<String>,
+}
+
+/// Arguments of `braid load`.
+#[derive(clap::Args)]
+pub(crate) struct LoadArgs {
+    /// Particles to send.
+    #[arg(long, default_value_t = 10_000)]
+    particles: usize,
+    /// Particles in flight at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+}
+
+/// The demo's script: a compiled Aqua function that asks three peers for their time
+/// in parallel, twice (see `fixtures/examples/README.md`).
+const DEMO_SCRIPT: &str = include_str!("../../fixtures/examples/par_seq_timestamps.air");
+
+pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => NodeSettings::from_toml(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        )
+        .with_context(|| format!("{}", path.display()))?,
+        None => NodeSettings::default(),
+    };
+    let env = NodeSettings::from_env(|name| std::env::var(name).ok())?;
+    let mut peers = std::collections::BTreeMap::new();
+    for entry in &args.peers {
+        let (id, addr) = parse_peer(entry)?;
+        peers.insert(id, addr);
+    }
+    let flags = NodeSettings {
+        listen: args.listen.clone(),
+        advertise: args.advertise.clone(),
+        key_file: args.key_file.clone(),
+        data_dir: args.data_dir.clone(),
+        relay: args.relay.clone(),
+        backend: args.backend.clone(),
+        peers,
+        ..NodeSettings::default()
+    };
+    let settings = flags.over(env.over(file));
+    if let Some(backend) = &settings.backend {
+        if backend != "native" {
+            bail!("backend `{backend}` is not available to `braid node` yet; use `native`");
+        }
+    }
+    let key = match &settings.key_file {
+        Some(path) => load_or_make_key(path)?,
+        None => {
+            tracing::warn!("no key file: this node's peer id changes on every start");
+            NodeKey::generate()?
+        }
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let net = TcpNetwork::bind(key.clone(), settings.net_config()).await?;
+        let mut builder = Node::builder()
+            .key(key.clone())
+            .network(net.clone())
+            .config(tcp_node_config());
+        if let Some(dir) = &settings.data_dir {
+            builder = builder.data_dir(dir);
+        }
+        if let Some(relay) = &settings.relay {
+            builder = builder.relay(relay);
+        }
+        let node = builder.build()?;
+        net.serve(&node);
+        match net.local_addr() {
+            Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),
+            None => println!("braid node {} (not listening)", key.peer_id()),
+        }
+        shutdown_signal().await?;
+        eprintln!("braid node: stopping intake; finishing sends");
+        net.stop_intake();
+        let grace = Instant::now() + Duration::from_secs(10);
+        while net.sends_in_flight() > 0 && Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stats = node.stats();
+        let left = net.sends_in_flight();
+        net.close_all();
+        eprintln!(
+            "braid node: stopped; {} particles still live{}, {left} sends unfinished",
+            stats.live_particles,
+            if settings.data_dir.is_some() {
+                " (their data is in the data dir)"
+            } else {
+                " (no data dir: their data is dropped)"
+            }
+        );
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch Ctrl-C")?;
+    Ok(())
+}
+
+/// Reads a key file (64 hex digits), or makes one.
+fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = text.trim();
+            let mut secret = [0u8; 32];
+            if text.len() != 64 {
+                bail!("{}: expected 64 hex digits", path.display());
+            }
+            for (i, byte) in secret.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                    .with_context(|| format!("{}: not hex", path.display()))?;
+            }
+            Ok(NodeKey::from_secret(secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = NodeKey::generate()?;
+            let hex: String = key.secret().iter().map(|b| format!("{b:02x}")).collect();
+            write_secret(path, &hex)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("braid node: made a new key in {}", path.display());
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_secret(path: &Path, hex: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(format!("{hex}\n").as_bytes())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Node settings for the TCP transport: the transport retries within each particle's
+/// ttl, so the node's own send timeout only guards against a stuck transport.
+fn tcp_node_config() -> NodeConfig {
+    let mut config = NodeConfig::standard();
+    config.send_timeout = Duration::from_secs(600);
+    config
+}
+
+/// A client peer: a node that does not listen, connected to `addr` (its relay).
+async fn client(addr: &str) -> anyhow::Result<(Node, Arc<TcpNetwork>, String)> {
+    let key = NodeKey::generate()?;
+    let net = TcpNetwork::bind(key.clone(), NetConfig::standard()).await?;
+    let relay = net
+        .connect(addr)
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let node = Node::builder()
+        .key(key)
+        .network(net.clone())
+        .config(tcp_node_config())
+        .relay(relay.clone())
+        .build()?;
+    net.serve(&node);
+    Ok((node, net, relay))
+}
+
+pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
+    let script = crate::read(&args.script)?;
+    let data = parse_args(&args.args, &[])?;
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
+        let (node, _net, _relay) = client(&args.node).await?;
+        let ttl = Duration::from_millis(u64::from(args.ttl));
+        anyhow::Ok(node.execute_with_ttl(script, data, ttl).await)
+    })?;
+    match result {
+        Ok(value) => {
+            println!("{value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("braid send: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    let status = runtime.block_on(async {
+        let key = NodeKey::generate()?;
+        let net = TcpNetwork::bind(key, NetConfig::standard()).await?;
+        let peer = net
+            .connect(&args.node)
+            .await
+            .with_context(|| format!("cannot connect to {}", args.node))?;
+        let status = net.status_of(&peer).await?;
+        net.close_all();
+        anyhow::Ok(status)
+    })?;
+    if args.json {
+        println!("{}", status_json(&status));
+    } else {
+        print_status(&status);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_json(status: &Status) -> Value {
+    json!({
+        "peer_id": status.peer_id,
+        "particles_in_flight": status.particles_in_flight,
+        "connected_peers": status.connected_peers,
+        "services": status.services,
+        "intake_pressure": status.intake_pressure,
+        "sends_in_flight": status.sends_in_flight,
+        "memory_bytes": status.memory_bytes,
+        "counters": status.counters,
+    })
+}
+
+fn print_status(status: &Status) {
+    println!("peer id             {}", status.peer_id);
+    println!("particles in flight {}", status.particles_in_flight);
+    println!("sends in flight     {}", status.sends_in_flight);
+    println!("intake pressure     {} (times a full queue made a sender wait)", status.intake_pressure);
+    match status.memory_bytes {
+        Some(bytes) => println!("memory              {:.1} MiB resident", bytes as f64 / (1 << 20) as f64),
+        None => println!("memory              unknown"),
+    }
+    println!("services            {}", status.services.join(", "));
+    println!("connected peers     {}", status.connected_peers.len());
+    for peer in &status.connected_peers {
+        println!("  {peer}");
+    }
+    println!("counters");
+    for (name, value) in &status.counters {
+        println!("  {name:<28} {value}");
+    }
+}
+
+fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for arg in args {
+        let Some((name, text)) = arg.split_once('=') else {
+            bail!("--arg {arg}: expected NAME=JSON");
+        };
+        let value = match text.strip_prefix('@') {
+            Some(n) if !keys.is_empty() => {
+                let key = n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| keys.get(n.checked_sub(1)?))
+                    .with_context(|| format!("--arg {arg}: `@N` needs a node number 1-{}", keys.len()))?;
+                Value::String(key.peer_id().to_owned())
+            }
+            _ => serde_json::from_str(text).with_context(|| {
+                format!("--arg {arg}: the value is not JSON (a string needs quotes: {name}='\"{text}\"')")
+            })?,
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// Three nodes on loopback, each knowing the others' addresses, and a client connected
+/// to the first. `observe(index, event)` sees every event (0 is the client).
+struct Cluster {
+    nodes: Vec<Node>,
+    nets: Vec<Arc<TcpNetwork>>,
+    keys: Vec<NodeKey>,
+}
+
+/// Fixed keys for `braid demo` and `braid load`: node N's secret is the SHA-256 of
+/// `braid demo node N`. Never use them outside these commands.
+fn demo_key(index: usize) -> NodeKey {
+    NodeKey::from_secret(Sha256::digest(format!("braid demo node {index}")).into())
+}
+
+async fn cluster(
+    observe: Arc<dyn Fn(usize, &NodeEvent) + Send + Sync>,
+) -> anyhow::Result<Cluster> {
+    let keys: Vec<NodeKey> = (0..4).map(demo_key).collect();
+    let mut nets = Vec::new();
+    for key in &keys {
+        let mut config = NetConfig::standard();
+        if nets.is_empty() {
+            // The client does not listen; it reaches everyone through node 1.
+            config.relay = Some(keys[1].peer_id().to_owned());
+        } else {
+            config.listen = Some("127.0.0.1:0".to_owned());
+        }
+        nets.push(TcpNetwork::bind(key.clone(), config).await?);
+    }
+    for (i, net) in nets.iter().enumerate().skip(1) {
+        let addr = net.local_addr().context("a bound address")?.to_string();
+        for (j, other) in nets.iter().enumerate() {
+            if j != i && (j != 0 || i == 1) {
+                other.add_peer(keys[i].peer_id(), Route::Direct(addr.clone()));
+            }
+        }
+    }
+    // The client has no address: nodes 2 and 3 reach it through node 1.
+    for net in &nets[2..] {
+        net.add_peer(keys[0].peer_id(), Route::Via(keys[1].peer_id().to_owned()));
+    }
+    let mut nodes = Vec::new();
+    for (i, (key, net)) in keys.iter().zip(&nets).enumerate() {
+        let observe = Arc::clone(&observe);
+        let mut builder = Node::builder()
+            .key(key.clone())
+            .network(net.clone())
+            .config(tcp_node_config())
+            .observer(move |event| observe(i, event));
+        if i == 0 {
+            builder = builder.relay(keys[1].peer_id());
+        }
+        let node = builder.build()?;
+        net.serve(&node);
+        nodes.push(node);
+    }
+    Ok(Cluster { nodes, nets, keys })
+}
+
+fn demo_name(index: usize) -> String {
+    match index {
+        0 => "client".to_owned(),
+        n => format!("node{n}"),
+    }
+}
+
+pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let script = match &args.script {
+        Some(path) => crate::read(path)?,
+        None => DEMO_SCRIPT.to_owned(),
+    };
+    let keys: Vec<NodeKey> = (1..4).map(demo_key).collect();
+    let mut data = parse_args(&args.args, &keys)?;
+    if args.script.is_none() {
+        for (i, key) in keys.iter().enumerate() {
+            data.insert(format!("relay{}", i + 1), json!(key.peer_id()));
+        }
+    }
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let runtime = runtime()?;
+    let (result, nets) = runtime.block_on(async {
+        let log = Arc::clone(&events);
+        let cluster = cluster(Arc::new(move |_, event: &NodeEvent| {
+            log.lock().expect("no panics while logging").push(event.clone());
+        }))
+        .await?;
+        println!("three nodes on loopback and a client connected to node1 (Noise XX over TCP):");
+        for (i, net) in cluster.nets.iter().enumerate() {
+            let place = net
+                .local_addr()
+                .map_or("(client, not listening)".to_owned(), |a| a.to_string());
+            println!("  {:<7} {place:<24} {}", demo_name(i), cluster.keys[i].peer_id());
+        }
+        println!();
+        let result = cluster.nodes[0]
+            .execute_with_ttl(script, data, Duration::from_secs(20))
+            .await;
+        // Let the last sends' answers arrive before reading the counters.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let nets: Vec<_> = cluster.nets.iter().map(|n| n.stats()).collect();
+        for net in &cluster.nets {
+            net.close_all();
+        }
+        anyhow::Ok((result, nets))
+    })?;
+    let events = events.lock().expect("no panics while logging").clone();
+    let names: Vec<(String, String)> = (0..4)
+        .map(|i| (demo_key(i).peer_id().to_owned(), demo_name(i)))
+        .collect();
+    let name_of = |peer: &str| {
+        names
+            .iter()
+            .find(|(id, _)| id == peer)
+            .map_or_else(|| peer.to_owned(), |(_, name)| name.clone())
+    };
+    crate::run_command::print_report(&names, &events, &result, &name_of);
+    println!();
+    println!("what each node did:");
+    for (i, stats) in nets.iter().enumerate() {
+        let calls = events
+            .iter()
+            .filter(|e| matches!(e, NodeEvent::Call { peer, .. } if name_of(peer) == demo_name(i)))
+            .count();
+        println!(
+            "  {:<7} {calls} service calls, took {} particles from peers, sent {}, forwarded {}, {} connections ({} accepted, {} dialled), {} undeliverable",
+            demo_name(i),
+            stats.particles_received,
+            stats.particles_sent,
+            stats.forwarded,
+            stats.established,
+            stats.accepted,
+            stats.dialled,
+            stats.undeliverable,
+        );
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The load script: a call on the client, then on node1, node2, node3 and node1 again
+/// (back towards the client, which does not listen), then the response. Six service
+/// calls, five network hops.
+fn load_script(keys: &[NodeKey]) -> String {
+    let hop = |peer: &str, rest: String| {
+        format!("(seq (call \"{peer}\" (\"op\" \"noop\") []) {rest})")
+    };
+    let end = "(call %init_peer_id% (\"callbackSrv\" \"response\") [\"done\"])".to_owned();
+    let chain = [1, 2, 3, 1]
+        .iter()
+        .rev()
+        .fold(end, |rest, &i| hop(keys[i].peer_id(), rest));
+    format!("(seq (call %init_peer_id% (\"op\" \"noop\") []) {chain})")
+}
+
+pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    if args.particles == 0 || args.concurrency == 0 {
+        bail!("--particles and --concurrency must be at least 1");
+    }
+    type Marks = HashMap<String, Vec<(usize, Instant)>>;
+    let marks: Arc<Mutex<Marks>> = Arc::new(Mutex::new(HashMap::new()));
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async {
+        let log = Arc::clone(&marks);
+        let cluster = cluster(Arc::new(move |i, event: &NodeEvent| {
+            if let NodeEvent::Call { particle_id, .. } = event {
+                let now = Instant::now();
+                log.lock()
+                    .expect("no panics while logging")
+                    .entry(particle_id.clone())
+                    .or_default()
+                    .push((i, now));
+            }
+        }))
+        .await?;
+        let script = load_script(&cluster.keys);
+        let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..args.particles {
+            let permit = Arc::clone(&slots).acquire_owned().await?;
+            let client = cluster.nodes[0].clone();
+            let script = script.clone();
+            tasks.spawn(async move {
+                let result = client
+                    .execute_with_ttl(script, Vec::<(String, Value)>::new(), Duration::from_secs(60))
+                    .await;
+                drop(permit);
+                result
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done? {
+                Ok(v) if v == json!("done") => {}
+                other => failures.push(format!("{other:?}")),
+            }
+        }
+        let elapsed = started.elapsed();
+        let undeliverable: u64 = cluster.nets.iter().map(|n| n.stats().undeliverable).sum();
+        let retries: u64 = cluster.nets.iter().map(|n| n.stats().retries).sum();
+        anyhow::Ok((elapsed, failures, undeliverable, retries))
+    })?;
+    let (elapsed, failures, undeliverable, retries) = outcome;
+    let marks = marks.lock().expect("no panics while logging");
+    // Per hop: from a call on one node to the next call, on the next node of the chain.
+    let route = [0usize, 1, 2, 3, 1, 0];
+    let mut hops: Vec<Vec<f64>> = vec![Vec::new(); route.len() - 1];
+    for points in marks.values() {
+        let mut points = points.clone();
+        points.sort_by_key(|(_, at)| *at);
+        if points.iter().map(|(i, _)| *i).collect::<Vec<_>>() != route {
+            continue;
+        }
+        for (h, pair) in points.windows(2).enumerate() {
+            hops[h].push((pair[1].1 - pair[0].1).as_secs_f64() * 1000.0);
+        }
+    }
+    let done = args.particles - failures.len();
+    println!(
+        "{} particles through three nodes over TCP ({} at once): {done} answered, {} lost",
+        args.particles,
+        args.concurrency,
+        failures.len()
+    );
+    println!(
+        "{:.1} s, {:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64()
+    );
+    println!("latency per hop (a call on one node to the call on the next), ms:");
+    for (h, samples) in hops.iter_mut().enumerate() {
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+        println!(
+            "  {:<7} -> {:<7} p50 {:>7.2}  p99 {:>7.2}  ({} samples)",
+            demo_name(route[h]),
+            demo_name(route[h + 1]),
+            at(0.5),
+            at(0.99),
+            samples.len()
+        );
+    }
+    for failure in failures.iter().take(5) {
+        println!("failed: {failure}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
