@@ -19,6 +19,9 @@ pub enum HostError {
     /// The node has shut down.
     #[error("the node has shut down")]
     Stopped,
+    /// The interpreter backend could not run an invocation.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
     /// Internal error, please report.
     #[error("internal error, please report: {0}")]
     Internal(String),

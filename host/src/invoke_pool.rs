@@ -1,14 +1,17 @@
 //! The threads that run `invoke`: a fixed number of plain threads with big stacks (the
 //! interpreter recurses as deep as a script nests), fed by one bounded queue. Their
-//! number bounds how many particles are interpreted at once on a node.
+//! number bounds how many particles are interpreted at once on a node. Each runs its
+//! invocations on the node's [`Backend`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use braid_interpreter::{CallResults, Outcome, RunParams, invoke};
+use braid_interpreter::{CallResults, RunParams};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::{Backend, BackendError};
 use crate::error::HostError;
+use crate::record::RecordedOutcome;
 
 /// The inputs of one invocation.
 pub(crate) struct Job {
@@ -19,7 +22,7 @@ pub(crate) struct Job {
     pub(crate) results: CallResults,
 }
 
-type Queued = (Job, oneshot::Sender<Outcome>);
+type Queued = (Job, oneshot::Sender<Result<RecordedOutcome, BackendError>>);
 
 /// A handle to the pool; the threads end when the last handle is dropped.
 #[derive(Clone)]
@@ -35,15 +38,17 @@ impl InvokePool {
         threads: usize,
         stack_bytes: usize,
         queue: usize,
+        backend: Arc<dyn Backend>,
     ) -> Result<Self, HostError> {
         let (tx, rx) = mpsc::channel::<Queued>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
+            let backend = Arc::clone(&backend);
             std::thread::Builder::new()
                 .name(format!("{name}-invoke-{i}"))
                 .stack_size(stack_bytes)
-                .spawn(move || work(&rx))
+                .spawn(move || work(&rx, backend.as_ref()))
                 .map_err(|e| HostError::Config(format!("cannot start an invoke thread: {e}")))?;
         }
         Ok(Self { queue: tx })
@@ -51,7 +56,7 @@ impl InvokePool {
 
     /// Runs one invocation on a pool thread. Waits for a queue slot when the queue is
     /// full (and says so in the log).
-    pub(crate) async fn invoke(&self, job: Job) -> Result<Outcome, HostError> {
+    pub(crate) async fn invoke(&self, job: Job) -> Result<RecordedOutcome, HostError> {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send((job, reply)) {
             Ok(()) => {}
@@ -66,11 +71,12 @@ impl InvokePool {
         }
         answer
             .await
-            .map_err(|_| HostError::Internal("the interpreter panicked; see the log".to_owned()))
+            .map_err(|_| HostError::Stopped)?
+            .map_err(HostError::Backend)
     }
 }
 
-fn work(queue: &Mutex<mpsc::Receiver<Queued>>) {
+fn work(queue: &Mutex<mpsc::Receiver<Queued>>, backend: &dyn Backend) {
     loop {
         let next = {
             // Invariant: the lock is held only around `blocking_recv`, which does not panic
@@ -80,7 +86,7 @@ fn work(queue: &Mutex<mpsc::Receiver<Queued>>) {
         };
         let Some((job, reply)) = next else { return };
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            invoke(
+            backend.invoke(
                 &job.script,
                 &job.prev_data,
                 &job.data,
@@ -88,14 +94,13 @@ fn work(queue: &Mutex<mpsc::Receiver<Queued>>) {
                 &job.results,
             )
         }));
-        match ran {
-            Ok(outcome) => {
-                let _ = reply.send(outcome);
-            }
-            Err(_) => tracing::error!(
+        let outcome = ran.unwrap_or_else(|_| {
+            tracing::error!(
                 particle_id = job.params.particle_id,
                 "the interpreter panicked; please report this script and data"
-            ),
-        }
+            );
+            Err(BackendError::Panic)
+        });
+        let _ = reply.send(outcome);
     }
 }

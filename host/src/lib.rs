@@ -39,6 +39,7 @@
 //! Nodes on different machines talk through a [`TcpNetwork`] ([`net`]): Noise-encrypted
 //! TCP connections authenticated by the nodes' keys.
 
+mod backend;
 mod builtins;
 mod error;
 mod identity;
@@ -50,7 +51,12 @@ mod particle;
 mod record;
 mod services;
 mod store;
+mod wasm_service;
 
+pub use backend::{
+    Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WasmBackend, WasmLimits,
+    backend_by_name, sim_interpreter,
+};
 pub use error::{ExecuteError, HostError};
 pub use identity::{NodeKey, public_key_of_peer_id};
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
@@ -63,3 +69,4 @@ pub use particle::{
 pub use record::{InvokeRecord, RecordedOutcome};
 pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
 pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};
+pub use wasm_service::{RunnerPolicy, WasmService, WasmServiceConfig};

@@ -67,6 +67,10 @@ enum Command {
         /// The scenario file; with `--check`, scenario files and folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Where `invoke` runs: `native`, or `wasm` (the interpreter's Wasm module under
+        /// wasmtime).
+        #[arg(long, default_value = "native")]
+        backend: String,
     },
     /// Time one invoke of a benchmark scenario; print one JSON line (FORMAT.md §8.5).
     ///
@@ -106,7 +110,11 @@ fn main() -> ExitCode {
         Command::Replay { paths } => run_command::replay(&paths),
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
-        Command::Sim { check, paths } => sim_command::sim(&paths, check),
+        Command::Sim {
+            check,
+            paths,
+            backend,
+        } => sim_command::sim(&paths, check, &backend),
         Command::Bench(args) => bench_command::bench(&args),
         Command::Node(args) => {
             init_logging();

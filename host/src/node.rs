@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_interpreter::{
-    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams,
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, RunParams,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use crate::builtins;
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
+use crate::backend::{Backend, NativeBackend};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::particle::{self, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
@@ -200,6 +201,7 @@ pub struct NodeBuilder {
     observer: Option<Observer>,
     store: StoreChoice,
     record_dir: Option<std::path::PathBuf>,
+    backend: Arc<dyn Backend>,
 }
 
 enum StoreChoice {
@@ -251,6 +253,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Where `invoke` runs (default: [`NativeBackend`]); [`crate::WasmBackend`] runs
+    /// it sandboxed.
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// All settings at once.
     pub fn config(mut self, config: NodeConfig) -> Self {
         self.config = config;
@@ -293,6 +302,7 @@ impl NodeBuilder {
             config.invoke_threads,
             config.invoke_stack_bytes,
             config.invoke_queue,
+            self.backend,
         )?;
         let mut stats = NodeStats::default();
         let store: Option<Arc<dyn DataStore>> = match self.store {
@@ -392,6 +402,7 @@ impl Node {
             observer: None,
             store: StoreChoice::Memory,
             record_dir: None,
+            backend: Arc::new(NativeBackend),
         }
     }
 
@@ -829,7 +840,14 @@ async fn run_actor(
             outcome = shared.pool.invoke(job) => match outcome {
                 Ok(outcome) => outcome,
                 Err(e) => {
+                    // The backend stopped this invoke (a trap, memory, the deadline):
+                    // the particle ends here, its stored data kept; the next particle
+                    // runs on a fresh instance.
                     tracing::error!(particle_id = %context.id, "cannot run the particle: {e}");
+                    shared.monitor.update(|s| s.failed_invokes += 1);
+                    if let Some(session) = &session {
+                        session.resolve(Err(ExecuteError::from(e)));
+                    }
                     return;
                 }
             },
@@ -842,7 +860,7 @@ async fn run_actor(
                 data,
                 params: params.clone(),
                 call_results,
-                outcome: RecordedOutcome::of(&outcome),
+                outcome: outcome.clone(),
             };
             let dir = dir.clone();
             let name = format!(
@@ -855,12 +873,12 @@ async fn run_actor(
                 tracing::error!(particle_id = %context.id, "cannot write the invocation record: {written:?}");
             }
         }
-        let (code, message) = (outcome.ret_code(), outcome.error_message());
-        let Outcome {
+        let RecordedOutcome {
+            ret_code: code,
+            error_message: message,
             data,
             call_requests,
             next_peers,
-            ..
         } = outcome;
         prev_data = data;
         shared.monitor.update(|s| {

@@ -33,7 +33,7 @@ pub struct InvokeRecord {
     pub outcome: RecordedOutcome,
 }
 
-/// The observable parts of an [`Outcome`].
+/// The observable parts of an [`Outcome`]: what every interpreter backend returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedOutcome {
     /// 0 or the error code.
@@ -57,6 +57,19 @@ impl RecordedOutcome {
             data: outcome.data.clone(),
             next_peers: outcome.next_peers.clone(),
             call_requests: outcome.call_requests.clone(),
+        }
+    }
+}
+
+impl From<Outcome> for RecordedOutcome {
+    fn from(outcome: Outcome) -> Self {
+        let (ret_code, error_message) = (outcome.ret_code(), outcome.error_message());
+        RecordedOutcome {
+            ret_code,
+            error_message,
+            data: outcome.data,
+            next_peers: outcome.next_peers,
+            call_requests: outcome.call_requests,
         }
     }
 }

@@ -5,28 +5,36 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use braid_sim::{KeepInputs, SHOWN_DIFFERENCES, Scenario, check, run, scenario_files};
+use braid_host::{Backend, backend_by_name, sim_interpreter};
+use braid_sim::{KeepInputs, SHOWN_DIFFERENCES, Scenario, check_with, run_with, scenario_files};
 
 /// Prints the transcript of one scenario (pretty JSON), or with `check` runs every
 /// scenario under `paths` and prints the failures and a `N passed, M failed` line.
-pub(crate) fn sim(paths: &[PathBuf], check: bool) -> anyhow::Result<ExitCode> {
+/// `backend` names where `invoke` runs (`native` or `wasm`).
+pub(crate) fn sim(paths: &[PathBuf], check: bool, backend: &str) -> anyhow::Result<ExitCode> {
+    let backend = backend_by_name(backend)?;
     if check {
-        return check_all(paths);
+        return check_all(paths, backend.as_ref());
     }
     let [path] = paths else {
         anyhow::bail!("give one scenario to print its transcript, or --check to check many");
     };
     let scenario = Scenario::load(path).with_context(|| format!("{}", path.display()))?;
-    let run = run(&scenario, KeepInputs::Nothing).with_context(|| scenario.name.clone())?;
+    let run = run_with(
+        &scenario,
+        KeepInputs::Nothing,
+        &sim_interpreter(backend.as_ref()),
+    )
+    .with_context(|| scenario.name.clone())?;
     println!("{}", serde_json::to_string_pretty(&run.transcript)?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_all(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn check_all(paths: &[PathBuf], backend: &dyn Backend) -> anyhow::Result<ExitCode> {
     let files = scenario_files(paths)?;
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
-        match check_one(file) {
+        match check_one(file, backend) {
             Ok(()) => passed += 1,
             Err((name, lines)) => {
                 failed += 1;
@@ -46,10 +54,10 @@ fn check_all(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 /// `Err` holds the scenario's name (its path if it cannot be read) and what to print.
-fn check_one(file: &Path) -> Result<(), (String, Vec<String>)> {
+fn check_one(file: &Path, backend: &dyn Backend) -> Result<(), (String, Vec<String>)> {
     let scenario =
         Scenario::load(file).map_err(|e| (file.display().to_string(), vec![e.to_string()]))?;
-    match check(&scenario, SHOWN_DIFFERENCES) {
+    match check_with(&scenario, SHOWN_DIFFERENCES, &sim_interpreter(backend)) {
         Ok(differences) if differences.is_empty() => Ok(()),
         Ok(differences) => Err((
             scenario.name,

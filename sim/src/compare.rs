@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::canonical::canonical_json;
-use crate::driver::{KeepInputs, run};
+use crate::driver::{Interpreter, KeepInputs, native_invoke, run_with};
 use crate::error::SimError;
 use crate::scenario::{IgnoreArg, Scenario};
 
@@ -34,8 +34,19 @@ impl fmt::Display for Difference {
 /// Runs `scenario` and compares its transcript with `expected`: the differences, at
 /// most `limit` of them (none: the scenario passes).
 pub fn check(scenario: &Scenario, limit: usize) -> Result<Vec<Difference>, SimError> {
+    check_with(scenario, limit, &native_invoke)
+}
+
+/// [`check`] with another interpreter (see [`run_with`]).
+pub fn check_with(
+    scenario: &Scenario,
+    limit: usize,
+    interpreter: &Interpreter<'_>,
+) -> Result<Vec<Difference>, SimError> {
     let expected = scenario.expected.as_ref().ok_or(SimError::NoExpected)?;
-    let actual = run(scenario, KeepInputs::Nothing)?.transcript.to_json();
+    let actual = run_with(scenario, KeepInputs::Nothing, interpreter)?
+        .transcript
+        .to_json();
     Ok(diff(expected, &actual, &scenario.ignore_args, limit))
 }
 

@@ -79,35 +79,50 @@ pub struct Run {
 /// Runs a scenario with braid's interpreter on a thread with a
 /// [`DRIVER_STACK_BYTES`] stack, keeping the inputs of the steps `keep` selects.
 pub fn run(scenario: &Scenario, keep: KeepInputs) -> Result<Run, SimError> {
-    let interpreter =
-        |script: &str, prev: &[u8], current: &[u8], params: &RunParams, results: &CallResults| {
-            let outcome = braid_interpreter::invoke(script, prev, current, params, results);
-            Invoked {
-                ret_code: outcome.ret_code(),
-                error_message: outcome.error_message(),
-                data: outcome.data,
-                call_requests: outcome.call_requests,
-                next_peers: outcome.next_peers,
-            }
-        };
-    run_with(scenario, keep, &interpreter)
+    run_with(scenario, keep, &native_invoke)
+}
+
+/// [`braid_interpreter::invoke`] as an [`Interpreter`].
+pub fn native_invoke(
+    script: &str,
+    prev: &[u8],
+    current: &[u8],
+    params: &RunParams,
+    results: &CallResults,
+) -> Result<Invoked, String> {
+    let outcome = braid_interpreter::invoke(script, prev, current, params, results);
+    Ok(Invoked {
+        ret_code: outcome.ret_code(),
+        error_message: outcome.error_message(),
+        data: outcome.data,
+        call_requests: outcome.call_requests,
+        next_peers: outcome.next_peers,
+    })
 }
 
 /// What the driver uses of one invoke's outcome.
-pub(crate) struct Invoked {
-    pub(crate) ret_code: i32,
-    pub(crate) error_message: String,
-    pub(crate) data: Vec<u8>,
-    pub(crate) call_requests: Vec<CallRequest>,
-    pub(crate) next_peers: Vec<String>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoked {
+    /// 0, or the error's code.
+    pub ret_code: i32,
+    /// Empty, or the error's message.
+    pub error_message: String,
+    /// The new data.
+    pub data: Vec<u8>,
+    /// The call requests.
+    pub call_requests: Vec<CallRequest>,
+    /// The peers to send the data to.
+    pub next_peers: Vec<String>,
 }
 
-/// An interpreter: [`braid_interpreter::invoke`], or a fake in tests.
-pub(crate) type Interpreter<'i> =
-    dyn Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Invoked + Sync + 'i;
+/// An interpreter: [`braid_interpreter::invoke`], another backend of it (a host's Wasm
+/// module), or a fake in tests. `Err` says why an invoke did not run to its end (a
+/// trap, say); the run stops there with [`SimError::Backend`].
+pub type Interpreter<'i> =
+    dyn Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<Invoked, String> + Sync + 'i;
 
 /// [`run`] with any interpreter.
-pub(crate) fn run_with(
+pub fn run_with(
     scenario: &Scenario,
     keep: KeepInputs,
     interpreter: &Interpreter<'_>,
@@ -302,6 +317,11 @@ impl<'s> Driver<'s> {
                 step,
                 peer: peer.clone(),
                 message: panic_message(payload.as_ref()),
+            })?
+            .map_err(|message| SimError::Backend {
+                step,
+                peer: peer.clone(),
+                message,
             })?;
             let ret_code = outcome.ret_code;
             let error_message = abbreviate_str(&outcome.error_message).into_owned();

@@ -55,6 +55,16 @@ pub enum SimError {
         /// The panic message.
         message: String,
     },
+    /// The interpreter backend could not run an invoke.
+    #[error("step {step}: the interpreter backend failed on peer {peer}: {message}")]
+    Backend {
+        /// The step being run.
+        step: usize,
+        /// The peer being invoked.
+        peer: String,
+        /// Why.
+        message: String,
+    },
     /// The scenario has no `expected` transcript to compare with.
     #[error("the scenario has no expected transcript")]
     NoExpected,

@@ -36,8 +36,11 @@ pub mod service_rules;
 pub mod transcript;
 
 pub use canonical::canonical_json;
-pub use compare::{Difference, SHOWN_DIFFERENCES, check, diff, normalize};
-pub use driver::{KeepInputs, Run, StepRecord, peer_key, run, run_params};
+pub use compare::{Difference, SHOWN_DIFFERENCES, check, check_with, diff, normalize};
+pub use driver::{
+    Interpreter, Invoked, KeepInputs, Run, StepRecord, native_invoke, peer_key, run, run_params,
+    run_with,
+};
 pub use error::SimError;
 pub use scenario::Scenario;
 pub use scenario_files::scenario_files;

@@ -6,12 +6,18 @@
 //! - `braid_invoke(ptr, len) -> u64`: read an [`Input`] (MessagePack) at `ptr`, free it,
 //!   run [`braid_interpreter::invoke`], and return `(out_ptr << 32) | out_len` of an
 //!   [`Output`] (MessagePack);
-//! - `braid_dealloc(ptr, len)`: free the output once read.
+//! - `braid_dealloc(ptr, len)`: free the output once read;
+//! - `braid_test_fault(kind)`: a test hook that misbehaves on purpose, so that hosts can
+//!   test that they contain a faulty module: 1 traps, 2 allocates until memory runs out
+//!   (which traps), 3 loops forever; any other kind returns at once. A host calls it
+//!   only when it wants that fault; a particle cannot reach it.
 //!
 //! Input that does not decode gives an [`Output`] with `ret_code` 5 and the previous
 //! data empty: the host keeps what it stored.
 
-use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, RunParams};
+use braid_interpreter::{
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, RunParams, Tetraplet,
+};
 use serde::{Deserialize, Serialize};
 
 /// Everything `invoke` takes.
@@ -71,6 +77,106 @@ pub struct Output {
     pub call_requests: Vec<WireCallRequest>,
     /// Peers to send the data to.
     pub next_peers: Vec<String>,
+}
+
+/// An [`Input`] that borrows its parts, for hosts: encodes exactly as [`Input`] does
+/// (MessagePack arrays, fields in the same order) without copying the data first.
+#[derive(Serialize)]
+struct InputRef<'a> {
+    script: &'a str,
+    #[serde(with = "serde_bytes")]
+    prev_data: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+    init_peer_id: &'a str,
+    current_peer_id: &'a str,
+    timestamp: u64,
+    ttl: u32,
+    particle_id: &'a str,
+    key_format: u8,
+    #[serde(with = "serde_bytes")]
+    secret_key: &'a [u8],
+    limits: (u64, u64, u64, bool),
+    call_results: Vec<(u32, i32, &'a str)>,
+    check: bool,
+    trusted_keys: Vec<(&'a str, &'a serde_bytes::Bytes)>,
+}
+
+/// The encoded [`Input`] of one invocation, as a host passes it to `braid_invoke`.
+pub fn encode_input(
+    script: &str,
+    prev_data: &[u8],
+    data: &[u8],
+    params: &RunParams,
+    results: &CallResults,
+) -> Vec<u8> {
+    let limits = &params.limits;
+    let input = InputRef {
+        script,
+        prev_data,
+        data,
+        init_peer_id: &params.init_peer_id,
+        current_peer_id: &params.current_peer_id,
+        timestamp: params.timestamp,
+        ttl: params.ttl,
+        particle_id: &params.particle_id,
+        key_format: params.key.format,
+        secret_key: &params.key.secret,
+        limits: (
+            limits.air_size,
+            limits.particle_size,
+            limits.call_result_size,
+            limits.hard,
+        ),
+        call_results: results
+            .iter()
+            .map(|(id, r)| (*id, r.ret_code, r.result.as_str()))
+            .collect(),
+        check: params.integrity.check,
+        trusted_keys: params
+            .integrity
+            .trusted_keys
+            .iter()
+            .map(|(peer, key)| (peer.as_str(), serde_bytes::Bytes::new(key)))
+            .collect(),
+    };
+    // Strings, numbers and bytes always serialize.
+    rmp_serde::to_vec(&input).expect("input serializes")
+}
+
+impl Output {
+    /// Decodes an output of `braid_invoke`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
+    }
+
+    /// The call requests in the interpreter's form.
+    pub fn take_call_requests(&mut self) -> Vec<CallRequest> {
+        std::mem::take(&mut self.call_requests)
+            .into_iter()
+            .map(
+                |(id, service_id, function_name, arguments, tetraplets)| CallRequest {
+                    id,
+                    service_id,
+                    function_name,
+                    arguments,
+                    tetraplets: tetraplets
+                        .into_iter()
+                        .map(|ts| {
+                            ts.into_iter()
+                                .map(|(peer_pk, service_id, function_name, lens)| Tetraplet {
+                                    peer_pk,
+                                    service_id,
+                                    function_name,
+                                    lens,
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                },
+            )
+            .collect()
+    }
 }
 
 /// Runs `invoke` on an encoded [`Input`] and encodes its [`Output`].
@@ -175,6 +281,24 @@ pub mod abi {
     pub unsafe extern "C" fn braid_dealloc(ptr: u32, len: u32) {
         // SAFETY: the caller passes back a buffer this module allocated with this length.
         drop(unsafe { Vec::from_raw_parts(ptr as *mut u8, 0, len as usize) });
+    }
+
+    /// Misbehaves on purpose; see the crate docs.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn braid_test_fault(kind: u32) {
+        match kind {
+            1 => core::arch::wasm32::unreachable(),
+            2 => {
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    held.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            3 => loop {
+                std::hint::black_box(());
+            },
+            _ => {}
+        }
     }
 
     /// Runs an invocation; see the crate docs.

@@ -50,3 +50,55 @@ fn garbage_input_is_an_error_output() {
     assert_eq!(output.ret_code, 5);
     assert!(output.data.is_empty());
 }
+
+#[test]
+fn a_hosts_borrowed_input_decodes_as_the_modules_input() {
+    use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, RunParams};
+    let params = RunParams {
+        init_peer_id: "init".into(),
+        current_peer_id: "me".into(),
+        timestamp: 7,
+        ttl: 9,
+        particle_id: "pid".into(),
+        key: KeyPair {
+            format: 0,
+            secret: vec![5; 32],
+        },
+        limits: Limits::REFERENCE_MAXIMA,
+        integrity: Integrity {
+            check: true,
+            trusted_keys: [("peer".to_owned(), [8u8; 32])].into_iter().collect(),
+        },
+    };
+    let results: CallResults = [(3, CallResult::error(2, "\"no\""))].into_iter().collect();
+    let bytes = braid_wasm::encode_input("(null)", b"prev", b"cur", &params, &results);
+    let input: Input = rmp_serde::from_slice(&bytes).expect("the module decodes it");
+    assert_eq!(
+        (
+            input.script.as_str(),
+            input.prev_data.as_slice(),
+            input.data.as_slice()
+        ),
+        ("(null)", &b"prev"[..], &b"cur"[..])
+    );
+    assert_eq!(
+        (
+            input.init_peer_id.as_str(),
+            input.current_peer_id.as_str(),
+            input.particle_id.as_str()
+        ),
+        ("init", "me", "pid")
+    );
+    assert_eq!((input.timestamp, input.ttl, input.key_format), (7, 9, 0));
+    assert_eq!(input.secret_key, vec![5; 32]);
+    let l = Limits::REFERENCE_MAXIMA;
+    assert_eq!(
+        input.limits,
+        (l.air_size, l.particle_size, l.call_result_size, l.hard)
+    );
+    assert_eq!(input.call_results, vec![(3, 2, "\"no\"".to_owned())]);
+    assert!(input.check);
+    assert_eq!(input.trusted_keys.len(), 1);
+    assert_eq!(input.trusted_keys[0].0, "peer");
+    assert_eq!(input.trusted_keys[0].1.as_ref(), &[8u8; 32]);
+}

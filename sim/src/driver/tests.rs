@@ -68,7 +68,7 @@ fn run_fake(scenario: Value, decide: impl Fn(&Seen<'_>) -> Does + Sync) -> Resul
                     arguments: args.to_string(),
                 })
                 .collect();
-            Invoked {
+            Ok(Invoked {
                 ret_code: does.ret_code,
                 error_message: if does.ret_code == 0 {
                     String::new()
@@ -78,7 +78,7 @@ fn run_fake(scenario: Value, decide: impl Fn(&Seen<'_>) -> Does + Sync) -> Resul
                 data: format!("{peer}@{n}").into_bytes(),
                 call_requests,
                 next_peers: does.next.into_iter().map(String::from).collect(),
-            }
+            })
         };
     run_with(&scenario, KeepInputs::All, &fake)
 }

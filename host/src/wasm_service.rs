@@ -1,0 +1,266 @@
+//! Services that come as Wasm modules, loaded at run time and run under wasmtime with
+//! the limits a [`RunnerPolicy`] sets: whether the service may run at all, for which
+//! init peers, with how much memory and fuel. Every call gets a fresh instance, so a
+//! trap, running out of memory or fuel, or an endless loop fails that call alone (with
+//! an error result the script can catch) and never the next.
+//!
+//! # The service ABI
+//!
+//! A service module has no imports and exports:
+//!
+//! - `memory`;
+//! - `braid_service_alloc(len: u32) -> u32`: reserve `len` bytes for the host to write;
+//! - `braid_service_call(name_ptr, name_len, args_ptr, args_len: u32) -> u64`: call the
+//!   function named by the UTF-8 text at `name_ptr` with the JSON array of arguments at
+//!   `args_ptr`; return `(ptr << 32) | len` of a JSON answer: `{"ok": value}` or
+//!   `{"error": value}`.
+//!
+//! The instance is dropped after each call, so nothing needs freeing. The crate
+//! `services/example` is an example service written in Rust.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
+
+use crate::backend::{EPOCH_TICK, Limiter, start_epoch_ticker};
+use crate::error::HostError;
+use crate::node::Node;
+use crate::services::{ServiceCall, ServiceError, ServiceResult};
+
+/// A Wasm service in a node's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmServiceConfig {
+    /// The service id scripts call it by.
+    pub id: String,
+    /// The module file.
+    pub module: PathBuf,
+    /// What it may do.
+    #[serde(default)]
+    pub policy: RunnerPolicy,
+}
+
+/// Whether, and how, a node runs a Wasm service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerPolicy {
+    /// Whether it runs at all; a disabled service answers every call with an error.
+    pub enabled: bool,
+    /// The most linear memory an instance may have, bytes.
+    pub memory_bytes: usize,
+    /// Fuel per call: roughly the number of Wasm instructions it may execute.
+    pub fuel: u64,
+    /// Wall time per call, ms (the fuel limit usually comes first).
+    pub timeout_ms: u64,
+    /// The init peers whose particles may call it; absent: every peer.
+    pub allowed_init_peers: Option<Vec<String>>,
+}
+
+impl Default for RunnerPolicy {
+    /// Enabled for everyone, 64 MiB, a billion units of fuel, 10 s.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            memory_bytes: 64 << 20,
+            fuel: 1_000_000_000,
+            timeout_ms: 10_000,
+            allowed_init_peers: None,
+        }
+    }
+}
+
+/// A compiled Wasm service with its policy.
+pub struct WasmService {
+    id: String,
+    engine: Engine,
+    pre: InstancePre<Limiter>,
+    policy: RunnerPolicy,
+}
+
+impl std::fmt::Debug for WasmService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmService")
+            .field("id", &self.id)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmService {
+    /// Reads and compiles the module named in `config`.
+    pub fn load(config: &WasmServiceConfig) -> Result<Self, HostError> {
+        let bytes = std::fs::read(&config.module).map_err(|e| {
+            HostError::Config(format!(
+                "service {}: cannot read {}: {e}",
+                config.id,
+                config.module.display()
+            ))
+        })?;
+        Self::from_bytes(&config.id, &bytes, config.policy.clone())
+    }
+
+    /// Compiles a module given as bytes (binary Wasm).
+    pub fn from_bytes(id: &str, module: &[u8], policy: RunnerPolicy) -> Result<Self, HostError> {
+        let bad = |what: String| HostError::Config(format!("service {id}: {what}"));
+        let engine = service_engine().map_err(|e| bad(e.clone()))?;
+        let module =
+            Module::new(&engine, module).map_err(|e| bad(format!("not a Wasm module: {e}")))?;
+        if let Some(import) = module.imports().next() {
+            return Err(bad(format!(
+                "imports {}.{}; services may import nothing",
+                import.module(),
+                import.name()
+            )));
+        }
+        for (name, what) in [
+            ("memory", "a memory"),
+            ("braid_service_alloc", "a function"),
+            ("braid_service_call", "a function"),
+        ] {
+            if module.get_export(name).is_none() {
+                return Err(bad(format!("does not export {what} `{name}`")));
+            }
+        }
+        let pre = Linker::new(&engine)
+            .instantiate_pre(&module)
+            .map_err(|e| bad(format!("cannot link: {e}")))?;
+        Ok(Self {
+            id: id.to_owned(),
+            engine,
+            pre,
+            policy,
+        })
+    }
+
+    /// The service id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Registers the service on `node` under its id; calls run on tokio's blocking
+    /// threads.
+    pub fn register(self: Arc<Self>, node: &Node) {
+        let id = self.id.clone();
+        node.register_service(id, move |call| {
+            let service = Arc::clone(&self);
+            async move {
+                tokio::task::spawn_blocking(move || service.call(&call))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(ServiceError::new(format!("the service call failed: {e}")))
+                    })
+            }
+        });
+    }
+
+    /// Runs one call under the policy (blocking).
+    pub fn call(&self, call: &ServiceCall) -> ServiceResult {
+        let id = &self.id;
+        if !self.policy.enabled {
+            return Err(ServiceError::new(format!(
+                "service {id} is disabled by this node's runner policy"
+            )));
+        }
+        if let Some(allowed) = &self.policy.allowed_init_peers {
+            let init = &call.particle.init_peer_id;
+            if !allowed.iter().any(|p| p == init) {
+                return Err(ServiceError::new(format!(
+                    "service {id} may not run for init peer {init} (runner policy)"
+                )));
+            }
+        }
+        let args = Value::Array(call.args.clone()).to_string();
+        let answer = self.run(&call.function_name, args.as_bytes())?;
+        let answer: Value = serde_json::from_slice(&answer).map_err(|e| {
+            ServiceError::new(format!(
+                "service {id} answered something that is not JSON: {e}"
+            ))
+        })?;
+        match answer {
+            Value::Object(mut o) if o.len() == 1 && o.contains_key("ok") => {
+                Ok(o.remove("ok").unwrap_or_default())
+            }
+            Value::Object(mut o) if o.len() == 1 && o.contains_key("error") => {
+                Err(ServiceError(o.remove("error").unwrap_or_default()))
+            }
+            _ => Err(ServiceError::new(format!(
+                "service {id} answered neither {{\"ok\": …}} nor {{\"error\": …}}"
+            ))),
+        }
+    }
+
+    fn run(&self, function: &str, args: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        let policy = &self.policy;
+        let mut store = Store::new(&self.engine, Limiter::new(policy.memory_bytes));
+        store.limiter(|limiter| limiter);
+        let ticks = policy.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let ran = store.set_fuel(policy.fuel).and_then(|()| {
+            let instance = self.pre.instantiate(&mut store)?;
+            let memory = instance
+                .get_memory(&mut store, "memory")
+                .ok_or_else(|| wasmtime::format_err!("`memory` is not a memory"))?;
+            let alloc: TypedFunc<u32, u32> =
+                instance.get_typed_func(&mut store, "braid_service_alloc")?;
+            let call: TypedFunc<(u32, u32, u32, u32), u64> =
+                instance.get_typed_func(&mut store, "braid_service_call")?;
+            let mut put = |bytes: &[u8]| -> wasmtime::Result<(u32, u32)> {
+                let len = u32::try_from(bytes.len())
+                    .map_err(|_| wasmtime::format_err!("the arguments are over 4 GiB"))?;
+                let ptr = alloc.call(&mut store, len)?;
+                memory.write(&mut store, ptr as usize, bytes)?;
+                Ok((ptr, len))
+            };
+            let (name_ptr, name_len) = put(function.as_bytes())?;
+            let (args_ptr, args_len) = put(args)?;
+            let packed = call.call(&mut store, (name_ptr, name_len, args_ptr, args_len))?;
+            let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+            let answer = memory
+                .data(&store)
+                .get(ptr..ptr + len)
+                .ok_or_else(|| wasmtime::format_err!("the answer lies outside its memory"))?
+                .to_vec();
+            Ok(answer)
+        });
+        ran.map_err(|e| {
+            let id = &self.id;
+            if store.data().refused() {
+                return ServiceError::new(format!(
+                    "service {id} ran out of memory (limit {} bytes)",
+                    policy.memory_bytes
+                ));
+            }
+            ServiceError::new(match e.downcast_ref::<Trap>() {
+                Some(Trap::OutOfFuel) => {
+                    format!("service {id} ran out of fuel (limit {})", policy.fuel)
+                }
+                Some(Trap::Interrupt) => format!(
+                    "service {id} ran past its timeout of {:?}",
+                    Duration::from_millis(policy.timeout_ms)
+                ),
+                Some(trap) => format!("service {id} trapped: {trap}"),
+                None => format!("service {id} failed: {e:#}"),
+            })
+        })
+    }
+}
+
+/// The engine of every Wasm service in the process: fuel and epochs on.
+fn service_engine() -> Result<Engine, String> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.consume_fuel(true).epoch_interruption(true);
+            let engine =
+                Engine::new(&config).map_err(|e| format!("cannot configure wasmtime: {e}"))?;
+            start_epoch_ticker(&engine).map_err(|e| e.to_string())?;
+            Ok(engine)
+        })
+        .clone()
+}
