@@ -33,7 +33,7 @@ fn main() {
         "wasm/Cargo.toml",
         "services/example/src",
         "services/example/Cargo.toml",
-        ".cargo/config.toml",
+        "wasm/build.rs",
         "Cargo.lock",
     ] {
         println!("cargo::rerun-if-changed={}", root.join(input).display());
@@ -74,7 +74,7 @@ fn build(root: &Path, out_dir: &Path, module: &Path) -> String {
         .args(["-p", "braid-wasm", "-p", "braid-example-service"])
         .arg("--target-dir")
         .arg(&target_dir)
-        // The module's own flags come from `.cargo/config.toml`; flags meant for this
+        // The module sets its own link flags (wasm/build.rs); flags meant for this
         // build (sanitizers of a fuzz build, clippy's wrapper) must not leak into it.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
