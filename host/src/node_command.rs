@@ -125,11 +125,12 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         ..NodeSettings::default()
     };
     let settings = flags.over(env.over(file));
-    if let Some(backend) = &settings.backend {
-        if backend != "native" {
-            bail!("backend `{backend}` is not available to `braid node` yet; use `native`");
-        }
-    }
+    let backend = braid_host::backend_by_name(settings.backend.as_deref().unwrap_or("native"))?;
+    let services = settings
+        .wasm_services
+        .iter()
+        .map(|config| braid_host::WasmService::load(config).map(std::sync::Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
     let key = match &settings.key_file {
         Some(path) => load_or_make_key(path)?,
         None => {
@@ -143,7 +144,8 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())
-            .config(tcp_node_config());
+            .config(tcp_node_config())
+            .backend(backend);
         if let Some(dir) = &settings.data_dir {
             builder = builder.data_dir(dir);
         }
@@ -151,6 +153,9 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             builder = builder.relay(relay);
         }
         let node = builder.build()?;
+        for service in services {
+            service.register(&node);
+        }
         net.serve(&node);
         match net.local_addr() {
             Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),

@@ -245,3 +245,24 @@ async fn settle(node: &Node, invokes: u64) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test]
+async fn the_example_node_config_and_script_work_together() {
+    let settings = braid_host::net::NodeSettings::from_toml(include_str!(
+        "../../fixtures/examples/wasm-service-node.toml"
+    ))
+    .expect("the example config parses");
+    assert_eq!(settings.backend.as_deref(), Some("wasm"));
+    let [config] = settings.wasm_services.as_slice() else {
+        panic!("one service: {:?}", settings.wasm_services);
+    };
+    assert_eq!((config.id.as_str(), config.policy.fuel), ("greeter", 100_000_000));
+    // The module as the config names it would be built by cargo; use the same bytes.
+    let node = Node::builder().build().unwrap();
+    service(&config.id, EXAMPLE, config.policy.clone()).register(&node);
+    let script = include_str!("../../fixtures/examples/greeter_wasm_service.air");
+    assert_eq!(
+        node.execute(script, [("name", json!("braid"))]).await,
+        Ok(json!("Hello, braid!"))
+    );
+}

@@ -102,13 +102,22 @@ impl NetConfig {
 /// key_file = "node.key"            # BRAID_KEY_FILE: 64 hex digits; made if missing
 /// data_dir = "data"                # BRAID_DATA_DIR: particle data survives restarts
 /// relay = "braid-…"                # BRAID_RELAY
-/// backend = "native"               # BRAID_BACKEND: the interpreter to run
+/// backend = "native"               # BRAID_BACKEND: `native` or `wasm` (sandboxed)
 /// max_message_bytes = 1048576      # BRAID_MAX_MESSAGE_BYTES
 /// idle_timeout_ms = 120000         # BRAID_IDLE_TIMEOUT_MS
 /// max_connections = 1024           # BRAID_MAX_CONNECTIONS
 /// [peers]                          # BRAID_PEERS="id=addr,id=via:relay"
 /// "braid-…" = "10.0.0.2:7001"
 /// "braid-…" = "via:braid-…"
+/// [[wasm_services]]                # file only: a service as a Wasm module
+/// id = "greeter"
+/// module = "greeter.wasm"
+/// [wasm_services.policy]           # the runner policy; every key optional
+/// enabled = true
+/// memory_bytes = 67108864
+/// fuel = 1000000000
+/// timeout_ms = 10000
+/// allowed_init_peers = ["braid-…"] # absent: every init peer
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +143,10 @@ pub struct NodeSettings {
     /// Peer id → `host:port` or `via:<relay peer id>`.
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
+    /// Wasm services to load, each with its runner policy (`[[wasm_services]]`; the
+    /// file only).
+    #[serde(default)]
+    pub wasm_services: Vec<crate::WasmServiceConfig>,
 }
 
 impl NodeSettings {
@@ -171,6 +184,7 @@ impl NodeSettings {
             idle_timeout_ms: number("BRAID_IDLE_TIMEOUT_MS")?,
             max_connections: number("BRAID_MAX_CONNECTIONS")?.map(|n| n as usize),
             peers,
+            wasm_services: Vec::new(),
         })
     }
 
@@ -190,6 +204,11 @@ impl NodeSettings {
             idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
             max_connections: self.max_connections.or(lower.max_connections),
             peers,
+            wasm_services: if self.wasm_services.is_empty() {
+                lower.wasm_services
+            } else {
+                self.wasm_services
+            },
         }
     }
 
