@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use braid_host::{Backend, BackendError, backend_by_name};
 use braid_sim::driver::DRIVER_STACK_BYTES;
 use braid_sim::{Difference, KeepInputs, SHOWN_DIFFERENCES, Scenario, StepRecord, diff, run};
 use serde_json::{Value, json};
@@ -63,13 +64,19 @@ pub(crate) struct BenchArgs {
     /// signs nor checks, and the scenario's replay has already checked every step.
     #[arg(long)]
     check: bool,
+    /// Where `invoke` runs: `native`, or `wasm` (the interpreter's Wasm module under
+    /// wasmtime; the heap column then counts the host's heap only, not the module's
+    /// linear memory).
+    #[arg(long, default_value = "native")]
+    backend: String,
 }
 
 /// Runs `braid bench`. Exit 0: measured; 1: a replay differs from `expected` (nothing
 /// timed for it); errors (exit 2) are returned.
 pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_by_name(&args.backend)?;
     if let Some(dir) = &args.all {
-        return bench_all(dir, args);
+        return bench_all(dir, args, backend.as_ref());
     }
     let path = args
         .scenario
@@ -81,6 +88,7 @@ pub(crate) fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         args.iters,
         args.allow_differences,
         args.check,
+        backend.as_ref(),
     )? {
         Measured::Differs { name, differences } => {
             print_differences(&name, &differences);
@@ -122,6 +130,7 @@ fn measure_file(
     iters: Option<usize>,
     allow_differences: bool,
     check: bool,
+    backend: &dyn Backend,
 ) -> anyhow::Result<Measured> {
     let scenario = Scenario::load(path).with_context(|| path.display().to_string())?;
     let bench = scenario.bench.as_ref();
@@ -165,11 +174,14 @@ fn measure_file(
     record.params.integrity.check = check;
 
     // 3. Warm-up, counting run, timed runs.
-    let timing = time_on_big_stack(&record, iters)?;
+    let timing = time_on_big_stack(&record, iters, backend)?;
     let mut sorted = timing.times.clone();
     sorted.sort();
     let line = json!({
-        "impl": format!("braid {}", env!("CARGO_PKG_VERSION")),
+        "impl": match backend.name() {
+            "native" => format!("braid {}", env!("CARGO_PKG_VERSION")),
+            other => format!("braid {} ({other})", env!("CARGO_PKG_VERSION")),
+        },
         "scenario": scenario.name,
         "step": step,
         "peer": record.peer,
@@ -201,16 +213,21 @@ struct Timing {
 
 /// [`time_invoke`] on a thread with the driver's big stack: the interpreter recurses
 /// as deep as the script nests.
-fn time_on_big_stack(record: &StepRecord, iters: usize) -> anyhow::Result<Timing> {
+fn time_on_big_stack(
+    record: &StepRecord,
+    iters: usize,
+    backend: &dyn Backend,
+) -> anyhow::Result<Timing> {
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("braid-bench".into())
             .stack_size(DRIVER_STACK_BYTES)
-            .spawn_scoped(scope, || time_invoke(record, iters))
+            .spawn_scoped(scope, || time_invoke(record, iters, backend))
             .context("cannot start the measuring thread")?;
         handle
             .join()
-            .map_err(|_| anyhow!("step {}: the interpreter panicked", record.step))
+            .map_err(|_| anyhow!("step {}: the interpreter panicked", record.step))?
+            .with_context(|| format!("step {}", record.step))
     })
 }
 
@@ -218,9 +235,13 @@ fn time_on_big_stack(record: &StepRecord, iters: usize) -> anyhow::Result<Timing
 /// run counting the heap, then `iters` runs timed around the call alone. The inputs
 /// are borrowed as they are (invoke takes slices), so nothing is built per run; each
 /// outcome is dropped after its clock stops.
-fn time_invoke(record: &StepRecord, iters: usize) -> Timing {
+fn time_invoke(
+    record: &StepRecord,
+    iters: usize,
+    backend: &dyn Backend,
+) -> Result<Timing, BackendError> {
     let invoke = || {
-        braid_interpreter::invoke(
+        backend.invoke(
             &record.script,
             &record.prev_data,
             &record.current_data,
@@ -228,33 +249,33 @@ fn time_invoke(record: &StepRecord, iters: usize) -> Timing {
             &record.call_results,
         )
     };
-    let warm = invoke();
+    let warm = invoke()?;
     if warm.data != *record.output {
         eprintln!(
             "braid bench: warning: step {} gave other data than in the replay",
             record.step
         );
     }
-    let (output_data_bytes, ret_code) = (warm.data.len(), warm.ret_code());
+    let (output_data_bytes, ret_code) = (warm.data.len(), warm.ret_code);
     drop(warm);
 
     let (counted, peak_heap_bytes) = peak_heap_growth(invoke);
-    drop(counted);
+    drop(counted?);
 
     let mut times = Vec::with_capacity(iters);
     for _ in 0..iters {
         let start = Instant::now();
-        let outcome = invoke();
+        let outcome = invoke()?;
         let elapsed = start.elapsed();
         drop(std::hint::black_box(outcome));
         times.push(elapsed);
     }
-    Timing {
+    Ok(Timing {
         times,
         peak_heap_bytes,
         output_data_bytes,
         ret_code,
-    }
+    })
 }
 
 /// The median of sorted, non-empty times (the mean of the two middle ones for an even
@@ -334,7 +355,7 @@ struct Row {
 }
 
 /// `braid bench --all DIR`: every workload with its default step, one after the other.
-fn bench_all(dir: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+fn bench_all(dir: &Path, args: &BenchArgs, backend: &dyn Backend) -> anyhow::Result<ExitCode> {
     let files = workload_files(dir)?;
     let mut json_out = match &args.json {
         Some(path) => {
@@ -356,7 +377,15 @@ fn bench_all(dir: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         eprint!("{workload}: ");
-        let braid = match measure_file(file, None, args.iters, args.allow_differences, args.check) {
+        let measured = measure_file(
+            file,
+            None,
+            args.iters,
+            args.allow_differences,
+            args.check,
+            backend,
+        );
+        let braid = match measured {
             Ok(Measured::Line { line, differences }) => {
                 eprintln!("{}", time_text(line["median_us"].as_f64()));
                 print_differences(&line_text(&line, "scenario"), &differences);
