@@ -59,8 +59,8 @@ pub use backend::{
 };
 pub use error::{ExecuteError, HostError};
 pub use identity::{NodeKey, public_key_of_peer_id};
-pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use net::TcpNetwork;
+pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
 pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,

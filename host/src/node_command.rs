@@ -221,8 +221,7 @@ fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = NodeKey::generate()?;
             let hex: String = key.secret().iter().map(|b| format!("{b:02x}")).collect();
-            write_secret(path, &hex)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_secret(path, &hex).with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("braid node: made a new key in {}", path.display());
             Ok(key)
         }
@@ -331,9 +330,15 @@ fn print_status(status: &Status) {
     println!("peer id             {}", status.peer_id);
     println!("particles in flight {}", status.particles_in_flight);
     println!("sends in flight     {}", status.sends_in_flight);
-    println!("intake pressure     {} (times a full queue made a sender wait)", status.intake_pressure);
+    println!(
+        "intake pressure     {} (times a full queue made a sender wait)",
+        status.intake_pressure
+    );
     match status.memory_bytes {
-        Some(bytes) => println!("memory              {:.1} MiB resident", bytes as f64 / (1 << 20) as f64),
+        Some(bytes) => println!(
+            "memory              {:.1} MiB resident",
+            bytes as f64 / (1 << 20) as f64
+        ),
         None => println!("memory              unknown"),
     }
     println!("services            {}", status.services.join(", "));
@@ -372,7 +377,7 @@ fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, V
 }
 
 /// Three nodes on loopback, each knowing the others' addresses, and a client connected
-/// to the first. `observe(index, event)` sees every event (0 is the client).
+/// to the first.
 struct Cluster {
     nodes: Vec<Node>,
     nets: Vec<Arc<TcpNetwork>>,
@@ -385,9 +390,10 @@ fn demo_key(index: usize) -> NodeKey {
     NodeKey::from_secret(Sha256::digest(format!("braid demo node {index}")).into())
 }
 
-async fn cluster(
-    observe: Arc<dyn Fn(usize, &NodeEvent) + Send + Sync>,
-) -> anyhow::Result<Cluster> {
+/// Sees every event of the cluster's node N (0 is the client).
+type ClusterObserver = Arc<dyn Fn(usize, &NodeEvent) + Send + Sync>;
+
+async fn cluster(observe: ClusterObserver) -> anyhow::Result<Cluster> {
     let keys: Vec<NodeKey> = (0..4).map(demo_key).collect();
     let mut nets = Vec::new();
     for key in &keys {
@@ -454,7 +460,9 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let (result, nets) = runtime.block_on(async {
         let log = Arc::clone(&events);
         let cluster = cluster(Arc::new(move |_, event: &NodeEvent| {
-            log.lock().expect("no panics while logging").push(event.clone());
+            log.lock()
+                .expect("no panics while logging")
+                .push(event.clone());
         }))
         .await?;
         println!("three nodes on loopback and a client connected to node1 (Noise XX over TCP):");
@@ -462,7 +470,11 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             let place = net
                 .local_addr()
                 .map_or("(client, not listening)".to_owned(), |a| a.to_string());
-            println!("  {:<7} {place:<24} {}", demo_name(i), cluster.keys[i].peer_id());
+            println!(
+                "  {:<7} {place:<24} {}",
+                demo_name(i),
+                cluster.keys[i].peer_id()
+            );
         }
         println!();
         let result = cluster.nodes[0]
@@ -517,9 +529,8 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 /// (back towards the client, which does not listen), then the response. Six service
 /// calls, five network hops.
 fn load_script(keys: &[NodeKey]) -> String {
-    let hop = |peer: &str, rest: String| {
-        format!("(seq (call \"{peer}\" (\"op\" \"noop\") []) {rest})")
-    };
+    let hop =
+        |peer: &str, rest: String| format!("(seq (call \"{peer}\" (\"op\" \"noop\") []) {rest})");
     let end = "(call %init_peer_id% (\"callbackSrv\" \"response\") [\"done\"])".to_owned();
     let chain = [1, 2, 3, 1]
         .iter()
@@ -558,7 +569,11 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             let script = script.clone();
             tasks.spawn(async move {
                 let result = client
-                    .execute_with_ttl(script, Vec::<(String, Value)>::new(), Duration::from_secs(60))
+                    .execute_with_ttl(
+                        script,
+                        Vec::<(String, Value)>::new(),
+                        Duration::from_secs(60),
+                    )
                     .await;
                 drop(permit);
                 result
@@ -606,7 +621,12 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     println!("latency per hop (a call on one node to the call on the next), ms:");
     for (h, samples) in hops.iter_mut().enumerate() {
         samples.sort_by(f64::total_cmp);
-        let at = |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+        let at = |q: f64| {
+            samples
+                .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
         println!(
             "  {:<7} -> {:<7} p50 {:>7.2}  p99 {:>7.2}  ({} samples)",
             demo_name(route[h]),

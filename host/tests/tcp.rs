@@ -6,9 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_host::net::{
-    HandshakePayload, NOISE_PARAMS, NetConfig, PROLOGUE, Route, frame,
-};
+use braid_host::net::{HandshakePayload, NOISE_PARAMS, NetConfig, PROLOGUE, Route, frame};
 use braid_host::{ExecuteError, Node, NodeConfig, NodeKey, TcpNetwork};
 use serde_json::{Value, json};
 use snow::StatelessTransportState;
@@ -83,10 +81,13 @@ async fn three_nodes_and_a_client() -> (Vec<Peer>, Peer) {
     let relay = nodes[0].key.peer_id().to_owned();
     let mut config = test_config(false);
     config.relay = Some(relay.clone());
-    config.peers.insert(relay.clone(), Route::Direct(addr(&nodes[0])));
+    config
+        .peers
+        .insert(relay.clone(), Route::Direct(addr(&nodes[0])));
     let client = peer_with(config, |b| b.relay(relay.clone())).await;
     for node in &nodes[1..] {
-        node.net.add_peer(client.key.peer_id(), Route::Via(relay.clone()));
+        node.net
+            .add_peer(client.key.peer_id(), Route::Via(relay.clone()));
     }
     (nodes, client)
 }
@@ -206,7 +207,11 @@ async fn three_nodes_run_a_compiled_aqua_program_over_tcp() {
         assert_eq!(p.node.stats().send_failures, 0);
     }
     let status = client.net.status_of(nodes[0].key.peer_id()).await.unwrap();
-    assert!(status.connected_peers.contains(&client.key.peer_id().to_owned()));
+    assert!(
+        status
+            .connected_peers
+            .contains(&client.key.peer_id().to_owned())
+    );
     assert!(status.services.contains(&"peer".to_owned()));
     assert!(status.counters["net_particles_sent"] > 0);
 }
@@ -222,20 +227,25 @@ async fn a_relay_forwards_to_a_node_that_does_not_listen() {
     let hidden = peer(hidden_config).await;
     // The hidden node keeps a connection to its relay.
     eventually("the hidden node connects to its relay", || {
-        relay.net.connected_peers().contains(&hidden.key.peer_id().to_owned())
+        relay
+            .net
+            .connected_peers()
+            .contains(&hidden.key.peer_id().to_owned())
     })
     .await;
     let mut client_config = test_config(false);
-    client_config
-        .peers
-        .insert(hidden.key.peer_id().to_owned(), Route::Via(relay.key.peer_id().to_owned()));
+    client_config.peers.insert(
+        hidden.key.peer_id().to_owned(),
+        Route::Via(relay.key.peer_id().to_owned()),
+    );
     client_config
         .peers
         .insert(relay.key.peer_id().to_owned(), Route::Direct(addr(&relay)));
     let client = peer(client_config).await;
-    hidden
-        .net
-        .add_peer(client.key.peer_id(), Route::Via(relay.key.peer_id().to_owned()));
+    hidden.net.add_peer(
+        client.key.peer_id(),
+        Route::Via(relay.key.peer_id().to_owned()),
+    );
     let script = format!(
         r#"(seq (call "{h}" ("op" "identity") ["hidden"] x)
                 (call %init_peer_id% ("callbackSrv" "response") [x]))"#,
@@ -243,7 +253,11 @@ async fn a_relay_forwards_to_a_node_that_does_not_listen() {
     );
     let result = client
         .node
-        .execute_with_ttl(script, Vec::<(String, Value)>::new(), Duration::from_secs(10))
+        .execute_with_ttl(
+            script,
+            Vec::<(String, Value)>::new(),
+            Duration::from_secs(10),
+        )
         .await;
     assert_eq!(result, Ok(json!("hidden")));
     assert_eq!(relay.net.stats().forwarded, 2);
@@ -260,7 +274,11 @@ async fn undeliverable_particles_are_reported_to_the_waiting_initiator() {
     );
     let result = client
         .node
-        .execute_with_ttl(script.clone(), Vec::<(String, Value)>::new(), Duration::from_secs(30))
+        .execute_with_ttl(
+            script.clone(),
+            Vec::<(String, Value)>::new(),
+            Duration::from_secs(30),
+        )
         .await;
     match result {
         Err(ExecuteError::Node(message)) => {
@@ -282,7 +300,11 @@ async fn undeliverable_particles_are_reported_to_the_waiting_initiator() {
         .add_peer(nowhere.peer_id(), Route::Direct(closed_port));
     let result = client
         .node
-        .execute_with_ttl(script, Vec::<(String, Value)>::new(), Duration::from_millis(1500))
+        .execute_with_ttl(
+            script,
+            Vec::<(String, Value)>::new(),
+            Duration::from_millis(1500),
+        )
         .await;
     assert!(
         matches!(&result, Err(ExecuteError::Node(m)) if m.contains("deadline")),
@@ -300,7 +322,10 @@ async fn garbage_bytes_close_the_connection() {
     let garbage: Vec<u8> = (0..1000u32).map(|i| (i * 37 + 11) as u8).collect();
     stream.write_all(&garbage).await.unwrap();
     expect_closed_by_node(&mut stream).await;
-    eventually("counted", || closed(&node, "timeout") + closed(&node, "noise") == 1).await;
+    eventually("counted", || {
+        closed(&node, "timeout") + closed(&node, "noise") == 1
+    })
+    .await;
     // A first message that is a key, then a third that is noise.
     let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
     write_hs(&mut stream, &[7u8; 32]).await;
@@ -331,7 +356,10 @@ async fn a_wrong_identity_signature_closes_the_connection() {
     let other = NodeKey::generate().unwrap();
     // Signed by `key`, claiming to be `other`.
     let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
-    raw_handshake(&mut stream, &key, |p| p.peer_id = other.peer_id().to_owned()).await;
+    raw_handshake(&mut stream, &key, |p| {
+        p.peer_id = other.peer_id().to_owned()
+    })
+    .await;
     expect_closed_by_node(&mut stream).await;
     // A signature over another Noise key.
     let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
@@ -351,7 +379,10 @@ async fn a_replayed_handshake_closes_the_connection() {
     let key = NodeKey::generate().unwrap();
     let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
     let (_, first, third) = raw_handshake(&mut stream, &key, |_| {}).await;
-    eventually("the real handshake succeeds", || node.net.stats().established == 1).await;
+    eventually("the real handshake succeeds", || {
+        node.net.stats().established == 1
+    })
+    .await;
     // The same two messages again: the node's new ephemeral key makes the third fail.
     let mut replay = TcpStream::connect(addr(&node)).await.unwrap();
     write_hs(&mut replay, &first).await;
@@ -440,7 +471,10 @@ async fn a_flood_of_connections_does_not_stop_the_others() {
     for stream in &mut flood {
         expect_closed_by_node(stream).await;
     }
-    eventually("the silent ones time out", || closed(target, "timeout") >= 8).await;
+    eventually("the silent ones time out", || {
+        closed(target, "timeout") >= 8
+    })
+    .await;
     still_serves(target).await;
 }
 
@@ -452,7 +486,11 @@ fn braid() -> Command {
 fn braid_demo_runs_three_nodes() {
     let out = braid().arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("response \"ok\""), "{stdout}");
     for node in ["node1", "node2", "node3"] {
         assert!(
@@ -485,12 +523,19 @@ fn braid_node_serves_send_and_status_then_stops_on_sigterm() {
     let (peer_id, address) = (words[2], words[5]);
     assert!(key_file.exists());
 
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/examples/hello_world_remote.air");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/examples/hello_world_remote.air"
+    );
     let sent = braid()
         .args(["send", "--node", address, example, "--arg", "name=\"tcp\""])
         .output()
         .unwrap();
-    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&sent.stdout).trim(),
         format!("\"Hello, tcp! From {peer_id}\"")

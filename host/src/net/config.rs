@@ -282,7 +282,11 @@ mod tests {
     fn bad_settings_are_errors() {
         assert!(NodeSettings::from_toml("listen = 3").is_err());
         assert!(NodeSettings::from_toml("colour = \"red\"").is_err());
-        assert!(NodeSettings::from_env(|n| (n == "BRAID_MAX_CONNECTIONS").then(|| "x".into())).is_err());
-        assert!(NodeSettings::from_env(|n| (n == "BRAID_PEERS").then(|| "nothing".into())).is_err());
+        assert!(
+            NodeSettings::from_env(|n| (n == "BRAID_MAX_CONNECTIONS").then(|| "x".into())).is_err()
+        );
+        assert!(
+            NodeSettings::from_env(|n| (n == "BRAID_PEERS").then(|| "nothing".into())).is_err()
+        );
     }
 }

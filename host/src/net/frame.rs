@@ -205,7 +205,10 @@ mod tests {
     #[test]
     fn headers_within_the_limit_give_the_length() {
         assert_eq!(decode_frame_header(&[0, 0, 1, 0], 256), Ok(256));
-        assert_eq!(decode_frame_header(&encode_frame_header(7).unwrap(), 7), Ok(7));
+        assert_eq!(
+            decode_frame_header(&encode_frame_header(7).unwrap(), 7),
+            Ok(7)
+        );
     }
 
     #[test]

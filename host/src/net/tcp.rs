@@ -191,7 +191,10 @@ impl TcpNetwork {
             Err(Failure::Retry(e) | Failure::Final(e)) => return Err(NetError::Io(e.to_string())),
         };
         match conn
-            .request(|seq| Message::StatusRequest { seq }, self.inner.config.ack_timeout)
+            .request(
+                |seq| Message::StatusRequest { seq },
+                self.inner.config.ack_timeout,
+            )
             .await
         {
             Ok(Message::Status { status, .. }) => Ok(status),
@@ -439,11 +442,7 @@ impl Inner {
     }
 
     async fn dial_route(self: &Arc<Self>, peer: &str, addr: &str) -> Result<Arc<Conn>, Failure> {
-        let dial_lock = Arc::clone(
-            lock(&self.dial_locks)
-                .entry(peer.to_owned())
-                .or_default(),
-        );
+        let dial_lock = Arc::clone(lock(&self.dial_locks).entry(peer.to_owned()).or_default());
         let _dialling = dial_lock.lock().await;
         if let Some(conn) = lock(&self.conns).get(peer) {
             return Ok(Arc::clone(conn));
@@ -452,16 +451,23 @@ impl Inner {
             NetError::UnexpectedPeer { .. } | NetError::BadIdentity(_) => {
                 Failure::Final(SendError::Transport(e.to_string()))
             }
-            _ => Failure::Retry(SendError::Transport(format!("cannot reach {peer} at {addr}: {e}"))),
+            _ => Failure::Retry(SendError::Transport(format!(
+                "cannot reach {peer} at {addr}: {e}"
+            ))),
         })
     }
 
     /// Opens a connection to `addr`; with `expected`, only to that peer.
-    async fn dial(self: &Arc<Self>, expected: Option<&str>, addr: &str) -> Result<Arc<Conn>, NetError> {
+    async fn dial(
+        self: &Arc<Self>,
+        expected: Option<&str>,
+        addr: &str,
+    ) -> Result<Arc<Conn>, NetError> {
         self.count(|s| s.dialled += 1);
-        let mut stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| NetError::Timeout("connect"))??;
+        let mut stream =
+            tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| NetError::Timeout("connect"))??;
         stream.set_nodelay(true)?;
         let established = tokio::time::timeout(
             self.config.handshake_timeout,
@@ -639,7 +645,11 @@ impl Inner {
                         inner.handle_particle(particle).await.err()
                     } else {
                         inner.count(|s| s.forwarded += 1);
-                        inner.deliver(&to, particle, false).await.err().map(|e| e.to_string())
+                        inner
+                            .deliver(&to, particle, false)
+                            .await
+                            .err()
+                            .map(|e| e.to_string())
                     };
                     let _ = conn.post(&Message::Ack { seq, refused }).await;
                 });
@@ -767,7 +777,10 @@ async fn keep_relay(inner: Arc<Inner>, relay: String) {
             Ok((conn, _)) => {
                 backoff = inner.config.backoff_initial;
                 let _ = conn
-                    .request(|seq| Message::StatusRequest { seq }, inner.config.ack_timeout)
+                    .request(
+                        |seq| Message::StatusRequest { seq },
+                        inner.config.ack_timeout,
+                    )
                     .await;
                 inner.config.idle_timeout / 3
             }
