@@ -394,28 +394,28 @@ async fn a_replayed_handshake_closes_the_connection() {
     still_serves(&node).await;
 }
 
+/// A connection, after a good handshake, that sent a header announcing 1000 bytes and
+/// then only 10 of them.
+async fn half_a_frame(node: &Peer) -> TcpStream {
+    let key = NodeKey::generate().unwrap();
+    let mut stream = TcpStream::connect(addr(node)).await.unwrap();
+    let (noise, _, _) = raw_handshake(&mut stream, &key, |_| {}).await;
+    stream
+        .write_all(&seal(&noise, 0, &1000u32.to_be_bytes()))
+        .await
+        .unwrap();
+    stream.write_all(&[0u8; 10]).await.unwrap();
+    stream
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_mid_frame_is_closed() {
     let node = peer(test_config(true)).await;
-    let key = NodeKey::generate().unwrap();
-    let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
-    let (noise, _, _) = raw_handshake(&mut stream, &key, |_| {}).await;
-    stream
-        .write_all(&seal(&noise, 0, &1000u32.to_be_bytes()))
-        .await
-        .unwrap();
-    stream.write_all(&[0u8; 10]).await.unwrap();
-    expect_closed_by_node(&mut stream).await;
+    let mut stalled = half_a_frame(&node).await;
+    expect_closed_by_node(&mut stalled).await;
     eventually("counted", || closed(&node, "timeout") == 1).await;
     // And one that closes mid-frame.
-    let mut stream = TcpStream::connect(addr(&node)).await.unwrap();
-    let (noise, _, _) = raw_handshake(&mut stream, &key, |_| {}).await;
-    stream
-        .write_all(&seal(&noise, 0, &1000u32.to_be_bytes()))
-        .await
-        .unwrap();
-    stream.write_all(&[0u8; 10]).await.unwrap();
-    drop(stream);
+    drop(half_a_frame(&node).await);
     eventually("counted", || closed(&node, "truncated") == 1).await;
     still_serves(&node).await;
 }
