@@ -31,6 +31,21 @@ pub fn script_lines(ast: &Ast<'_>) -> Vec<ScriptLine> {
         Close,
     }
     let source = ast.source();
+    // Lines come in script order: locations are counted on from the previous one.
+    let (mut counted, mut location) = (0usize, Location { line: 1, column: 1 });
+    let mut locate = |offset: usize| {
+        let offset = offset.clamp(counted, source.len());
+        for c in source.get(counted..offset).unwrap_or("").chars() {
+            if c == '\n' {
+                location.line += 1;
+                location.column = 1;
+            } else {
+                location.column += 1;
+            }
+        }
+        counted = offset;
+        location
+    };
     let mut lines: Vec<ScriptLine> = Vec::new();
     let mut stack = vec![Item::Open(ast.root(), 0)];
     while let Some(item) = stack.pop() {
@@ -57,7 +72,7 @@ pub fn script_lines(ast: &Ast<'_>) -> Vec<ScriptLine> {
             instr: id,
             depth,
             text: one_line(text),
-            location: Location::of(source, instr.span.start),
+            location: locate(start),
         });
         if !children.is_empty() {
             stack.push(Item::Close);
@@ -208,6 +223,12 @@ pub fn annotate(ast: &Ast<'_>, step: &Step) -> StepNotes {
                 _ => None,
             })
             .collect(),
+        parents: parents(ast),
+        failed: runs
+            .iter()
+            .filter(|r| r.fault.is_some())
+            .map(|r| r.instr)
+            .collect(),
     };
     let mut notes = StepNotes::default();
     for (index, run) in runs.iter().enumerate() {
@@ -240,10 +261,10 @@ pub fn annotate(ast: &Ast<'_>, step: &Step) -> StepNotes {
             }
         }
     }
-    for line in script_lines(ast) {
-        if !notes.reached.contains(&line.instr) {
-            let why = ctx.why_not_reached(line.instr, &notes, uncatchable.is_some());
-            notes.notes.entry(line.instr).or_default().push(why);
+    for (instr, _) in ast.iter() {
+        if !notes.reached.contains(&instr) {
+            let why = ctx.why_not_reached(instr, &notes, uncatchable.is_some());
+            notes.notes.entry(instr).or_default().push(why);
         }
     }
     for list in notes.notes.values_mut() {
@@ -289,20 +310,26 @@ struct Context<'c, 'a: 'c> {
     output: Option<&'c DataView>,
     /// Fold bodies and their iterators.
     iterators: BTreeMap<InstrId, &'a str>,
+    /// Each instruction's parent.
+    parents: BTreeMap<InstrId, InstrId>,
+    /// Instructions with a run that failed.
+    failed: BTreeSet<InstrId>,
 }
 
 impl Context<'_, '_> {
-    /// The trace positions a run pushed itself (not its children).
+    /// The trace positions a run pushed itself (not its children): the gaps between
+    /// its children's ranges, which follow one another.
     fn own_positions(&self, index: usize) -> Vec<u32> {
         let run = &self.runs[index];
-        (run.enter.result..run.leave.result)
-            .filter(|p| {
-                !run.children.iter().any(|&c| {
-                    let child = &self.runs[c];
-                    (child.enter.result..child.leave.result).contains(p)
-                })
-            })
-            .collect()
+        let mut own = Vec::new();
+        let mut at = run.enter.result;
+        for &c in &run.children {
+            let child = &self.runs[c];
+            own.extend(at..child.enter.result.max(at));
+            at = at.max(child.leave.result);
+        }
+        own.extend(at..run.leave.result.max(at));
+        own
     }
 
     fn own_states(&self, index: usize) -> Vec<(u32, &StateView)> {
@@ -555,17 +582,12 @@ impl Context<'_, '_> {
         if stopped {
             return "not reached: execution stopped at the uncatchable error".to_owned();
         }
-        let parents = parents(self.ast);
         let mut child = instr;
-        while let Some(&parent) = parents.get(&child) {
+        while let Some(&parent) = self.parents.get(&child) {
             if notes.reached.contains(&parent) {
                 let reason = match &self.ast.instr(parent).kind {
                     InstrKind::Seq(first, _) if *first != child => {
-                        let first_failed = self
-                            .runs
-                            .iter()
-                            .any(|r| r.instr == *first && r.fault.is_some());
-                        if first_failed {
+                        if self.failed.contains(first) {
                             "the first part of its seq failed"
                         } else {
                             "the first part of its seq has not completed"
