@@ -1,7 +1,7 @@
 //! The host's errors: [`HostError`] for the node itself, [`ExecuteError`] for what a
 //! script run through [`crate::Node::execute`] can end with.
 
-use crate::particle::Rejection;
+use braid_wire::Rejection;
 
 /// Something the node itself could not do.
 #[derive(Debug, thiserror::Error)]

@@ -47,7 +47,6 @@ mod invoke_pool;
 pub mod net;
 mod network;
 mod node;
-mod particle;
 mod record;
 mod services;
 mod store;
@@ -58,11 +57,12 @@ pub use backend::{
     backend_by_name, sim_interpreter,
 };
 pub use error::{ExecuteError, HostError};
-pub use identity::{NodeKey, public_key_of_peer_id};
+pub use braid_wire::public_key_of_peer_id;
+pub use identity::NodeKey;
 pub use net::TcpNetwork;
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
-pub use particle::{
+pub use braid_wire::{
     DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,
     check_signature, check_sizes,
 };

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::node::{Inbox, Node};
-use crate::particle::Rejection;
+use braid_wire::Rejection;
 use crate::services::BoxFuture;
 
 /// Sends encoded particles to peers.

@@ -36,7 +36,7 @@ use crate::identity::{NodeKey, random_uuid};
 use crate::backend::{Backend, NativeBackend};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
-use crate::particle::{self, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
+use braid_wire::{self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
 use crate::record::{InvokeRecord, RecordedOutcome};
 use crate::services::{
     ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
@@ -517,7 +517,7 @@ impl Inbox {
     /// the intake queue is full (backpressure on the sender; logged and counted). A
     /// refused particle is logged with the reason and counted.
     pub async fn deliver(&self, bytes: Vec<u8>) -> Result<(), Rejection> {
-        let particle = particle::check(&bytes, &self.limits, now_ms(), self.skew_ms)
+        let particle = wire::check(&bytes, &self.limits, now_ms(), self.skew_ms)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
         self.enqueue(particle).await
     }
@@ -525,8 +525,8 @@ impl Inbox {
     /// Queues a particle this node started: checks sizes and expiry, not the signature
     /// it has just made.
     async fn admit_own(&self, particle: Particle) -> Result<(), Rejection> {
-        let checked = particle::check_sizes(&particle, &self.limits)
-            .and_then(|()| particle::check_expiry(&particle, now_ms(), self.skew_ms));
+        let checked = wire::check_sizes(&particle, &self.limits)
+            .and_then(|()| wire::check_expiry(&particle, now_ms(), self.skew_ms));
         if let Err(reason) = checked {
             self.monitor.rejected(Some(&particle.id), &reason);
             return Err(reason);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::NetError;
-use crate::particle::IntakeLimits;
+use braid_wire::IntakeLimits;
 
 /// How to reach a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::frame::{FrameReader, FrameWriter, ReadLimits};
 use super::handshake::{Established, initiate, respond};
-use super::message::{Message, Status};
+use braid_wire::{Message, Status};
 use super::{NetConfig, NetError, Route};
 use crate::identity::NodeKey;
 use crate::network::{Network, SendError};
