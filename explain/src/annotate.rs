@@ -332,13 +332,31 @@ impl Context<'_, '_> {
         own
     }
 
-    fn own_states(&self, index: usize) -> Vec<(u32, &StateView)> {
+    /// The states a run left in the output; when the output was thrown away (after an
+    /// uncatchable error), the states a call, ap or canon read from the inputs.
+    fn own_states(&self, index: usize) -> Vec<(Pos, &StateView)> {
         let Some(output) = self.output else {
-            return Vec::new();
+            let run = &self.runs[index];
+            let leaf = matches!(
+                self.ast.instr(run.instr).kind,
+                InstrKind::Call(_) | InstrKind::Ap(_) | InstrKind::ApMap(_) | InstrKind::Canon(_)
+            );
+            if !leaf {
+                return Vec::new();
+            }
+            let current = read(
+                self.step.current_view(),
+                run.enter.current,
+                run.leave.current,
+            )
+            .map(|s| (Pos::Current(run.enter.current), s));
+            let prev = read(self.step.prev_view(), run.enter.prev, run.leave.prev)
+                .map(|s| (Pos::Prev(run.enter.prev), s));
+            return current.or(prev).into_iter().collect();
         };
         self.own_positions(index)
             .into_iter()
-            .filter_map(|p| Some((p, output.states.get(p as usize)?)))
+            .filter_map(|p| Some((Pos::Output(p), output.states.get(p as usize)?)))
             .collect()
     }
 
@@ -357,11 +375,6 @@ impl Context<'_, '_> {
         let Some((_, state)) = states.first() else {
             return false;
         };
-        fn read(view: Option<&DataView>, before: u32, after: u32) -> Option<&StateView> {
-            (after == before + 1)
-                .then(|| view?.states.get(before as usize))
-                .flatten()
-        }
         let prev = read(self.step.prev_view(), run.enter.prev, run.leave.prev);
         let current = read(
             self.step.current_view(),
@@ -394,7 +407,7 @@ impl Context<'_, '_> {
             InstrKind::Ap(ap) => Some(match states.first() {
                 Some((pos, StateView::Ap { generation })) => {
                     format!(
-                        "[{pos}] appended to {}, generation {generation}",
+                        "{pos} appended to {}, generation {generation}",
                         ap.result.name
                     )
                 }
@@ -404,24 +417,21 @@ impl Context<'_, '_> {
             }),
             InstrKind::ApMap(ap) => Some(match states.first() {
                 Some((pos, StateView::Ap { generation })) => {
-                    format!(
-                        "[{pos}] appended to {}, generation {generation}",
-                        ap.map.name
-                    )
+                    format!("{pos} appended to {}, generation {generation}", ap.map.name)
                 }
                 _ if !run.complete && run.fault.is_none() => waiting_on(&[&ap.key, &ap.value]),
                 _ => return self.fault_note(index),
             }),
             InstrKind::Canon(canon) => match states.first() {
                 Some((pos, StateView::CanonExecuted { peer, elements })) => Some(format!(
-                    "[{pos}] {} = {} ({} elements, on {})",
+                    "{pos} {} = {} ({} elements, on {})",
                     canon.target.name,
                     short_json(&JValue::Array(elements.clone())),
                     elements.len(),
                     short_peer(peer)
                 )),
                 Some((pos, StateView::CanonSent { peer })) => Some(format!(
-                    "[{pos}] sent by {} to the canon peer {}; waits for it",
+                    "{pos} sent by {} to the canon peer {}; waits for it",
                     short_peer(peer),
                     target_name(&canon.peer)
                 )),
@@ -451,7 +461,7 @@ impl Context<'_, '_> {
                     ),
                 };
                 if let Some((pos, n)) = recorded {
-                    text.push_str(&format!(" [{pos}: {n} recorded]"));
+                    text.push_str(&format!(" ({n} recorded at {pos})"));
                 }
                 Some(text)
             }
@@ -614,7 +624,7 @@ fn parents(ast: &Ast<'_>) -> BTreeMap<InstrId, InstrId> {
         .collect()
 }
 
-fn describe_call_state(pos: u32, state: &StateView, target: &Value<'_>, current: &str) -> String {
+fn describe_call_state(pos: Pos, state: &StateView, target: &Value<'_>, current: &str) -> String {
     match state {
         StateView::CallExecuted {
             tetraplet,
@@ -626,14 +636,14 @@ fn describe_call_state(pos: u32, state: &StateView, target: &Value<'_>, current:
                 _ => String::new(),
             };
             format!(
-                "[{pos}] {} ran {}: {}{output}",
+                "{pos} {} ran {}: {}{output}",
                 short_peer(&tetraplet[0]),
                 service(&tetraplet[1], &tetraplet[2]),
                 short_json(value)
             )
         }
         StateView::CallFailed { tetraplet, value } => format!(
-            "[{pos}] {} ran {} and it FAILED: {}",
+            "{pos} {} ran {} and it FAILED: {}",
             short_peer(&tetraplet[0]),
             service(&tetraplet[1], &tetraplet[2]),
             short_json(value)
@@ -648,7 +658,7 @@ fn describe_call_state(pos: u32, state: &StateView, target: &Value<'_>, current:
                 " (of that peer)"
             };
             format!(
-                "[{pos}] waits for the result of call request #{id} on {}{whose}",
+                "{pos} waits for the result of call request #{id} on {}{whose}",
                 short_peer(peer)
             )
         }
@@ -656,11 +666,11 @@ fn describe_call_state(pos: u32, state: &StateView, target: &Value<'_>, current:
             peer,
             request: None,
         } => format!(
-            "[{pos}] sent by {} to {}; waits for that peer",
+            "{pos} sent by {} to {}; waits for that peer",
             short_peer(peer),
             target_name(target)
         ),
-        other => format!("[{pos}] unexpected state {other:?}"),
+        other => format!("{pos} unexpected state {other:?}"),
     }
 }
 
@@ -711,6 +721,31 @@ fn same(a: &StateView, b: &StateView) -> bool {
             },
         ) => t1 == t2 && v1 == v2,
         _ => a == b,
+    }
+}
+
+/// The state a leaf read from an input, if its cursor moved by one.
+fn read(view: Option<&DataView>, before: u32, after: u32) -> Option<&StateView> {
+    (after == before + 1)
+        .then(|| view?.states.get(before as usize))
+        .flatten()
+}
+
+/// Where a shown state is: in the output trace, or in an input's.
+#[derive(Clone, Copy)]
+enum Pos {
+    Output(u32),
+    Prev(u32),
+    Current(u32),
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pos::Output(p) => write!(f, "[{p}]"),
+            Pos::Prev(p) => write!(f, "[prev {p}]"),
+            Pos::Current(p) => write!(f, "[current {p}]"),
+        }
     }
 }
 

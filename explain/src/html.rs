@@ -65,7 +65,7 @@ pub fn render_html(life: &Life, ast: &Ast<'_>) -> String {
             "<div class=\"line\" id=\"line-{i}\"><span class=\"loc\">{}:{}</span><span class=\"code\">{}{}</span><span class=\"note\"></span></div>",
             line.location.line,
             line.location.column,
-            "  ".repeat(line.depth),
+            " ".repeat(line.depth),
             escape(&line.text)
         );
     }
@@ -280,8 +280,8 @@ path.answer { stroke: #7a7; stroke-width: 1.2; fill: none; stroke-dasharray: 5 3
 .request path { stroke: #a70; stroke-width: 1.5; }
 #details { font: 12px ui-monospace, monospace; white-space: pre-wrap; padding: 8px; background: #fff; border: 1px solid #ddd; margin-top: 8px; }
 #details .fault { color: #c00; }
-#script { font: 12px/1.5 ui-monospace, monospace; white-space: pre; padding: 6px 0; }
-.line { padding: 0 8px; }
+#script { font: 12px/1.5 ui-monospace, monospace; padding: 6px 0; }
+.line { padding: 0 8px; white-space: pre; }
 .line .loc { color: #999; display: inline-block; min-width: 5.5em; }
 .line .note { color: #2a6; margin-left: 2em; }
 .line.hl { background: #fff3b0; }

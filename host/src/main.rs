@@ -2,6 +2,7 @@
 
 mod bench_command;
 mod counting_alloc;
+mod explain_command;
 mod node_command;
 mod run_command;
 mod sim_command;
@@ -71,7 +72,19 @@ enum Command {
         /// wasmtime).
         #[arg(long, default_value = "native")]
         backend: String,
+        /// Also write a page with the sequence diagram of the scenario's run (native
+        /// interpreter) to OUT.html.
+        #[arg(long, value_name = "OUT.html")]
+        html: Option<PathBuf>,
+        /// Also write one invoke record per step to DIR (for `braid explain`, `braid
+        /// replay`).
+        #[arg(long, value_name = "DIR")]
+        save_data: Option<PathBuf>,
     },
+    /// Explain a particle's life: its steps, and the script annotated with what the
+    /// data records for each instruction (peers, values, iterations, errors with
+    /// `line:col`, what waits and why); `--html` also writes a sequence diagram.
+    Explain(explain_command::ExplainArgs),
     /// Time one invoke of a benchmark scenario; print one JSON line (FORMAT.md §8.5).
     ///
     /// Replays the scenario, compares it with `expected` (exit 1 on differences), then
@@ -114,7 +127,15 @@ fn main() -> ExitCode {
             check,
             paths,
             backend,
-        } => sim_command::sim(&paths, check, &backend),
+            html,
+            save_data,
+        } => sim_command::sim(&paths, check, &backend).and_then(|code| {
+            if html.is_none() && save_data.is_none() {
+                return Ok(code);
+            }
+            explain_command::sim_outputs(&paths, html.as_deref(), save_data.as_deref())
+        }),
+        Command::Explain(args) => explain_command::explain(&args),
         Command::Bench(args) => bench_command::bench(&args),
         Command::Node(args) => {
             init_logging();
