@@ -50,6 +50,17 @@ pub enum ExecuteError {
         /// Its message.
         message: String,
     },
+    /// A peer on the particle's way (this node, or another that told this one) gave up
+    /// sending it on: no route, refused, or still unreachable when it stopped retrying.
+    #[error("the particle could not be delivered from {from} to {to}: {reason}")]
+    Undeliverable {
+        /// The peer that gave up.
+        from: String,
+        /// The peer it could not reach.
+        to: String,
+        /// Why.
+        reason: String,
+    },
     /// The node did not let the particle in.
     #[error("the particle was rejected: {0}")]
     Rejected(Rejection),

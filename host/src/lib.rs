@@ -56,16 +56,16 @@ pub use backend::{
     Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WasmBackend, WasmLimits,
     backend_by_name, sim_interpreter,
 };
-pub use error::{ExecuteError, HostError};
 pub use braid_wire::public_key_of_peer_id;
+pub use braid_wire::{
+    DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, Undeliverable, check,
+    check_expiry, check_signature, check_sizes,
+};
+pub use error::{ExecuteError, HostError};
 pub use identity::NodeKey;
 pub use net::TcpNetwork;
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
-pub use braid_wire::{
-    DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,
-    check_signature, check_sizes,
-};
 pub use record::{InvokeRecord, RecordedOutcome};
 pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
 pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};

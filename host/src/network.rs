@@ -6,15 +6,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::node::{Inbox, Node};
-use braid_wire::Rejection;
+use crate::node::{Inbox, Node, WeakNode};
 use crate::services::BoxFuture;
+use braid_wire::{Rejection, Undeliverable};
 
 /// Sends encoded particles to peers.
 pub trait Network: Send + Sync + 'static {
     /// Sends `particle` (the wire form) to the peer `to`. Resolves when the peer has
     /// taken it (or the transport has), or with why it could not be delivered.
     fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>>;
+
+    /// Tells a particle's init peer (`notice.init_peer_id`) that this node gave up
+    /// sending it on, so that an `execute` waiting there ends at once (the receiving
+    /// transport hands it to [`Node::handle_undeliverable`]). Best effort: nothing
+    /// answers a notice. The default carries no notices and says so.
+    fn notify_undeliverable(&self, notice: Undeliverable) -> BoxFuture<Result<(), SendError>> {
+        Box::pin(async move {
+            Err(SendError::Transport(format!(
+                "this network carries no notices (for {})",
+                notice.init_peer_id
+            )))
+        })
+    }
 }
 
 /// Why a particle did not reach a peer.
@@ -47,6 +60,7 @@ impl Network for NoNetwork {
 #[derive(Default)]
 pub struct MemoryNetwork {
     inboxes: RwLock<HashMap<String, Inbox>>,
+    nodes: RwLock<HashMap<String, WeakNode>>,
 }
 
 impl MemoryNetwork {
@@ -61,6 +75,10 @@ impl MemoryNetwork {
             .write()
             .expect("the inbox table lock is never poisoned")
             .insert(node.peer_id().to_owned(), node.inbox());
+        self.nodes
+            .write()
+            .expect("the node table lock is never poisoned")
+            .insert(node.peer_id().to_owned(), node.downgrade());
     }
 
     /// Makes a peer unreachable (as if it went offline).
@@ -68,6 +86,10 @@ impl MemoryNetwork {
         self.inboxes
             .write()
             .expect("the inbox table lock is never poisoned")
+            .remove(peer_id);
+        self.nodes
+            .write()
+            .expect("the node table lock is never poisoned")
             .remove(peer_id);
     }
 }
@@ -84,6 +106,21 @@ impl Network for MemoryNetwork {
         Box::pin(async move {
             let inbox = inbox.ok_or(SendError::Unreachable(to))?;
             inbox.deliver(particle).await.map_err(SendError::Refused)
+        })
+    }
+
+    fn notify_undeliverable(&self, notice: Undeliverable) -> BoxFuture<Result<(), SendError>> {
+        let node = self
+            .nodes
+            .read()
+            .expect("the node table lock is never poisoned")
+            .get(&notice.init_peer_id)
+            .and_then(WeakNode::upgrade);
+        Box::pin(async move {
+            let node = node.ok_or_else(|| SendError::Unreachable(notice.init_peer_id.clone()))?;
+            // In one process the sender is known: the notice's `from` is the reporter.
+            node.handle_undeliverable(&notice, &notice.from);
+            Ok(())
         })
     }
 }

@@ -19,7 +19,7 @@
 //! at once as the invoke pool has threads.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_interpreter::{
@@ -30,19 +30,21 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::backend::{Backend, NativeBackend};
 use crate::builtins;
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
-use crate::backend::{Backend, NativeBackend};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
-use braid_wire::{self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection};
 use crate::record::{InvokeRecord, RecordedOutcome};
 use crate::services::{
     ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
     to_call_result,
 };
 use crate::store::{DataStore, DiskStore, StoreKey};
+use braid_wire::{
+    self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable,
+};
 
 /// The settings of a node. [`Node::builder`] starts from [`NodeConfig::standard`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,6 +339,7 @@ impl NodeBuilder {
             network: self.network,
             registry: Registry::default(),
             sessions: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             pool,
             monitor,
             inbox,
@@ -477,29 +480,77 @@ impl Node {
             Particle::new_signed(&shared.key, random_uuid()?, now_ms(), ttl_ms, script.into());
         let key = ActorKey::of(&particle);
         let (reply, answer) = oneshot::channel();
-        let session = Session {
+        let session = Arc::new(Session {
             args: args.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             reply: Mutex::new(Some(reply)),
-        };
+        });
         shared
-            .lock_sessions()
-            .insert(key.clone(), Arc::new(session));
+            .lock_waiting()
+            .insert(key.clone(), Arc::downgrade(&session));
+        shared.lock_sessions().insert(key.clone(), session);
         // This node has just signed it: only sizes and expiry are worth checking.
         if let Err(reason) = shared.inbox.admit_own(particle).await {
             shared.lock_sessions().remove(&key);
+            shared.lock_waiting().remove(&key);
             return Err(ExecuteError::Rejected(reason));
         }
         // The actor answers, or drops the session at the deadline; the timer here only
         // guards against a node that stopped.
         let guard =
             ttl + Duration::from_millis(shared.config.clock_skew_ms) + Duration::from_secs(1);
-        match tokio::time::timeout(guard, answer).await {
+        let result = match tokio::time::timeout(guard, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) | Err(_) => {
                 shared.lock_sessions().remove(&key);
                 Err(ExecuteError::Timeout { ttl_ms })
             }
+        };
+        shared.lock_waiting().remove(&key);
+        result
+    }
+
+    /// Takes a notice from the transport that another peer gave up delivering a
+    /// particle (`reported_by`: the authenticated peer it arrived from). If this node
+    /// started that particle (same id and signature) and an `execute` still waits on it,
+    /// the `execute` ends with [`ExecuteError::Undeliverable`] and this returns true;
+    /// any other notice is ignored (logged) and this returns false.
+    pub fn handle_undeliverable(&self, notice: &Undeliverable, reported_by: &str) -> bool {
+        let shared = &self.inner.shared;
+        let key = ActorKey {
+            id: notice.particle_id.clone(),
+            signature: notice.signature.clone(),
+        };
+        let session = if notice.init_peer_id == shared.key.peer_id() {
+            shared.lock_waiting().get(&key).and_then(Weak::upgrade)
+        } else {
+            None
+        };
+        let Some(session) = session.filter(|s| s.pending()) else {
+            tracing::info!(
+                peer = %shared.monitor.peer,
+                particle_id = %notice.particle_id,
+                reported_by = %reported_by,
+                "ignored an undeliverable notice for no particle this node waits on"
+            );
+            return false;
+        };
+        let mut reason = notice.reason.clone();
+        if reported_by != notice.from {
+            reason.push_str(&format!(" (reported by {reported_by})"));
         }
+        tracing::warn!(
+            peer = %shared.monitor.peer,
+            particle_id = %notice.particle_id,
+            from = %notice.from,
+            to = %notice.to,
+            "a particle this node started could not be delivered: {reason}"
+        );
+        session.resolve(Err(ExecuteError::Undeliverable {
+            from: notice.from.clone(),
+            to: notice.to.clone(),
+            reason,
+        }));
+        true
     }
 }
 
@@ -611,6 +662,9 @@ struct Shared {
     network: Arc<dyn Network>,
     registry: Registry,
     sessions: Mutex<HashMap<ActorKey, Arc<Session>>>,
+    /// Every particle an `execute` waits on, until it returns: weak, so that the
+    /// session still ends when its actor drops it at the deadline.
+    waiting: Mutex<HashMap<ActorKey, Weak<Session>>>,
     pool: InvokePool,
     monitor: Arc<Monitor>,
     call_slots: Semaphore,
@@ -625,6 +679,12 @@ impl Shared {
         self.sessions
             .lock()
             .expect("the sessions lock is never poisoned")
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, HashMap<ActorKey, Weak<Session>>> {
+        self.waiting
+            .lock()
+            .expect("the waiting lock is never poisoned")
     }
 
     fn params(&self, particle: &ParticleContext) -> RunParams {
@@ -979,6 +1039,7 @@ fn send(
         let shared = Arc::clone(shared);
         let bytes = bytes.clone();
         let particle_id = particle.id.clone();
+        let (init_peer_id, signature) = (particle.init_peer_id.clone(), particle.signature.clone());
         let session = session.clone();
         tokio::spawn(async move {
             let sent = if to == shared.key.peer_id() {
@@ -1012,19 +1073,63 @@ fn send(
                     );
                     shared.monitor.update(|s| s.send_failures += 1);
                     if let Some(session) = &session {
-                        session.resolve(Err(ExecuteError::Node(format!(
-                            "the particle could not be delivered to {to}: {error}"
-                        ))));
+                        session.resolve(Err(ExecuteError::Undeliverable {
+                            from: shared.key.peer_id().to_owned(),
+                            to: to.clone(),
+                            reason: error.to_string(),
+                        }));
                     }
                     shared.monitor.emit(|| NodeEvent::SendFailed {
                         peer: shared.monitor.peer.clone(),
-                        particle_id,
-                        to,
-                        error,
+                        particle_id: particle_id.clone(),
+                        to: to.clone(),
+                        error: error.clone(),
                     });
+                    // Another peer started it: tell that peer, whose `execute` waits.
+                    if session.is_none() && init_peer_id != shared.key.peer_id() {
+                        notify_init_peer(
+                            &shared,
+                            init_peer_id,
+                            particle_id,
+                            signature,
+                            &to,
+                            &error,
+                        )
+                        .await;
+                    }
                 }
             }
         });
+    }
+}
+
+/// Tells a particle's init peer that this node could not send it on (best effort: a
+/// notice that cannot be sent either is logged).
+async fn notify_init_peer(
+    shared: &Shared,
+    init_peer_id: String,
+    particle_id: String,
+    signature: Vec<u8>,
+    to: &str,
+    error: &SendError,
+) {
+    let notice = Undeliverable {
+        init_peer_id,
+        particle_id,
+        signature,
+        from: shared.key.peer_id().to_owned(),
+        to: to.to_owned(),
+        reason: error.to_string(),
+    };
+    let init_peer_id = notice.init_peer_id.clone();
+    let particle_id = notice.particle_id.clone();
+    if let Err(e) = shared.network.notify_undeliverable(notice).await {
+        tracing::warn!(
+            peer = %shared.monitor.peer,
+            particle_id = %particle_id,
+            init_peer_id = %init_peer_id,
+            "cannot tell the init peer that the particle is undeliverable: {e}"
+        );
     }
 }
 

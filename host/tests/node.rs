@@ -454,7 +454,14 @@ async fn an_unreachable_peer_is_a_counted_send_failure() {
     let result = client
         .execute_with_ttl(script, no_args(), Duration::from_millis(500))
         .await;
-    assert_eq!(result, Err(ExecuteError::Timeout { ttl_ms: 500 }));
+    assert_eq!(
+        result,
+        Err(ExecuteError::Undeliverable {
+            from: client.peer_id().to_owned(),
+            to: relay.peer_id().to_owned(),
+            reason: format!("peer {} is unreachable", relay.peer_id()),
+        })
+    );
     assert_eq!(client.stats().send_failures, 1);
 }
 

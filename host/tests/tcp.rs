@@ -281,8 +281,10 @@ async fn undeliverable_particles_are_reported_to_the_waiting_initiator() {
         )
         .await;
     match result {
-        Err(ExecuteError::Node(message)) => {
-            assert!(message.contains("could not be delivered"), "{message}")
+        Err(ExecuteError::Undeliverable { from, to, reason }) => {
+            assert_eq!(from, client.key.peer_id());
+            assert_eq!(to, nowhere.peer_id());
+            assert!(reason.contains("unreachable"), "{reason}");
         }
         other => panic!("expected a delivery error, got {other:?}"),
     }
@@ -307,11 +309,70 @@ async fn undeliverable_particles_are_reported_to_the_waiting_initiator() {
         )
         .await;
     assert!(
-        matches!(&result, Err(ExecuteError::Node(m)) if m.contains("deadline")),
+        matches!(&result, Err(ExecuteError::Undeliverable { reason, .. }) if reason.contains("deadline")),
         "{result:?}"
     );
     assert!(client.net.stats().retries > 0);
     assert_eq!(client.net.stats().undeliverable, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hop_that_gives_up_tells_the_initiator_at_once() {
+    // client → relay → down: the relay knows where `down` listens, but nothing
+    // answers there any more. The relay retries until its send timeout (1 s, far inside
+    // the 60 s ttl), gives up, and sends the client a notice on the client's own
+    // connection.
+    let down = NodeKey::generate().unwrap();
+    let down_addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let relay = peer_with(test_config(true), |b| {
+        let mut config = node_config();
+        config.send_timeout = Duration::from_secs(1);
+        b.config(config)
+    })
+    .await;
+    relay.net.add_peer(down.peer_id(), Route::Direct(down_addr));
+    let client = peer(test_config(false)).await;
+    client
+        .net
+        .add_peer(relay.key.peer_id(), Route::Direct(addr(&relay)));
+    let script = format!(
+        r#"(seq (call "{r}" ("op" "noop") [])
+             (seq (call "{d}" ("op" "noop") [])
+                  (call %init_peer_id% ("callbackSrv" "response") ["never"])))"#,
+        r = relay.key.peer_id(),
+        d = down.peer_id()
+    );
+    let result = client
+        .node
+        .execute_with_ttl(
+            script,
+            Vec::<(String, Value)>::new(),
+            Duration::from_secs(60),
+        )
+        .await;
+    match result {
+        Err(ExecuteError::Undeliverable { from, to, reason }) => {
+            assert_eq!(from, relay.key.peer_id());
+            assert_eq!(to, down.peer_id());
+            assert!(reason.contains("timed out after 1000 ms"), "{reason}");
+        }
+        other => panic!("expected the relay's notice, got {other:?}"),
+    }
+    assert_eq!(relay.node.stats().send_failures, 1);
+    // Both transports count the notice after the fact (the relay once it is queued,
+    // the client once the `execute` has its answer).
+    eventually("the relay counts its notice", || {
+        relay.net.stats().notices_sent == 1
+    })
+    .await;
+    eventually("the client counts the notice", || {
+        client.net.stats().notices_accepted == 1
+    })
+    .await;
+    assert_eq!(client.node.stats().send_failures, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,7 @@ mod particle;
 pub use frame::decode_frame_header;
 pub use handshake::{HandshakePayload, PAYLOAD_VERSION, binding_message};
 pub use identity::{NodeKey, public_key_of_peer_id};
-pub use message::{Message, Status};
+pub use message::{Message, Status, Undeliverable};
 pub use net_error::NetError;
 pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, check, check_expiry,

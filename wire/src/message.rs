@@ -50,6 +50,30 @@ pub enum Message {
         /// The node's state.
         status: Status,
     },
+    /// A notice for a particle's init peer that the sender gave up delivering it; not
+    /// answered (best effort). A relay passes on a notice whose `from` is the peer it
+    /// came from.
+    Undeliverable(Undeliverable),
+}
+
+/// What [`Message::Undeliverable`] says: which particle did not get from where to
+/// where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undeliverable {
+    /// The particle's init peer, whom the notice is for.
+    pub init_peer_id: String,
+    /// The particle's id.
+    pub particle_id: String,
+    /// The init peer's signature of the particle: with the id, it names the particle
+    /// the init peer started (ids alone may be reused).
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// The peer that gave up.
+    pub from: String,
+    /// The peer it could not reach.
+    pub to: String,
+    /// Why, in words.
+    pub reason: String,
 }
 
 impl Message {
@@ -98,6 +122,15 @@ mod tests {
             particle: vec![1, 2, 3],
         };
         assert_eq!(Message::decode(&m.encode()), Ok(m));
+        let notice = Message::Undeliverable(Undeliverable {
+            init_peer_id: "braid-a".into(),
+            particle_id: "p-1".into(),
+            signature: vec![7; 64],
+            from: "braid-b".into(),
+            to: "braid-c".into(),
+            reason: "peer braid-c is unreachable".into(),
+        });
+        assert_eq!(Message::decode(&notice.encode()), Ok(notice));
         assert!(Message::decode(b"\xc1garbage").is_err());
         assert!(Message::decode(b"").is_err());
     }

@@ -76,7 +76,9 @@ pub(crate) async fn initiate(
     let n = state.write_message(&[], &mut buf).map_err(noise_error)?;
     write_handshake(io, &buf[..n]).await?;
     let message = read_handshake(io).await?;
-    let n = state.read_message(&message, &mut buf).map_err(noise_error)?;
+    let n = state
+        .read_message(&message, &mut buf)
+        .map_err(noise_error)?;
     let remote = check_remote(&state, &buf[..n])?;
     let mine = HandshakePayload::new(key, &static_key, listen).encode();
     let n = state.write_message(&mine, &mut buf).map_err(noise_error)?;
@@ -97,12 +99,16 @@ pub(crate) async fn respond(
     let (mut state, static_key) = start(false)?;
     let mut buf = vec![0u8; NOISE_MAX_MESSAGE];
     let message = read_handshake(io).await?;
-    state.read_message(&message, &mut buf).map_err(noise_error)?;
+    state
+        .read_message(&message, &mut buf)
+        .map_err(noise_error)?;
     let mine = HandshakePayload::new(key, &static_key, listen).encode();
     let n = state.write_message(&mine, &mut buf).map_err(noise_error)?;
     write_handshake(io, &buf[..n]).await?;
     let message = read_handshake(io).await?;
-    let n = state.read_message(&message, &mut buf).map_err(noise_error)?;
+    let n = state
+        .read_message(&message, &mut buf)
+        .map_err(noise_error)?;
     let remote = check_remote(&state, &buf[..n])?;
     Ok(Established {
         noise: state.into_stateless_transport_mode().map_err(noise_error)?,

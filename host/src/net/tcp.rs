@@ -6,7 +6,9 @@
 //! particle (or refused it). Failures to connect or to get an answer are retried with
 //! backoff until the particle's deadline; then, as for refusals and unknown peers, the
 //! send fails with the reason: logged, counted as `undeliverable`, and returned to the
-//! node, which reports it (and answers a waiting `execute` with it).
+//! node, which reports it (and answers a waiting `execute` with it, or, if another peer
+//! started the particle, sends that peer an `Undeliverable` notice through
+//! [`Network::notify_undeliverable`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -23,12 +25,12 @@ use tokio::time::Instant;
 
 use super::frame::{FrameReader, FrameWriter, ReadLimits};
 use super::handshake::{Established, initiate, respond};
-use braid_wire::{Message, Status};
 use super::{NetConfig, NetError, Route};
 use crate::identity::NodeKey;
 use crate::network::{Network, SendError};
 use crate::node::{Node, WeakNode, now_ms};
 use crate::services::BoxFuture;
+use braid_wire::{Message, Status, Undeliverable};
 
 /// The built-in services every node answers.
 const BUILTIN_SERVICES: &[&str] = &[
@@ -63,6 +65,13 @@ pub struct NetStats {
     pub retries: u64,
     /// Particles given up on (the send failed and was reported).
     pub undeliverable: u64,
+    /// Undeliverable notices sent to init peers (or passed on for them as a relay).
+    pub notices_sent: u64,
+    /// Undeliverable notices received that ended a waiting `execute` here.
+    pub notices_accepted: u64,
+    /// Undeliverable notices received and ignored (no such particle waits here, or a
+    /// relayed notice not from the connection's peer).
+    pub notices_ignored: u64,
 }
 
 /// The network of a node over encrypted TCP. Build with [`TcpNetwork::bind`], give it
@@ -247,6 +256,11 @@ impl Network for TcpNetwork {
         let inner = Arc::clone(&self.inner);
         let to = to.to_owned();
         Box::pin(async move { inner.deliver(&to, particle, true).await })
+    }
+
+    fn notify_undeliverable(&self, notice: Undeliverable) -> BoxFuture<Result<(), SendError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move { inner.notify(notice, true).await })
     }
 }
 
@@ -605,6 +619,9 @@ impl Inner {
             ("net_forwarded", net.forwarded),
             ("net_retries", net.retries),
             ("net_undeliverable", net.undeliverable),
+            ("net_notices_sent", net.notices_sent),
+            ("net_notices_accepted", net.notices_accepted),
+            ("net_notices_ignored", net.notices_ignored),
         ] {
             counters.insert(name.to_owned(), value);
         }
@@ -658,7 +675,62 @@ impl Inner {
                 let status = self.status();
                 let _ = conn.post(&Message::Status { seq, status }).await;
             }
+            Message::Undeliverable(notice) => self.handle_undeliverable(conn, notice),
             Message::Ack { seq, .. } | Message::Status { seq, .. } => conn.answer(seq, message),
+        }
+    }
+
+    /// Sends an undeliverable notice to its init peer: on the open connection, else
+    /// dialled by its route, else through the relay (`allow_relay`). One attempt.
+    async fn notify(
+        self: &Arc<Self>,
+        notice: Undeliverable,
+        allow_relay: bool,
+    ) -> Result<(), SendError> {
+        let (conn, _) = self
+            .connection(&notice.init_peer_id, allow_relay)
+            .await
+            .map_err(|(Failure::Retry(e) | Failure::Final(e))| e)?;
+        conn.post(&Message::Undeliverable(notice))
+            .await
+            .map_err(|e| SendError::Transport(format!("to {}: {e}", conn.peer)))?;
+        self.count(|s| s.notices_sent += 1);
+        Ok(())
+    }
+
+    /// A notice that a particle could not be delivered: for this node's `execute`, or
+    /// to pass on (once, as a relay) when it comes from the peer that gave up.
+    fn handle_undeliverable(self: &Arc<Self>, conn: &Conn, notice: Undeliverable) {
+        if notice.init_peer_id == self.key.peer_id() {
+            let accepted = self
+                .node()
+                .is_some_and(|node| node.handle_undeliverable(&notice, &conn.peer));
+            self.count(|s| match accepted {
+                true => s.notices_accepted += 1,
+                false => s.notices_ignored += 1,
+            });
+        } else if notice.from == conn.peer && self.intake_open.load(Ordering::Relaxed) {
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                let (init_peer_id, particle_id) =
+                    (notice.init_peer_id.clone(), notice.particle_id.clone());
+                if let Err(e) = inner.notify(notice, false).await {
+                    tracing::warn!(
+                        peer = %inner.key.peer_id(),
+                        init_peer_id = %init_peer_id,
+                        particle_id = %particle_id,
+                        "cannot pass on an undeliverable notice: {e}"
+                    );
+                }
+            });
+        } else {
+            tracing::info!(
+                peer = %self.key.peer_id(),
+                remote = %conn.peer,
+                from = %notice.from,
+                "ignored an undeliverable notice relayed by a peer that did not give up itself"
+            );
+            self.count(|s| s.notices_ignored += 1);
         }
     }
 
