@@ -484,29 +484,24 @@ impl Node {
             args: args.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             reply: Mutex::new(Some(reply)),
         });
-        shared
-            .lock_waiting()
-            .insert(key.clone(), Arc::downgrade(&session));
+        let _waiting = Waiting::register(shared, &key, &session);
         shared.lock_sessions().insert(key.clone(), session);
         // This node has just signed it: only sizes and expiry are worth checking.
         if let Err(reason) = shared.inbox.admit_own(particle).await {
             shared.lock_sessions().remove(&key);
-            shared.lock_waiting().remove(&key);
             return Err(ExecuteError::Rejected(reason));
         }
         // The actor answers, or drops the session at the deadline; the timer here only
         // guards against a node that stopped.
         let guard =
             ttl + Duration::from_millis(shared.config.clock_skew_ms) + Duration::from_secs(1);
-        let result = match tokio::time::timeout(guard, answer).await {
+        match tokio::time::timeout(guard, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) | Err(_) => {
                 shared.lock_sessions().remove(&key);
                 Err(ExecuteError::Timeout { ttl_ms })
             }
-        };
-        shared.lock_waiting().remove(&key);
-        result
+        }
     }
 
     /// Takes a notice from the transport that another peer gave up delivering a
@@ -747,6 +742,31 @@ impl Session {
             .lock()
             .expect("the reply lock is never poisoned")
             .is_some()
+    }
+}
+
+/// An `execute`'s entry in [`Shared::waiting`], removed when the `execute` returns or
+/// is dropped.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    key: ActorKey,
+}
+
+impl<'a> Waiting<'a> {
+    fn register(shared: &'a Shared, key: &ActorKey, session: &Arc<Session>) -> Self {
+        shared
+            .lock_waiting()
+            .insert(key.clone(), Arc::downgrade(session));
+        Waiting {
+            shared,
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.shared.lock_waiting().remove(&self.key);
     }
 }
 
