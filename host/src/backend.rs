@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use braid_interpreter::{CallResults, RunParams};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
 };
 
@@ -211,18 +211,9 @@ impl WasmBackend {
             let alloc: TypedFunc<u32, u32> = instance.get_typed_func(&mut store, "braid_alloc")?;
             let invoke: TypedFunc<(u32, u32), u64> =
                 instance.get_typed_func(&mut store, "braid_invoke")?;
-            let len = u32::try_from(input.len())
-                .map_err(|_| wasmtime::format_err!("the input is over 4 GiB"))?;
-            let ptr = alloc.call(&mut store, len)?;
-            memory.write(&mut store, ptr as usize, input)?;
+            let (ptr, len) = put(&mut store, memory, &alloc, input)?;
             let packed = invoke.call(&mut store, (ptr, len))?;
-            let (out_ptr, out_len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-            let output = memory
-                .data(&store)
-                .get(out_ptr..out_ptr + out_len)
-                .ok_or_else(|| wasmtime::format_err!("the output lies outside the memory"))?
-                .to_vec();
-            Ok::<_, wasmtime::Error>(output)
+            take(&store, memory, packed)
         })();
         ran.map_err(|e| self.classify(&e, store.data().refused()))
     }
@@ -266,6 +257,34 @@ impl Backend for WasmBackend {
             data: output.data,
         })
     }
+}
+
+/// Copies `bytes` into a buffer the module reserves with `alloc`; returns where.
+pub(crate) fn put<T: 'static>(
+    store: &mut Store<T>,
+    memory: Memory,
+    alloc: &TypedFunc<u32, u32>,
+    bytes: &[u8],
+) -> wasmtime::Result<(u32, u32)> {
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| wasmtime::format_err!("the input is over 4 GiB"))?;
+    let ptr = alloc.call(&mut *store, len)?;
+    memory.write(&mut *store, ptr as usize, bytes)?;
+    Ok((ptr, len))
+}
+
+/// The bytes a module returned as `(ptr << 32) | len`.
+pub(crate) fn take<T: 'static>(
+    store: &Store<T>,
+    memory: Memory,
+    packed: u64,
+) -> wasmtime::Result<Vec<u8>> {
+    let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+    Ok(memory
+        .data(store)
+        .get(ptr..ptr + len)
+        .ok_or_else(|| wasmtime::format_err!("the module's answer lies outside its memory"))?
+        .to_vec())
 }
 
 /// Counts memory growth against the limit and remembers a refusal, which tells an

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
 
-use crate::backend::{EPOCH_TICK, Limiter, start_epoch_ticker};
+use crate::backend::{EPOCH_TICK, Limiter, put, start_epoch_ticker, take};
 use crate::error::HostError;
 use crate::node::Node;
 use crate::services::{ServiceCall, ServiceError, ServiceResult};
@@ -209,23 +209,10 @@ impl WasmService {
                 instance.get_typed_func(&mut store, "braid_service_alloc")?;
             let call: TypedFunc<(u32, u32, u32, u32), u64> =
                 instance.get_typed_func(&mut store, "braid_service_call")?;
-            let mut put = |bytes: &[u8]| -> wasmtime::Result<(u32, u32)> {
-                let len = u32::try_from(bytes.len())
-                    .map_err(|_| wasmtime::format_err!("the arguments are over 4 GiB"))?;
-                let ptr = alloc.call(&mut store, len)?;
-                memory.write(&mut store, ptr as usize, bytes)?;
-                Ok((ptr, len))
-            };
-            let (name_ptr, name_len) = put(function.as_bytes())?;
-            let (args_ptr, args_len) = put(args)?;
+            let (name_ptr, name_len) = put(&mut store, memory, &alloc, function.as_bytes())?;
+            let (args_ptr, args_len) = put(&mut store, memory, &alloc, args)?;
             let packed = call.call(&mut store, (name_ptr, name_len, args_ptr, args_len))?;
-            let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
-            let answer = memory
-                .data(&store)
-                .get(ptr..ptr + len)
-                .ok_or_else(|| wasmtime::format_err!("the answer lies outside its memory"))?
-                .to_vec();
-            Ok(answer)
+            take(&store, memory, packed)
         });
         ran.map_err(|e| {
             let id = &self.id;
