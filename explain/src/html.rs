@@ -50,7 +50,7 @@ pub fn render_html(life: &Life, ast: &Ast<'_>) -> String {
     page.push_str("</head>\n<body>\n");
     let _ = writeln!(
         page,
-        "<header><h1>{}</h1><p>{} steps on {} peers. Click a step to see what it did to the script.</p></header>",
+        "<header><h1>{}</h1><p>{} steps on {} peers. Click a step to see what the data records for each instruction after it: <span class=\"key hl\">recorded anew in this step</span> <span class=\"key err\">error raised here</span>; arrows: data sent, <span class=\"key answer\">answers to call requests</span>.</p></header>",
         escape(&life.title),
         life.steps.len(),
         lanes.len()
@@ -287,6 +287,10 @@ path.answer { stroke: #7a7; stroke-width: 1.2; fill: none; stroke-dasharray: 5 3
 .line.hl { background: #fff3b0; }
 .line.err { background: #fde2e2; }
 .line.err .note { color: #c00; }
+.key { padding: 0 4px; border-radius: 3px; }
+.key.hl { background: #fff3b0; }
+.key.err { background: #fde2e2; }
+.key.answer { color: #585; border-bottom: 2px dashed #7a7; }
 </style>
 "#;
 
