@@ -157,13 +157,19 @@ fn diagram(life: &Life, lanes: &[String]) -> String {
             let (x0, y0) = (lane_x(lane), step_y(n) + BOX_HEIGHT);
             if class == "answer" {
                 let bend = x + BOX_WIDTH / 2 + 14;
+                let answers: Vec<String> = step
+                    .answers
+                    .iter()
+                    .map(|(id, a)| format!("#{id}: {} {}", a.ret_code, short_text(&a.result)))
+                    .collect();
                 let _ = writeln!(
                     svg,
-                    "<path class=\"answer\" d=\"M{},{} H{bend} V{} H{}\" marker-end=\"url(#arrow)\"><title>answers to step {n}'s call requests</title></path>",
+                    "<path class=\"answer\" d=\"M{},{} H{bend} V{} H{}\" marker-end=\"url(#arrow)\"><title>answers to the call requests of step {n}\n{}</title></path>",
                     x + BOX_WIDTH / 2,
                     y0 - BOX_HEIGHT / 2,
                     y + BOX_HEIGHT / 2,
-                    x + BOX_WIDTH / 2
+                    x + BOX_WIDTH / 2,
+                    escape(&answers.join("\n"))
                 );
             } else {
                 let _ = writeln!(
