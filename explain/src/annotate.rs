@@ -123,6 +123,9 @@ pub struct StepNotes {
     pub notes: BTreeMap<InstrId, Vec<String>>,
     /// Instructions that recorded a new or changed trace state in this step.
     pub created: BTreeSet<InstrId>,
+    /// Instructions whose state this peer learned in this step from the arriving data
+    /// (its stored data did not have it).
+    pub learned: BTreeSet<InstrId>,
     /// Instructions that ran in this step.
     pub reached: BTreeSet<InstrId>,
     /// Where the step's errors were raised: each catchable error that reached an `xor`
@@ -236,8 +239,14 @@ pub fn annotate(ast: &Ast<'_>, step: &Step) -> StepNotes {
         if let Some(text) = ctx.describe(index) {
             notes.notes.entry(run.instr).or_default().push(text);
         }
-        if ctx.created(index) {
-            notes.created.insert(run.instr);
+        match ctx.novelty(index) {
+            Some(Novelty::Created) => {
+                notes.created.insert(run.instr);
+            }
+            Some(Novelty::Learned) => {
+                notes.learned.insert(run.instr);
+            }
+            None => {}
         }
         if let Some(fault) = &run.fault {
             let own = !run
@@ -360,31 +369,33 @@ impl Context<'_, '_> {
             .collect()
     }
 
-    /// Whether a call, ap or canon left a state that neither input had at the place
-    /// it read.
-    fn created(&self, index: usize) -> bool {
+    /// What a call, ap or canon's state is to this step: `Some(Novelty::Created)` when
+    /// neither input had it at the place it read, `Some(Novelty::Learned)` when the
+    /// arriving data brought it (the peer's stored data did not have it).
+    fn novelty(&self, index: usize) -> Option<Novelty> {
         let run = &self.runs[index];
         let leaf = matches!(
             self.ast.instr(run.instr).kind,
             InstrKind::Call(_) | InstrKind::Ap(_) | InstrKind::ApMap(_) | InstrKind::Canon(_)
         );
-        if !leaf {
-            return false;
+        if !leaf || self.output.is_none() {
+            return None;
         }
         let states = self.own_states(index);
-        let Some((_, state)) = states.first() else {
-            return false;
-        };
+        let (_, state) = states.first()?;
         let prev = read(self.step.prev_view(), run.enter.prev, run.leave.prev);
         let current = read(
             self.step.current_view(),
             run.enter.current,
             run.leave.current,
         );
-        ![prev, current]
-            .into_iter()
-            .flatten()
-            .any(|s| same(s, state))
+        let in_prev = prev.is_some_and(|s| same(s, state));
+        let in_current = current.is_some_and(|s| same(s, state));
+        match (in_prev, in_current) {
+            (false, false) => Some(Novelty::Created),
+            (false, true) => Some(Novelty::Learned),
+            _ => None,
+        }
     }
 
     fn describe(&self, index: usize) -> Option<String> {
@@ -722,6 +733,14 @@ fn same(a: &StateView, b: &StateView) -> bool {
         ) => t1 == t2 && v1 == v2,
         _ => a == b,
     }
+}
+
+/// What a state is to a step.
+enum Novelty {
+    /// Recorded by this step.
+    Created,
+    /// Brought by the arriving data.
+    Learned,
 }
 
 /// The state a leaf read from an input, if its cursor moved by one.

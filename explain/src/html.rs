@@ -50,7 +50,7 @@ pub fn render_html(life: &Life, ast: &Ast<'_>) -> String {
     page.push_str("</head>\n<body>\n");
     let _ = writeln!(
         page,
-        "<header><h1>{}</h1><p>{} steps on {} peers. Click a step to see what the data records for each instruction after it: <span class=\"key hl\">recorded anew in this step</span> <span class=\"key err\">error raised here</span>; arrows: data sent, <span class=\"key answer\">answers to call requests</span>.</p></header>",
+        "<header><h1>{}</h1><p>{} steps on {} peers. Click a step to see what the data records for each instruction after it: <span class=\"key hl\">recorded by this step</span> <span class=\"key learned\">learned from the data that arrived</span> <span class=\"key err\">error raised here</span>; arrows: data sent, <span class=\"key answer\">answers to call requests</span>.</p></header>",
         escape(&life.title),
         life.steps.len(),
         lanes.len()
@@ -96,6 +96,7 @@ fn step_json(ast: &Ast<'_>, step: &Step, line_of: &BTreeMap<InstrId, usize>) -> 
         "details": details,
         "notes": note_map,
         "created": notes.created.iter().filter_map(line).collect::<Vec<_>>(),
+        "learned": notes.learned.iter().filter_map(line).collect::<Vec<_>>(),
         "faults": notes.faults.iter().filter_map(|f| line(&f.instr)).collect::<Vec<_>>(),
     })
 }
@@ -291,10 +292,12 @@ path.answer { stroke: #7a7; stroke-width: 1.2; fill: none; stroke-dasharray: 5 3
 .line .loc { color: #999; display: inline-block; min-width: 5.5em; }
 .line .note { color: #2a6; margin-left: 2em; }
 .line.hl { background: #fff3b0; }
+.line.learned { background: #dcecff; }
 .line.err { background: #fde2e2; }
 .line.err .note { color: #c00; }
 .key { padding: 0 4px; border-radius: 3px; }
 .key.hl { background: #fff3b0; }
+.key.learned { background: #dcecff; }
 .key.err { background: #fde2e2; }
 .key.answer { color: #585; border-bottom: 2px dashed #7a7; }
 </style>
@@ -311,9 +314,11 @@ const SCRIPT: &str = r#"<script>
     document.querySelectorAll('.step').forEach(function (el) {
       el.classList.toggle('selected', Number(el.dataset.step) === n);
     });
-    const created = new Set(step.created), faults = new Set(step.faults);
+    const created = new Set(step.created), learned = new Set(step.learned);
+    const faults = new Set(step.faults);
     lines.forEach(function (el, i) {
       el.classList.toggle('hl', created.has(i));
+      el.classList.toggle('learned', learned.has(i));
       el.classList.toggle('err', faults.has(i));
       el.querySelector('.note').textContent = step.notes[i] ? '# ' + step.notes[i] : '';
     });

@@ -49,6 +49,8 @@ pub fn render_text(life: &Life, ast: &Ast<'_>, at: usize) -> String {
     for (line, text) in lines.iter().zip(&texts) {
         let mark = if notes.created.contains(&line.instr) {
             '*'
+        } else if notes.learned.contains(&line.instr) {
+            '+'
         } else {
             ' '
         };
@@ -65,7 +67,9 @@ pub fn render_text(life: &Life, ast: &Ast<'_>, at: usize) -> String {
             " ".repeat(pad)
         );
     }
-    out.push_str("(* marks the instructions that recorded something new in this step)\n");
+    out.push_str(
+        "(*: recorded something new in this step; +: learned from the data that arrived)\n",
+    );
     for fault in &notes.faults {
         out.push_str(&fault_line(ast, fault, step));
         out.push('\n');

@@ -173,6 +173,10 @@ fn the_first_step_shows_what_waits_for_other_peers() {
         note(&text, "(call \"other_peer_id\""),
         "[1] sent by init_peer_id to other_peer_id; waits for that peer"
     );
+    // Step 3: other_peer_id learns init_peer_id's result and asks its host for its own.
+    let step3 = render_text(&life, &ast, 3);
+    assert!(step3.contains("2:5 +   (call \"init_peer_id\""), "{step3}");
+    assert!(step3.contains("3:5 *   (call \"other_peer_id\""), "{step3}");
     assert!(
         text.contains("#3   other_peer_id    data from init_peer_id (#2)"),
         "{text}"
