@@ -217,9 +217,8 @@ async fn a_node_on_the_wasm_backend_survives_faults_of_the_interpreter_module() 
     assert_eq!(node.execute(add, [("x", json!(1))]).await, Ok(json!(2)));
     // Each run of `add` takes four invokes, the last after the response: inject a
     // fault only once they are all done, so that it hits the next particle.
-    let mut runs = 1;
-    for fault in [Fault::Trap, Fault::OutOfMemory, Fault::EndlessLoop] {
-        settle(&node, 4 * runs).await;
+    for (done, fault) in (1..).zip([Fault::Trap, Fault::OutOfMemory, Fault::EndlessLoop]) {
+        settle(&node, 4 * done).await;
         backend.inject_fault(fault);
         let err = node
             .execute(add, [("x", json!(0))])
@@ -234,7 +233,6 @@ async fn a_node_on_the_wasm_backend_survives_faults_of_the_interpreter_module() 
             Ok(json!(42)),
             "after {fault:?}"
         );
-        runs += 1;
     }
     assert_eq!(node.stats().failed_invokes, 3);
 }
