@@ -5,6 +5,26 @@
 //! Every oracle asserts what must hold for *any* input: no panic, the same output
 //! twice (the interpreter is a pure function), and data the interpreter returns is
 //! accepted back as previous data.
+//!
+//! Targets: `parse` (any text), `invoke_bytes` (arbitrary data on fixed real scripts),
+//! `call_results` (arbitrary answers to a real script's requests), `data` (the data
+//! decoder and encoder, [`data_decoder`]), `invoke_step` (every input of one invoke,
+//! seeded from conformance runs and the AIR corpus, [`step`]), `generated` (valid
+//! multi-peer programs of the property-test generator, [`generated`]), `particle`
+//! (a node's intake of a particle, [`particle`]), and the transport's `frame` (header
+//! and message) and `handshake` (payload) ([`transport`]).
+
+pub mod data_decoder;
+pub mod generated;
+pub mod particle;
+pub mod step;
+pub mod transport;
+
+pub use data_decoder::data_decoder;
+pub use generated::generated_run;
+pub use particle::particle;
+pub use step::{Step, invoke_step};
+pub use transport::{frame, handshake};
 
 use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams};
 
@@ -48,7 +68,27 @@ fn invoke(
     braid_interpreter::invoke(script, prev, data, params, results)
 }
 
-fn keeps_data(code: i32) -> bool {
+/// The stack `invoke` runs on in the host: the interpreter recurses as deep as a script
+/// nests.
+pub const STACK_BYTES: usize = 256 << 20;
+
+/// Runs `f` on a thread with a [`STACK_BYTES`] stack, as the host runs `invoke`.
+pub fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .stack_size(STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .expect("a thread starts");
+        match handle.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Whether an outcome with this return code keeps the previous data unchanged: data
+/// errors (1–10) and uncatchable errors (20000–29999).
+pub(crate) fn keeps_data(code: i32) -> bool {
     (1..=10).contains(&code) || (20000..30000).contains(&code)
 }
 
@@ -178,4 +218,54 @@ pub fn valid_data() -> Vec<(usize, Vec<u8>)> {
         out.push((i, b.data));
     }
     out
+}
+
+/// The fuzz targets, by name.
+pub const TARGETS: &[&str] = &[
+    "parse",
+    "invoke_bytes",
+    "call_results",
+    "data",
+    "invoke_step",
+    "generated",
+    "particle",
+    "frame",
+    "handshake",
+];
+
+/// Runs one input through the oracle of the target named `target`, exactly as that
+/// fuzz target does: for replaying crashes (`fixtures/regressions/`). `None` if there
+/// is no such target.
+pub fn replay(target: &str, input: &[u8]) -> Option<()> {
+    match target {
+        "parse" => {
+            if let Ok(src) = std::str::from_utf8(input) {
+                parse(src);
+            }
+        }
+        "invoke_bytes" => {
+            if let Some((script, check, prev, data)) = split_invoke_input(input) {
+                invoke_bytes(script, prev, data, check);
+            }
+        }
+        "call_results" => {
+            use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
+            type Input = (u8, Vec<(u32, i32, String)>);
+            if let Ok((script, answers)) = Input::arbitrary_take_rest(Unstructured::new(input)) {
+                call_results(usize::from(script), &answers);
+            }
+        }
+        "data" => {
+            if let Some((_, check, prev, data)) = split_invoke_input(input) {
+                data_decoder(prev, data, check);
+            }
+        }
+        "invoke_step" => invoke_step(&Step::decode(input)),
+        "generated" => generated_run(input),
+        "particle" => particle(input),
+        "frame" => frame(input),
+        "handshake" => handshake(input),
+        _ => return None,
+    }
+    Some(())
 }

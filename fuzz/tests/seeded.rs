@@ -114,3 +114,176 @@ fn invoke_input_layout_round_trips() {
     );
     assert_eq!(braid_fuzz::split_invoke_input(b"abc"), None);
 }
+
+/// The steps of braid's own scenarios in `fixtures/scenarios`, as the driver ran them.
+fn real_steps() -> Vec<braid_fuzz::Step> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/scenarios");
+    let files = braid_sim::scenario_files(&[dir]).expect("fixtures/scenarios is readable");
+    assert!(!files.is_empty(), "no scenarios in fixtures/scenarios");
+    let mut steps = Vec::new();
+    for file in files {
+        let scenario = braid_sim::Scenario::load(&file).expect("a fixture scenario loads");
+        let run = braid_sim::run(&scenario, braid_sim::KeepInputs::All).expect("it runs");
+        steps.extend(run.records.iter().take(8).map(|r| braid_fuzz::Step {
+            check: true,
+            particle_id: r.params.particle_id.clone(),
+            timestamp: r.params.timestamp,
+            ttl: r.params.ttl,
+            init_peer: r.params.init_peer_id.clone(),
+            peer: r.peer.clone(),
+            trusted: scenario.peers.clone(),
+            script: r.script.to_string(),
+            prev: r.prev_data.to_vec(),
+            data: r.current_data.to_vec(),
+            call_results: r.call_results.clone(),
+        }));
+    }
+    steps
+}
+
+#[test]
+fn step_inputs_round_trip_and_real_steps_verify() {
+    let steps = real_steps();
+    for step in &steps {
+        assert_eq!(&braid_fuzz::Step::decode(&step.encode()), step);
+    }
+    // Unmutated real steps with checking on run cleanly: the seeds exercise the
+    // interpreter past the integrity checks.
+    for step in steps.iter().filter(|s| !s.data.is_empty()) {
+        let out = braid_interpreter::invoke(
+            &step.script,
+            &step.prev,
+            &step.data,
+            &step.params(),
+            &step.call_results,
+        );
+        assert!(
+            !(1..=10).contains(&out.ret_code()),
+            "a real step was refused: {}",
+            out.error_message()
+        );
+    }
+    // Any bytes decode to a step.
+    assert_eq!(braid_fuzz::Step::decode(&[]), braid_fuzz::Step::default());
+    let _ = braid_fuzz::Step::decode(&[1, 2, 3, 255, 255, 255, 255, 9]);
+}
+
+#[test]
+fn invoke_step_on_mutated_real_steps() {
+    let mut rng = Rng(13);
+    let steps = real_steps();
+    for round in 0..120 {
+        let step = &steps[rng.below(steps.len())];
+        braid_fuzz::invoke_step(step);
+        let mut bytes = step.encode();
+        for _ in 0..=round % 3 {
+            bytes = mutate(&mut rng, &bytes);
+        }
+        braid_fuzz::invoke_step(&braid_fuzz::Step::decode(&bytes));
+        let mut hostile = step.clone();
+        match round % 3 {
+            0 => hostile.data = mutate(&mut rng, &step.data),
+            1 => hostile.prev = mutate(&mut rng, &step.prev),
+            _ => hostile.script = String::from_utf8_lossy(&mutate(&mut rng, step.script.as_bytes())).into_owned(),
+        }
+        braid_fuzz::invoke_step(&hostile);
+    }
+}
+
+#[test]
+fn data_decoder_on_mutated_valid_data() {
+    let mut rng = Rng(17);
+    let seeds = braid_fuzz::valid_data();
+    for (_, data) in &seeds {
+        braid_fuzz::data_decoder(&[], data, true);
+        braid_fuzz::data_decoder(data, &[], false);
+    }
+    for round in 0..300 {
+        let (_, data) = &seeds[round % seeds.len()];
+        let bad = mutate(&mut rng, data);
+        braid_fuzz::data_decoder(&[], &bad, round % 2 == 0);
+        braid_fuzz::data_decoder(&bad, data, round % 2 == 1);
+    }
+}
+
+#[test]
+fn generated_programs_from_seeds_and_random_bytes() {
+    let mut rng = Rng(19);
+    for seed in 0..6 {
+        let bytes = braid_fuzz::generated::seed_input(seed);
+        assert!(
+            braid_fuzz::generated::scenario_of(&bytes).is_some(),
+            "seed bytes make a scenario"
+        );
+        braid_fuzz::generated_run(&bytes);
+        braid_fuzz::generated_run(&mutate(&mut rng, &bytes));
+    }
+    let random: Vec<u8> = (0..512).map(|_| rng.next() as u8).collect();
+    braid_fuzz::generated_run(&random);
+    braid_fuzz::generated_run(&[]);
+}
+
+#[test]
+fn particle_intake_on_mutated_particles() {
+    let key = braid_wire::NodeKey::from_secret([7; 32]);
+    let mut rng = Rng(23);
+    let mut particle = braid_wire::Particle::new_signed(
+        &key,
+        "p".into(),
+        braid_fuzz::particle::NOW,
+        60_000,
+        braid_fuzz::SCRIPTS[1].into(),
+    );
+    particle.data = braid_fuzz::valid_data().swap_remove(2).1;
+    let wire = particle.encode();
+    assert!(
+        braid_wire::check(
+            &wire,
+            &braid_wire::IntakeLimits::REFERENCE,
+            braid_fuzz::particle::NOW,
+            0
+        )
+        .is_ok(),
+        "the seed particle is let in"
+    );
+    braid_fuzz::particle(&wire);
+    for _ in 0..400 {
+        braid_fuzz::particle(&mutate(&mut rng, &wire));
+    }
+}
+
+#[test]
+fn transport_frames_and_handshakes_mutated() {
+    use braid_wire::{HandshakePayload, Message};
+    let key = braid_wire::NodeKey::from_secret([5; 32]);
+    let mut rng = Rng(29);
+    let particle =
+        braid_wire::Particle::new_signed(&key, "p".into(), 1, 2, "(null)".into()).encode();
+    let body = Message::Forward {
+        seq: 9,
+        to: key.peer_id().into(),
+        particle,
+    }
+    .encode();
+    let mut frame = braid_wire::frame::encode_frame_header(body.len())
+        .expect("a small length")
+        .to_vec();
+    frame.extend_from_slice(&body);
+    braid_fuzz::frame(&frame);
+    let noise = [4u8; 32];
+    let mut handshake = noise.to_vec();
+    handshake.extend_from_slice(&HandshakePayload::new(&key, &noise, None).encode());
+    assert!(
+        HandshakePayload::decode(&handshake[32..])
+            .and_then(|p| p.verify(&noise))
+            .is_ok(),
+        "the seed handshake verifies"
+    );
+    braid_fuzz::handshake(&handshake);
+    for _ in 0..300 {
+        braid_fuzz::frame(&mutate(&mut rng, &frame));
+        braid_fuzz::handshake(&mutate(&mut rng, &handshake));
+    }
+    braid_fuzz::frame(&[]);
+    braid_fuzz::handshake(&[]);
+}
