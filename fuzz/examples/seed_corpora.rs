@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use braid_fuzz::Step;
-use braid_wire::{HandshakePayload, Message, NodeKey, Particle, Status};
 use braid_sim::{KeepInputs, Scenario};
+use braid_wire::{HandshakePayload, Message, NodeKey, Particle, Status};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -80,27 +80,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .to_string_lossy()
             .replace('/', "_");
         for (n, record) in run.records.iter().enumerate().take(12) {
-            let step = Step {
-                check: true,
-                particle_id: record.params.particle_id.clone(),
-                timestamp: record.params.timestamp,
-                ttl: record.params.ttl,
-                init_peer: record.params.init_peer_id.clone(),
-                peer: record.peer.clone(),
-                trusted: scenario.peers.clone(),
-                script: record.script.to_string(),
-                prev: record.prev_data.to_vec(),
-                data: record.current_data.to_vec(),
-                call_results: record.call_results.clone(),
-            };
+            let step = Step::of_record(record, &scenario.peers);
             let name = format!("{stem}-{n}");
             write("invoke_step", &name, &step.encode())?;
             steps += 1;
             if record.current_data.is_empty() {
                 continue;
             }
-            let joined =
-                braid_fuzz::join_invoke_input(0, n % 2 == 0, &[], &record.current_data);
+            let joined = braid_fuzz::join_invoke_input(0, n % 2 == 0, &[], &record.current_data);
             write("data", &name, &joined)?;
             if n % 3 == 1 {
                 write(
@@ -117,7 +104,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for check in [false, true] {
             let current = braid_fuzz::join_invoke_input(script, check, &[], &data);
             let prev = braid_fuzz::join_invoke_input(script, check, &data, &[]);
-            write("invoke_bytes", &format!("seed-{n}-{check}-current"), &current)?;
+            write(
+                "invoke_bytes",
+                &format!("seed-{n}-{check}-current"),
+                &current,
+            )?;
             write("invoke_bytes", &format!("seed-{n}-{check}-prev"), &prev)?;
             write("data", &format!("seed-{n}-{check}-prev"), &prev)?;
         }
@@ -126,10 +117,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Transport frames carrying every kind of message, and handshake payloads.
     let particle = particle_of(braid_fuzz::SCRIPTS[1], &braid_fuzz::valid_data()[2].1);
     let messages = [
-        Message::Particle { seq: 1, particle: particle.clone() },
-        Message::Forward { seq: 2, to: key.peer_id().into(), particle },
-        Message::Ack { seq: 1, refused: None },
-        Message::Ack { seq: 2, refused: Some("expired".into()) },
+        Message::Particle {
+            seq: 1,
+            particle: particle.clone(),
+        },
+        Message::Forward {
+            seq: 2,
+            to: key.peer_id().into(),
+            particle,
+        },
+        Message::Ack {
+            seq: 1,
+            refused: None,
+        },
+        Message::Ack {
+            seq: 2,
+            refused: Some("expired".into()),
+        },
         Message::StatusRequest { seq: 3 },
         Message::Status {
             seq: 3,
@@ -149,7 +153,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         frame.extend_from_slice(&body);
         write("frame", &format!("seed-{n}"), &frame)?;
     }
-    for (n, listen) in [None, Some("127.0.0.1:7777".to_owned())].into_iter().enumerate() {
+    for (n, listen) in [None, Some("127.0.0.1:7777".to_owned())]
+        .into_iter()
+        .enumerate()
+    {
         let noise = [n as u8 + 1; 32];
         let mut input = noise.to_vec();
         input.extend_from_slice(&HandshakePayload::new(&key, &noise, listen).encode());

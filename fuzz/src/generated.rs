@@ -66,7 +66,13 @@ pub fn generated_run(bytes: &[u8]) {
             .expect("every step's peer is listed")
             .params;
         let replay = crate::on_big_stack(|| {
-            braid_interpreter::invoke(&first.script, &step.output, &[], params, &CallResults::new())
+            braid_interpreter::invoke(
+                &first.script,
+                &step.output,
+                &[],
+                params,
+                &CallResults::new(),
+            )
         });
         assert!(
             !(1..=10).contains(&replay.ret_code()),

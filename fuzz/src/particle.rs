@@ -11,10 +11,18 @@ pub const NOW: u64 = 1_700_000_000_000;
 /// a particle let in is exactly the decoded one.
 pub fn particle(bytes: &[u8]) {
     let decoded = Particle::decode(bytes);
-    assert_eq!(decoded, Particle::decode(bytes), "decoding is not deterministic");
+    assert_eq!(
+        decoded,
+        Particle::decode(bytes),
+        "decoding is not deterministic"
+    );
     for now in [0, NOW, u64::MAX] {
         if let Ok(admitted) = check(bytes, &IntakeLimits::REFERENCE, now, DEFAULT_CLOCK_SKEW_MS) {
-            assert_eq!(Ok(&admitted), decoded.as_ref(), "intake changed the particle");
+            assert_eq!(
+                Ok(&admitted),
+                decoded.as_ref(),
+                "intake changed the particle"
+            );
         }
     }
     let tight = IntakeLimits {

@@ -102,6 +102,23 @@ impl Step {
         out
     }
 
+    /// A step the scenario driver ran, with checking on and `trusted` peers.
+    pub fn of_record(record: &braid_sim::StepRecord, trusted: &[String]) -> Step {
+        Step {
+            check: true,
+            particle_id: record.params.particle_id.clone(),
+            timestamp: record.params.timestamp,
+            ttl: record.params.ttl,
+            init_peer: record.params.init_peer_id.clone(),
+            peer: record.peer.clone(),
+            trusted: trusted.to_vec(),
+            script: record.script.to_string(),
+            prev: record.prev_data.to_vec(),
+            data: record.current_data.to_vec(),
+            call_results: record.call_results.clone(),
+        }
+    }
+
     /// The run parameters of the step.
     pub fn params(&self) -> RunParams {
         RunParams {

@@ -25,7 +25,11 @@ pub fn frame(input: &[u8]) {
         }
     }
     let message = Message::decode(body);
-    assert_eq!(message, Message::decode(body), "decoding is not deterministic");
+    assert_eq!(
+        message,
+        Message::decode(body),
+        "decoding is not deterministic"
+    );
     let Ok(message) = message else {
         return;
     };
@@ -57,7 +61,11 @@ pub fn handshake(input: &[u8]) {
     let again = HandshakePayload::decode(&encoded).expect("an encoded payload decodes");
     assert_eq!(again, decoded, "encode/decode changed the payload");
     let verified = decoded.verify(noise);
-    assert_eq!(verified, decoded.verify(noise), "verifying is not deterministic");
+    assert_eq!(
+        verified,
+        decoded.verify(noise),
+        "verifying is not deterministic"
+    );
     if verified.is_ok() {
         let mut other = noise.to_vec();
         other.push(0);

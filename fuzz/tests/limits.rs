@@ -144,7 +144,11 @@ fn the_1024th_value_of_a_stream_is_error_20013() {
 
 #[test]
 fn deep_nesting_and_deep_fold_recursion_are_error_20022() {
-    let nested = format!("{}(null){}", "(seq (null) ".repeat(25_000), ")".repeat(25_000));
+    let nested = format!(
+        "{}(null){}",
+        "(seq (null) ".repeat(25_000),
+        ")".repeat(25_000)
+    );
     let out = on_big_stack(|| run(&nested, &[], &[], &params("A", false), &CallResults::new()));
     assert_eq!(out.ret_code(), 20022, "{}", out.error_message());
     assert!(
@@ -173,7 +177,11 @@ fn deeply_nested_call_results_and_data_are_errors() {
     let out = answered(script, &deep);
     assert_eq!(out.ret_code(), 0, "{}", out.error_message());
     assert_eq!(out.call_requests.len(), 1, "the error handler is called");
-    assert!(out.call_requests[0].arguments.contains("can't be serialized"));
+    assert!(
+        out.call_requests[0]
+            .arguments
+            .contains("can't be serialized")
+    );
     // Data that is a hundred thousand nested MessagePack arrays is refused as data.
     let data = vec![0x91u8; 100_000];
     let out = run(CALL, &[], &data, &params("A", true), &CallResults::new());

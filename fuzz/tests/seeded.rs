@@ -124,19 +124,12 @@ fn real_steps() -> Vec<braid_fuzz::Step> {
     for file in files {
         let scenario = braid_sim::Scenario::load(&file).expect("a fixture scenario loads");
         let run = braid_sim::run(&scenario, braid_sim::KeepInputs::All).expect("it runs");
-        steps.extend(run.records.iter().take(8).map(|r| braid_fuzz::Step {
-            check: true,
-            particle_id: r.params.particle_id.clone(),
-            timestamp: r.params.timestamp,
-            ttl: r.params.ttl,
-            init_peer: r.params.init_peer_id.clone(),
-            peer: r.peer.clone(),
-            trusted: scenario.peers.clone(),
-            script: r.script.to_string(),
-            prev: r.prev_data.to_vec(),
-            data: r.current_data.to_vec(),
-            call_results: r.call_results.clone(),
-        }));
+        steps.extend(
+            run.records
+                .iter()
+                .take(8)
+                .map(|r| braid_fuzz::Step::of_record(r, &scenario.peers)),
+        );
     }
     steps
 }
@@ -184,7 +177,10 @@ fn invoke_step_on_mutated_real_steps() {
         match round % 3 {
             0 => hostile.data = mutate(&mut rng, &step.data),
             1 => hostile.prev = mutate(&mut rng, &step.prev),
-            _ => hostile.script = String::from_utf8_lossy(&mutate(&mut rng, step.script.as_bytes())).into_owned(),
+            _ => {
+                hostile.script =
+                    String::from_utf8_lossy(&mutate(&mut rng, step.script.as_bytes())).into_owned()
+            }
         }
         braid_fuzz::invoke_step(&hostile);
     }
