@@ -56,7 +56,7 @@ pub fn answer(function: &[u8], args: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(target_arch = "wasm32")]
-mod abi {
+pub mod abi {
     //! The exports: buffers across the module boundary.
 
     /// Reserves `len` bytes for the host to write.
