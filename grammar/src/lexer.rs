@@ -5,7 +5,7 @@
 //! until a `)` or `]` closes more than the word opened; comments run from `;` to the
 //! end of the line.
 
-use crate::ast::{Lens, Var};
+use crate::ast::{Lens, Var, VarKind};
 use crate::error::ErrorKind;
 use crate::span::Span;
 use crate::word;
@@ -16,8 +16,10 @@ use crate::word;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token {
     pub(crate) raw: Raw,
+    /// For a word: its first byte is ASCII and every later byte a name character
+    /// (ASCII alphanumeric, `_`, `-`), so it has no lens and no brackets.
+    pub(crate) plain: bool,
     pub(crate) span: Span,
-    pub(crate) shape: WordShape,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,21 +70,22 @@ pub(crate) enum Keyword {
 
 impl Keyword {
     pub(crate) fn from_word(word: &str) -> Option<Self> {
-        Some(match word {
-            "call" => Self::Call,
-            "canon" => Self::Canon,
-            "ap" => Self::Ap,
-            "seq" => Self::Seq,
-            "par" => Self::Par,
-            "xor" => Self::Xor,
-            "null" => Self::Null,
-            "never" => Self::Never,
-            "new" => Self::New,
-            "fail" => Self::Fail,
-            "fold" => Self::Fold,
-            "next" => Self::Next,
-            "match" => Self::Match,
-            "mismatch" => Self::Mismatch,
+        // Byte patterns: a decision tree on length and bytes, no string comparisons.
+        Some(match word.as_bytes() {
+            [b'c', b'a', b'l', b'l'] => Self::Call,
+            [b'c', b'a', b'n', b'o', b'n'] => Self::Canon,
+            [b'a', b'p'] => Self::Ap,
+            [b's', b'e', b'q'] => Self::Seq,
+            [b'p', b'a', b'r'] => Self::Par,
+            [b'x', b'o', b'r'] => Self::Xor,
+            [b'n', b'u', b'l', b'l'] => Self::Null,
+            [b'n', b'e', b'v', b'e', b'r'] => Self::Never,
+            [b'n', b'e', b'w'] => Self::New,
+            [b'f', b'a', b'i', b'l'] => Self::Fail,
+            [b'f', b'o', b'l', b'd'] => Self::Fold,
+            [b'n', b'e', b'x', b't'] => Self::Next,
+            [b'm', b'a', b't', b'c', b'h'] => Self::Match,
+            [b'm', b'i', b's', b'm', b'a', b't', b'c', b'h'] => Self::Mismatch,
             _ => return None,
         })
     }
@@ -152,24 +155,39 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A plain word (see [`Token::plain`]) that is a scalar or stream name, without
+    /// the general classifier; `None` for anything else.
+    pub(crate) fn plain_var(&self, token: &Token) -> Option<Var<'a>> {
+        if !token.plain {
+            return None;
+        }
+        let text = self.text(token);
+        let kind = match text.as_bytes()[0] {
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' if !word::is_reserved(text) => VarKind::Scalar,
+            b'$' if text.len() > 1 => VarKind::Stream,
+            _ => return None,
+        };
+        Some(Var {
+            kind,
+            name: text,
+            pos: token.span.start,
+        })
+    }
+
     /// Classifies a word token (air-language.md §2.4–§2.5).
     pub(crate) fn classify(&self, token: &Token) -> Result<TokenKind<'a>, LexError> {
-        classify(self.text(token), token.span.start as usize, token.shape)
+        classify(self.text(token), token.span.start as usize, token.plain)
     }
 
     fn scan(&mut self) -> Result<Token, LexError> {
         self.skip_trivia();
         let bytes = self.src.as_bytes();
         let start = self.pos;
-        let no_shape = WordShape {
-            first_dot: None,
-            plain: false,
-        };
         let Some(&b) = bytes.get(start) else {
             return Ok(Token {
                 raw: Raw::End,
+                plain: false,
                 span: span(start, start),
-                shape: no_shape,
             });
         };
         let raw = match b {
@@ -188,25 +206,25 @@ impl<'a> Lexer<'a> {
                 self.pos = end;
                 return Ok(Token {
                     raw: Raw::String,
+                    plain: false,
                     span: span(start, end),
-                    shape: no_shape,
                 });
             }
             _ => {
-                let (end, shape) = self.word_end(start);
+                let (end, plain) = self.word_end(start);
                 self.pos = end;
                 return Ok(Token {
                     raw: Raw::Word,
+                    plain,
                     span: span(start, end),
-                    shape,
                 });
             }
         };
         self.pos = start + 1;
         Ok(Token {
             raw,
+            plain: false,
             span: span(start, start + 1),
-            shape: no_shape,
         })
     }
 
@@ -214,15 +232,15 @@ impl<'a> Lexer<'a> {
         let bytes = self.src.as_bytes();
         let mut pos = self.pos;
         while let Some(&b) = bytes.get(pos) {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => pos += 1,
-                b';' => {
+            match BYTE_CLASS[b as usize] {
+                SPACE => pos += 1,
+                OTHER if b == b';' => {
                     pos = match memchr(b'\n', &bytes[pos..]) {
                         Some(i) => pos + i + 1,
                         None => bytes.len(),
                     }
                 }
-                0x80.. => {
+                NON_ASCII => {
                     // `pos` is on a char boundary: only whole characters are skipped.
                     let c = self.src[pos..].chars().next().expect("non-empty rest");
                     if !c.is_whitespace() {
@@ -236,82 +254,69 @@ impl<'a> Lexer<'a> {
         self.pos = pos;
     }
 
-    /// Where the bare word starting at `start` ends (air-language.md §2.3), and what
-    /// the classifier's fast path needs to know about it.
-    fn word_end(&self, start: usize) -> (usize, WordShape) {
+    /// Where the bare word starting at `start` ends (air-language.md §2.3), and whether
+    /// it is plain (see [`Token::plain`]).
+    fn word_end(&self, start: usize) -> (usize, bool) {
         let bytes = self.src.as_bytes();
         // The first character is taken whatever it is and is not counted.
         let first_len = utf8_len(bytes[start]);
-        let mut shape = WordShape {
-            first_dot: None,
-            plain: bytes[start] < 0x80,
-        };
-        let mut pos = start + first_len;
+        let mut plain = bytes[start] < 0x80;
+        let mut pos = ordinary_run(bytes, start + first_len);
         let (mut round, mut square) = (0i64, 0i64);
-        loop {
-            // Skip ordinary name bytes in one tight loop.
-            let run = bytes[pos..]
-                .iter()
-                .position(|&b| BYTE_CLASS[b as usize] != ORDINARY);
-            pos = match run {
-                Some(n) => pos + n,
-                None => return (bytes.len(), shape),
-            };
-            let b = bytes[pos];
+        while let Some(&b) = bytes.get(pos) {
             match BYTE_CLASS[b as usize] {
                 SPACE => break,
-                DOT => {
-                    if shape.first_dot.is_none() {
-                        shape.first_dot = Some(pos - start);
-                    }
-                }
-                OPEN_ROUND => {
-                    round += 1;
-                    shape.plain = false;
-                }
-                OPEN_SQUARE => {
-                    square += 1;
-                    shape.plain = false;
-                }
+                OPEN_ROUND => round += 1,
+                OPEN_SQUARE => square += 1,
                 CLOSE_ROUND => {
                     round -= 1;
                     if round < 0 {
                         break;
                     }
-                    shape.plain = false;
                 }
                 CLOSE_SQUARE => {
                     square -= 1;
                     if square < 0 {
                         break;
                     }
-                    shape.plain = false;
                 }
                 NON_ASCII => {
                     let c = self.src[pos..].chars().next().expect("non-empty rest");
                     if c.is_whitespace() {
                         break;
                     }
-                    shape.plain = false;
-                    pos += c.len_utf8();
+                    plain = false;
+                    pos = ordinary_run(bytes, pos + c.len_utf8());
                     continue;
                 }
-                _ => shape.plain = false,
+                _ => {}
             }
-            pos += 1;
+            plain = false;
+            pos = ordinary_run(bytes, pos + 1);
         }
-        (pos, shape)
+        (pos, plain)
     }
 }
 
-/// What the word scanner learnt about a word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WordShape {
-    /// Offset of the first `.` after the first character.
-    pub(crate) first_dot: Option<usize>,
-    /// Every byte is ASCII and every byte after the first is a name character, a dot
-    /// or a bracket.
-    pub(crate) plain: bool,
+/// The end of the run of ordinary (name) bytes starting at `pos`: eight bytes at a
+/// time while it lasts, then byte by byte.
+fn ordinary_run(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let classes = chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | BYTE_CLASS[b as usize]);
+        if classes != ORDINARY {
+            break;
+        }
+        pos += 8;
+    }
+    while let Some(&b) = bytes.get(pos) {
+        if BYTE_CLASS[b as usize] != ORDINARY {
+            break;
+        }
+        pos += 1;
+    }
+    pos
 }
 
 const ORDINARY: u8 = 0;
@@ -347,11 +352,11 @@ static BYTE_CLASS: [u8; 256] = {
     t
 };
 
-fn classify(text: &str, start: usize, shape: WordShape) -> Result<TokenKind<'_>, LexError> {
+fn classify(text: &str, start: usize, plain: bool) -> Result<TokenKind<'_>, LexError> {
     let at = span(start, start + text.len());
     // Fast path: a plain scalar name such as `result-0_flat` (no keyword can be here
     // only if it is no keyword, `true` or `false`, which `plain_scalar` checks).
-    if shape.plain && shape.first_dot.is_none() {
+    if plain {
         if let Some(kind) = word::plain_scalar(text, start) {
             return Ok(kind);
         }

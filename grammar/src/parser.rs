@@ -427,6 +427,16 @@ impl<'a> Parser<'a> {
     /// One operand among the `allowed` forms.
     fn operand(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
         let token = self.lexer.next()?;
+        if let Some(var) = self.lexer.plain_var(&token) {
+            let form = match var.kind {
+                VarKind::Scalar => form::SCALAR,
+                _ => form::STREAM,
+            };
+            if allowed & form == 0 {
+                return Err(self.unexpected(&token, expected));
+            }
+            return Ok(Value::Var(var, None));
+        }
         let value = match token.raw {
             Raw::String if allowed & form::STRING != 0 => Value::String(self.lexer.text(&token)),
             Raw::OpenSquare if allowed & form::EMPTY_ARRAY != 0 => {
@@ -459,7 +469,11 @@ impl<'a> Parser<'a> {
     /// A variable of one of `kinds`, without lens.
     fn var(&mut self, kinds: &[VarKind], expected: &'static str) -> PResult<Var<'a>> {
         let token = self.lexer.next()?;
-        if token.raw == Raw::Word {
+        if let Some(var) = self.lexer.plain_var(&token) {
+            if kinds.contains(&var.kind) {
+                return Ok(var);
+            }
+        } else if token.raw == Raw::Word {
             if let TokenKind::Var(var, None) = self.lexer.classify(&token)? {
                 if kinds.contains(&var.kind) {
                     return Ok(var);

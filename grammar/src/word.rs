@@ -4,7 +4,7 @@
 use crate::ast::{Lens, Var, VarKind};
 use crate::error::ErrorKind;
 use crate::lens;
-use crate::lexer::TokenKind;
+use crate::lexer::{Keyword, TokenKind};
 
 /// The longest float literal, sign and dot included.
 const MAX_FLOAT_CHARS: usize = 11;
@@ -16,7 +16,7 @@ pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
     if !(first.is_ascii_alphabetic() || first == b'_') {
         return None;
     }
-    if word.len() <= 8 && is_reserved(word) {
+    if is_reserved(word) {
         return None;
     }
     Some(TokenKind::Var(
@@ -29,26 +29,12 @@ pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
     ))
 }
 
-fn is_reserved(word: &str) -> bool {
+/// A keyword, `true` or `false`.
+pub(crate) fn is_reserved(word: &str) -> bool {
     matches!(
-        word,
-        "call"
-            | "canon"
-            | "ap"
-            | "seq"
-            | "par"
-            | "xor"
-            | "null"
-            | "never"
-            | "new"
-            | "fail"
-            | "fold"
-            | "next"
-            | "match"
-            | "mismatch"
-            | "true"
-            | "false"
-    )
+        word.as_bytes(),
+        [b't', b'r', b'u', b'e'] | [b'f', b'a', b'l', b's', b'e']
+    ) || Keyword::from_word(word).is_some()
 }
 
 pub(crate) fn number_or_var(word: &str, start: usize) -> Result<TokenKind<'_>, ErrorKind> {
