@@ -14,6 +14,8 @@ use crate::span::Span;
 pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     let mut errors = Vec::new();
     let (mut has_scopes, mut has_stream_fold) = (false, false);
+    // §8.6, `(fail 0 "…")`: found here, reported after the scope checks.
+    let mut zero_fails = Vec::new();
     for (_, instr) in ast.iter() {
         match &instr.kind {
             InstrKind::Fold(fold) => {
@@ -21,22 +23,44 @@ pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
                 has_stream_fold |= fold.is_over_stream();
             }
             InstrKind::Next(_) | InstrKind::New { .. } => has_scopes = true,
+            InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
+                zero_fails.push((ErrorKind::FailCodeZero, instr.span));
+            }
             _ => {}
         }
     }
     defined_before_use(ast, &mut errors);
     if has_scopes {
-        fold_scopes(ast, &mut errors);
-    }
-    fail_codes(ast, &mut errors);
-    // Without a fold over a stream, no candidate can ever be reported.
-    if has_stream_fold {
-        nothing_after_next(ast, &mut errors);
+        let scoped = scoped_subtrees(ast);
+        fold_scopes(ast, &scoped, &mut errors);
+        errors.append(&mut zero_fails);
+        // Without a fold over a stream, no candidate can ever be reported.
+        if has_stream_fold {
+            nothing_after_next(ast, &scoped, &mut errors);
+        }
+    } else {
+        errors.append(&mut zero_fails);
     }
     if errors.is_empty() {
         return Ok(());
     }
     Err(ParseError::many(ast.source(), errors))
+}
+
+/// For each instruction, whether its subtree holds a `fold`, `next` or `new`: the
+/// scope checks skip the subtrees that hold none, where they have nothing to see.
+fn scoped_subtrees(ast: &Ast<'_>) -> Vec<bool> {
+    let mut scoped = Vec::with_capacity(ast.len());
+    for (_, instr) in ast.iter() {
+        let own = matches!(
+            instr.kind,
+            InstrKind::Fold(_) | InstrKind::Next(_) | InstrKind::New { .. }
+        );
+        // Children come before their parent in the arena.
+        let below = instr.kind.children().any(|child| scoped[child.index()]);
+        scoped.push(own || below);
+    }
+    scoped
 }
 
 type Errors = Vec<(ErrorKind, Span)>;
@@ -149,7 +173,7 @@ fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
 
 /// §8.2–8.5: `next` inside its fold and once per fold, no nested folds over one
 /// iterator name, no `new` on an iterator.
-fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
+fn fold_scopes(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
     // Quirk (§8.2): only the first `next` of each name, in the order the parser
     // completes instructions (the arena's order), is checked for an enclosing fold.
     let mut checked_next = vec![false; ast.len()];
@@ -167,7 +191,10 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
         Enter(InstrId),
         Leave(InstrId),
     }
-    let mut stack = vec![Step::Enter(ast.root())];
+    let mut stack = Vec::new();
+    if scoped[ast.root().index()] {
+        stack.push(Step::Enter(ast.root()));
+    }
     while let Some(step) = stack.pop() {
         let id = match step {
             Step::Enter(id) => id,
@@ -228,19 +255,11 @@ fn fold_scopes(ast: &Ast<'_>, errors: &mut Errors) {
             }
             _ => {}
         }
-        // Children in reverse so the first is visited first.
+        // Children in reverse so the first is visited first; subtrees without folds,
+        // `next` or `new` neither report nor change what encloses what.
         for child in instr.kind.children().rev() {
-            stack.push(Step::Enter(child));
-        }
-    }
-}
-
-/// §8.6: `(fail 0 "…")`.
-fn fail_codes(ast: &Ast<'_>, errors: &mut Errors) {
-    for (_, instr) in ast.iter() {
-        if let InstrKind::Fail(fail) = &instr.kind {
-            if let Fail::Literal { code: 0, .. } = **fail {
-                errors.push((ErrorKind::FailCodeZero, instr.span));
+            if scoped[child.index()] {
+                stack.push(Step::Enter(child));
             }
         }
     }
@@ -249,7 +268,7 @@ fn fail_codes(ast: &Ast<'_>, errors: &mut Errors) {
 /// §8.7: in folds over streams and stream maps, `next` must come last. This mirrors the
 /// reference's bottom-up state machine, whose quirks (candidates keyed by iterator name,
 /// an `xor` of two `next`s switching the check off) are observable.
-fn nothing_after_next(ast: &Ast<'_>, errors: &mut Errors) {
+fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
     #[derive(Clone, Copy, PartialEq)]
     enum Summary<'a> {
         Other,
@@ -259,7 +278,13 @@ fn nothing_after_next(ast: &Ast<'_>, errors: &mut Errors) {
     let mut summaries: Vec<Summary<'_>> = Vec::with_capacity(ast.len());
     let mut candidates: NameMap<'_, Span> = NameMap::default();
     let mut enabled = true;
-    for (_, instr) in ast.iter() {
+    for (id, instr) in ast.iter() {
+        // Without `next` or a fold below, a subtree ends with no `next` and holds no
+        // candidate.
+        if !scoped[id.index()] {
+            summaries.push(Other);
+            continue;
+        }
         let of = |id: InstrId| summaries[id.index()];
         let summary = match &instr.kind {
             InstrKind::Next(var) => EndsWithNext(var.name),
