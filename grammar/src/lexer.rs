@@ -147,6 +147,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The text of a token (for a string literal, without its quotes).
+    #[inline(always)]
     pub(crate) fn text(&self, token: &Token) -> &'a str {
         let (start, end) = (token.span.start as usize, token.span.end as usize);
         match token.raw {
@@ -157,6 +158,7 @@ impl<'a> Lexer<'a> {
 
     /// A plain word (see [`Token::plain`]) that is a scalar or stream name, without
     /// the general classifier; `None` for anything else.
+    #[inline(always)]
     pub(crate) fn plain_var(&self, token: &Token) -> Option<Var<'a>> {
         if !token.plain {
             return None;

@@ -22,9 +22,7 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
     let mut parser = Parser {
         source,
         lexer: Lexer::new(source),
-        // Dense scripts (no indentation, short names) take about 20 bytes per
-        // instruction: reserving for that spares the arena a copy on growth.
-        instrs: Vec::with_capacity(source.len() / 20),
+        instrs: Vec::with_capacity(source.len() / 32),
         stack: Vec::new(),
         current: None,
     };

@@ -16,20 +16,28 @@ pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     let (mut has_scopes, mut has_stream_fold) = (false, false);
     // §8.6, `(fail 0 "…")`: found here, reported after the scope checks.
     let mut zero_fails = Vec::new();
+    let mut definitions = 0;
     for (_, instr) in ast.iter() {
         match &instr.kind {
+            InstrKind::Call(call) => definitions += usize::from(call.output.is_some()),
+            InstrKind::Ap(_) | InstrKind::ApMap(_) | InstrKind::Canon(_) => definitions += 1,
             InstrKind::Fold(fold) => {
+                definitions += 1;
                 has_scopes = true;
                 has_stream_fold |= fold.is_over_stream();
             }
-            InstrKind::Next(_) | InstrKind::New { .. } => has_scopes = true,
+            InstrKind::New { .. } => {
+                definitions += 1;
+                has_scopes = true;
+            }
+            InstrKind::Next(_) => has_scopes = true,
             InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
                 zero_fails.push((ErrorKind::FailCodeZero, instr.span));
             }
             _ => {}
         }
     }
-    defined_before_use(ast, &mut errors);
+    defined_before_use(ast, definitions, &mut errors);
     if has_scopes {
         let scoped = scoped_subtrees(ast);
         fold_scopes(ast, &scoped, &mut errors);
@@ -104,9 +112,10 @@ fn var_span(var: &Var<'_>) -> Span {
 
 /// §8.1: each use needs a definition of the same name in an instruction that starts
 /// strictly earlier in the text.
-fn defined_before_use<'a>(ast: &Ast<'a>, errors: &mut Errors) {
+/// `definitions`: how many instructions define a name, an upper bound of the names.
+fn defined_before_use<'a>(ast: &Ast<'a>, definitions: usize, errors: &mut Errors) {
     let mut first_def: NameMap<'a, u32> =
-        NameMap::with_capacity_and_hasher(ast.len() / 2, Default::default());
+        NameMap::with_capacity_and_hasher(definitions, Default::default());
     let mut define = |var: &Var<'a>, at: u32| {
         first_def
             .entry(var.name)
@@ -269,13 +278,19 @@ fn fold_scopes(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
 /// reference's bottom-up state machine, whose quirks (candidates keyed by iterator name,
 /// an `xor` of two `next`s switching the check off) are observable.
 fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
+    /// What a subtree ends with; a `next` is kept as its id (8 bytes a summary, not a
+    /// name's 24: the vector is as long as the arena).
     #[derive(Clone, Copy, PartialEq)]
-    enum Summary<'a> {
+    enum Summary {
         Other,
-        EndsWithNext(&'a str),
+        EndsWithNext(InstrId),
     }
     use Summary::{EndsWithNext, Other};
-    let mut summaries: Vec<Summary<'_>> = Vec::with_capacity(ast.len());
+    let name = |id: InstrId| match &ast.instr(id).kind {
+        InstrKind::Next(var) => var.name,
+        _ => "",
+    };
+    let mut summaries: Vec<Summary> = Vec::with_capacity(ast.len());
     let mut candidates: NameMap<'_, Span> = NameMap::default();
     let mut enabled = true;
     for (id, instr) in ast.iter() {
@@ -287,11 +302,11 @@ fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
         }
         let of = |id: InstrId| summaries[id.index()];
         let summary = match &instr.kind {
-            InstrKind::Next(var) => EndsWithNext(var.name),
+            InstrKind::Next(_) => EndsWithNext(id),
             InstrKind::Seq(a, b) | InstrKind::Par(a, b) => match (of(*a), of(*b)) {
-                (EndsWithNext(x), EndsWithNext(y)) if x == y => EndsWithNext(x),
+                (EndsWithNext(x), EndsWithNext(y)) if name(x) == name(y) => EndsWithNext(x),
                 (EndsWithNext(x), _) => {
-                    candidates.entry(x).or_insert(instr.span);
+                    candidates.entry(name(x)).or_insert(instr.span);
                     Other
                 }
                 (Other, right) => right,
@@ -307,14 +322,14 @@ fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
             InstrKind::New { body, .. } => of(*body),
             InstrKind::Match(m) | InstrKind::Mismatch(m) => of(m.body),
             InstrKind::Fold(fold) if fold.is_over_stream() => {
-                let name = fold.iterator.name;
-                if let Some(span) = candidates.remove(name) {
+                let iterator = fold.iterator.name;
+                if let Some(span) = candidates.remove(iterator) {
                     if enabled {
                         errors.push((ErrorKind::InstructionAfterNext, span));
                     }
                 }
                 match of(fold.body) {
-                    EndsWithNext(x) if x != name => EndsWithNext(x),
+                    EndsWithNext(x) if name(x) != iterator => EndsWithNext(x),
                     _ => Other,
                 }
             }
