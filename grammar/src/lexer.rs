@@ -199,10 +199,7 @@ impl<'a> Lexer<'a> {
             b']' => Raw::CloseSquare,
             b'"' => {
                 let Some(len) = memchr(b'"', &bytes[start + 1..]) else {
-                    return Err(Box::new((
-                        ErrorKind::UnclosedQuote,
-                        span(start, self.src.len()),
-                    )));
+                    return Err(unclosed_quote(start, self.src.len()));
                 };
                 let end = start + 1 + len + 1;
                 self.pos = end;
@@ -230,9 +227,27 @@ impl<'a> Lexer<'a> {
         })
     }
 
+    /// Skips spaces; anything rarer (comments, other whitespace) is left to
+    /// [`Self::skip_trivia_slow`], which keeps this hot path small.
+    #[inline(always)]
     fn skip_trivia(&mut self) {
         let bytes = self.src.as_bytes();
         let mut pos = self.pos;
+        while let Some(&b) = bytes.get(pos) {
+            match BYTE_CLASS[b as usize] {
+                SPACE => pos += 1,
+                NON_ASCII => return self.skip_trivia_slow(pos),
+                OTHER if b == b';' => return self.skip_trivia_slow(pos),
+                _ => break,
+            }
+        }
+        self.pos = pos;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn skip_trivia_slow(&mut self, mut pos: usize) {
+        let bytes = self.src.as_bytes();
         while let Some(&b) = bytes.get(pos) {
             match BYTE_CLASS[b as usize] {
                 SPACE => pos += 1,
@@ -258,6 +273,7 @@ impl<'a> Lexer<'a> {
 
     /// Where the bare word starting at `start` ends (air-language.md §2.3), and whether
     /// it is plain (see [`Token::plain`]).
+    #[inline(never)]
     fn word_end(&self, start: usize) -> (usize, bool) {
         let bytes = self.src.as_bytes();
         // The first character is taken whatever it is and is not counted.
@@ -385,6 +401,12 @@ fn classify(text: &str, start: usize, plain: bool) -> Result<TokenKind<'_>, LexE
         return Ok(TokenKind::LastError(lens));
     }
     word::number_or_var(text, start).map_err(|k| Box::new((k, at)))
+}
+
+#[cold]
+#[inline(never)]
+fn unclosed_quote(start: usize, len: usize) -> LexError {
+    Box::new((ErrorKind::UnclosedQuote, span(start, len)))
 }
 
 fn span(start: usize, end: usize) -> Span {
