@@ -282,6 +282,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Builds the instruction of a frame whose children are all there.
+    #[inline(always)]
     fn close_frame(&mut self, frame: Frame<'a>, child: Option<InstrId>) -> PResult<InstrId> {
         // `child` is None only for a fold without a last instruction.
         let kind = match frame.pending {
@@ -331,6 +332,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Expects the `)` of the instruction opened at `open` and stores the instruction.
+    #[inline(always)]
     fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
         let token = self.lexer.next()?;
         if token.raw != Raw::Close {
