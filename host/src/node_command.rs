@@ -492,13 +492,8 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<(String, String)> = (0..4)
         .map(|i| (demo_key(i).peer_id().to_owned(), demo_name(i)))
         .collect();
-    let name_of = |peer: &str| {
-        names
-            .iter()
-            .find(|(id, _)| id == peer)
-            .map_or_else(|| peer.to_owned(), |(_, name)| name.clone())
-    };
-    crate::run_command::print_report(&names, &events, &result, &name_of);
+    let name_of = |peer: &str| crate::run_command::name_in(&names, peer);
+    crate::run_command::print_report(&names, &events, &result);
     println!();
     println!("what each node did:");
     for (i, stats) in nets.iter().enumerate() {

@@ -96,16 +96,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enumerate()
         .map(|(i, k)| (k.peer_id().to_owned(), node_name(i)))
         .collect();
-    let name_of = |peer: &str| {
-        names
-            .iter()
-            .find(|(id, _)| id == peer)
-            .map_or_else(|| peer.to_owned(), |(_, name)| name.clone())
-    };
     if args.json {
-        println!("{}", report_json(&names, &events, &result, &name_of));
+        println!("{}", report_json(&names, &events, &result));
     } else {
-        print_report(&names, &events, &result, &name_of);
+        print_report(&names, &events, &result);
     }
     Ok(if result.is_ok() {
         ExitCode::SUCCESS
@@ -149,12 +143,20 @@ fn compact(values: &[Value]) -> String {
         .join(", ")
 }
 
+/// The name `names` (peer id, name) gives `peer`, else the peer id itself.
+pub(crate) fn name_in(names: &[(String, String)], peer: &str) -> String {
+    names
+        .iter()
+        .find(|(id, _)| id == peer)
+        .map_or_else(|| peer.to_owned(), |(_, name)| name.clone())
+}
+
 pub(crate) fn print_report(
     names: &[(String, String)],
     events: &[NodeEvent],
     result: &Result<Value, ExecuteError>,
-    name_of: &dyn Fn(&str) -> String,
 ) {
+    let name_of = |peer: &str| name_in(names, peer);
     for (id, name) in names {
         println!("node {name:<7} {id}");
     }
@@ -214,8 +216,8 @@ fn report_json(
     names: &[(String, String)],
     events: &[NodeEvent],
     result: &Result<Value, ExecuteError>,
-    name_of: &dyn Fn(&str) -> String,
 ) -> Value {
+    let name_of = |peer: &str| name_in(names, peer);
     let nodes: Map<String, Value> = names
         .iter()
         .map(|(id, name)| (name.clone(), json!(id)))
