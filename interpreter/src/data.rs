@@ -2,17 +2,19 @@
 //! request counter, and tables where each distinct value, tetraplet, service result,
 //! canon result and peer id is stored once and referenced by index).
 //!
-//! Both levels are MessagePack (rmp-serde). Layout, version 1:
+//! Both levels are MessagePack. Layout, version 2:
 //!
 //! ```text
 //! envelope = [format: u32, interpreter: str, body]
 //! body     = [trace, last_call_id, values, tetraplets, results, canons, peers, signatures]
-//! values   = [[content id: 32 bytes, value], …]     (each distinct value once)
+//! values   = [[content id: 32 bytes, canonical JSON text: str], …]  (each distinct value once)
 //! signatures = [[peer, public key: 32 bytes, signature: 64 bytes, [signed result id, …]], …]
 //! ```
 //!
-//! A value's content id is the blake3 hash of its compact JSON text (`integrity.rs`);
-//! it is stored so that arriving data can be checked value by value.
+//! A value is stored as its canonical JSON text (compact, keys sorted: `json.rs`), and
+//! its content id is the blake3 hash of that text, stored so that arriving data can be
+//! checked value by value. Decoding borrows the texts from the input bytes: a value
+//! that passes through an invocation is never parsed or copied, only written out again.
 //!
 //! Decoding never trusts the bytes: every index is checked, sizes are bounded by the
 //! input, and any problem is an `InterpreterError` (codes 2–4), never a panic.
@@ -21,10 +23,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as JValue;
 
 use crate::error::{DataSide, InterpreterError};
-use crate::integrity::{Cid, CidCache, PeerSignature};
+use crate::integrity::{Cid, PeerSignature};
+use crate::json::Json;
 use crate::params::Tetraplet;
 use crate::trace::{
     CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
@@ -32,20 +34,20 @@ use crate::trace::{
 use crate::value::Val;
 
 /// The data format this interpreter writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// This interpreter's version, recorded in the data it writes.
 pub(crate) const INTERPRETER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Decoded particle data.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Data {
-    pub(crate) trace: Vec<State>,
+pub(crate) struct Data<'a> {
+    pub(crate) trace: Vec<State<'a>>,
     pub(crate) last_call_id: u32,
     pub(crate) signatures: Vec<PeerSignature>,
 }
 
 /// The values of decoded data with the content ids stored for them.
-pub(crate) type StoredIds = Vec<(Rc<JValue>, Cid)>;
+pub(crate) type StoredIds<'a> = Vec<(Rc<Json<'a>>, Cid)>;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<B> {
@@ -54,11 +56,14 @@ struct Envelope<B> {
     body: B,
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct Body {
+/// The body as read; `values` holds the value table, whose texts are borrowed from the
+/// input bytes. Writing assembles the same layout by hand (`encode`).
+#[derive(Deserialize, Default)]
+struct Body<'a> {
     trace: Vec<EncState>,
     last_call_id: u32,
-    values: Vec<EncValue>,
+    #[serde(borrow)]
+    values: Vec<EncValue<'a>>,
     tetraplets: Vec<EncTetraplet>,
     results: Vec<EncResult>,
     canons: Vec<EncCanon>,
@@ -66,8 +71,9 @@ struct Body {
     signatures: Vec<EncSignature>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct EncValue(#[serde(with = "fixed_bytes")] [u8; 32], JValue);
+/// A value's content id and canonical JSON text.
+#[derive(Deserialize)]
+struct EncValue<'a>(#[serde(with = "fixed_bytes")] [u8; 32], &'a str);
 
 /// Peer, public key, signature, and the sorted result ids it covers.
 #[derive(Serialize, Deserialize)]
@@ -155,7 +161,10 @@ mod fixed_bytes {
 
 /// Decodes data; empty bytes are empty data. Returns the values with their stored
 /// content ids too.
-pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<(Data, StoredIds), InterpreterError> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    side: DataSide,
+) -> Result<(Data<'_>, StoredIds<'_>), InterpreterError> {
     if bytes.is_empty() {
         return Ok((Data::default(), Vec::new()));
     }
@@ -173,7 +182,7 @@ pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<(Data, StoredIds), 
             ours: INTERPRETER_VERSION,
         });
     }
-    let envelope: Envelope<Body> =
+    let envelope: Envelope<Body<'_>> =
         rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::DataDecode {
             side,
             detail: e.to_string(),
@@ -183,11 +192,11 @@ pub(crate) fn decode(bytes: &[u8], side: DataSide) -> Result<(Data, StoredIds), 
         .map_err(|detail| InterpreterError::DataDecode { side, detail })
 }
 
-struct Decoder {
-    body: Body,
-    stored_ids: StoredIds,
-    results: Vec<Rc<ServiceResult>>,
-    canons: Vec<Rc<CanonResult>>,
+struct Decoder<'a> {
+    body: Body<'a>,
+    stored_ids: StoredIds<'a>,
+    results: Vec<Rc<ServiceResult<'a>>>,
+    canons: Vec<Rc<CanonResult<'a>>>,
     peers: Vec<Rc<str>>,
 }
 
@@ -200,13 +209,18 @@ fn get<T: Clone>(table: &[T], index: u32, what: &str) -> Result<T, String> {
     })
 }
 
-impl Decoder {
-    fn new(mut body: Body) -> Result<Self, String> {
-        let stored_ids: StoredIds = std::mem::take(&mut body.values)
+impl<'a> Decoder<'a> {
+    fn new(mut body: Body<'a>) -> Result<Self, String> {
+        let stored_ids: StoredIds<'a> = std::mem::take(&mut body.values)
             .into_iter()
-            .map(|EncValue(cid, v)| (Rc::new(v), cid))
-            .collect();
-        let values: Vec<Rc<JValue>> = stored_ids.iter().map(|(v, _)| v.clone()).collect();
+            .enumerate()
+            .map(|(i, EncValue(cid, text))| {
+                Json::stored(text)
+                    .map(|v| (Rc::new(v), cid))
+                    .map_err(|e| format!("value #{i}: {e}"))
+            })
+            .collect::<Result<_, String>>()?;
+        let values: Vec<Rc<Json<'a>>> = stored_ids.iter().map(|(v, _)| v.clone()).collect();
         let tetraplets: Vec<Rc<Tetraplet>> = std::mem::take(&mut body.tetraplets)
             .into_iter()
             .map(|EncTetraplet(peer_pk, service_id, function_name, lens)| {
@@ -260,7 +274,7 @@ impl Decoder {
         })
     }
 
-    fn finish(mut self) -> Result<(Data, StoredIds), String> {
+    fn finish(mut self) -> Result<(Data<'a>, StoredIds<'a>), String> {
         let trace = std::mem::take(&mut self.body.trace)
             .into_iter()
             .map(|s| self.state(s))
@@ -284,7 +298,7 @@ impl Decoder {
         Ok((data, self.stored_ids))
     }
 
-    fn state(&self, s: EncState) -> Result<State, String> {
+    fn state(&self, s: EncState) -> Result<State<'a>, String> {
         let result = |i| get(&self.results, i, "service result");
         Ok(match s {
             EncState::Par(left, right) => State::Par { left, right },
@@ -326,47 +340,84 @@ impl Decoder {
     }
 }
 
-/// Encodes data. Deterministic: tables are filled in order of first use.
-pub(crate) fn encode(data: &Data, cids: &mut CidCache) -> Vec<u8> {
-    let mut enc = Encoder {
-        cids,
-        values: Vec::new(),
-        value_index: BTreeMap::new(),
-        tables: Tables::default(),
-    };
-    let trace = data.trace.iter().map(|s| enc.state(s)).collect();
-    let body = Body {
-        trace,
-        last_call_id: data.last_call_id,
-        values: enc.values,
-        tetraplets: enc.tables.tetraplets,
-        results: enc.tables.results,
-        canons: enc.tables.canons,
-        peers: enc.tables.peers,
-        signatures: data
-            .signatures
-            .iter()
-            .map(|s| {
-                let signed = s.signed.iter().map(|c| EncCid(*c)).collect();
-                EncSignature(s.peer.clone(), s.public_key, s.signature, signed)
-            })
-            .collect(),
-    };
-    let envelope = Envelope {
-        format: FORMAT_VERSION,
-        interpreter: INTERPRETER_VERSION.to_owned(),
-        body,
-    };
-    // Serializing plain structs, strings, numbers and JSON values into a Vec cannot fail.
-    rmp_serde::to_vec(&envelope).expect("data serializes")
+/// Encodes data. Deterministic: tables are filled in order of first use. The output
+/// is allocated once, at its exact size.
+pub(crate) fn encode(data: &Data<'_>) -> Vec<u8> {
+    let mut enc = Encoder::default();
+    let trace: Vec<EncState> = data.trace.iter().map(|s| enc.state(s)).collect();
+    let signatures: Vec<EncSignature> = data
+        .signatures
+        .iter()
+        .map(|s| {
+            let signed = s.signed.iter().map(|c| EncCid(*c)).collect();
+            EncSignature(s.peer.clone(), s.public_key, s.signature, signed)
+        })
+        .collect();
+    // The body's parts after the values, in order (written with rmp-serde; the
+    // values are written by hand so that their texts go straight into the output).
+    let tail = (
+        &enc.tables.tetraplets,
+        &enc.tables.results,
+        &enc.tables.canons,
+        &enc.tables.peers,
+        signatures,
+    );
+    // Serializing plain structs, strings and numbers into a Vec cannot fail.
+    let mut head = Vec::new();
+    let _ = rmp::encode::write_array_len(&mut head, 3);
+    let _ = rmp::encode::write_uint(&mut head, u64::from(FORMAT_VERSION));
+    let _ = rmp::encode::write_str(&mut head, INTERPRETER_VERSION);
+    // The body: [trace, last_call_id, values, tetraplets, results, canons, peers,
+    // signatures].
+    let _ = rmp::encode::write_array_len(&mut head, 8);
+    rmp_serde::encode::write(&mut head, &trace).expect("the trace serializes");
+    let _ = rmp::encode::write_uint(&mut head, u64::from(data.last_call_id));
+    let _ = rmp::encode::write_array_len(&mut head, len32(enc.values.len()));
+    let mut tail_bytes = Vec::new();
+    rmp_serde::encode::write(&mut tail_bytes, &tail).expect("the tables serialize");
+    // The tuple is written as an array of 5 (a one-byte header); the body continues
+    // with its elements.
+    let tail_fields = &tail_bytes[1..];
+    let texts: Vec<usize> = enc.values.iter().map(|(v, _)| v.text_len()).collect();
+    let values_len: usize = texts
+        .iter()
+        .map(|&len| 1 + 2 + 32 + str_header_len(len) + len)
+        .sum();
+    let mut out = Vec::with_capacity(head.len() + values_len + tail_fields.len());
+    out.extend_from_slice(&head);
+    for ((value, cid), len) in enc.values.iter().zip(texts) {
+        let _ = rmp::encode::write_array_len(&mut out, 2);
+        let _ = rmp::encode::write_bin(&mut out, cid);
+        let _ = rmp::encode::write_str_len(&mut out, len32(len));
+        value.write(&mut out);
+    }
+    out.extend_from_slice(tail_fields);
+    out
 }
 
-/// Values are deduplicated by content id (the id of equal JSON is equal), which the
-/// cache computes once per shared value.
-struct Encoder<'c> {
-    cids: &'c mut CidCache,
-    values: Vec<EncValue>,
+fn len32(len: usize) -> u32 {
+    // Data is bounded by the particle size limit, far below 4 GiB.
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The size of a MessagePack str header for a text of `len` bytes.
+fn str_header_len(len: usize) -> usize {
+    match len {
+        0..32 => 1,
+        32..256 => 2,
+        256..65536 => 3,
+        _ => 5,
+    }
+}
+
+/// Values are deduplicated by content id (equal JSON has equal ids); the other tables
+/// by their encoded form. Shared items (`Rc`) are looked up by address first, so each
+/// is keyed by content once.
+#[derive(Default)]
+struct Encoder<'e, 'a> {
+    values: Vec<(&'e Json<'a>, Cid)>,
     value_index: BTreeMap<Cid, u32>,
+    value_by_ptr: BTreeMap<usize, u32>,
     tables: Tables,
 }
 
@@ -375,67 +426,97 @@ struct Encoder<'c> {
 struct Tables {
     tetraplets: Vec<EncTetraplet>,
     tetraplet_index: BTreeMap<EncTetraplet, u32>,
+    tetraplet_by_ptr: BTreeMap<usize, u32>,
     results: Vec<EncResult>,
     result_index: BTreeMap<EncResult, u32>,
+    result_by_ptr: BTreeMap<usize, u32>,
     canons: Vec<EncCanon>,
     canon_index: BTreeMap<EncCanon, u32>,
+    canon_by_ptr: BTreeMap<usize, u32>,
     peers: Vec<String>,
     peer_index: BTreeMap<String, u32>,
 }
 
-fn intern<K: Ord + Clone, T>(
+fn intern<K: Ord, T>(
     table: &mut Vec<T>,
     index: &mut BTreeMap<K, u32>,
     key: K,
-    item: impl FnOnce() -> T,
+    item: impl FnOnce(&K) -> T,
 ) -> u32 {
-    if let Some(&i) = index.get(&key) {
+    match index.entry(key) {
+        std::collections::btree_map::Entry::Occupied(e) => *e.get(),
+        std::collections::btree_map::Entry::Vacant(e) => {
+            let i = len32(table.len());
+            table.push(item(e.key()));
+            e.insert(i);
+            i
+        }
+    }
+}
+
+/// `intern` behind a cache by address.
+fn by_ptr(cache: &mut BTreeMap<usize, u32>, ptr: usize, intern: impl FnOnce() -> u32) -> u32 {
+    if let Some(&i) = cache.get(&ptr) {
         return i;
     }
-    let i = table.len() as u32;
-    table.push(item());
-    index.insert(key, i);
+    let i = intern();
+    cache.insert(ptr, i);
     i
 }
 
-impl Encoder<'_> {
-    fn value(&mut self, value: &Rc<JValue>) -> u32 {
-        let cid = self.cids.cid(value);
-        intern(&mut self.values, &mut self.value_index, cid, || {
-            EncValue(cid, (**value).clone())
+impl<'e, 'a> Encoder<'e, 'a> {
+    fn value(&mut self, value: &'e Rc<Json<'a>>) -> u32 {
+        let ptr = Rc::as_ptr(value) as usize;
+        if let Some(&i) = self.value_by_ptr.get(&ptr) {
+            return i;
+        }
+        let cid = value.cid();
+        let i = intern(&mut self.values, &mut self.value_index, cid, |&cid| {
+            (&**value, cid)
+        });
+        self.value_by_ptr.insert(ptr, i);
+        i
+    }
+
+    fn tetraplet(&mut self, t: &Rc<Tetraplet>) -> u32 {
+        let tables = &mut self.tables;
+        by_ptr(&mut tables.tetraplet_by_ptr, Rc::as_ptr(t) as usize, || {
+            let key = EncTetraplet(
+                t.peer_pk.clone(),
+                t.service_id.clone(),
+                t.function_name.clone(),
+                t.lens.clone(),
+            );
+            intern(
+                &mut tables.tetraplets,
+                &mut tables.tetraplet_index,
+                key,
+                Clone::clone,
+            )
         })
     }
 
-    fn tetraplet(&mut self, t: &Tetraplet) -> u32 {
-        let key = EncTetraplet(
-            t.peer_pk.clone(),
-            t.service_id.clone(),
-            t.function_name.clone(),
-            t.lens.clone(),
-        );
-        intern(
-            &mut self.tables.tetraplets,
-            &mut self.tables.tetraplet_index,
-            key.clone(),
-            || key,
-        )
-    }
-
-    fn result(&mut self, r: &ServiceResult) -> u32 {
+    fn result(&mut self, r: &'e Rc<ServiceResult<'a>>) -> u32 {
+        let ptr = Rc::as_ptr(r) as usize;
+        if let Some(&i) = self.tables.result_by_ptr.get(&ptr) {
+            return i;
+        }
         let key = EncResult {
             value: self.value(&r.value),
             argument_hash: r.argument_hash,
             tetraplet: self.tetraplet(&r.tetraplet),
         };
-        intern(
-            &mut self.tables.results,
-            &mut self.tables.result_index,
-            key.clone(),
-            || key,
-        )
+        let tables = &mut self.tables;
+        let i = intern(&mut tables.results, &mut tables.result_index, key, Clone::clone);
+        tables.result_by_ptr.insert(ptr, i);
+        i
     }
 
-    fn canon(&mut self, c: &CanonResult) -> u32 {
+    fn canon(&mut self, c: &'e Rc<CanonResult<'a>>) -> u32 {
+        let ptr = Rc::as_ptr(c) as usize;
+        if let Some(&i) = self.tables.canon_by_ptr.get(&ptr) {
+            return i;
+        }
         let key = EncCanon {
             tetraplet: self.tetraplet(&c.tetraplet),
             elements: c
@@ -444,24 +525,25 @@ impl Encoder<'_> {
                 .map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet), e.literal))
                 .collect(),
         };
-        intern(
-            &mut self.tables.canons,
-            &mut self.tables.canon_index,
-            key.clone(),
-            || key,
-        )
+        let tables = &mut self.tables;
+        let i = intern(&mut tables.canons, &mut tables.canon_index, key, Clone::clone);
+        tables.canon_by_ptr.insert(ptr, i);
+        i
     }
 
     fn peer(&mut self, p: &str) -> u32 {
+        if let Some(&i) = self.tables.peer_index.get(p) {
+            return i;
+        }
         intern(
             &mut self.tables.peers,
             &mut self.tables.peer_index,
             p.to_owned(),
-            || p.to_owned(),
+            Clone::clone,
         )
     }
 
-    fn state(&mut self, s: &State) -> EncState {
+    fn state(&mut self, s: &'e State<'a>) -> EncState {
         match s {
             State::Par { left, right } => EncState::Par(*left, *right),
             State::Call(CallState::Executed { result, output }) => {

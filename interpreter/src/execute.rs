@@ -11,6 +11,7 @@ use serde_json::Value as JValue;
 
 use crate::error::{CatchableError, UncatchableError};
 use crate::inspect::{ExecEvent, FaultView, TracePoint};
+use crate::json::{Access, Json};
 use crate::merge::{Conflict, Cursor, Merger, Origin, Source};
 use crate::params::{CallRequest, CallResults, RunParams, Tetraplet};
 use crate::scopes::{AssignError, Lookup, Scopes, Variable};
@@ -37,16 +38,16 @@ type Exec = Result<(), Fault>;
 
 /// An evaluated operand: its JSON, one tetraplet per value it stands for (one per
 /// element for a canon), and the tetraplet it carries when stored.
-struct Evaluated {
-    json: Rc<JValue>,
+struct Evaluated<'a> {
+    json: Rc<Json<'a>>,
     tetraplets: Vec<Rc<Tetraplet>>,
     single: Rc<Tetraplet>,
     /// The value (for `.length`: the measured value) started as a literal.
     literal: bool,
 }
 
-impl Evaluated {
-    fn one(json: Rc<JValue>, tetraplet: Rc<Tetraplet>) -> Self {
+impl<'a> Evaluated<'a> {
+    fn one(json: Rc<Json<'a>>, tetraplet: Rc<Tetraplet>) -> Self {
         Self {
             json,
             tetraplets: vec![tetraplet.clone()],
@@ -72,16 +73,16 @@ type Lore = BTreeMap<u32, (Subtrace, Subtrace)>;
 type Eval<T> = Result<Option<T>, CatchableError>;
 
 #[derive(Debug, Clone)]
-struct Slot {
-    object: Rc<JValue>,
+struct Slot<'a> {
+    object: Rc<Json<'a>>,
     tetraplet: Option<Rc<Tetraplet>>,
     open: bool,
 }
 
-impl Slot {
+impl Slot<'_> {
     fn empty() -> Self {
         Self {
-            object: Rc::new(no_error()),
+            object: Rc::new(Json::from(no_error())),
             tetraplet: None,
             open: true,
         }
@@ -92,9 +93,9 @@ fn no_error() -> JValue {
     serde_json::json!({"error_code": 0, "message": ""})
 }
 
-struct ErrorSlots {
-    last: Slot,
-    current: Slot,
+struct ErrorSlots<'a> {
+    last: Slot<'a>,
+    current: Slot<'a>,
     /// The error the innermost catching `xor` caught, for `(fail :error:)`.
     original: Option<CatchableError>,
 }
@@ -135,7 +136,7 @@ struct RecordBuild {
 
 struct ActiveFold<'a> {
     iterator: &'a str,
-    elements: Rc<[(Val, u32)]>,
+    elements: Rc<[(Val<'a>, u32)]>,
     index: usize,
     body: InstrId,
     last: Option<InstrId>,
@@ -147,13 +148,13 @@ struct ActiveFold<'a> {
 pub(crate) struct Execution<'t, 'a> {
     ast: &'t Ast<'a>,
     params: &'t RunParams,
-    results: &'t CallResults,
+    results: &'a CallResults,
     pub(crate) consumed: BTreeSet<u32>,
-    pub(crate) merger: Merger,
-    scopes: Scopes,
-    streams: Streams,
-    maps: Streams,
-    errors: ErrorSlots,
+    pub(crate) merger: Merger<'a>,
+    scopes: Scopes<'a>,
+    streams: Streams<'a>,
+    maps: Streams<'a>,
+    errors: ErrorSlots<'a>,
     complete: bool,
     pub(crate) next_peers: BTreeSet<String>,
     pub(crate) requests: Vec<CallRequest>,
@@ -169,8 +170,8 @@ impl<'t, 'a> Execution<'t, 'a> {
     pub(crate) fn new(
         ast: &'t Ast<'a>,
         params: &'t RunParams,
-        results: &'t CallResults,
-        merger: Merger,
+        results: &'a CallResults,
+        merger: Merger<'a>,
         last_call_id: u32,
     ) -> Self {
         Self {
@@ -263,7 +264,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             .folds
             .iter()
             .rfind(|f| f.body == instr)
-            .and_then(|f| Some((f.index, (*f.elements.get(f.index)?.0.json).clone())));
+            .and_then(|f| Some((f.index, f.elements.get(f.index)?.0.json.tree().clone())));
         let at = self.trace_point();
         if let Some(log) = &mut self.log {
             log.push(ExecEvent::Enter {
@@ -492,7 +493,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         );
         if self.errors.last.open && !is_match {
             self.errors.last = Slot {
-                object: Rc::new(self.error_object(id, &error, Some(&origin.peer_id))),
+                object: Rc::new(Json::from(self.error_object(id, &error, Some(&origin.peer_id)))),
                 tetraplet: origin.tetraplet.clone(),
                 open: false,
             };
@@ -505,7 +506,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         if self.errors.current.open {
             let peer = origin.peer_in_current.then_some(origin.peer_id.as_str());
             self.errors.current = Slot {
-                object: Rc::new(self.error_object(id, error, peer)),
+                object: Rc::new(Json::from(self.error_object(id, error, peer))),
                 tetraplet: origin.tetraplet.clone(),
                 open: false,
             };
@@ -525,7 +526,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 );
                 obj.insert("message".into(), (*message).into());
                 obj.insert("peer_id".into(), self.params.init_peer_id.clone().into());
-                (Rc::new(JValue::Object(obj)), self.literal.clone())
+                (Rc::new(Json::from(JValue::Object(obj))), self.literal.clone())
             }
             Fail::Var(var, lens) => {
                 let value = Value::Var(*var, lens.clone());
@@ -557,7 +558,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 )
             }
         };
-        if let Err(message) = check_error_object(&object) {
+        if let Err(message) = check_error_object(object.tree()) {
             return Err(self.raise(id, CatchableError::InvalidErrorObject(message), &origin));
         }
         self.errors.last = Slot {
@@ -572,14 +573,14 @@ impl<'t, 'a> Execution<'t, 'a> {
                 return Err(Fault::Catchable(original));
             }
         }
-        let error = CatchableError::User(compact(&object));
+        let error = CatchableError::User(object.text().into_owned());
         self.set_current(id, &error, &origin);
         Err(Fault::Catchable(error))
     }
 
     // ----- operands -----
 
-    fn iterator(&self, name: &str) -> Option<&Val> {
+    fn iterator(&self, name: &str) -> Option<&Val<'a>> {
         self.folds
             .iter()
             .rev()
@@ -588,7 +589,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     /// The value of a scalar (an iterator first).
-    fn scalar(&self, name: &str) -> Eval<Val> {
+    fn scalar(&self, name: &str) -> Eval<Val<'a>> {
         if let Some(v) = self.iterator(name) {
             return Ok(Some(v.clone()));
         }
@@ -599,7 +600,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn variable(&self, name: &str) -> Eval<Variable> {
+    fn variable(&self, name: &str) -> Eval<Variable<'a>> {
         match self.scopes.lookup(name) {
             Lookup::Value(v) => Ok(Some(v.clone())),
             Lookup::Missing => Ok(None),
@@ -607,10 +608,10 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn eval(&self, value: &Value<'a>) -> Eval<Evaluated> {
+    fn eval(&self, value: &Value<'a>) -> Eval<Evaluated<'a>> {
         let literal = |json: JValue| {
             Ok(Some(
-                Evaluated::one(Rc::new(json), self.literal.clone()).literal(true),
+                Evaluated::one(Rc::new(Json::from(json)), self.literal.clone()).literal(true),
             ))
         };
         match value {
@@ -637,7 +638,9 @@ impl<'t, 'a> Execution<'t, 'a> {
                 let json = match lens {
                     None => slot.object.clone(),
                     Some(Lens::Length) => {
-                        return Err(CatchableError::LengthOnNonArray(compact(&slot.object)));
+                        return Err(CatchableError::LengthOnNonArray(
+                            slot.object.text().into_owned(),
+                        ));
                     }
                     Some(Lens::Path(accessors)) => {
                         match self.apply_path(&slot.object, accessors)? {
@@ -664,17 +667,17 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn eval_scalar(&self, var: &Var<'a>, lens: Option<&Lens<'a>>) -> Eval<Evaluated> {
+    fn eval_scalar(&self, var: &Var<'a>, lens: Option<&Lens<'a>>) -> Eval<Evaluated<'a>> {
         let Some(v) = self.scalar(var.name)? else {
             return Ok(None);
         };
         let literal = v.literal;
         match lens {
             None => Ok(Some(Evaluated::one(v.json, v.tetraplet).literal(literal))),
-            Some(Lens::Length) => match &*v.json {
-                JValue::Array(a) => Ok(Some(
+            Some(Lens::Length) => match v.json.array_len() {
+                Some(len) => Ok(Some(
                     Evaluated::one(
-                        Rc::new(a.len().into()),
+                        Rc::new(Json::from(JValue::from(len))),
                         Rc::new(Tetraplet {
                             lens: ".length".into(),
                             ..Tetraplet::default()
@@ -682,7 +685,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                     )
                     .literal(literal),
                 )),
-                other => Err(CatchableError::LengthOnNonArray(compact(other))),
+                None => Err(CatchableError::LengthOnNonArray(v.json.text().into_owned())),
             },
             Some(l @ Lens::Path(accessors)) => {
                 let Some(json) = self.apply_path(&v.json, accessors)? else {
@@ -699,7 +702,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn eval_canon(&self, c: &Rc<CanonStream>, lens: Option<&Lens<'a>>) -> Eval<Evaluated> {
+    fn eval_canon(&self, c: &Rc<CanonStream<'a>>, lens: Option<&Lens<'a>>) -> Eval<Evaluated<'a>> {
         match lens {
             None => Ok(Some(Evaluated {
                 json: Rc::new(c.to_json()),
@@ -708,7 +711,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 literal: false,
             })),
             Some(Lens::Length) => Ok(Some(Evaluated::one(
-                Rc::new(c.elements.len().into()),
+                Rc::new(Json::from(JValue::from(c.elements.len()))),
                 Rc::new(Tetraplet {
                     peer_pk: self.current_peer().to_owned(),
                     service_id: ".length".into(),
@@ -731,7 +734,11 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     /// The first accessor of a lens on a canon stream (or on a canon map key's values):
     /// an index.
-    fn select_element<'v>(&self, elements: &'v [Val], accessor: &Accessor<'a>) -> Eval<&'v Val> {
+    fn select_element<'v>(
+        &self,
+        elements: &'v [Val<'a>],
+        accessor: &Accessor<'a>,
+    ) -> Eval<&'v Val<'a>> {
         let index = match accessor {
             Accessor::Index(i) => *i,
             Accessor::Field(f) => {
@@ -743,12 +750,12 @@ impl<'t, 'a> Execution<'t, 'a> {
                 let Some(v) = self.scalar(var.name)? else {
                     return Ok(None);
                 };
-                match &*v.json {
+                match v.json.tree() {
                     JValue::Number(n) => to_u32(n)?,
-                    other => {
+                    _ => {
                         return Err(CatchableError::Lens(format!(
                             "stream accessor `{}` should has number (u32) type",
-                            compact(other)
+                            v.json.text()
                         )));
                     }
                 }
@@ -762,7 +769,11 @@ impl<'t, 'a> Execution<'t, 'a> {
         })
     }
 
-    fn eval_canon_map(&self, m: &Rc<CanonMap>, lens: Option<&Lens<'a>>) -> Eval<Evaluated> {
+    fn eval_canon_map(
+        &self,
+        m: &Rc<CanonMap<'a>>,
+        lens: Option<&Lens<'a>>,
+    ) -> Eval<Evaluated<'a>> {
         let accessors = match lens {
             None => {
                 return Ok(Some(Evaluated {
@@ -774,7 +785,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Some(Lens::Length) => {
                 return Ok(Some(Evaluated::one(
-                    Rc::new(m.entries.len().into()),
+                    Rc::new(Json::from(JValue::from(m.entries.len()))),
                     Rc::new(Tetraplet {
                         peer_pk: self.current_peer().to_owned(),
                         lens: "length".into(),
@@ -793,7 +804,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             ..(*m.tetraplet).clone()
         };
         if values.is_empty() || accessors.len() == 1 {
-            let json = JValue::Array(values.iter().map(|v| (*v.json).clone()).collect());
+            let json = Json::array(values.iter().map(|v| v.json.clone()).collect());
             return Ok(Some(Evaluated::one(Rc::new(json), Rc::new(whole_lens))));
         }
         let Some(element) = self.select_element(&values, &accessors[1])? else {
@@ -835,7 +846,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                     None => {
                         return Err(CatchableError::Lens(format!(
                             "canon stream map accessor `{}` should be either string or number",
-                            compact(&v.json)
+                            v.json.text()
                         )));
                     }
                 }
@@ -844,71 +855,68 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     /// Applies path accessors to a scalar value (errors.md §1.2.1).
-    fn apply_path(&self, root: &Rc<JValue>, accessors: &[Accessor<'a>]) -> Eval<Rc<JValue>> {
-        if accessors.is_empty() {
-            return Ok(Some(root.clone()));
-        }
-        let mut current: &JValue = root;
+    fn apply_path(
+        &self,
+        root: &Rc<Json<'a>>,
+        accessors: &[Accessor<'a>],
+    ) -> Eval<Rc<Json<'a>>> {
+        let mut current = root.clone();
         for accessor in accessors {
-            enum Step<'s> {
-                Index(u32),
-                Field(&'s str),
-            }
-            let owned_field;
-            let step = match accessor {
-                Accessor::Index(i) => Step::Index(*i),
-                Accessor::Field(f) => Step::Field(f),
+            let field_of_var;
+            let (access, step) = match accessor {
+                Accessor::Index(i) => (current.index(*i as usize), Step::Index(*i)),
+                Accessor::Field(f) => (current.field(f), Step::Field(f)),
                 Accessor::Var(var) => {
                     let Some(v) = self.scalar(var.name)? else {
                         return Ok(None);
                     };
-                    match &*v.json {
-                        JValue::String(s) => {
-                            owned_field = s.clone();
-                            Step::Field(&owned_field)
+                    match v.json.tree() {
+                        JValue::String(f) => {
+                            field_of_var = f.clone();
+                            (current.field(&field_of_var), Step::Field(&field_of_var))
                         }
-                        JValue::Number(n) => Step::Index(to_u32(n)?),
-                        other => {
+                        JValue::Number(n) => {
+                            let i = to_u32(n)?;
+                            (current.index(i as usize), Step::Index(i))
+                        }
+                        _ => {
                             return Err(CatchableError::Lens(format!(
                                 "scalar accessor `{}` should has number or string type",
-                                compact(other)
+                                v.json.text()
                             )));
                         }
                     }
                 }
             };
-            current = match step {
-                Step::Index(i) => match current {
-                    JValue::Array(a) => a.get(i as usize).ok_or_else(|| {
-                        CatchableError::Lens(format!(
-                            "value '{}' does not contain element for idx = '{i}'",
-                            compact(current)
-                        ))
-                    })?,
-                    other => {
-                        return Err(CatchableError::Lens(format!(
-                            "value '{}' is not an array-type to match array accessor with idx = '{i}'",
-                            compact(other)
-                        )));
-                    }
-                },
-                Step::Field(f) => match current {
-                    JValue::Object(o) => o.get(f).ok_or_else(|| {
-                        CatchableError::Lens(format!(
-                            "value '{}' does not contain element with field name = '{f}'",
-                            compact(current)
-                        ))
-                    })?,
-                    other => {
-                        return Err(CatchableError::Lens(format!(
-                            "value '{}' is not an map-type to match field accessor with field_name = '{f}'",
-                            compact(other)
-                        )));
-                    }
-                },
+            current = match (access, step) {
+                (Access::Found(next), _) => next,
+                (Access::Missing, Step::Index(i)) => {
+                    return Err(CatchableError::Lens(format!(
+                        "value '{}' does not contain element for idx = '{i}'",
+                        current.text()
+                    )));
+                }
+                (Access::WrongType, Step::Index(i)) => {
+                    return Err(CatchableError::Lens(format!(
+                        "value '{}' is not an array-type to match array accessor with idx = '{i}'",
+                        current.text()
+                    )));
+                }
+                (Access::Missing, Step::Field(f)) => {
+                    return Err(CatchableError::Lens(format!(
+                        "value '{}' does not contain element with field name = '{f}'",
+                        current.text()
+                    )));
+                }
+                (Access::WrongType, Step::Field(f)) => {
+                    return Err(CatchableError::Lens(format!(
+                        "value '{}' is not an map-type to match field accessor with field_name = '{f}'",
+                        current.text()
+                    )));
+                }
             };
         }
-        Ok(Some(Rc::new(current.clone())))
+        Ok(Some(current))
     }
 
     /// A call's peer, service or function: must be a string.
@@ -916,15 +924,15 @@ impl<'t, 'a> Execution<'t, 'a> {
         let Some(v) = self.eval(value)? else {
             return Ok(None);
         };
-        match &*v.json {
-            JValue::String(s) => Ok(Some(s.clone())),
-            other => {
+        match v.json.as_str() {
+            Some(s) => Ok(Some(s.to_owned())),
+            None => {
                 let name = value
                     .var()
                     .map_or_else(|| value.to_string(), |v| v.name.to_owned());
                 Err(CatchableError::NonStringTriplet {
                     name,
-                    value: compact(other),
+                    value: v.json.text().into_owned(),
                 })
             }
         }
@@ -1001,9 +1009,11 @@ impl<'t, 'a> Execution<'t, 'a> {
                 }
                 CallState::Failed(result) => {
                     self.check_recorded(id, &result, args.as_ref(), &tetraplet, None)?;
-                    let (ret_code, message) = failed_parts(&result.value).ok_or_else(|| {
+                    let (ret_code, message) = failed_parts(result.value.tree()).ok_or_else(|| {
                         Fault::Uncatchable(
-                            UncatchableError::MalformedFailedResult(compact(&result.value)),
+                            UncatchableError::MalformedFailedResult(
+                                result.value.text().into_owned(),
+                            ),
                             id,
                         )
                     })?;
@@ -1109,11 +1119,10 @@ impl<'t, 'a> Execution<'t, 'a> {
         if pending {
             return Ok(None);
         }
-        let array: Vec<&JValue> = values.iter().map(|v| &**v).collect();
-        Ok(Some((
-            serde_json::to_string(&array).unwrap_or_default(),
-            tetraplets,
-        )))
+        let mut text = Vec::with_capacity(2 + values.iter().map(|v| v.text_len() + 1).sum::<usize>());
+        Json::array(values).write(&mut text);
+        // Only JSON text was written.
+        Ok(Some((String::from_utf8(text).unwrap_or_default(), tetraplets)))
     }
 
     /// A replayed call must have been made with the arguments and triplet the script
@@ -1122,7 +1131,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     fn check_recorded(
         &self,
         id: InstrId,
-        result: &ServiceResult,
+        result: &ServiceResult<'a>,
         args: Option<&Arguments>,
         tetraplet: &Tetraplet,
         output: Option<Output>,
@@ -1139,7 +1148,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             };
             if !matches_kind {
                 return Err(Fault::Uncatchable(
-                    UncatchableError::CallResultKindMismatch(compact(&result.value)),
+                    UncatchableError::CallResultKindMismatch(result.value.text().into_owned()),
                     id,
                 ));
             }
@@ -1186,7 +1195,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         &mut self,
         id: InstrId,
         call: &Call<'a>,
-        result: Rc<ServiceResult>,
+        result: Rc<ServiceResult<'a>>,
         output: Output,
         source: Source,
         origin: Origin,
@@ -1218,7 +1227,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         id: InstrId,
         call: &Call<'a>,
         ret_code: i32,
-        text: &str,
+        text: &'a str,
         argument_hash: [u8; 32],
         tetraplet: Rc<Tetraplet>,
         origin: &ErrorOrigin,
@@ -1226,7 +1235,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         let failure = |this: &mut Self, ret_code: i32, message: String| {
             let value = serde_json::json!({"ret_code": ret_code, "message": message});
             let result = Rc::new(ServiceResult {
-                value: Rc::new(value),
+                value: Rc::new(Json::from(value)),
                 argument_hash,
                 tetraplet: tetraplet.clone(),
             });
@@ -1240,7 +1249,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         if ret_code != 0 {
             return failure(self, ret_code, text.to_owned());
         }
-        let json: JValue = match serde_json::from_str(text) {
+        let json = match Json::parse_result(text) {
             Ok(j) => j,
             Err(e) => {
                 let message = format!(
@@ -1280,7 +1289,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn assign_scalar(&mut self, id: InstrId, name: &str, value: Variable) -> Exec {
+    fn assign_scalar(&mut self, id: InstrId, name: &str, value: Variable<'a>) -> Exec {
         self.scopes
             .assign(name, value)
             .map_err(|AssignError::Shadowing| {
@@ -1292,7 +1301,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         &mut self,
         id: InstrId,
         var: &Var<'a>,
-        val: Val,
+        val: Val<'a>,
         trace_pos: u32,
         generation: Option<Generation>,
     ) -> Exec {
@@ -1337,7 +1346,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     /// The value `ap` stores: the evaluated value with its own tetraplet, except for
     /// error objects and `.length` results, which the reference stores as literals
     /// with tetraplets of their own (verified with the oracle).
-    fn stored_origin(&self, operand: &Value<'a>, value: &Evaluated) -> (Rc<Tetraplet>, bool) {
+    fn stored_origin(&self, operand: &Value<'a>, value: &Evaluated<'a>) -> (Rc<Tetraplet>, bool) {
         let tetraplet = |peer_pk: &str, service_id: &str, lens: &str| {
             Rc::new(Tetraplet {
                 peer_pk: peer_pk.to_owned(),
@@ -1360,7 +1369,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn append_ap(&mut self, id: InstrId, target: &Var<'a>, val: Val) -> Exec {
+    fn append_ap(&mut self, id: InstrId, target: &Var<'a>, val: Val<'a>) -> Exec {
         let merged = self.merger.ap().map_err(|c| self.trace_error(id, c))?;
         let (generation, origin) = match merged {
             Some(m) => (
@@ -1408,11 +1417,11 @@ impl<'t, 'a> Execution<'t, 'a> {
             ));
         };
         let (tetraplet, literal) = self.stored_origin(value_operand, &value);
-        let mut entry = serde_json::Map::new();
-        entry.insert("key".into(), key.to_json());
-        entry.insert("value".into(), (*value.json).clone());
+        let mut entry = BTreeMap::new();
+        entry.insert("key".to_owned(), Rc::new(Json::from(key.to_json())));
+        entry.insert("value".to_owned(), value.json);
         let val = Val {
-            json: Rc::new(JValue::Object(entry)),
+            json: Rc::new(Json::object(entry)),
             tetraplet,
             literal,
         };
@@ -1484,14 +1493,14 @@ impl<'t, 'a> Execution<'t, 'a> {
         id: InstrId,
         canon: &Canon<'a>,
         peer: &str,
-    ) -> Result<CanonResult, Fault> {
+    ) -> Result<CanonResult<'a>, Fault> {
         let tetraplet = Rc::new(peer_tetraplet(peer));
         let streams = if canon.source.kind == VarKind::StreamMap {
             &self.maps
         } else {
             &self.streams
         };
-        let values: Vec<Val> = streams
+        let values: Vec<Val<'a>> = streams
             .get(canon.source.name, canon.source.pos)
             .map(|s| s.values().map(|v| v.val.clone()).collect())
             .unwrap_or_default();
@@ -1502,26 +1511,31 @@ impl<'t, 'a> Execution<'t, 'a> {
             });
         }
         // A map into a scalar: one object, the first value of each key's string form.
-        let mut obj = serde_json::Map::new();
+        let mut obj = BTreeMap::new();
         for entry in &values {
-            let key = entry
-                .json
-                .get("key")
-                .and_then(MapKey::of)
-                .ok_or(Fault::Uncatchable(
-                    UncatchableError::StreamMapKey("unsupported kvpair object or map key type"),
-                    id,
-                ))?;
+            let key = match entry.json.field("key") {
+                Access::Found(key) => MapKey::of(&key),
+                Access::Missing | Access::WrongType => None,
+            }
+            .ok_or(Fault::Uncatchable(
+                UncatchableError::StreamMapKey("unsupported kvpair object or map key type"),
+                id,
+            ))?;
             obj.entry(key.string_form())
-                .or_insert_with(|| CanonMap::value_of(entry).clone());
+                .or_insert_with(|| CanonMap::value_of(entry));
         }
         Ok(CanonResult {
             tetraplet: tetraplet.clone(),
-            elements: vec![Val::new(JValue::Object(obj), tetraplet)],
+            elements: vec![Val::new(Json::object(obj), tetraplet)],
         })
     }
 
-    fn set_canon_target(&mut self, id: InstrId, canon: &Canon<'a>, result: &CanonResult) -> Exec {
+    fn set_canon_target(
+        &mut self,
+        id: InstrId,
+        canon: &Canon<'a>,
+        result: &CanonResult<'a>,
+    ) -> Exec {
         let variable = match canon.target.kind {
             VarKind::Canon => Variable::Canon(Rc::new(CanonStream {
                 tetraplet: result.tetraplet.clone(),
@@ -1545,11 +1559,11 @@ impl<'t, 'a> Execution<'t, 'a> {
     // ----- folds -----
 
     /// The elements a fold over a scalar, canon or canon map visits.
-    fn fold_elements(&self, fold: &Fold<'a>) -> Eval<Vec<Val>> {
+    fn fold_elements(&self, fold: &Fold<'a>) -> Eval<Vec<Val<'a>>> {
         let not_array =
-            |expression: String, value: &JValue| CatchableError::FoldIteratesOverNonArray {
+            |expression: String, value: &Json<'a>| CatchableError::FoldIteratesOverNonArray {
                 expression,
-                value: compact(value),
+                value: value.text().into_owned(),
             };
         match &fold.iterable {
             Value::EmptyArray => Ok(Some(Vec::new())),
@@ -1557,7 +1571,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 let Some(v) = self.eval_scalar(var, lens.as_ref())? else {
                     return Ok(None);
                 };
-                let JValue::Array(items) = &*v.json else {
+                let Some(items) = v.json.items() else {
                     let expression = lens
                         .as_ref()
                         .map_or_else(|| var.name.to_owned(), ToString::to_string);
@@ -1590,7 +1604,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                         let Some(v) = self.eval_canon_map(&m, Some(lens))? else {
                             return Ok(None);
                         };
-                        let JValue::Array(items) = &*v.json else {
+                        let Some(items) = v.json.items() else {
                             return Err(not_array(lens.to_string(), &v.json));
                         };
                         Ok(Some(array_elements(items, &v)))
@@ -1854,7 +1868,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     /// The stream (or stream map) a fold iterates, created if needed.
-    fn fold_stream_mut(&mut self, var: &Var<'a>) -> &mut Stream {
+    fn fold_stream_mut(&mut self, var: &Var<'a>) -> &mut Stream<'a> {
         let streams = if var.kind == VarKind::StreamMap {
             &mut self.maps
         } else {
@@ -1870,7 +1884,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         &mut self,
         id: InstrId,
         fold: &Fold<'a>,
-        values: Vec<StreamValue>,
+        values: Vec<StreamValue<'a>>,
         state: &mut Option<Box<StreamFold>>,
         lore: &mut Vec<IterationRecord>,
     ) -> Exec {
@@ -1929,9 +1943,9 @@ impl<'t, 'a> Execution<'t, 'a> {
 
 /// The elements a fold visits in an array value: each item with the array's tetraplet
 /// and `.$.[i]` appended to its lens (execution-model.md §7.2).
-fn array_elements(items: &[JValue], array: &Evaluated) -> Vec<Val> {
+fn array_elements<'a>(items: Vec<Rc<Json<'a>>>, array: &Evaluated<'a>) -> Vec<Val<'a>> {
     items
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, item)| {
             let lens = format!("{}.$.[{i}]", array.single.lens);
@@ -1939,7 +1953,7 @@ fn array_elements(items: &[JValue], array: &Evaluated) -> Vec<Val> {
                 lens,
                 ..(*array.single).clone()
             });
-            Val::new(item.clone(), tetraplet).with_literal(array.literal)
+            Val::new(item, tetraplet).with_literal(array.literal)
         })
         .collect()
 }
@@ -2087,4 +2101,10 @@ fn check_error_object(value: &JValue) -> Result<(), String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A lens step, for its error message.
+enum Step<'s> {
+    Index(u32),
+    Field(&'s str),
 }

@@ -119,7 +119,7 @@ fn view_state(state: &State) -> StateView {
         },
         State::Call(CallState::Executed { result, output }) => StateView::CallExecuted {
             tetraplet: triplet(&result.tetraplet),
-            value: (*result.value).clone(),
+            value: result.value.tree().clone(),
             stream_generation: match output {
                 Output::Unused => None,
                 Output::Scalar => Some(None),
@@ -128,7 +128,7 @@ fn view_state(state: &State) -> StateView {
         },
         State::Call(CallState::Failed(result)) => StateView::CallFailed {
             tetraplet: triplet(&result.tetraplet),
-            value: (*result.value).clone(),
+            value: result.value.tree().clone(),
         },
         State::Call(CallState::Sent { peer, request }) => StateView::CallSent {
             peer: peer.to_string(),
@@ -152,7 +152,7 @@ fn view_state(state: &State) -> StateView {
         },
         State::Canon(CanonState::Executed(c)) => StateView::CanonExecuted {
             peer: c.tetraplet.peer_pk.clone(),
-            elements: c.elements.iter().map(|e| (*e.json).clone()).collect(),
+            elements: c.elements.iter().map(|e| e.json.tree().clone()).collect(),
         },
     }
 }

@@ -13,58 +13,13 @@
 //! keys); a value's id is stored with it in the data and rechecked on arrival.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde_json::Value as JValue;
 
 use crate::params::Tetraplet;
 use crate::trace::{CallState, CanonResult, CanonState, ServiceResult, State};
 
-/// A content id: the blake3 hash of canonical bytes.
-pub(crate) type Cid = [u8; 32];
-
-/// Content ids of the values of one invocation, computed at most once per value.
-/// Values are shared (`Rc`) and all alive for the whole invocation, so a pointer
-/// identifies one.
-#[derive(Default)]
-pub(crate) struct CidCache {
-    by_ptr: BTreeMap<usize, Cid>,
-}
-
-impl CidCache {
-    pub(crate) fn cid(&mut self, value: &Rc<JValue>) -> Cid {
-        *self
-            .by_ptr
-            .entry(Rc::as_ptr(value) as usize)
-            .or_insert_with(|| value_cid(value))
-    }
-
-    /// Records an id known from the data (checked, or our own).
-    pub(crate) fn know(&mut self, value: &Rc<JValue>, cid: Cid) {
-        self.by_ptr.insert(Rc::as_ptr(value) as usize, cid);
-    }
-}
-
-/// The id of a value: blake3 of its compact JSON text (object keys sorted).
-pub(crate) fn value_cid(value: &JValue) -> Cid {
-    let mut hasher = blake3::Hasher::new();
-    // Writing JSON into a hasher cannot fail.
-    serde_json::to_writer(HashWriter(&mut hasher), value).expect("JSON writes into a hasher");
-    *hasher.finalize().as_bytes()
-}
-
-struct HashWriter<'h>(&'h mut blake3::Hasher);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub(crate) use crate::json::Cid;
 
 fn put_str(hasher: &mut blake3::Hasher, s: &str) {
     hasher.update(&(s.len() as u64).to_le_bytes());
@@ -78,23 +33,23 @@ fn put_tetraplet(hasher: &mut blake3::Hasher, t: &Tetraplet) {
 }
 
 /// The id of a call's record: what it returned, for which arguments, from where.
-fn result_cid(tag: &str, result: &ServiceResult, cache: &mut CidCache) -> Cid {
+fn result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
     let mut hasher = blake3::Hasher::new();
     put_str(&mut hasher, tag);
-    hasher.update(&cache.cid(&result.value));
+    hasher.update(&result.value.cid());
     hasher.update(&result.argument_hash);
     put_tetraplet(&mut hasher, &result.tetraplet);
     *hasher.finalize().as_bytes()
 }
 
 /// The id of a canonicalization: its peer and every element with its origin.
-fn canon_cid(canon: &CanonResult, cache: &mut CidCache) -> Cid {
+fn canon_cid(canon: &CanonResult<'_>) -> Cid {
     let mut hasher = blake3::Hasher::new();
     put_str(&mut hasher, "canon");
     put_tetraplet(&mut hasher, &canon.tetraplet);
     hasher.update(&(canon.elements.len() as u64).to_le_bytes());
     for e in &canon.elements {
-        hasher.update(&cache.cid(&e.json));
+        hasher.update(&e.json.cid());
         put_tetraplet(&mut hasher, &e.tetraplet);
         hasher.update(&[u8::from(e.literal)]);
     }
@@ -102,20 +57,20 @@ fn canon_cid(canon: &CanonResult, cache: &mut CidCache) -> Cid {
 }
 
 /// What each peer produced in a trace: its sorted multiset of record ids.
-pub(crate) fn attributed(trace: &[State], cache: &mut CidCache) -> BTreeMap<String, Vec<Cid>> {
+pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<Cid>> {
     let mut by_peer: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
     for state in trace {
         let (peer, cid) = match state {
             State::Call(CallState::Executed { result, output }) => (
                 &result.tetraplet.peer_pk,
-                result_cid(output.describe(), result, cache),
+                result_cid(output.describe(), result),
             ),
             State::Call(CallState::Failed(result)) => (
                 &result.tetraplet.peer_pk,
-                result_cid("failed", result, cache),
+                result_cid("failed", result),
             ),
             State::Canon(CanonState::Executed(canon)) => {
-                (&canon.tetraplet.peer_pk, canon_cid(canon, cache))
+                (&canon.tetraplet.peer_pk, canon_cid(canon))
             }
             _ => continue,
         };
@@ -234,11 +189,10 @@ pub enum IntegrityError {
 
 /// Verifies arriving data: every peer with results signed exactly them.
 pub(crate) fn verify(
-    trace: &[State],
+    trace: &[State<'_>],
     signatures: &[PeerSignature],
     particle_id: &str,
     trusted_keys: &BTreeMap<String, [u8; 32]>,
-    cache: &mut CidCache,
 ) -> Result<(), IntegrityError> {
     let mut by_peer: BTreeMap<&str, &PeerSignature> = BTreeMap::new();
     for s in signatures {
@@ -248,7 +202,7 @@ pub(crate) fn verify(
             });
         }
     }
-    for (peer, cids) in attributed(trace, cache) {
+    for (peer, cids) in attributed(trace) {
         let Some(signature) = by_peer.get(peer.as_str()) else {
             return Err(IntegrityError::MissingSignature {
                 count: cids.len(),
@@ -321,14 +275,13 @@ fn multiset_union(a: &[Cid], b: &[Cid]) -> Vec<Cid> {
 /// signature that covers the output's results (the stored data's first), else the
 /// widest one, for the next peer to judge.
 pub(crate) fn carry(
-    output: &[State],
+    output: &[State<'_>],
     prev: &[PeerSignature],
     current: &[PeerSignature],
     current_peer: &str,
     sign_own: impl FnOnce(&[Cid]) -> PeerSignature,
-    cache: &mut CidCache,
 ) -> Vec<PeerSignature> {
-    let produced = attributed(output, cache);
+    let produced = attributed(output);
     let find = |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
     let mut out = Vec::new();
     let mut sign_own = Some(sign_own);

@@ -36,6 +36,7 @@ mod error;
 mod execute;
 mod inspect;
 mod integrity;
+mod json;
 mod merge;
 mod outcome;
 mod params;
@@ -129,22 +130,18 @@ fn invoke_logged(
         Err(e) => return unchanged(e, flags),
     };
     // 4. Integrity of the arriving data. The previous data is this peer's own.
-    let mut cids = integrity::CidCache::default();
     for (value, cid) in &prev_ids {
-        cids.know(value, *cid);
+        value.know_cid(*cid);
     }
-    if params.integrity.check {
-        for (index, (value, cid)) in current_ids.iter().enumerate() {
-            if integrity::value_cid(value) != *cid {
-                return unchanged(
-                    InterpreterError::Integrity(integrity::IntegrityError::ValueMismatch { index }),
-                    flags,
-                );
-            }
+    for (index, (value, cid)) in current_ids.iter().enumerate() {
+        if !params.integrity.check {
+            value.know_cid(*cid);
+        } else if value.cid() != *cid {
+            return unchanged(
+                InterpreterError::Integrity(integrity::IntegrityError::ValueMismatch { index }),
+                flags,
+            );
         }
-    }
-    for (value, cid) in &current_ids {
-        cids.know(value, *cid);
     }
     if params.integrity.check {
         let trusted = &params.integrity.trusted_keys;
@@ -153,7 +150,6 @@ fn invoke_logged(
             &current.signatures,
             &params.particle_id,
             trusted,
-            &mut cids,
         ) {
             return unchanged(InterpreterError::Integrity(e), flags);
         }
@@ -238,16 +234,12 @@ fn invoke_logged(
         &current_signatures,
         peer,
         |results| integrity::sign(&secret, &params.particle_id, peer, results),
-        &mut cids,
     );
-    let out_data = data::encode(
-        &data::Data {
-            trace,
-            last_call_id,
-            signatures,
-        },
-        &mut cids,
-    );
+    let out_data = data::encode(&data::Data {
+        trace,
+        last_call_id,
+        signatures,
+    });
     // 10. Unconsumed call results.
     let error = error.or_else(|| {
         let leftover: Vec<String> = call_results

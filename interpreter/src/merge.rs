@@ -26,7 +26,7 @@ pub(crate) struct Cursor {
 pub(crate) type RecordedFold = (u32, Vec<IterationRecord>);
 
 /// A state read from one side, with its position there.
-pub(crate) type Read = Option<(u32, State)>;
+pub(crate) type Read<'a> = Option<(u32, State<'a>)>;
 
 /// The merged state an instruction gets, and where it came from.
 #[derive(Debug, Clone)]
@@ -44,12 +44,12 @@ pub(crate) struct Origin {
     pub(crate) current: Option<u32>,
 }
 
-pub(crate) struct Merger {
-    prev: Rc<Vec<State>>,
-    current: Rc<Vec<State>>,
+pub(crate) struct Merger<'a> {
+    prev: Rc<Vec<State<'a>>>,
+    current: Rc<Vec<State<'a>>>,
     pub(crate) prev_cursor: Cursor,
     pub(crate) current_cursor: Cursor,
-    pub(crate) result: Vec<State>,
+    pub(crate) result: Vec<State<'a>>,
     /// For each result position holding a Call or Ap state: its origins.
     pub(crate) origins: Vec<Origin>,
 }
@@ -70,8 +70,8 @@ struct ParSide {
     right: u32,
 }
 
-impl Merger {
-    pub(crate) fn new(prev: Vec<State>, current: Vec<State>) -> Self {
+impl<'a> Merger<'a> {
+    pub(crate) fn new(prev: Vec<State<'a>>, current: Vec<State<'a>>) -> Self {
         let prev_cursor = Cursor {
             pos: 0,
             remaining: len32(&prev),
@@ -94,7 +94,7 @@ impl Merger {
         len32(&self.result)
     }
 
-    fn read_side(trace: &[State], cursor: &mut Cursor) -> Read {
+    fn read_side(trace: &[State<'a>], cursor: &mut Cursor) -> Read<'a> {
         if cursor.remaining == 0 {
             return None;
         }
@@ -105,14 +105,14 @@ impl Merger {
         Some((pos, state))
     }
 
-    fn read(&mut self) -> (Read, Read) {
+    fn read(&mut self) -> (Read<'a>, Read<'a>) {
         let p = Self::read_side(&self.prev, &mut self.prev_cursor);
         let c = Self::read_side(&self.current, &mut self.current_cursor);
         (p, c)
     }
 
     /// Appends a state that has no origin to track.
-    pub(crate) fn push(&mut self, state: State) -> u32 {
+    pub(crate) fn push(&mut self, state: State<'a>) -> u32 {
         let pos = self.result_len();
         self.result.push(state);
         self.origins.push(Origin::default());
@@ -120,7 +120,7 @@ impl Merger {
     }
 
     /// Appends a Call or Ap state and remembers where it came from.
-    pub(crate) fn push_with_origin(&mut self, state: State, origin: Origin) -> u32 {
+    pub(crate) fn push_with_origin(&mut self, state: State<'a>, origin: Origin) -> u32 {
         let pos = self.result_len();
         self.result.push(state);
         self.origins.push(origin);
@@ -128,7 +128,7 @@ impl Merger {
     }
 
     /// The next call state (trace-and-merge.md §3.2).
-    pub(crate) fn call(&mut self) -> Result<Option<Merged<CallState>>, Conflict> {
+    pub(crate) fn call(&mut self) -> Result<Option<Merged<CallState<'a>>>, Conflict> {
         let (p, c) = self.read();
         let p = expect_kind(p, "call", |s| match s {
             State::Call(c) => Some(c),
@@ -167,9 +167,9 @@ impl Merger {
                         return Err(format!(
                             "values in call results are not equal: prev {} {}, current {} {}",
                             po.describe(),
-                            crate::value::compact(&pr.value),
+                            pr.value.text(),
                             co.describe(),
-                            crate::value::compact(&cr.value)
+                            cr.value.text()
                         ));
                     }
                     merged(ps, Source::Prev, Some(pp), Some(cp))
@@ -178,8 +178,8 @@ impl Merger {
                     if pr != cr {
                         return Err(format!(
                             "failed call results are not equal: prev {}, current {}",
-                            crate::value::compact(&pr.value),
-                            crate::value::compact(&cr.value)
+                            pr.value.text(),
+                            cr.value.text()
                         ));
                     }
                     merged(ps, Source::Prev, Some(pp), Some(cp))
@@ -214,7 +214,7 @@ impl Merger {
     }
 
     /// The next canon state (§3.5).
-    pub(crate) fn canon(&mut self) -> Result<Option<CanonState>, Conflict> {
+    pub(crate) fn canon(&mut self) -> Result<Option<CanonState<'a>>, Conflict> {
         let (p, c) = self.read();
         let p = expect_kind(p, "canon", |s| match s {
             State::Canon(c) => Some(c),
@@ -331,7 +331,7 @@ impl Merger {
         }
     }
 
-    pub(crate) fn trace(&self, source: Source) -> &Rc<Vec<State>> {
+    pub(crate) fn trace(&self, source: Source) -> &Rc<Vec<State<'a>>> {
         match source {
             Source::Prev => &self.prev,
             Source::Current => &self.current,
@@ -354,7 +354,7 @@ impl Merger {
         Ok(())
     }
 
-    pub(crate) fn into_result(self) -> Vec<State> {
+    pub(crate) fn into_result(self) -> Vec<State<'a>> {
         self.result
     }
 }
@@ -374,10 +374,10 @@ fn merged<T>(
 }
 
 /// Checks that a read state (if any) is of the expected kind.
-fn expect_kind<T>(
-    read: Read,
+fn expect_kind<'a, T>(
+    read: Read<'a>,
     expected: &str,
-    pick: impl FnOnce(State) -> Option<T>,
+    pick: impl FnOnce(State<'a>) -> Option<T>,
 ) -> Result<Option<(u32, T)>, Conflict> {
     match read {
         None => Ok(None),

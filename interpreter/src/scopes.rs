@@ -9,22 +9,22 @@ use crate::value::{CanonMap, CanonStream, Val};
 
 /// What a scalar-like name can hold.
 #[derive(Debug, Clone)]
-pub(crate) enum Variable {
-    Scalar(Val),
-    Canon(Rc<CanonStream>),
-    CanonMap(Rc<CanonMap>),
+pub(crate) enum Variable<'a> {
+    Scalar(Val<'a>),
+    Canon(Rc<CanonStream<'a>>),
+    CanonMap(Rc<CanonMap<'a>>),
 }
 
 #[derive(Debug)]
-struct Binding {
+struct Binding<'a> {
     frame: usize,
     /// `None`: the marker left by `new`.
-    value: Option<Variable>,
+    value: Option<Variable<'a>>,
 }
 
 /// The result of looking a name up.
-pub(crate) enum Lookup<'v> {
-    Value(&'v Variable),
+pub(crate) enum Lookup<'v, 'a> {
+    Value(&'v Variable<'a>),
     /// Reset by `new` and not assigned since (error 10009 when read).
     Uninitialized,
     /// Undefined or not visible here: readers wait.
@@ -45,12 +45,12 @@ struct Frame {
 }
 
 #[derive(Debug)]
-pub(crate) struct Scopes {
-    bindings: BTreeMap<Rc<str>, Vec<Binding>>,
+pub(crate) struct Scopes<'a> {
+    bindings: BTreeMap<Rc<str>, Vec<Binding<'a>>>,
     frames: Vec<Frame>,
 }
 
-impl Scopes {
+impl<'a> Scopes<'a> {
     pub(crate) fn new() -> Self {
         Self {
             bindings: BTreeMap::new(),
@@ -62,7 +62,7 @@ impl Scopes {
         self.frames.len() - 1
     }
 
-    pub(crate) fn lookup(&self, name: &str) -> Lookup<'_> {
+    pub(crate) fn lookup(&self, name: &str) -> Lookup<'_, 'a> {
         let Some(binding) = self.bindings.get(name).and_then(|b| b.last()) else {
             return Lookup::Missing;
         };
@@ -86,7 +86,7 @@ impl Scopes {
                 .is_some_and(|b| b.value.is_some())
     }
 
-    pub(crate) fn assign(&mut self, name: &str, value: Variable) -> Result<(), AssignError> {
+    pub(crate) fn assign(&mut self, name: &str, value: Variable<'a>) -> Result<(), AssignError> {
         let current = self.current();
         let list = self.bindings.entry(Rc::from(name)).or_default();
         match list.last_mut() {

@@ -15,8 +15,8 @@ pub(crate) const MAX_STREAM_VALUES: usize = 1023;
 
 /// A value in a stream and the result-trace position of the state that produced it.
 #[derive(Debug, Clone)]
-pub(crate) struct StreamValue {
-    pub(crate) val: Val,
+pub(crate) struct StreamValue<'a> {
+    pub(crate) val: Val<'a>,
     pub(crate) trace_pos: u32,
 }
 
@@ -41,9 +41,9 @@ impl Generation {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Stream {
+pub(crate) struct Stream<'a> {
     /// Generations in stream order (the enum's order is the stream order).
-    generations: BTreeMap<Generation, Vec<StreamValue>>,
+    generations: BTreeMap<Generation, Vec<StreamValue<'a>>>,
     /// Number of new generations opened so far.
     new_count: u32,
     len: usize,
@@ -67,11 +67,11 @@ pub(crate) struct Seen {
     new: usize,
 }
 
-impl Stream {
+impl<'a> Stream<'a> {
     /// Appends a value to a generation (`None`: the last opened new generation).
     pub(crate) fn append(
         &mut self,
-        value: StreamValue,
+        value: StreamValue<'a>,
         generation: Option<Generation>,
     ) -> Result<(), StreamFull> {
         let generation = generation.unwrap_or_else(|| self.current_new());
@@ -115,7 +115,7 @@ impl Stream {
     }
 
     /// All values in stream order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = &StreamValue> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &StreamValue<'a>> {
         self.generations.values().flatten()
     }
 
@@ -124,7 +124,7 @@ impl Stream {
     /// class minus the first ones as counted by `seen`, in stream order, with their
     /// values as they are now. Then `seen` counts all generations of each class, empty
     /// ones included (see [`Seen`]).
-    pub(crate) fn round(&self, seen: &mut Seen) -> Vec<Vec<StreamValue>> {
+    pub(crate) fn round(&self, seen: &mut Seen) -> Vec<Vec<StreamValue<'a>>> {
         let mut round = Vec::new();
         for (class, skip) in [
             (Generation::Prev as fn(u32) -> Generation, seen.prev),
@@ -179,14 +179,14 @@ impl Stream {
 
 /// All streams (or all stream maps) of an invocation: global ones and `new` scopes.
 #[derive(Debug, Default)]
-pub(crate) struct Streams {
-    global: BTreeMap<Rc<str>, Stream>,
-    scoped: BTreeMap<Rc<str>, Vec<(Span, Stream)>>,
+pub(crate) struct Streams<'a> {
+    global: BTreeMap<Rc<str>, Stream<'a>>,
+    scoped: BTreeMap<Rc<str>, Vec<(Span, Stream<'a>)>>,
 }
 
-impl Streams {
+impl<'a> Streams<'a> {
     /// The stream an occurrence of `name` at byte `pos` refers to, if it exists.
-    pub(crate) fn get(&self, name: &str, pos: u32) -> Option<&Stream> {
+    pub(crate) fn get(&self, name: &str, pos: u32) -> Option<&Stream<'a>> {
         if let Some(scopes) = self.scoped.get(name) {
             if let Some((_, s)) = scopes
                 .iter()
@@ -200,7 +200,7 @@ impl Streams {
     }
 
     /// The same, created if it does not exist yet.
-    pub(crate) fn get_or_create(&mut self, name: &str, pos: u32) -> &mut Stream {
+    pub(crate) fn get_or_create(&mut self, name: &str, pos: u32) -> &mut Stream<'a> {
         if let Some(scopes) = self.scoped.get_mut(name) {
             if let Some(i) = scopes
                 .iter()
@@ -221,12 +221,12 @@ impl Streams {
     }
 
     /// The scope closes; its stream is returned so its generations can be renumbered.
-    pub(crate) fn pop_scope(&mut self, name: &str) -> Option<Stream> {
+    pub(crate) fn pop_scope(&mut self, name: &str) -> Option<Stream<'a>> {
         self.scoped.get_mut(name).and_then(Vec::pop).map(|(_, s)| s)
     }
 
     /// Every stream still alive (global and open scopes), for the final renumbering.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Stream> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Stream<'a>> {
         self.global
             .values()
             .chain(self.scoped.values().flatten().map(|(_, s)| s))

@@ -3,28 +3,27 @@
 
 use std::rc::Rc;
 
-use serde_json::Value as JValue;
-
 use crate::data::{self, Data};
 use crate::error::DataSide;
-use crate::integrity::{self, CidCache};
+use crate::integrity;
+use crate::json::Json;
 use crate::trace::{CallState, ServiceResult, State};
 
-fn decode(bytes: &[u8]) -> Data {
+fn decode(bytes: &[u8]) -> Data<'_> {
     data::decode(bytes, DataSide::Current)
         .expect("test data decodes")
         .0
 }
 
-fn encode(data: &Data) -> Vec<u8> {
-    data::encode(data, &mut CidCache::default())
+fn encode(data: &Data<'_>) -> Vec<u8> {
+    data::encode(data)
 }
 
 /// Replaces every call result whose value is `from` with `to`, keeping the data
 /// well-formed (content ids recomputed) and the signatures as they were.
 pub fn rewrite_result(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
-    let from: JValue = serde_json::from_str(from).expect("`from` is JSON");
-    let to: JValue = serde_json::from_str(to).expect("`to` is JSON");
+    let from = Json::parse_result(from).expect("`from` is JSON");
+    let to = Rc::new(Json::parse_result(to).expect("`to` is JSON"));
     let mut data = decode(bytes);
     for state in &mut data.trace {
         let result = match state {
@@ -33,7 +32,7 @@ pub fn rewrite_result(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
         };
         if *result.value == from {
             *result = Rc::new(ServiceResult {
-                value: Rc::new(to.clone()),
+                value: to.clone(),
                 ..(**result).clone()
             });
         }
@@ -51,7 +50,7 @@ pub fn drop_signature(bytes: &[u8], peer: &str) -> Vec<u8> {
 /// Signs `peer`'s results again, with `secret` instead of the peer's own key.
 pub fn resign(bytes: &[u8], peer: &str, secret: &[u8; 32], particle_id: &str) -> Vec<u8> {
     let mut data = decode(bytes);
-    let cids = integrity::attributed(&data.trace, &mut CidCache::default())
+    let cids = integrity::attributed(&data.trace)
         .remove(peer)
         .unwrap_or_default();
     data.signatures.retain(|s| s.peer != peer);

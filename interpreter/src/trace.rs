@@ -3,27 +3,26 @@
 
 use std::rc::Rc;
 
-use serde_json::Value as JValue;
-
+use crate::json::Json;
 use crate::params::Tetraplet;
 use crate::value::Val;
 
 /// One trace state.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum State {
+pub(crate) enum State<'a> {
     /// A `par`: the number of states of its left and right subtrees, which follow.
     Par { left: u32, right: u32 },
     /// A `call`.
-    Call(CallState),
+    Call(CallState<'a>),
     /// An `ap` to a stream or a stream map: the generation of the appended value.
     Ap { generation: u32 },
     /// A fold over a stream or stream map: its iteration records.
     Fold(Vec<IterationRecord>),
     /// A `canon`.
-    Canon(CanonState),
+    Canon(CanonState<'a>),
 }
 
-impl State {
+impl State<'_> {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Par { .. } => "par",
@@ -37,14 +36,14 @@ impl State {
 
 /// What a `call` recorded.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum CallState {
+pub(crate) enum CallState<'a> {
     /// The service answered; the result went to `output`.
     Executed {
-        result: Rc<ServiceResult>,
+        result: Rc<ServiceResult<'a>>,
         output: Output,
     },
     /// The service failed; the result's value is `{"ret_code", "message"}`.
-    Failed(Rc<ServiceResult>),
+    Failed(Rc<ServiceResult<'a>>),
     /// Sent: by `peer` to the call's target (no request id), or by the target itself
     /// as call request `request`, awaiting its result.
     Sent { peer: Rc<str>, request: Option<u32> },
@@ -71,26 +70,26 @@ impl Output {
 /// A service's answer bound to what it answered: the returned value, a fingerprint of
 /// the evaluated arguments and the call's tetraplet.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ServiceResult {
-    pub(crate) value: Rc<JValue>,
+pub(crate) struct ServiceResult<'a> {
+    pub(crate) value: Rc<Json<'a>>,
     pub(crate) argument_hash: [u8; 32],
     pub(crate) tetraplet: Rc<Tetraplet>,
 }
 
 /// What a `canon` recorded.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum CanonState {
+pub(crate) enum CanonState<'a> {
     /// `peer` forwarded the canonicalization to the canon peer.
     Sent { peer: Rc<str> },
     /// The canon peer's snapshot.
-    Executed(Rc<CanonResult>),
+    Executed(Rc<CanonResult<'a>>),
 }
 
 /// A canonicalization: the canon tetraplet and the element list.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CanonResult {
+pub(crate) struct CanonResult<'a> {
     pub(crate) tetraplet: Rc<Tetraplet>,
-    pub(crate) elements: Vec<Val>,
+    pub(crate) elements: Vec<Val<'a>>,
 }
 
 /// One iteration of a fold over a stream (trace-and-merge.md §2.4).
