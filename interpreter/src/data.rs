@@ -19,7 +19,8 @@
 //! Decoding never trusts the bytes: every index is checked, sizes are bounded by the
 //! input, and any problem is an `InterpreterError` (codes 2–4), never a panic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -87,7 +88,7 @@ struct EncSignature(
 #[derive(Serialize, Deserialize)]
 struct EncCid(#[serde(with = "fixed_bytes")] [u8; 32]);
 
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash)]
 struct EncTetraplet(String, String, String, String);
 
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -425,7 +426,9 @@ struct Encoder<'e, 'a> {
 #[derive(Default)]
 struct Tables {
     tetraplets: Vec<EncTetraplet>,
-    tetraplet_index: BTreeMap<EncTetraplet, u32>,
+    /// Hashed: tetraplets share long prefixes (peer ids), which makes ordered
+    /// comparisons slow. SipHash with fixed keys: no randomness in the core.
+    tetraplet_index: HashMap<EncTetraplet, u32, BuildHasherDefault<DefaultHasher>>,
     tetraplet_by_ptr: BTreeMap<usize, u32>,
     results: Vec<EncResult>,
     result_index: BTreeMap<EncResult, u32>,
@@ -487,12 +490,10 @@ impl<'e, 'a> Encoder<'e, 'a> {
                 t.function_name.clone(),
                 t.lens.clone(),
             );
-            intern(
-                &mut tables.tetraplets,
-                &mut tables.tetraplet_index,
-                key,
-                Clone::clone,
-            )
+            *tables.tetraplet_index.entry(key).or_insert_with_key(|key| {
+                tables.tetraplets.push(key.clone());
+                len32(tables.tetraplets.len() - 1)
+            })
         })
     }
 
