@@ -12,42 +12,17 @@ use crate::error::{ErrorKind, ParseError};
 use crate::span::Span;
 
 pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
+    let facts = Facts::gather(ast);
     let mut errors = Vec::new();
-    let (mut has_scopes, mut has_stream_fold) = (false, false);
-    // §8.6, `(fail 0 "…")`: found here, reported after the scope checks.
-    let mut zero_fails = Vec::new();
-    let mut definitions = 0;
-    for (_, instr) in ast.iter() {
-        match &instr.kind {
-            InstrKind::Call(call) => definitions += usize::from(call.output.is_some()),
-            InstrKind::Ap(_) | InstrKind::ApMap(_) | InstrKind::Canon(_) => definitions += 1,
-            InstrKind::Fold(fold) => {
-                definitions += 1;
-                has_scopes = true;
-                has_stream_fold |= fold.is_over_stream();
-            }
-            InstrKind::New { .. } => {
-                definitions += 1;
-                has_scopes = true;
-            }
-            InstrKind::Next(_) => has_scopes = true,
-            InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
-                zero_fails.push((ErrorKind::FailCodeZero, instr.span));
-            }
-            _ => {}
-        }
+    defined_before_use(&facts, &mut errors);
+    if facts.has_scopes {
+        fold_scopes(ast, &facts, &mut errors);
     }
-    defined_before_use(ast, definitions, &mut errors);
-    if has_scopes {
-        let scoped = scoped_subtrees(ast);
-        fold_scopes(ast, &scoped, &mut errors);
-        errors.append(&mut zero_fails);
-        // Without a fold over a stream, no candidate can ever be reported.
-        if has_stream_fold {
-            nothing_after_next(ast, &scoped, &mut errors);
-        }
-    } else {
-        errors.append(&mut zero_fails);
+    // §8.6, `(fail 0 "…")`: found by the gathering pass, reported after the scope checks.
+    errors.extend(facts.zero_fails);
+    // Without a fold over a stream, no candidate can ever be reported.
+    if facts.has_stream_fold {
+        nothing_after_next(ast, &facts.scoped, &mut errors);
     }
     if errors.is_empty() {
         return Ok(());
@@ -55,20 +30,113 @@ pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     Err(ParseError::many(ast.source(), errors))
 }
 
-/// For each instruction, whether its subtree holds a `fold`, `next` or `new`: the
-/// scope checks skip the subtrees that hold none, where they have nothing to see.
-fn scoped_subtrees(ast: &Ast<'_>) -> Vec<bool> {
-    let mut scoped = Vec::with_capacity(ast.len());
-    for (_, instr) in ast.iter() {
-        let own = matches!(
-            instr.kind,
-            InstrKind::Fold(_) | InstrKind::Next(_) | InstrKind::New { .. }
-        );
-        // Children come before their parent in the arena.
-        let below = instr.kind.children().any(|child| scoped[child.index()]);
-        scoped.push(own || below);
+/// What the checks need from the tree, gathered in one pass over the arena so that no
+/// check walks all of it again.
+struct Facts<'v, 'a> {
+    /// The variables read where §8.1 checks them, with the start of their instruction,
+    /// in arena order (the order the errors were always found in).
+    uses: Vec<(&'v Var<'a>, u32)>,
+    /// The names defined, with the start of the defining instruction.
+    definitions: Vec<(&'v Var<'a>, u32)>,
+    /// Per instruction, whether its subtree holds a `fold`, `next` or `new`: the scope
+    /// checks skip the subtrees that hold none, where they have nothing to see.
+    scoped: Vec<bool>,
+    /// The first `next` of each name in arena order (see [`fold_scopes`]).
+    first_next: NameMap<'a, InstrId>,
+    has_scopes: bool,
+    has_stream_fold: bool,
+    zero_fails: Errors,
+}
+
+impl<'v, 'a> Facts<'v, 'a> {
+    fn gather(ast: &'v Ast<'a>) -> Self {
+        let mut facts = Facts {
+            // Most instructions that are no `seq`, `par` or `xor` read or define a name.
+            uses: Vec::with_capacity(ast.len() / 2 + 1),
+            definitions: Vec::with_capacity(ast.len() / 2 + 1),
+            scoped: Vec::with_capacity(ast.len()),
+            first_next: NameMap::default(),
+            has_scopes: false,
+            has_stream_fold: false,
+            zero_fails: Vec::new(),
+        };
+        for (id, instr) in ast.iter() {
+            let at = instr.span.start;
+            let mut own_scope = false;
+            match &instr.kind {
+                InstrKind::Call(call) => {
+                    facts.value(&call.peer, at);
+                    facts.value(&call.service, at);
+                    facts.value(&call.function, at);
+                    for arg in &call.args {
+                        facts.value(arg, at);
+                    }
+                    if let Some(out) = &call.output {
+                        facts.definitions.push((out, at));
+                    }
+                }
+                InstrKind::Ap(ap) => {
+                    facts.value(&ap.arg, at);
+                    facts.definitions.push((&ap.result, at));
+                }
+                // The value of an `ap` to a map is not checked (it waits at run time).
+                InstrKind::ApMap(ap) => {
+                    facts.value(&ap.key, at);
+                    facts.definitions.push((&ap.map, at));
+                }
+                // A canon's peer and source are not checked (verified against the
+                // reference), nor are `fail`'s operand (an undefined one is error 10003
+                // at run time), `next` and `new`.
+                InstrKind::Canon(canon) => facts.definitions.push((&canon.target, at)),
+                InstrKind::Fold(fold) => {
+                    facts.value(&fold.iterable, at);
+                    facts.definitions.push((&fold.iterator, at));
+                    facts.has_stream_fold |= fold.is_over_stream();
+                    own_scope = true;
+                }
+                InstrKind::New { var, .. } => {
+                    facts.definitions.push((var, at));
+                    own_scope = true;
+                }
+                InstrKind::Next(var) => {
+                    facts.first_next.entry(var.name).or_insert(id);
+                    own_scope = true;
+                }
+                InstrKind::Match(m) | InstrKind::Mismatch(m) => {
+                    facts.value(&m.left, at);
+                    facts.value(&m.right, at);
+                }
+                InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
+                    facts.zero_fails.push((ErrorKind::FailCodeZero, instr.span));
+                }
+                _ => {}
+            }
+            facts.has_scopes |= own_scope;
+            // Children come before their parent in the arena.
+            let below = |child: InstrId| facts.scoped[child.index()];
+            let scoped = own_scope
+                || match &instr.kind {
+                    InstrKind::Seq(a, b) | InstrKind::Par(a, b) | InstrKind::Xor(a, b) => {
+                        below(*a) || below(*b)
+                    }
+                    InstrKind::New { body, .. } => below(*body),
+                    InstrKind::Match(m) | InstrKind::Mismatch(m) => below(m.body),
+                    _ => false,
+                };
+            facts.scoped.push(scoped);
+        }
+        facts
     }
-    scoped
+
+    /// The variables an operand reads: its own, then those of its lens.
+    fn value(&mut self, value: &'v Value<'a>, at: u32) {
+        if let Some(var) = value.var() {
+            self.uses.push((var, at));
+        }
+        if let Some(lens) = value.lens() {
+            self.uses.extend(lens.vars().map(|var| (var, at)));
+        }
+    }
 }
 
 type Errors = Vec<(ErrorKind, Span)>;
@@ -81,20 +149,36 @@ struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")));
-        }
-        let mut tail = [0u8; 8];
-        let rest = chunks.remainder();
-        tail[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(tail) ^ rest.len() as u64);
+        let word = |at: usize| {
+            u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte chunk"))
+        };
+        let half =
+            |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte chunk"));
+        let n = bytes.len();
+        // Whole words, then the last eight bytes (overlapping the words read) or, for
+        // short names, the first and last four or three bytes: no byte-by-byte tail.
+        let tail = if n >= 8 {
+            let mut at = 0;
+            while at + 8 < n {
+                self.add(word(at));
+                at += 8;
+            }
+            word(n - 8)
+        } else if n >= 4 {
+            u64::from(half(0)) | u64::from(half(n - 4)) << 32
+        } else if n > 0 {
+            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+        } else {
+            0
+        };
+        self.add(tail ^ (n as u64) << 58);
     }
     fn write_u8(&mut self, b: u8) {
         self.add(u64::from(b));
     }
     fn finish(&self) -> u64 {
-        self.0
+        // The table indexes by the low bits, which a multiplication leaves poorly mixed.
+        self.0 ^ self.0 >> 32
     }
 }
 
@@ -112,90 +196,86 @@ fn var_span(var: &Var<'_>) -> Span {
 
 /// §8.1: each use needs a definition of the same name in an instruction that starts
 /// strictly earlier in the text.
-/// `definitions`: how many instructions define a name, an upper bound of the names.
-fn defined_before_use<'a>(ast: &Ast<'a>, definitions: usize, errors: &mut Errors) {
-    let mut first_def: NameMap<'a, u32> =
-        NameMap::with_capacity_and_hasher(definitions, Default::default());
-    let mut define = |var: &Var<'a>, at: u32| {
-        first_def
-            .entry(var.name)
-            .and_modify(|p| *p = (*p).min(at))
-            .or_insert(at);
-    };
-    for (_, instr) in ast.iter() {
-        let at = instr.span.start;
-        match &instr.kind {
-            InstrKind::Call(call) => {
-                if let Some(out) = &call.output {
-                    define(out, at);
-                }
+///
+/// Only the names that are read matter, and scripts read few names (a fold's iterator,
+/// a handful of results) while they may define thousands: the read names get slots,
+/// and a definition is hashed only if a cheap filter says its name may be one of them.
+fn defined_before_use(facts: &Facts<'_, '_>, errors: &mut Errors) {
+    let mut read = NameMap::default();
+    let mut filter = NameFilter::default();
+    // The slot of each use, in the order of `facts.uses`; consecutive uses of one name
+    // (an iterator read again and again) take the same slot without hashing.
+    let mut slots = Vec::with_capacity(facts.uses.len());
+    let mut last: Option<(&str, u32)> = None;
+    for (var, _) in &facts.uses {
+        let slot = match last {
+            Some((name, slot)) if name == var.name => slot,
+            _ => {
+                let next = read.len() as u32;
+                let slot = *read.entry(var.name).or_insert_with(|| {
+                    filter.insert(var.name);
+                    next
+                });
+                last = Some((var.name, slot));
+                slot
             }
-            InstrKind::Ap(ap) => define(&ap.result, at),
-            InstrKind::ApMap(ap) => define(&ap.map, at),
-            InstrKind::Canon(canon) => define(&canon.target, at),
-            InstrKind::New { var, .. } => define(var, at),
-            InstrKind::Fold(fold) => define(&fold.iterator, at),
-            _ => {}
+        };
+        slots.push(slot);
+    }
+    // The start of the first definition of each read name; none is `u32::MAX`, which
+    // no instruction start reaches (scripts are shorter than 4 GiB).
+    let mut first_def = vec![u32::MAX; read.len()];
+    for &(&Var { name, .. }, at) in &facts.definitions {
+        if filter.may_contain(name) {
+            if let Some(&slot) = read.get(name) {
+                let def = &mut first_def[slot as usize];
+                *def = (*def).min(at);
+            }
         }
     }
-    for (_, instr) in ast.iter() {
-        let at = instr.span.start;
-        let mut check = |var: &Var<'_>| {
-            if first_def.get(var.name).is_none_or(|&def| def >= at) {
-                errors.push((
-                    ErrorKind::UndefinedVariable {
-                        name: var.name.to_owned(),
-                    },
-                    var_span(var),
-                ));
-            }
-        };
-        let mut check_value = |value: &Value<'_>| {
-            if let Some(var) = value.var() {
-                check(var);
-            }
-            if let Some(lens) = value.lens() {
-                lens.vars().for_each(&mut check);
-            }
-        };
-        match &instr.kind {
-            InstrKind::Call(call) => {
-                check_value(&call.peer);
-                check_value(&call.service);
-                check_value(&call.function);
-                call.args.iter().for_each(&mut check_value);
-            }
-            InstrKind::Ap(ap) => check_value(&ap.arg),
-            // The value of an `ap` to a map is not checked (it waits at run time).
-            InstrKind::ApMap(ap) => check_value(&ap.key),
-            InstrKind::Fold(fold) => check_value(&fold.iterable),
-            InstrKind::Match(m) | InstrKind::Mismatch(m) => {
-                check_value(&m.left);
-                check_value(&m.right);
-            }
-            // Not checked (verified against the reference): a canon's peer and source,
-            // `fail`'s operand (an undefined one is error 10003 at run time), `next`, `new`.
-            _ => {}
+    for (&(var, at), &slot) in facts.uses.iter().zip(&slots) {
+        if first_def[slot as usize] >= at {
+            errors.push((
+                ErrorKind::UndefinedVariable {
+                    name: var.name.to_owned(),
+                },
+                var_span(var),
+            ));
         }
+    }
+}
+
+/// A set of names that can answer "certainly not in it" from the length and the first
+/// and last bytes of a name, without hashing it.
+#[derive(Default)]
+struct NameFilter([u64; 4]);
+
+impl NameFilter {
+    fn bit(name: &str) -> usize {
+        let bytes = name.as_bytes();
+        let first = bytes.first().copied().unwrap_or(0) as usize;
+        let last = bytes.last().copied().unwrap_or(0) as usize;
+        (bytes.len().wrapping_mul(37) ^ first.wrapping_mul(7) ^ last.wrapping_mul(131)) & 255
+    }
+
+    fn insert(&mut self, name: &str) {
+        let bit = Self::bit(name);
+        self.0[bit / 64] |= 1 << (bit % 64);
+    }
+
+    fn may_contain(&self, name: &str) -> bool {
+        let bit = Self::bit(name);
+        self.0[bit / 64] & 1 << (bit % 64) != 0
     }
 }
 
 /// §8.2–8.5: `next` inside its fold and once per fold, no nested folds over one
 /// iterator name, no `new` on an iterator.
-fn fold_scopes(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
-    // Quirk (§8.2): only the first `next` of each name, in the order the parser
-    // completes instructions (the arena's order), is checked for an enclosing fold.
-    let mut checked_next = vec![false; ast.len()];
-    let mut seen: NameMap<'_, ()> = NameMap::default();
-    for (id, instr) in ast.iter() {
-        if let InstrKind::Next(var) = &instr.kind {
-            if seen.insert(var.name, ()).is_none() {
-                checked_next[id.index()] = true;
-            }
-        }
-    }
-    let mut enclosing: NameMap<'_, Vec<InstrId>> = NameMap::default();
-    let mut nexts_per_fold = vec![0u32; ast.len()];
+fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
+    let scoped = &facts.scoped;
+    // Per iterator name, the folds that enclose the current instruction, innermost
+    // last, each with how many `next`s of its name it has seen.
+    let mut enclosing: NameMap<'_, Vec<(InstrId, u32)>> = NameMap::default();
     enum Step {
         Enter(InstrId),
         Leave(InstrId),
@@ -226,12 +306,11 @@ fn fold_scopes(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
                         var_span(&fold.iterator),
                     ));
                 }
-                folds.push(id);
+                folds.push((id, 0));
                 stack.push(Step::Leave(id));
             }
-            InstrKind::Next(var) => match enclosing.get(var.name).and_then(|f| f.last()) {
-                Some(fold) => {
-                    let count = &mut nexts_per_fold[fold.index()];
+            InstrKind::Next(var) => match enclosing.get_mut(var.name).and_then(|f| f.last_mut()) {
+                Some((_, count)) => {
                     *count += 1;
                     if *count == 2 {
                         errors.push((
@@ -242,7 +321,10 @@ fn fold_scopes(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
                         ));
                     }
                 }
-                None if checked_next[id.index()] => {
+                // Quirk (§8.2): only the first `next` of each name, in the order the
+                // parser completes instructions (the arena's order), is checked for an
+                // enclosing fold.
+                None if facts.first_next.get(var.name) == Some(&id) => {
                     errors.push((
                         ErrorKind::UndefinedIterable {
                             name: var.name.to_owned(),
