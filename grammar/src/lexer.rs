@@ -156,6 +156,123 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Fast path of the parser: `(` and a keyword written plainly (`(seq `, `(null)`),
+    /// without building tokens. `None`, with nothing consumed, for anything else: the
+    /// general path then reads it (and reports it).
+    #[inline(always)]
+    pub(crate) fn instruction_start(&mut self) -> Option<(u32, Keyword)> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        let bytes = self.src.as_bytes();
+        let open = self.pos;
+        if bytes.get(open) != Some(&b'(') {
+            return None;
+        }
+        let mut start = open + 1;
+        while bytes.get(start) == Some(&b' ') {
+            start += 1;
+        }
+        let mut end = start;
+        while let Some(b'a'..=b'z') = bytes.get(end) {
+            end += 1;
+        }
+        // A bare word ends at a space or at a `)` it did not open.
+        if !matches!(bytes.get(end), Some(b' ' | b')')) {
+            return None;
+        }
+        let keyword = Keyword::from_word(&self.src[start..end])?;
+        self.pos = end;
+        Some((span(open, open).start, keyword))
+    }
+
+    /// Fast path: consumes the punctuation `byte` if it comes next, and gives its offset.
+    #[inline(always)]
+    pub(crate) fn eat(&mut self, byte: u8) -> Option<u32> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        let at = self.pos;
+        if self.src.as_bytes().get(at) != Some(&byte) {
+            return None;
+        }
+        self.pos = at + 1;
+        Some(span(at, at).start)
+    }
+
+    /// Fast path: whether the next token is the punctuation `byte`, without consuming it
+    /// (or reporting a lexical error: a `false` sends the parser to the general path,
+    /// which does).
+    #[inline(always)]
+    pub(crate) fn at(&mut self, byte: u8) -> bool {
+        if let Some(token) = self.peeked {
+            let raw = match byte {
+                b'(' => Raw::Open,
+                b')' => Raw::Close,
+                b'[' => Raw::OpenSquare,
+                _ => Raw::CloseSquare,
+            };
+            return token.raw == raw;
+        }
+        self.skip_trivia();
+        self.src.as_bytes().get(self.pos) == Some(&byte)
+    }
+
+    /// Fast path: a plain word (see [`Token::plain`]) that ends at a space, a `)`, a `]`
+    /// or the end of the script, as a token, without consuming it.
+    #[inline(always)]
+    pub(crate) fn plain_word(&mut self) -> Option<Token> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        match bytes.get(start) {
+            Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$') => {}
+            _ => return None,
+        }
+        let end = ordinary_run(bytes, start + 1);
+        match bytes.get(end) {
+            None | Some(b')' | b']') => {}
+            Some(&b) if BYTE_CLASS[b as usize] == SPACE => {}
+            _ => return None,
+        }
+        Some(Token {
+            raw: Raw::Word,
+            plain: true,
+            span: span(start, end),
+        })
+    }
+
+    /// Fast path: a string literal, as a token, without consuming it.
+    #[inline(always)]
+    pub(crate) fn string(&mut self) -> Option<Token> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        if bytes.get(start) != Some(&b'"') {
+            return None;
+        }
+        let len = memchr(b'"', &bytes[start + 1..])?;
+        Some(Token {
+            raw: Raw::String,
+            plain: false,
+            span: span(start, start + 1 + len + 1),
+        })
+    }
+
+    /// Consumes a token found by a fast path.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, token: &Token) {
+        self.pos = token.span.end as usize;
+    }
+
     /// A plain word (see [`Token::plain`]) that is a scalar or stream name, without
     /// the general classifier; `None` for anything else.
     #[inline(always)]

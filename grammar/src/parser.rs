@@ -26,6 +26,7 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
         // instruction; reserving that much spares the arena a copy while it grows.
         instrs: Vec::with_capacity(source.len() / 20),
         stack: Vec::new(),
+        operands: Vec::new(),
         current: None,
     };
     parser
@@ -124,35 +125,39 @@ struct Parser<'a> {
     source: &'a str,
     lexer: Lexer<'a>,
     instrs: Vec<Instr<'a>>,
-    stack: Vec<Frame<'a>>,
+    stack: Vec<Frame>,
+    operands: Vec<Operands<'a>>,
     /// The `(` of the instruction whose operands are being read.
     current: Option<u32>,
 }
 
-/// An instruction whose children are still being parsed.
-struct Frame<'a> {
+/// An instruction whose children are still being parsed: small, because every `seq`,
+/// `par` and `xor` pushes one. The operands of `new`, `match` and `fold` wait in
+/// [`Parser::operands`].
+struct Frame {
     open: u32,
-    pending: Pending<'a>,
+    pending: Pending,
+    /// The first child of a pair, the body of a fold, once parsed.
+    first: Option<InstrId>,
 }
 
-enum Pending<'a> {
-    Pair {
-        keyword: Keyword,
-        first: Option<InstrId>,
-    },
-    New {
-        var: Var<'a>,
-    },
-    Match {
-        negate: bool,
-        left: Value<'a>,
-        right: Value<'a>,
-    },
-    Fold {
-        iterable: Value<'a>,
-        iterator: Var<'a>,
-        body: Option<InstrId>,
-    },
+#[derive(Clone, Copy)]
+enum Pending {
+    Seq,
+    Par,
+    Xor,
+    New,
+    Match,
+    Mismatch,
+    Fold,
+}
+
+/// The operands of an open `new`, `match`, `mismatch` or `fold`, in the order of their
+/// frames.
+enum Operands<'a> {
+    New(Var<'a>),
+    Match(Value<'a>, Value<'a>),
+    Fold(Value<'a>, Var<'a>),
 }
 
 impl<'a> Parser<'a> {
@@ -168,13 +173,12 @@ impl<'a> Parser<'a> {
                 Keyword::Fail => InstrKind::Fail(Box::new(self.fail()?)),
                 Keyword::Next => InstrKind::Next(self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?),
                 Keyword::Seq | Keyword::Par | Keyword::Xor => {
-                    self.stack.push(Frame {
-                        open,
-                        pending: Pending::Pair {
-                            keyword,
-                            first: None,
-                        },
-                    });
+                    let pending = match keyword {
+                        Keyword::Seq => Pending::Seq,
+                        Keyword::Par => Pending::Par,
+                        _ => Pending::Xor,
+                    };
+                    self.open(open, pending);
                     continue;
                 }
                 Keyword::New => {
@@ -188,37 +192,26 @@ impl<'a> Parser<'a> {
                         ],
                         EXPECT_NEW_VAR,
                     )?;
-                    self.stack.push(Frame {
-                        open,
-                        pending: Pending::New { var },
-                    });
+                    self.operands.push(Operands::New(var));
+                    self.open(open, Pending::New);
                     continue;
                 }
                 Keyword::Match | Keyword::Mismatch => {
                     let left = self.operand(form::VALUE, EXPECT_VALUE)?;
                     let right = self.operand(form::VALUE, EXPECT_VALUE)?;
-                    let negate = keyword == Keyword::Mismatch;
-                    self.stack.push(Frame {
-                        open,
-                        pending: Pending::Match {
-                            negate,
-                            left,
-                            right,
-                        },
-                    });
+                    self.operands.push(Operands::Match(left, right));
+                    let pending = match keyword {
+                        Keyword::Match => Pending::Match,
+                        _ => Pending::Mismatch,
+                    };
+                    self.open(open, pending);
                     continue;
                 }
                 Keyword::Fold => {
                     let iterable = self.operand(form::ITERABLE, EXPECT_ITERABLE)?;
                     let iterator = self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?;
-                    self.stack.push(Frame {
-                        open,
-                        pending: Pending::Fold {
-                            iterable,
-                            iterator,
-                            body: None,
-                        },
-                    });
+                    self.operands.push(Operands::Fold(iterable, iterator));
+                    self.open(open, Pending::Fold);
                     continue;
                 }
             };
@@ -228,19 +221,14 @@ impl<'a> Parser<'a> {
                 let Some(frame) = self.stack.last_mut() else {
                     break 'script done;
                 };
-                match &mut frame.pending {
-                    Pending::Pair {
-                        first: first @ None,
-                        ..
-                    } => {
-                        *first = Some(done);
+                match (frame.pending, frame.first) {
+                    (Pending::Seq | Pending::Par | Pending::Xor, None) => {
+                        frame.first = Some(done);
                         continue 'script;
                     }
-                    Pending::Fold {
-                        body: body @ None, ..
-                    } => {
-                        *body = Some(done);
-                        if self.lexer.peek()?.raw == Raw::Open {
+                    (Pending::Fold, None) => {
+                        frame.first = Some(done);
+                        if self.lexer.at(b'(') {
                             continue 'script;
                         }
                         let frame = self.stack.pop().expect("frame seen above");
@@ -264,8 +252,28 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// Opens an instruction whose children come next.
+    #[inline(always)]
+    fn open(&mut self, open: u32, pending: Pending) {
+        self.stack.push(Frame {
+            open,
+            pending,
+            first: None,
+        });
+    }
+
     /// `(` and a keyword.
+    #[inline(always)]
     fn instruction_start(&mut self) -> PResult<(u32, Keyword)> {
+        if let Some((open, keyword)) = self.lexer.instruction_start() {
+            self.current = Some(open);
+            return Ok((open, keyword));
+        }
+        self.instruction_start_slow()
+    }
+
+    #[inline(never)]
+    fn instruction_start_slow(&mut self) -> PResult<(u32, Keyword)> {
         let token = self.lexer.next()?;
         if token.raw != Raw::Open {
             return Err(self.unexpected(&token, EXPECT_INSTRUCTION));
@@ -283,83 +291,105 @@ impl<'a> Parser<'a> {
 
     /// Builds the instruction of a frame whose children are all there.
     #[inline(always)]
-    fn close_frame(&mut self, frame: Frame<'a>, child: Option<InstrId>) -> PResult<InstrId> {
+    fn close_frame(&mut self, frame: Frame, child: Option<InstrId>) -> PResult<InstrId> {
         // `child` is None only for a fold without a last instruction.
         let kind = match frame.pending {
-            Pending::Pair { keyword, first } => {
+            Pending::Seq | Pending::Par | Pending::Xor => {
                 let (a, b) = (
-                    first.expect("pair has its first child"),
+                    frame.first.expect("pair has its first child"),
                     child.expect("second child"),
                 );
-                match keyword {
-                    Keyword::Seq => InstrKind::Seq(a, b),
-                    Keyword::Par => InstrKind::Par(a, b),
+                match frame.pending {
+                    Pending::Seq => InstrKind::Seq(a, b),
+                    Pending::Par => InstrKind::Par(a, b),
                     _ => InstrKind::Xor(a, b),
                 }
             }
-            Pending::New { var } => InstrKind::New {
+            Pending::New | Pending::Match | Pending::Mismatch | Pending::Fold => {
+                self.close_scope(frame.pending, frame.first, child)
+            }
+        };
+        self.close(frame.open, kind)
+    }
+
+    /// The instruction of a `new`, `match`, `mismatch` or `fold` frame, with its
+    /// operands.
+    fn close_scope(
+        &mut self,
+        pending: Pending,
+        first: Option<InstrId>,
+        child: Option<InstrId>,
+    ) -> InstrKind<'a> {
+        let operands = self.operands.pop().expect("scope frames have operands");
+        match (pending, operands) {
+            (Pending::New, Operands::New(var)) => InstrKind::New {
                 var,
                 body: child.expect("new has a body"),
             },
-            Pending::Match {
-                negate,
-                left,
-                right,
-            } => {
+            (Pending::Fold, Operands::Fold(iterable, iterator)) => {
+                InstrKind::Fold(Box::new(Fold {
+                    iterable,
+                    iterator,
+                    body: first.expect("fold has a body"),
+                    last: child,
+                }))
+            }
+            (pending, Operands::Match(left, right)) => {
                 let m = Box::new(Match {
                     left,
                     right,
                     body: child.expect("match has a body"),
                 });
-                if negate {
+                if matches!(pending, Pending::Mismatch) {
                     InstrKind::Mismatch(m)
                 } else {
                     InstrKind::Match(m)
                 }
             }
-            Pending::Fold {
-                iterable,
-                iterator,
-                body,
-            } => InstrKind::Fold(Box::new(Fold {
-                iterable,
-                iterator,
-                body: body.expect("fold has a body"),
-                last: child,
-            })),
-        };
-        self.close(frame.open, kind)
+            _ => unreachable!("operands are pushed with their frame"),
+        }
     }
 
     /// Expects the `)` of the instruction opened at `open` and stores the instruction.
     #[inline(always)]
     fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
-        let token = self.lexer.next()?;
-        if token.raw != Raw::Close {
-            return Err(self.unexpected_at(&token, EXPECT_CLOSE, open));
-        }
+        let end = match self.lexer.eat(b')') {
+            Some(at) => at + 1,
+            None => self.close_slow(open)?,
+        };
         self.current = None;
         let id = InstrId::from_index(self.instrs.len());
         self.instrs.push(Instr {
-            span: Span::new(open, token.span.end),
+            span: Span::new(open, end),
             kind,
         });
         Ok(id)
     }
 
+    #[inline(never)]
+    fn close_slow(&mut self, open: u32) -> PResult<u32> {
+        let token = self.lexer.next()?;
+        if token.raw != Raw::Close {
+            return Err(self.unexpected_at(&token, EXPECT_CLOSE, open));
+        }
+        Ok(token.span.end)
+    }
+
     fn call(&mut self) -> PResult<Call<'a>> {
         let peer = self.operand(form::PEER, EXPECT_PEER)?;
-        self.expect(Raw::Open, EXPECT_OPEN_TRIPLET)?;
+        self.expect(b'(', EXPECT_OPEN_TRIPLET)?;
         let service = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
         let function = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
-        self.expect(Raw::Close, EXPECT_CLOSE)?;
-        self.expect(Raw::OpenSquare, EXPECT_OPEN_ARGS)?;
+        self.expect(b')', EXPECT_CLOSE)?;
+        self.expect(b'[', EXPECT_OPEN_ARGS)?;
         let mut args = Vec::new();
-        while self.lexer.peek()?.raw != Raw::CloseSquare {
+        while !self.lexer.at(b']') {
             args.push(self.operand(form::VALUE, EXPECT_ARG)?);
         }
-        self.lexer.next()?;
-        let output = if self.lexer.peek()?.raw == Raw::Close {
+        if self.lexer.eat(b']').is_none() {
+            self.lexer.next()?;
+        }
+        let output = if self.lexer.at(b')') {
             None
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
@@ -392,11 +422,11 @@ impl<'a> Parser<'a> {
     }
 
     fn ap(&mut self) -> PResult<InstrKind<'a>> {
-        if self.lexer.peek()?.raw == Raw::Open {
+        if self.lexer.at(b'(') {
             self.lexer.next()?;
             let key = self.operand(form::MAP_KEY, EXPECT_MAP_KEY)?;
             let value = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
-            self.expect(Raw::Close, EXPECT_CLOSE)?;
+            self.expect(b')', EXPECT_CLOSE)?;
             let map = self.var(&[VarKind::StreamMap], EXPECT_MAP)?;
             return Ok(InstrKind::ApMap(Box::new(ApMap { key, value, map })));
         }
@@ -429,7 +459,30 @@ impl<'a> Parser<'a> {
     }
 
     /// One operand among the `allowed` forms.
+    #[inline(always)]
     fn operand(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
+        if let Some(token) = self.lexer.plain_word() {
+            if let Some(var) = self.lexer.plain_var(&token) {
+                let form = match var.kind {
+                    VarKind::Scalar => form::SCALAR,
+                    _ => form::STREAM,
+                };
+                if allowed & form != 0 {
+                    self.lexer.consume(&token);
+                    return Ok(Value::Var(var, None));
+                }
+            }
+        } else if allowed & form::STRING != 0 {
+            if let Some(token) = self.lexer.string() {
+                self.lexer.consume(&token);
+                return Ok(Value::String(self.lexer.text(&token)));
+            }
+        }
+        self.operand_slow(allowed, expected)
+    }
+
+    #[inline(never)]
+    fn operand_slow(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
         let token = self.lexer.next()?;
         if let Some(var) = self.lexer.plain_var(&token) {
             let form = match var.kind {
@@ -444,7 +497,7 @@ impl<'a> Parser<'a> {
         let value = match token.raw {
             Raw::String if allowed & form::STRING != 0 => Value::String(self.lexer.text(&token)),
             Raw::OpenSquare if allowed & form::EMPTY_ARRAY != 0 => {
-                self.expect(Raw::CloseSquare, EXPECT_CLOSE_SQUARE)?;
+                self.expect(b']', EXPECT_CLOSE_SQUARE)?;
                 Value::EmptyArray
             }
             Raw::Word => {
@@ -471,7 +524,21 @@ impl<'a> Parser<'a> {
     }
 
     /// A variable of one of `kinds`, without lens.
+    #[inline(always)]
     fn var(&mut self, kinds: &[VarKind], expected: &'static str) -> PResult<Var<'a>> {
+        if let Some(token) = self.lexer.plain_word() {
+            if let Some(var) = self.lexer.plain_var(&token) {
+                if kinds.contains(&var.kind) {
+                    self.lexer.consume(&token);
+                    return Ok(var);
+                }
+            }
+        }
+        self.var_slow(kinds, expected)
+    }
+
+    #[inline(never)]
+    fn var_slow(&mut self, kinds: &[VarKind], expected: &'static str) -> PResult<Var<'a>> {
         let token = self.lexer.next()?;
         if let Some(var) = self.lexer.plain_var(&token) {
             if kinds.contains(&var.kind) {
@@ -487,12 +554,28 @@ impl<'a> Parser<'a> {
         Err(self.unexpected(&token, expected))
     }
 
-    fn expect(&mut self, raw: Raw, expected: &'static str) -> PResult<Token> {
+    /// The punctuation `byte` (`(`, `)`, `[` or `]`).
+    #[inline(always)]
+    fn expect(&mut self, byte: u8, expected: &'static str) -> PResult<()> {
+        if self.lexer.eat(byte).is_some() {
+            return Ok(());
+        }
+        self.expect_slow(byte, expected)
+    }
+
+    #[inline(never)]
+    fn expect_slow(&mut self, byte: u8, expected: &'static str) -> PResult<()> {
+        let raw = match byte {
+            b'(' => Raw::Open,
+            b')' => Raw::Close,
+            b'[' => Raw::OpenSquare,
+            _ => Raw::CloseSquare,
+        };
         let token = self.lexer.next()?;
         if token.raw != raw {
             return Err(self.unexpected(&token, expected));
         }
-        Ok(token)
+        Ok(())
     }
 
     /// The error for `token` where `expected` was needed.
