@@ -90,6 +90,50 @@ impl Keyword {
         })
     }
 
+    /// The keyword whose letters are the bytes of `letters` (little-endian, zero
+    /// beyond the word), for keywords of up to seven letters.
+    #[inline(always)]
+    fn from_letters(letters: u64) -> Option<Self> {
+        const fn word(text: &[u8]) -> u64 {
+            let mut bytes = [0u8; 8];
+            let mut i = 0;
+            while i < text.len() {
+                bytes[i] = text[i];
+                i += 1;
+            }
+            u64::from_le_bytes(bytes)
+        }
+        const SEQ: u64 = word(b"seq");
+        const PAR: u64 = word(b"par");
+        const XOR: u64 = word(b"xor");
+        const AP: u64 = word(b"ap");
+        const CALL: u64 = word(b"call");
+        const CANON: u64 = word(b"canon");
+        const NULL: u64 = word(b"null");
+        const NEVER: u64 = word(b"never");
+        const NEW: u64 = word(b"new");
+        const FAIL: u64 = word(b"fail");
+        const FOLD: u64 = word(b"fold");
+        const NEXT: u64 = word(b"next");
+        const MATCH: u64 = word(b"match");
+        Some(match letters {
+            SEQ => Self::Seq,
+            PAR => Self::Par,
+            XOR => Self::Xor,
+            AP => Self::Ap,
+            CALL => Self::Call,
+            CANON => Self::Canon,
+            NULL => Self::Null,
+            NEVER => Self::Never,
+            NEW => Self::New,
+            FAIL => Self::Fail,
+            FOLD => Self::Fold,
+            NEXT => Self::Next,
+            MATCH => Self::Match,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Call => "call",
@@ -174,15 +218,20 @@ impl<'a> Lexer<'a> {
         while bytes.get(start) == Some(&b' ') {
             start += 1;
         }
-        let mut end = start;
-        while let Some(b'a'..=b'z') = bytes.get(end) {
-            end += 1;
-        }
-        // A bare word ends at a space or at a `)` it did not open.
-        if !matches!(bytes.get(end), Some(b' ' | b')')) {
+        // The keyword's letters, eight bytes at once: its length is where the first
+        // byte that is no lowercase letter stands.
+        let chunk = chunk_at(bytes, start);
+        let len = (!lowercase_bytes(chunk) & HIGH_BITS).trailing_zeros() as usize / 8;
+        if len == 8 {
+            // Only `mismatch` is that long: the general path reads it.
             return None;
         }
-        let keyword = Keyword::from_word(&self.src[start..end])?;
+        // A bare word ends at a space or at a `)` it did not open.
+        if !matches!((chunk >> (8 * len)) as u8, b' ' | b')') {
+            return None;
+        }
+        let keyword = Keyword::from_letters(chunk & ((1 << (8 * len)) - 1))?;
+        let end = start + len;
         self.pos = end;
         Some((span(open, open).start, keyword))
     }
@@ -344,21 +393,19 @@ impl<'a> Lexer<'a> {
         })
     }
 
-    /// Skips spaces; anything rarer (comments, other whitespace) is left to
-    /// [`Self::skip_trivia_slow`], which keeps this hot path small.
+    /// Skips a space; anything rarer (more spaces, comments, other whitespace) is left
+    /// to [`Self::skip_trivia_slow`], which keeps this hot path small.
     #[inline(always)]
     fn skip_trivia(&mut self) {
         let bytes = self.src.as_bytes();
         let mut pos = self.pos;
-        while let Some(&b) = bytes.get(pos) {
-            match BYTE_CLASS[b as usize] {
-                SPACE => pos += 1,
-                NON_ASCII => return self.skip_trivia_slow(pos),
-                OTHER if b == b';' => return self.skip_trivia_slow(pos),
-                _ => break,
-            }
+        if bytes.get(pos) == Some(&b' ') {
+            pos += 1;
         }
-        self.pos = pos;
+        match bytes.get(pos) {
+            Some(&b) if STARTS_TRIVIA[b as usize] => self.skip_trivia_slow(pos),
+            _ => self.pos = pos,
+        }
     }
 
     #[cold]
@@ -464,6 +511,46 @@ const CLOSE_SQUARE: u8 = 6;
 const NON_ASCII: u8 = 7;
 const OTHER: u8 = 8;
 
+/// Bytes that may start whitespace or a comment: the ASCII spaces, `;`, and the first
+/// bytes of all non-ASCII characters (a few of which are whitespace).
+static STARTS_TRIVIA: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(BYTE_CLASS[b], SPACE | NON_ASCII) || b == b';' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// The eight bytes at `pos` as a little-endian word; past the end of `bytes`, spaces.
+#[inline(always)]
+fn chunk_at(bytes: &[u8], pos: usize) -> u64 {
+    match bytes.get(pos..pos + 8) {
+        Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8-byte chunk")),
+        None => {
+            let mut padded = [b' '; 8];
+            let rest = bytes.get(pos..).unwrap_or_default();
+            padded[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(padded)
+        }
+    }
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is an ASCII lowercase letter, all eight bytes
+/// at once. The byte-wise comparisons work on 7-bit values with the high bit set or
+/// cleared first, so they never borrow across bytes and each byte's answer is exact.
+#[inline(always)]
+fn lowercase_bytes(x: u64) -> u64 {
+    let low = x & !HIGH_BITS;
+    let at_least_a = (low | HIGH_BITS).wrapping_sub(LOW_BITS * u64::from(b'a'));
+    let at_most_z = (LOW_BITS * u64::from(b'z' | 0x80)).wrapping_sub(low);
+    at_least_a & at_most_z & !x & HIGH_BITS
+}
+
 /// Byte classes for the word scanner: name characters (ASCII alphanumerics, `_`, `-`)
 /// are ordinary; everything the scanner must look at has its own class.
 static BYTE_CLASS: [u8; 256] = {
@@ -542,4 +629,63 @@ fn utf8_len(first: u8) -> usize {
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowercase_bytes_is_exact_in_every_byte() {
+        // Every byte value at every position, beside every other byte value: a borrow
+        // from one byte into the next would show here.
+        for b in 0..=255u8 {
+            for other in 0..=255u8 {
+                for at in 0..8 {
+                    let mut chunk = [other; 8];
+                    chunk[at] = b;
+                    let found = lowercase_bytes(u64::from_le_bytes(chunk));
+                    for (i, byte) in chunk.iter().enumerate() {
+                        let bit = found >> (i * 8 + 7) & 1 == 1;
+                        assert_eq!(bit, byte.is_ascii_lowercase(), "{chunk:?} at {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keywords_by_letters_and_by_word_agree() {
+        for keyword in [
+            "call", "canon", "ap", "seq", "par", "xor", "null", "never", "new", "fail", "fold",
+            "next", "match",
+        ] {
+            let mut bytes = [0u8; 8];
+            bytes[..keyword.len()].copy_from_slice(keyword.as_bytes());
+            let by_letters = Keyword::from_letters(u64::from_le_bytes(bytes));
+            assert_eq!(by_letters, Keyword::from_word(keyword));
+            assert_eq!(by_letters.map(Keyword::as_str), Some(keyword));
+        }
+    }
+
+    #[test]
+    fn fast_instruction_start_reads_what_tokens_read() {
+        for (text, expected) in [
+            ("(seq (null) (null))", Some(Keyword::Seq)),
+            ("(null)", Some(Keyword::Null)),
+            ("( ap x y)", Some(Keyword::Ap)),
+            ("(null", Some(Keyword::Null)),
+            ("(seqx)", None),
+            ("(seq-)", None),
+            ("(Seq)", None),
+            ("(mismatch a b (null))", None),
+            ("(seq\t(null))", None),
+            ("(se", None),
+            ("()", None),
+        ] {
+            let mut lexer = Lexer::new(text);
+            let found = lexer.instruction_start().map(|(_, keyword)| keyword);
+            assert_eq!(found, expected, "{text}");
+        }
+    }
 }
