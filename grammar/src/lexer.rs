@@ -398,10 +398,8 @@ impl<'a> Lexer<'a> {
     #[inline(always)]
     fn skip_trivia(&mut self) {
         let bytes = self.src.as_bytes();
-        let mut pos = self.pos;
-        if bytes.get(pos) == Some(&b' ') {
-            pos += 1;
-        }
+        // Without a branch: whether a space comes next is as good as random.
+        let pos = self.pos + usize::from(bytes.get(self.pos) == Some(&b' '));
         match bytes.get(pos) {
             Some(&b) if STARTS_TRIVIA[b as usize] => self.skip_trivia_slow(pos),
             _ => self.pos = pos,

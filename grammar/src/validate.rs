@@ -5,7 +5,7 @@
 //! (children come before parents), top-down checks use an explicit stack.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::ast::{Ast, Fail, InstrId, InstrKind, Value, Var};
 use crate::error::{ErrorKind, ParseError};
@@ -99,7 +99,7 @@ impl<'v, 'a> Facts<'v, 'a> {
                     own_scope = true;
                 }
                 InstrKind::Next(var) => {
-                    facts.first_next.entry(var.name).or_insert(id);
+                    facts.first_next.entry(Name::new(var.name)).or_insert(id);
                     own_scope = true;
                 }
                 InstrKind::Match(m) | InstrKind::Mismatch(m) => {
@@ -141,7 +141,58 @@ impl<'v, 'a> Facts<'v, 'a> {
 
 type Errors = Vec<(ErrorKind, Span)>;
 
-/// A small fast hasher for names: validation hashes every variable occurrence, and
+/// A name as a map key, its bytes packed into two words: names of up to 16 bytes (most
+/// of them) compare and hash as integers, without a call to `memcmp`.
+#[derive(Clone, Copy)]
+struct Name<'a> {
+    head: u64,
+    tail: u64,
+    text: &'a str,
+}
+
+impl<'a> Name<'a> {
+    fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let word =
+            |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte chunk"));
+        let half =
+            |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte chunk"));
+        let n = bytes.len();
+        // The first and the last eight bytes (overlapping below 16), or four, or the
+        // first, middle and last byte: with the length, they are all of a short name.
+        let (head, tail) = if n >= 8 {
+            (word(0), word(n - 8))
+        } else if n >= 4 {
+            (u64::from(half(0)), u64::from(half(n - 4)))
+        } else if n > 0 {
+            let three = u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8;
+            (three | u64::from(bytes[n - 1]) << 16, 0)
+        } else {
+            (0, 0)
+        };
+        Self { head, tail, text }
+    }
+}
+
+impl PartialEq for Name<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let n = self.text.len();
+        self.head == other.head
+            && self.tail == other.tail
+            && n == other.text.len()
+            && (n <= 16 || self.text == other.text)
+    }
+}
+
+impl Eq for Name<'_> {}
+
+impl Hash for Name<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.head ^ self.tail.rotate_left(29) ^ self.text.len() as u64);
+    }
+}
+
+/// A small fast hasher for [`Name`]s: validation hashes every variable occurrence, and
 /// SipHash showed up as 9% of the reference's parse time. Maps keyed by it are only
 /// looked up, never iterated, so the order they would give never reaches the output.
 #[derive(Default)]
@@ -149,32 +200,12 @@ struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let word = |at: usize| {
-            u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8-byte chunk"))
-        };
-        let half =
-            |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4-byte chunk"));
-        let n = bytes.len();
-        // Whole words, then the last eight bytes (overlapping the words read) or, for
-        // short names, the first and last four or three bytes: no byte-by-byte tail.
-        let tail = if n >= 8 {
-            let mut at = 0;
-            while at + 8 < n {
-                self.add(word(at));
-                at += 8;
-            }
-            word(n - 8)
-        } else if n >= 4 {
-            u64::from(half(0)) | u64::from(half(n - 4)) << 32
-        } else if n > 0 {
-            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
-        } else {
-            0
-        };
-        self.add(tail ^ (n as u64) << 58);
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
     }
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
     fn finish(&self) -> u64 {
         // The table indexes by the low bits, which a multiplication leaves poorly mixed.
@@ -182,13 +213,7 @@ impl Hasher for NameHasher {
     }
 }
 
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type NameMap<'a, V> = HashMap<&'a str, V, BuildHasherDefault<NameHasher>>;
+type NameMap<'a, V> = HashMap<Name<'a>, V, BuildHasherDefault<NameHasher>>;
 
 fn var_span(var: &Var<'_>) -> Span {
     Span::new(var.pos, var.pos + var.name.len() as u32)
@@ -206,17 +231,18 @@ fn defined_before_use(facts: &Facts<'_, '_>, errors: &mut Errors) {
     // The slot of each use, in the order of `facts.uses`; consecutive uses of one name
     // (an iterator read again and again) take the same slot without hashing.
     let mut slots = Vec::with_capacity(facts.uses.len());
-    let mut last: Option<(&str, u32)> = None;
+    let mut last: Option<(Name<'_>, u32)> = None;
     for (var, _) in &facts.uses {
+        let name = Name::new(var.name);
         let slot = match last {
-            Some((name, slot)) if name == var.name => slot,
+            Some((last_name, slot)) if last_name == name => slot,
             _ => {
                 let next = read.len() as u32;
-                let slot = *read.entry(var.name).or_insert_with(|| {
+                let slot = *read.entry(name).or_insert_with(|| {
                     filter.insert(var.name);
                     next
                 });
-                last = Some((var.name, slot));
+                last = Some((name, slot));
                 slot
             }
         };
@@ -227,7 +253,7 @@ fn defined_before_use(facts: &Facts<'_, '_>, errors: &mut Errors) {
     let mut first_def = vec![u32::MAX; read.len()];
     for &(&Var { name, .. }, at) in &facts.definitions {
         if filter.may_contain(name) {
-            if let Some(&slot) = read.get(name) {
+            if let Some(&slot) = read.get(&Name::new(name)) {
                 let def = &mut first_def[slot as usize];
                 *def = (*def).min(at);
             }
@@ -289,7 +315,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
             Step::Enter(id) => id,
             Step::Leave(id) => {
                 if let InstrKind::Fold(fold) = &ast.instr(id).kind {
-                    enclosing.get_mut(fold.iterator.name).and_then(Vec::pop);
+                    enclosing.get_mut(&Name::new(fold.iterator.name)).and_then(Vec::pop);
                 }
                 continue;
             }
@@ -297,7 +323,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
         let instr = ast.instr(id);
         match &instr.kind {
             InstrKind::Fold(fold) => {
-                let folds = enclosing.entry(fold.iterator.name).or_default();
+                let folds = enclosing.entry(Name::new(fold.iterator.name)).or_default();
                 if !folds.is_empty() {
                     errors.push((
                         ErrorKind::MultipleIterable {
@@ -309,7 +335,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
                 folds.push((id, 0));
                 stack.push(Step::Leave(id));
             }
-            InstrKind::Next(var) => match enclosing.get_mut(var.name).and_then(|f| f.last_mut()) {
+            InstrKind::Next(var) => match enclosing.get_mut(&Name::new(var.name)).and_then(|f| f.last_mut()) {
                 Some((_, count)) => {
                     *count += 1;
                     if *count == 2 {
@@ -324,7 +350,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
                 // Quirk (§8.2): only the first `next` of each name, in the order the
                 // parser completes instructions (the arena's order), is checked for an
                 // enclosing fold.
-                None if facts.first_next.get(var.name) == Some(&id) => {
+                None if facts.first_next.get(&Name::new(var.name)) == Some(&id) => {
                     errors.push((
                         ErrorKind::UndefinedIterable {
                             name: var.name.to_owned(),
@@ -335,7 +361,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
                 None => {}
             },
             InstrKind::New { var, .. }
-                if enclosing.get(var.name).is_some_and(|f| !f.is_empty()) =>
+                if enclosing.get(&Name::new(var.name)).is_some_and(|f| !f.is_empty()) =>
             {
                 errors.push((
                     ErrorKind::NewOnIterator {
@@ -388,7 +414,7 @@ fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
             InstrKind::Seq(a, b) | InstrKind::Par(a, b) => match (of(*a), of(*b)) {
                 (EndsWithNext(x), EndsWithNext(y)) if name(x) == name(y) => EndsWithNext(x),
                 (EndsWithNext(x), _) => {
-                    candidates.entry(name(x)).or_insert(instr.span);
+                    candidates.entry(Name::new(name(x))).or_insert(instr.span);
                     Other
                 }
                 (Other, right) => right,
@@ -405,7 +431,7 @@ fn nothing_after_next(ast: &Ast<'_>, scoped: &[bool], errors: &mut Errors) {
             InstrKind::Match(m) | InstrKind::Mismatch(m) => of(m.body),
             InstrKind::Fold(fold) if fold.is_over_stream() => {
                 let iterator = fold.iterator.name;
-                if let Some(span) = candidates.remove(iterator) {
+                if let Some(span) = candidates.remove(&Name::new(iterator)) {
                     if enabled {
                         errors.push((ErrorKind::InstructionAfterNext, span));
                     }

@@ -31,6 +31,13 @@ pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
 
 /// A keyword, `true` or `false`.
 pub(crate) fn is_reserved(word: &str) -> bool {
+    // Most names start with a letter no keyword starts with.
+    if !matches!(
+        word.as_bytes().first(),
+        Some(b'a' | b'c' | b'f' | b'm' | b'n' | b'p' | b's' | b't' | b'x')
+    ) {
+        return false;
+    }
     matches!(
         word.as_bytes(),
         [b't', b'r', b'u', b'e'] | [b'f', b'a', b'l', b's', b'e']
