@@ -2,9 +2,9 @@
 //! by content: every table reference is resolved, so two data are equal here exactly
 //! when they hold the same trace, whatever order their tables were written in.
 //!
-//! It mirrors the private layout of `interpreter/src/data.rs` (format 1: an envelope
+//! It mirrors the private layout of `interpreter/src/data.rs` (format 2: an envelope
 //! `[format, interpreter, body]`, body `[trace, last_call_id, values, tetraplets,
-//! results, canons, peers, signatures]`, values `[content id, value]`, signatures
+//! results, canons, peers, signatures]`, values `[content id, canonical JSON text]`, signatures
 //! `[peer, public key, signature, [signed result id, …]]`, states as rmp-serde enums `{variant index:
 //! payload}` with the variant's name) and must change with it; [`read`] refuses data of any other shape with a
 //! message saying so.
@@ -13,7 +13,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// The data format this module reads.
-pub const FORMAT: u64 = 1;
+pub const FORMAT: u64 = 2;
 
 /// Decoded particle data.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -191,7 +191,9 @@ pub fn read(bytes: &[u8]) -> Result<DataView, String> {
         .array("values")?
         .iter()
         .map(|v| match v.array("value")? {
-            [Msg::Bin(_), value] => value.json(),
+            [Msg::Bin(_), Msg::Str(text)] => {
+                serde_json::from_str(text).map_err(|e| format!("value {text:?}: {e}"))
+            }
             _ => Err(format!("value entry {v:?}: {UPDATE}")),
         })
         .collect::<Result<_, _>>()?;
