@@ -46,13 +46,13 @@ pub use span::{Location, Span};
 /// Fails with the first syntax error, or with every failed static check
 /// (air-language.md §8).
 pub fn parse(source: &str) -> Result<Ast<'_>, ParseError> {
-    let ast = parser::parse_syntax(source)?;
-    validate::validate(&ast)?;
+    let (ast, facts) = parser::parse_syntax(source)?;
+    validate::validate(&ast, facts)?;
     Ok(ast)
 }
 
 /// Parses one script without static validation: the tree of any syntactically valid
 /// script, for tools that want to show what a rejected script says.
 pub fn parse_unvalidated(source: &str) -> Result<Ast<'_>, ParseError> {
-    parser::parse_syntax(source)
+    parser::parse_syntax(source).map(|(ast, _)| ast)
 }

@@ -9,9 +9,11 @@ use crate::ast::{
 use crate::error::{ErrorKind, ParseError};
 use crate::lexer::{Keyword, LexError, Lexer, Raw, Token, TokenKind};
 use crate::span::Span;
+use crate::validate::Facts;
 
-/// Parses the text of one instruction into a tree, without static validation.
-pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
+/// Parses the text of one instruction into a tree, without static validation, and
+/// records on the way what validation needs to know about the tree.
+pub(crate) fn parse_syntax(source: &str) -> Result<(Ast<'_>, Facts), ParseError> {
     if source.len() >= u32::MAX as usize {
         return Err(ParseError::single(
             "",
@@ -19,19 +21,22 @@ pub(crate) fn parse_syntax(source: &str) -> Result<Ast<'_>, ParseError> {
             Span::default(),
         ));
     }
+    // Dense scripts (generated ones: no indentation) take about 20 bytes per
+    // instruction; reserving that much spares the arena a copy while it grows.
+    let instructions = source.len() / 20;
     let mut parser = Parser {
         source,
         lexer: Lexer::new(source),
-        // Dense scripts (generated ones: no indentation) take about 20 bytes per
-        // instruction; reserving that much spares the arena a copy while it grows.
-        instrs: Vec::with_capacity(source.len() / 20),
+        instrs: Vec::with_capacity(instructions),
         stack: Vec::new(),
         operands: Vec::new(),
         current: None,
+        facts: Facts::with_capacity(instructions),
     };
-    parser
-        .run()
-        .map_err(|e| ParseError::single(source, e.0, e.1))
+    match parser.run() {
+        Ok(ast) => Ok((ast, parser.facts)),
+        Err(e) => Err(ParseError::single(source, e.0, e.1)),
+    }
 }
 
 type PResult<T> = Result<T, LexError>;
@@ -129,6 +134,7 @@ struct Parser<'a> {
     operands: Vec<Operands<'a>>,
     /// The `(` of the instruction whose operands are being read.
     current: Option<u32>,
+    facts: Facts,
 }
 
 /// An instruction whose children are still being parsed: small, because every `seq`,
@@ -359,10 +365,9 @@ impl<'a> Parser<'a> {
         };
         self.current = None;
         let id = InstrId::from_index(self.instrs.len());
-        self.instrs.push(Instr {
-            span: Span::new(open, end),
-            kind,
-        });
+        let span = Span::new(open, end);
+        self.facts.record(id, span, &kind);
+        self.instrs.push(Instr { span, kind });
         Ok(id)
     }
 

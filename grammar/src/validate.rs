@@ -1,25 +1,32 @@
 //! Static validation (air-language.md §8): the checks the reference runs on a parsed
 //! script before executing anything, quirks included.
 //!
-//! Every check walks the arena without recursion: bottom-up checks read it in order
-//! (children come before parents), top-down checks use an explicit stack.
+//! The parser records what the checks need as it completes each instruction
+//! ([`Facts`]), so no check walks the whole arena again; those that walk parts of it do
+//! so without recursion: bottom-up checks read it in order (children come before
+//! parents), top-down checks use an explicit stack.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::ast::{Ast, Fail, InstrId, InstrKind, Value, Var};
+use crate::ast::{Ast, Fail, InstrId, InstrKind, Lens, Value, Var};
 use crate::error::{ErrorKind, ParseError};
 use crate::span::Span;
 
-pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
-    let facts = Facts::gather(ast);
+/// Runs the checks on a tree and the facts its parser recorded.
+pub(crate) fn validate(ast: &Ast<'_>, facts: Facts) -> Result<(), ParseError> {
     let mut errors = Vec::new();
-    defined_before_use(&facts, &mut errors);
+    defined_before_use(ast.source(), &facts, &mut errors);
     if facts.has_scopes {
         fold_scopes(ast, &facts, &mut errors);
     }
-    // §8.6, `(fail 0 "…")`: found by the gathering pass, reported after the scope checks.
-    errors.extend(facts.zero_fails);
+    // §8.6, `(fail 0 "…")`: found by the parser, reported after the scope checks.
+    errors.extend(
+        facts
+            .zero_fails
+            .iter()
+            .map(|&span| (ErrorKind::FailCodeZero, span)),
+    );
     // Without a fold over a stream, no candidate can ever be reported.
     if facts.has_stream_fold {
         nothing_after_next(ast, &facts.scoped, &mut errors);
@@ -30,112 +37,167 @@ pub(crate) fn validate(ast: &Ast<'_>) -> Result<(), ParseError> {
     Err(ParseError::many(ast.source(), errors))
 }
 
-/// What the checks need from the tree, gathered in one pass over the arena so that no
-/// check walks all of it again.
-struct Facts<'v, 'a> {
-    /// The variables read where §8.1 checks them, with the start of their instruction,
-    /// in arena order (the order the errors were always found in).
-    uses: Vec<(&'v Var<'a>, u32)>,
+/// What the checks need from the tree, recorded by the parser as it completes each
+/// instruction (while the instruction is still in the cache), so that no check walks
+/// the whole arena again.
+#[derive(Default)]
+pub(crate) struct Facts {
+    /// The variables read where §8.1 checks them, with the start of their instruction.
+    uses: Vec<Occurrence>,
     /// The names defined, with the start of the defining instruction.
-    definitions: Vec<(&'v Var<'a>, u32)>,
+    definitions: Vec<Occurrence>,
     /// Per instruction, whether its subtree holds a `fold`, `next` or `new`: the scope
-    /// checks skip the subtrees that hold none, where they have nothing to see.
+    /// checks skip the subtrees that hold none, where they have nothing to see. Empty
+    /// until the first of them is complete (every instruction before it holds none).
     scoped: Vec<bool>,
-    /// The first `next` of each name in arena order (see [`fold_scopes`]).
-    first_next: NameMap<'a, InstrId>,
+    /// The `next` instructions, in arena order.
+    nexts: Vec<InstrId>,
     has_scopes: bool,
     has_stream_fold: bool,
-    zero_fails: Errors,
+    /// The spans of the `(fail 0 "…")` instructions.
+    zero_fails: Vec<Span>,
 }
 
-impl<'v, 'a> Facts<'v, 'a> {
-    fn gather(ast: &'v Ast<'a>) -> Self {
-        let mut facts = Facts {
+/// A variable occurrence in 12 bytes: its name is the script's text at `pos`.
+#[derive(Clone, Copy)]
+struct Occurrence {
+    pos: u32,
+    len: u32,
+    /// The start of its instruction.
+    at: u32,
+}
+
+impl Occurrence {
+    fn new(var: &Var<'_>, at: u32) -> Self {
+        // Names are slices of the script (under 4 GiB), starting at their position.
+        Self {
+            pos: var.pos,
+            len: var.name.len() as u32,
+            at,
+        }
+    }
+
+    fn name<'a>(&self, source: &'a str) -> &'a str {
+        &source[self.pos as usize..(self.pos + self.len) as usize]
+    }
+
+    fn span(&self) -> Span {
+        Span::new(self.pos, self.pos + self.len)
+    }
+}
+
+impl Facts {
+    /// Facts with room for about `instructions` instructions.
+    pub(crate) fn with_capacity(instructions: usize) -> Self {
+        Self {
             // Most instructions that are no `seq`, `par` or `xor` read or define a name.
-            uses: Vec::with_capacity(ast.len() / 2 + 1),
-            definitions: Vec::with_capacity(ast.len() / 2 + 1),
-            scoped: Vec::with_capacity(ast.len()),
-            first_next: NameMap::default(),
-            has_scopes: false,
-            has_stream_fold: false,
-            zero_fails: Vec::new(),
-        };
-        for (id, instr) in ast.iter() {
-            let at = instr.span.start;
-            let mut own_scope = false;
-            match &instr.kind {
-                InstrKind::Call(call) => {
-                    facts.value(&call.peer, at);
-                    facts.value(&call.service, at);
-                    facts.value(&call.function, at);
-                    for arg in &call.args {
-                        facts.value(arg, at);
-                    }
-                    if let Some(out) = &call.output {
-                        facts.definitions.push((out, at));
-                    }
+            uses: Vec::with_capacity(instructions / 2),
+            definitions: Vec::with_capacity(instructions / 2),
+            ..Self::default()
+        }
+    }
+
+    /// Records the instruction `id` (spanning `span`), complete with its children
+    /// (which have ids below `id`).
+    #[inline(always)]
+    pub(crate) fn record(&mut self, id: InstrId, span: Span, kind: &InstrKind<'_>) {
+        let at = span.start;
+        let mut own_scope = false;
+        match kind {
+            // The most common instructions, which have nothing to record unless a
+            // scope is open below them.
+            InstrKind::Seq(a, b) | InstrKind::Par(a, b) | InstrKind::Xor(a, b) => {
+                if self.has_scopes {
+                    let scoped = self.scoped_at(*a) || self.scoped_at(*b);
+                    self.scoped.push(scoped);
                 }
-                InstrKind::Ap(ap) => {
-                    facts.value(&ap.arg, at);
-                    facts.definitions.push((&ap.result, at));
-                }
-                // The value of an `ap` to a map is not checked (it waits at run time).
-                InstrKind::ApMap(ap) => {
-                    facts.value(&ap.key, at);
-                    facts.definitions.push((&ap.map, at));
-                }
-                // A canon's peer and source are not checked (verified against the
-                // reference), nor are `fail`'s operand (an undefined one is error 10003
-                // at run time), `next` and `new`.
-                InstrKind::Canon(canon) => facts.definitions.push((&canon.target, at)),
-                InstrKind::Fold(fold) => {
-                    facts.value(&fold.iterable, at);
-                    facts.definitions.push((&fold.iterator, at));
-                    facts.has_stream_fold |= fold.is_over_stream();
-                    own_scope = true;
-                }
-                InstrKind::New { var, .. } => {
-                    facts.definitions.push((var, at));
-                    own_scope = true;
-                }
-                InstrKind::Next(var) => {
-                    facts.first_next.entry(Name::new(var.name)).or_insert(id);
-                    own_scope = true;
-                }
-                InstrKind::Match(m) | InstrKind::Mismatch(m) => {
-                    facts.value(&m.left, at);
-                    facts.value(&m.right, at);
-                }
-                InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
-                    facts.zero_fails.push((ErrorKind::FailCodeZero, instr.span));
-                }
-                _ => {}
+                return;
             }
-            facts.has_scopes |= own_scope;
-            // Children come before their parent in the arena.
-            let below = |child: InstrId| facts.scoped[child.index()];
+            InstrKind::Call(call) => {
+                self.value(&call.peer, at);
+                self.value(&call.service, at);
+                self.value(&call.function, at);
+                for arg in &call.args {
+                    self.value(arg, at);
+                }
+                if let Some(out) = &call.output {
+                    self.definitions.push(Occurrence::new(out, at));
+                }
+            }
+            InstrKind::Ap(ap) => {
+                self.value(&ap.arg, at);
+                self.definitions.push(Occurrence::new(&ap.result, at));
+            }
+            // The value of an `ap` to a map is not checked (it waits at run time).
+            InstrKind::ApMap(ap) => {
+                self.value(&ap.key, at);
+                self.definitions.push(Occurrence::new(&ap.map, at));
+            }
+            // A canon's peer and source are not checked (verified against the
+            // reference), nor are `fail`'s operand (an undefined one is error 10003 at
+            // run time), `next` and `new`.
+            InstrKind::Canon(canon) => self
+                .definitions
+                .push(Occurrence::new(&canon.target, at)),
+            InstrKind::Fold(fold) => {
+                self.value(&fold.iterable, at);
+                self.definitions.push(Occurrence::new(&fold.iterator, at));
+                self.has_stream_fold |= fold.is_over_stream();
+                own_scope = true;
+            }
+            InstrKind::New { var, .. } => {
+                self.definitions.push(Occurrence::new(var, at));
+                own_scope = true;
+            }
+            InstrKind::Next(_) => {
+                self.nexts.push(id);
+                own_scope = true;
+            }
+            InstrKind::Match(m) | InstrKind::Mismatch(m) => {
+                self.value(&m.left, at);
+                self.value(&m.right, at);
+            }
+            InstrKind::Fail(fail) if matches!(**fail, Fail::Literal { code: 0, .. }) => {
+                self.zero_fails.push(span);
+            }
+            _ => {}
+        }
+        if own_scope && !self.has_scopes {
+            self.has_scopes = true;
+            self.scoped.resize(id.index(), false);
+        }
+        if self.has_scopes {
             let scoped = own_scope
-                || match &instr.kind {
-                    InstrKind::Seq(a, b) | InstrKind::Par(a, b) | InstrKind::Xor(a, b) => {
-                        below(*a) || below(*b)
-                    }
-                    InstrKind::New { body, .. } => below(*body),
-                    InstrKind::Match(m) | InstrKind::Mismatch(m) => below(m.body),
+                || match kind {
+                    InstrKind::New { body, .. } => self.scoped_at(*body),
+                    InstrKind::Match(m) | InstrKind::Mismatch(m) => self.scoped_at(m.body),
                     _ => false,
                 };
-            facts.scoped.push(scoped);
+            self.scoped.push(scoped);
         }
-        facts
+    }
+
+    fn scoped_at(&self, id: InstrId) -> bool {
+        self.scoped[id.index()]
     }
 
     /// The variables an operand reads: its own, then those of its lens.
-    fn value(&mut self, value: &'v Value<'a>, at: u32) {
-        if let Some(var) = value.var() {
-            self.uses.push((var, at));
+    #[inline(always)]
+    fn value(&mut self, value: &Value<'_>, at: u32) {
+        match value {
+            Value::Var(var, None) => self.uses.push(Occurrence::new(var, at)),
+            Value::Var(var, Some(lens)) => {
+                self.uses.push(Occurrence::new(var, at));
+                self.lens(lens, at);
+            }
+            Value::LastError(Some(lens)) | Value::Error(Some(lens)) => self.lens(lens, at),
+            _ => {}
         }
-        if let Some(lens) = value.lens() {
-            self.uses.extend(lens.vars().map(|var| (var, at)));
-        }
+    }
+
+    fn lens(&mut self, lens: &Lens<'_>, at: u32) {
+        self.uses
+            .extend(lens.vars().map(|var| Occurrence::new(var, at)));
     }
 }
 
@@ -225,21 +287,22 @@ fn var_span(var: &Var<'_>) -> Span {
 /// Only the names that are read matter, and scripts read few names (a fold's iterator,
 /// a handful of results) while they may define thousands: the read names get slots,
 /// and a definition is hashed only if a cheap filter says its name may be one of them.
-fn defined_before_use(facts: &Facts<'_, '_>, errors: &mut Errors) {
+fn defined_before_use(source: &str, facts: &Facts, errors: &mut Errors) {
     let mut read = NameMap::default();
     let mut filter = NameFilter::default();
     // The slot of each use, in the order of `facts.uses`; consecutive uses of one name
     // (an iterator read again and again) take the same slot without hashing.
     let mut slots = Vec::with_capacity(facts.uses.len());
     let mut last: Option<(Name<'_>, u32)> = None;
-    for (var, _) in &facts.uses {
-        let name = Name::new(var.name);
+    for occurrence in &facts.uses {
+        let text = occurrence.name(source);
+        let name = Name::new(text);
         let slot = match last {
             Some((last_name, slot)) if last_name == name => slot,
             _ => {
                 let next = read.len() as u32;
                 let slot = *read.entry(name).or_insert_with(|| {
-                    filter.insert(var.name);
+                    filter.insert(text);
                     next
                 });
                 last = Some((name, slot));
@@ -251,21 +314,22 @@ fn defined_before_use(facts: &Facts<'_, '_>, errors: &mut Errors) {
     // The start of the first definition of each read name; none is `u32::MAX`, which
     // no instruction start reaches (scripts are shorter than 4 GiB).
     let mut first_def = vec![u32::MAX; read.len()];
-    for &(&Var { name, .. }, at) in &facts.definitions {
-        if filter.may_contain(name) {
-            if let Some(&slot) = read.get(&Name::new(name)) {
+    for occurrence in &facts.definitions {
+        let text = occurrence.name(source);
+        if filter.may_contain(text) {
+            if let Some(&slot) = read.get(&Name::new(text)) {
                 let def = &mut first_def[slot as usize];
-                *def = (*def).min(at);
+                *def = (*def).min(occurrence.at);
             }
         }
     }
-    for (&(var, at), &slot) in facts.uses.iter().zip(&slots) {
-        if first_def[slot as usize] >= at {
+    for (occurrence, &slot) in facts.uses.iter().zip(&slots) {
+        if first_def[slot as usize] >= occurrence.at {
             errors.push((
                 ErrorKind::UndefinedVariable {
-                    name: var.name.to_owned(),
+                    name: occurrence.name(source).to_owned(),
                 },
-                var_span(var),
+                occurrence.span(),
             ));
         }
     }
@@ -297,8 +361,16 @@ impl NameFilter {
 
 /// §8.2–8.5: `next` inside its fold and once per fold, no nested folds over one
 /// iterator name, no `new` on an iterator.
-fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
+fn fold_scopes(ast: &Ast<'_>, facts: &Facts, errors: &mut Errors) {
     let scoped = &facts.scoped;
+    // Quirk (§8.2): only the first `next` of each name, in the order the parser
+    // completes instructions (the arena's order), is checked for an enclosing fold.
+    let mut first_next = NameMap::default();
+    for &id in &facts.nexts {
+        if let InstrKind::Next(var) = &ast.instr(id).kind {
+            first_next.entry(Name::new(var.name)).or_insert(id);
+        }
+    }
     // Per iterator name, the folds that enclose the current instruction, innermost
     // last, each with how many `next`s of its name it has seen.
     let mut enclosing: NameMap<'_, Vec<(InstrId, u32)>> = NameMap::default();
@@ -347,10 +419,7 @@ fn fold_scopes(ast: &Ast<'_>, facts: &Facts<'_, '_>, errors: &mut Errors) {
                         ));
                     }
                 }
-                // Quirk (§8.2): only the first `next` of each name, in the order the
-                // parser completes instructions (the arena's order), is checked for an
-                // enclosing fold.
-                None if facts.first_next.get(&Name::new(var.name)) == Some(&id) => {
+                None if first_next.get(&Name::new(var.name)) == Some(&id) => {
                     errors.push((
                         ErrorKind::UndefinedIterable {
                             name: var.name.to_owned(),
