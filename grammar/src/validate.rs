@@ -248,9 +248,21 @@ impl PartialEq for Name<'_> {
 
 impl Eq for Name<'_> {}
 
+impl Name<'_> {
+    /// The bits of the name, folded into one word.
+    fn folded(&self) -> u64 {
+        self.head ^ self.tail.rotate_left(29) ^ self.text.len() as u64
+    }
+
+    /// A line of [`ReadNames`]' cache.
+    fn cache_line(&self) -> usize {
+        (self.folded().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize
+    }
+}
+
 impl Hash for Name<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.head ^ self.tail.rotate_left(29) ^ self.text.len() as u64);
+        state.write_u64(self.folded());
     }
 }
 
@@ -288,39 +300,19 @@ fn var_span(var: &Var<'_>) -> Span {
 /// a handful of results) while they may define thousands: the read names get slots,
 /// and a definition is hashed only if a cheap filter says its name may be one of them.
 fn defined_before_use(source: &str, facts: &Facts, errors: &mut Errors) {
-    let mut read = NameMap::default();
-    let mut filter = NameFilter::default();
-    // The slot of each use, in the order of `facts.uses`; consecutive uses of one name
-    // (an iterator read again and again) take the same slot without hashing.
+    let mut read = ReadNames::default();
+    // The slot of each use, in the order of `facts.uses`.
     let mut slots = Vec::with_capacity(facts.uses.len());
-    let mut last: Option<(Name<'_>, u32)> = None;
     for occurrence in &facts.uses {
-        let text = occurrence.name(source);
-        let name = Name::new(text);
-        let slot = match last {
-            Some((last_name, slot)) if last_name == name => slot,
-            _ => {
-                let next = read.len() as u32;
-                let slot = *read.entry(name).or_insert_with(|| {
-                    filter.insert(text);
-                    next
-                });
-                last = Some((name, slot));
-                slot
-            }
-        };
-        slots.push(slot);
+        slots.push(read.slot_or_insert(occurrence.name(source)));
     }
     // The start of the first definition of each read name; none is `u32::MAX`, which
     // no instruction start reaches (scripts are shorter than 4 GiB).
-    let mut first_def = vec![u32::MAX; read.len()];
+    let mut first_def = vec![u32::MAX; read.map.len()];
     for occurrence in &facts.definitions {
-        let text = occurrence.name(source);
-        if filter.may_contain(text) {
-            if let Some(&slot) = read.get(&Name::new(text)) {
-                let def = &mut first_def[slot as usize];
-                *def = (*def).min(occurrence.at);
-            }
+        if let Some(slot) = read.slot(occurrence.name(source)) {
+            let def = &mut first_def[slot as usize];
+            *def = (*def).min(occurrence.at);
         }
     }
     for (occurrence, &slot) in facts.uses.iter().zip(&slots) {
@@ -332,6 +324,61 @@ fn defined_before_use(source: &str, facts: &Facts, errors: &mut Errors) {
                 occurrence.span(),
             ));
         }
+    }
+}
+
+/// The names read by a script, each with a slot (numbered from 0 in order of first
+/// use). Scripts read few names many times and define many names: a filter answers
+/// most "not read" without hashing, and a small direct-mapped cache answers most of the
+/// rest without probing the map.
+struct ReadNames<'a> {
+    map: NameMap<'a, u32>,
+    filter: NameFilter,
+    cache: Box<[Option<(Name<'a>, u32)>; 256]>,
+}
+
+impl Default for ReadNames<'_> {
+    fn default() -> Self {
+        Self {
+            map: NameMap::default(),
+            filter: NameFilter::default(),
+            cache: Box::new([None; 256]),
+        }
+    }
+}
+
+impl<'a> ReadNames<'a> {
+    fn slot_or_insert(&mut self, text: &'a str) -> u32 {
+        let name = Name::new(text);
+        let line = name.cache_line();
+        if let Some((cached, slot)) = self.cache[line] {
+            if cached == name {
+                return slot;
+            }
+        }
+        let next = self.map.len() as u32;
+        let slot = *self.map.entry(name).or_insert(next);
+        if slot == next {
+            self.filter.insert(text);
+        }
+        self.cache[line] = Some((name, slot));
+        slot
+    }
+
+    fn slot(&mut self, text: &'a str) -> Option<u32> {
+        if !self.filter.may_contain(text) {
+            return None;
+        }
+        let name = Name::new(text);
+        let line = name.cache_line();
+        if let Some((cached, slot)) = self.cache[line] {
+            if cached == name {
+                return Some(slot);
+            }
+        }
+        let (&key, &slot) = self.map.get_key_value(&name)?;
+        self.cache[line] = Some((key, slot));
+        Some(slot)
     }
 }
 
