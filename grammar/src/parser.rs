@@ -171,8 +171,8 @@ impl<'a> Parser<'a> {
         let root = 'script: loop {
             let (open, keyword) = self.instruction_start()?;
             let kind = match keyword {
-                Keyword::Call => InstrKind::Call(Box::new(self.call()?)),
-                Keyword::Canon => InstrKind::Canon(Box::new(self.canon()?)),
+                Keyword::Call => InstrKind::Call(self.call()?),
+                Keyword::Canon => InstrKind::Canon(self.canon()?),
                 Keyword::Ap => self.ap()?,
                 Keyword::Null => InstrKind::Null,
                 Keyword::Never => InstrKind::Never,
@@ -380,7 +380,7 @@ impl<'a> Parser<'a> {
         Ok(token.span.end)
     }
 
-    fn call(&mut self) -> PResult<Call<'a>> {
+    fn call(&mut self) -> PResult<Box<Call<'a>>> {
         let peer = self.operand(form::PEER, EXPECT_PEER)?;
         self.expect(b'(', EXPECT_OPEN_TRIPLET)?;
         let service = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
@@ -399,16 +399,16 @@ impl<'a> Parser<'a> {
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
         };
-        Ok(Call {
+        Ok(Box::new(Call {
             peer,
             service,
             function,
             args,
             output,
-        })
+        }))
     }
 
-    fn canon(&mut self) -> PResult<Canon<'a>> {
+    fn canon(&mut self) -> PResult<Box<Canon<'a>>> {
         let peer = self.operand(form::PEER, EXPECT_PEER)?;
         let source = self.var(&[VarKind::Stream, VarKind::StreamMap], EXPECT_CANON_SOURCE)?;
         let target = if source.kind == VarKind::Stream {
@@ -419,11 +419,11 @@ impl<'a> Parser<'a> {
                 EXPECT_CANON_MAP_TARGET,
             )?
         };
-        Ok(Canon {
+        Ok(Box::new(Canon {
             peer,
             source,
             target,
-        })
+        }))
     }
 
     fn ap(&mut self) -> PResult<InstrKind<'a>> {
