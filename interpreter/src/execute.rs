@@ -63,7 +63,8 @@ impl<'a> Evaluated<'a> {
 }
 
 /// Evaluated call arguments: the JSON text of the array and each one's tetraplets.
-type Arguments = (String, Vec<Vec<Tetraplet>>);
+/// The tetraplets are copied out only for a call request.
+type Arguments = (String, Vec<Vec<Rc<Tetraplet>>>);
 
 /// Recorded iterations of a stream fold by value position: widened `before` and
 /// `after` parts.
@@ -618,7 +619,9 @@ impl<'t, 'a> Execution<'t, 'a> {
             Value::InitPeerId => literal(self.params.init_peer_id.clone().into()),
             Value::Timestamp => literal(self.params.timestamp.into()),
             Value::Ttl => literal(self.params.ttl.into()),
-            Value::String(s) => literal((*s).into()),
+            Value::String(s) => Ok(Some(
+                Evaluated::one(Rc::new(Json::str(s)), self.literal.clone()).literal(true),
+            )),
             Value::Int(i) => literal((*i).into()),
             Value::Float(f) => {
                 literal(serde_json::Number::from_f64(*f).map_or(JValue::Null, JValue::Number))
@@ -1090,7 +1093,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             service_id: tetraplet.service_id.clone(),
             function_name: tetraplet.function_name.clone(),
             arguments,
-            tetraplets,
+            tetraplets: tetraplets
+                .into_iter()
+                .map(|arg| arg.iter().map(|t| (**t).clone()).collect())
+                .collect(),
         });
         self.merger.push(State::Call(CallState::Sent {
             peer: Rc::from(current_peer.as_str()),
@@ -1110,7 +1116,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Some(v) => {
                     if !pending {
                         values.push(v.json);
-                        tetraplets.push(v.tetraplets.iter().map(|t| (**t).clone()).collect());
+                        tetraplets.push(v.tetraplets);
                     }
                 }
                 None => pending = true,
@@ -1409,7 +1415,8 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
-        let Some(key) = MapKey::of(&key.json) else {
+        let key_json = key.json;
+        if !MapKey::valid(&key_json) {
             return Err(self.raise(
                 id,
                 CatchableError::StreamMapKey(map.name.to_owned()),
@@ -1417,11 +1424,9 @@ impl<'t, 'a> Execution<'t, 'a> {
             ));
         };
         let (tetraplet, literal) = self.stored_origin(value_operand, &value);
-        let mut entry = BTreeMap::new();
-        entry.insert("key".to_owned(), Rc::new(Json::from(key.to_json())));
-        entry.insert("value".to_owned(), value.json);
         let val = Val {
-            json: Rc::new(Json::object(entry)),
+            // A valid key's text is its `MapKey`'s.
+            json: Rc::new(Json::entry(key_json, value.json)),
             tetraplet,
             literal,
         };

@@ -7,6 +7,7 @@
 //! sorted and unique, its escapes. Two equal values have the same canonical text, so
 //! text is compared, hashed into content ids and written into data as it is.
 
+use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -28,10 +29,12 @@ enum Repr<'a> {
     Text(&'a str),
     /// A tree built here (in `tree`).
     Tree,
+    /// A string borrowed from the script (a literal).
+    Str(&'a str),
     /// An array of other values.
     Array(Vec<Rc<Json<'a>>>),
     /// An object of other values, keys sorted and unique.
-    Object(Vec<(String, Rc<Json<'a>>)>),
+    Object(Vec<(Cow<'static, str>, Rc<Json<'a>>)>),
 }
 
 /// The outcome of a lens step on a value.
@@ -57,6 +60,9 @@ impl PartialEq for Json<'_> {
         match (&self.repr, &other.repr) {
             (Repr::Text(a), Repr::Text(b)) => a == b,
             (Repr::Tree, Repr::Tree) => self.tree() == other.tree(),
+            (Repr::Str(a), Repr::Str(b)) => a == b,
+            (Repr::Array(a), Repr::Array(b)) => a == b,
+            (Repr::Object(a), Repr::Object(b)) => a == b,
             _ => self.text() == other.text(),
         }
     }
@@ -101,6 +107,11 @@ impl<'a> Json<'a> {
         Ok(Self::with_repr(Repr::Text(text), OnceCell::new()))
     }
 
+    /// A string literal of the script.
+    pub(crate) fn str(s: &'a str) -> Self {
+        Self::with_repr(Repr::Str(s), OnceCell::new())
+    }
+
     /// An array of values.
     pub(crate) fn array(items: Vec<Rc<Json<'a>>>) -> Self {
         Self::with_repr(Repr::Array(items), OnceCell::new())
@@ -108,7 +119,14 @@ impl<'a> Json<'a> {
 
     /// An object of values.
     pub(crate) fn object(fields: BTreeMap<String, Rc<Json<'a>>>) -> Self {
-        Self::with_repr(Repr::Object(fields.into_iter().collect()), OnceCell::new())
+        let fields = fields.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
+        Self::with_repr(Repr::Object(fields), OnceCell::new())
+    }
+
+    /// A stream map entry, `{"key": key, "value": value}`.
+    pub(crate) fn entry(key: Rc<Json<'a>>, value: Rc<Json<'a>>) -> Self {
+        let fields = vec![(Cow::Borrowed("key"), key), (Cow::Borrowed("value"), value)];
+        Self::with_repr(Repr::Object(fields), OnceCell::new())
     }
 
     /// The value as a tree, built on first use.
@@ -117,11 +135,12 @@ impl<'a> Json<'a> {
             // Checked when the value was made: it parses (`Null` is never reached).
             Repr::Text(text) => serde_json::from_str(text).unwrap_or(JValue::Null),
             Repr::Tree => JValue::Null,
+            Repr::Str(s) => JValue::String((*s).to_owned()),
             Repr::Array(items) => JValue::Array(items.iter().map(|v| v.tree().clone()).collect()),
             Repr::Object(fields) => JValue::Object(
                 fields
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.tree().clone()))
+                    .map(|(k, v)| (k.to_string(), v.tree().clone()))
                     .collect(),
             ),
         })
@@ -160,6 +179,9 @@ impl<'a> Json<'a> {
                 // Writing a tree into a sink cannot fail.
                 let _ = serde_json::to_writer(SinkWriter(out), self.tree());
             }
+            Repr::Str(s) => {
+                let _ = serde_json::to_writer(SinkWriter(out), s);
+            }
             Repr::Array(items) => {
                 out.put(b"[");
                 for (i, item) in items.iter().enumerate() {
@@ -176,7 +198,7 @@ impl<'a> Json<'a> {
                     if i > 0 {
                         out.put(b",");
                     }
-                    let _ = serde_json::to_writer(SinkWriter(out), key);
+                    let _ = serde_json::to_writer(SinkWriter(out), &**key);
                     out.put(b":");
                     value.write(out);
                 }
@@ -231,7 +253,7 @@ impl<'a> Json<'a> {
                 scan::Field::Escaped => self.tree_field(name),
             },
             Repr::Object(fields) => fields
-                .binary_search_by(|(k, _)| k.as_str().cmp(name))
+                .binary_search_by(|(k, _)| (**k).cmp(name))
                 .map_or(Access::Missing, |i| Access::Found(fields[i].1.clone())),
             _ => self.tree_field(name),
         }
@@ -284,6 +306,7 @@ impl<'a> Json<'a> {
             Repr::Text(text) => text.starts_with(['[', '{']),
             Repr::Array(_) | Repr::Object(_) => true,
             Repr::Tree => matches!(self.tree(), JValue::Array(_) | JValue::Object(_)),
+            Repr::Str(_) => false,
         }
     }
 
@@ -291,6 +314,7 @@ impl<'a> Json<'a> {
     pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.repr {
             Repr::Array(_) | Repr::Object(_) => None,
+            Repr::Str(s) => Some(s),
             Repr::Text(text) if !text.starts_with('"') => None,
             _ => self.tree().as_str(),
         }

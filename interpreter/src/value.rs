@@ -101,15 +101,14 @@ impl MapKey {
         }
     }
 
-    pub(crate) fn to_json(&self) -> JValue {
-        match self {
-            // i128 holds only i64 and u64 values here.
-            Self::Int(i) => match i64::try_from(*i) {
-                Ok(i) => JValue::from(i),
-                Err(_) => JValue::from(u64::try_from(*i).unwrap_or(u64::MAX)),
-            },
-            Self::Str(s) => JValue::String(s.clone()),
-        }
+    /// Whether a value can be a key (what `of` accepts), without making the key.
+    pub(crate) fn valid(json: &Json<'_>) -> bool {
+        json.as_str().is_some()
+            || (!json.is_container()
+                && json
+                    .tree()
+                    .as_number()
+                    .is_some_and(|n| n.is_i64() || n.is_u64()))
     }
 
     pub(crate) fn string_form(&self) -> String {
