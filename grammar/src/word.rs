@@ -31,11 +31,21 @@ pub(crate) fn plain_scalar(word: &str, start: usize) -> Option<TokenKind<'_>> {
 
 /// A keyword, `true` or `false`.
 pub(crate) fn is_reserved(word: &str) -> bool {
-    // Most names start with a letter no keyword starts with.
-    if !matches!(
-        word.as_bytes().first(),
-        Some(b'a' | b'c' | b'f' | b'm' | b'n' | b'p' | b's' | b't' | b'x')
-    ) {
+    // Reserved words have 2 to 8 lowercase letters; most names are longer or start
+    // with a letter no reserved word starts with (a bit set, not a chain of tests).
+    const FIRST_LETTERS: u32 = {
+        let mut set = 0;
+        let letters = b"acfmnpstx";
+        let mut i = 0;
+        while i < letters.len() {
+            set |= 1 << (letters[i] - b'a');
+            i += 1;
+        }
+        set
+    };
+    let bytes = word.as_bytes();
+    let first = bytes.first().map_or(0, |&b| u32::from(b.wrapping_sub(b'a')));
+    if (bytes.len() > 8) | (first >= 26) | (FIRST_LETTERS & 1 << (first & 31) == 0) {
         return false;
     }
     matches!(
