@@ -158,6 +158,12 @@ enum Pending {
     Fold,
 }
 
+/// The two forms of `ap`.
+enum ApKind<'a> {
+    Ap(Box<Ap<'a>>),
+    Map(Box<ApMap<'a>>),
+}
+
 /// The operands of an open `new`, `match`, `mismatch` or `fold`, in the order of their
 /// frames.
 enum Operands<'a> {
@@ -170,14 +176,31 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> PResult<Ast<'a>> {
         let root = 'script: loop {
             let (open, keyword) = self.instruction_start()?;
-            let kind = match keyword {
-                Keyword::Call => InstrKind::Call(self.call()?),
-                Keyword::Canon => InstrKind::Canon(self.canon()?),
-                Keyword::Ap => self.ap()?,
-                Keyword::Null => InstrKind::Null,
-                Keyword::Never => InstrKind::Never,
-                Keyword::Fail => InstrKind::Fail(Box::new(self.fail()?)),
-                Keyword::Next => InstrKind::Next(self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?),
+            // Each kind is closed in its own arm, where `close` (inlined) knows which
+            // kind it stores: what it records for validation takes no second dispatch.
+            let mut done = match keyword {
+                Keyword::Call => {
+                    let call = self.call()?;
+                    self.close(open, InstrKind::Call(call))?
+                }
+                Keyword::Canon => {
+                    let canon = self.canon()?;
+                    self.close(open, InstrKind::Canon(canon))?
+                }
+                Keyword::Ap => match self.ap()? {
+                    ApKind::Ap(ap) => self.close(open, InstrKind::Ap(ap))?,
+                    ApKind::Map(ap) => self.close(open, InstrKind::ApMap(ap))?,
+                },
+                Keyword::Null => self.close(open, InstrKind::Null)?,
+                Keyword::Never => self.close(open, InstrKind::Never)?,
+                Keyword::Fail => {
+                    let fail = Box::new(self.fail()?);
+                    self.close(open, InstrKind::Fail(fail))?
+                }
+                Keyword::Next => {
+                    let var = self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?;
+                    self.close(open, InstrKind::Next(var))?
+                }
                 Keyword::Seq | Keyword::Par | Keyword::Xor => {
                     let pending = match keyword {
                         Keyword::Seq => Pending::Seq,
@@ -221,7 +244,6 @@ impl<'a> Parser<'a> {
                     continue;
                 }
             };
-            let mut done = self.close(open, kind)?;
             // Hand the finished instruction to the open ones, closing those it completes.
             loop {
                 let Some(frame) = self.stack.last_mut() else {
@@ -299,23 +321,30 @@ impl<'a> Parser<'a> {
     #[inline(always)]
     fn close_frame(&mut self, frame: Frame, child: Option<InstrId>) -> PResult<InstrId> {
         // `child` is None only for a fold without a last instruction.
-        let kind = match frame.pending {
+        match frame.pending {
             Pending::Seq | Pending::Par | Pending::Xor => {
                 let (a, b) = (
                     frame.first.expect("pair has its first child"),
                     child.expect("second child"),
                 );
-                match frame.pending {
+                let kind = match frame.pending {
                     Pending::Seq => InstrKind::Seq(a, b),
                     Pending::Par => InstrKind::Par(a, b),
                     _ => InstrKind::Xor(a, b),
-                }
+                };
+                self.close(frame.open, kind)
             }
             Pending::New | Pending::Match | Pending::Mismatch | Pending::Fold => {
-                self.close_scope(frame.pending, frame.first, child)
+                let kind = self.close_scope(frame.pending, frame.first, child);
+                self.close_rare(frame.open, kind)
             }
-        };
-        self.close(frame.open, kind)
+        }
+    }
+
+    /// [`Self::close`] out of line, for the rarer instructions.
+    #[inline(never)]
+    fn close_rare(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
+        self.close(open, kind)
     }
 
     /// The instruction of a `new`, `match`, `mismatch` or `fold` frame, with its
@@ -426,18 +455,18 @@ impl<'a> Parser<'a> {
         }))
     }
 
-    fn ap(&mut self) -> PResult<InstrKind<'a>> {
+    fn ap(&mut self) -> PResult<ApKind<'a>> {
         if self.lexer.at(b'(') {
             self.lexer.next()?;
             let key = self.operand(form::MAP_KEY, EXPECT_MAP_KEY)?;
             let value = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
             self.expect(b')', EXPECT_CLOSE)?;
             let map = self.var(&[VarKind::StreamMap], EXPECT_MAP)?;
-            return Ok(InstrKind::ApMap(Box::new(ApMap { key, value, map })));
+            return Ok(ApKind::Map(Box::new(ApMap { key, value, map })));
         }
         let arg = self.operand(form::AP_ARG, EXPECT_AP_ARG)?;
         let result = self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_AP_RESULT)?;
-        Ok(InstrKind::Ap(Box::new(Ap { arg, result })))
+        Ok(ApKind::Ap(Box::new(Ap { arg, result })))
     }
 
     fn fail(&mut self) -> PResult<Fail<'a>> {
