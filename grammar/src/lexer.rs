@@ -296,6 +296,43 @@ impl<'a> Lexer<'a> {
         })
     }
 
+    /// Fast path: a word of ASCII digits only (at most 18, so an `i64` for sure) or
+    /// `%init_peer_id%`, ending where a plain word ends: where it ends and what it is
+    /// (`Int` or `InitPeerId`), without consuming it.
+    #[inline(always)]
+    pub(crate) fn simple_literal(&mut self) -> Option<(usize, TokenKind<'a>)> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        let bytes = self.src.as_bytes();
+        let start = self.pos;
+        let (end, kind) = match *bytes.get(start)? {
+            b'0'..=b'9' => {
+                let mut end = start;
+                let mut value = 0i64;
+                while let Some(&digit @ b'0'..=b'9') = bytes.get(end) {
+                    if end - start == 18 {
+                        return None;
+                    }
+                    value = value * 10 + i64::from(digit - b'0');
+                    end += 1;
+                }
+                (end, TokenKind::Int(value))
+            }
+            b'%' if bytes[start..].starts_with(b"%init_peer_id%") => {
+                (start + "%init_peer_id%".len(), TokenKind::InitPeerId)
+            }
+            _ => return None,
+        };
+        match bytes.get(end) {
+            None | Some(b')' | b']') => {}
+            Some(&b) if BYTE_CLASS[b as usize] == SPACE => {}
+            _ => return None,
+        }
+        Some((end, kind))
+    }
+
     /// Fast path: a string literal, as a token, without consuming it.
     #[inline(always)]
     pub(crate) fn string(&mut self) -> Option<Token> {
@@ -314,6 +351,12 @@ impl<'a> Lexer<'a> {
             plain: false,
             span: span(start, start + 1 + len + 1),
         })
+    }
+
+    /// Consumes a literal found by [`Self::simple_literal`], which ends at `end`.
+    #[inline(always)]
+    pub(crate) fn skip_to(&mut self, end: usize) {
+        self.pos = end;
     }
 
     /// Consumes a token found by a fast path.

@@ -517,6 +517,17 @@ impl<'a> Parser<'a> {
 
     #[inline(never)]
     fn operand_slow(&mut self, allowed: u32, expected: &'static str) -> PResult<Value<'a>> {
+        // Integers and `%init_peer_id%` without the token path and its classifier.
+        if let Some((end, kind)) = self.lexer.simple_literal() {
+            let value = match kind {
+                TokenKind::Int(i) => Value::Int(i),
+                _ => Value::InitPeerId,
+            };
+            if form_of(&kind) & allowed != 0 {
+                self.lexer.skip_to(end);
+                return Ok(value);
+            }
+        }
         let token = self.lexer.next()?;
         if let Some(var) = self.lexer.plain_var(&token) {
             let form = match var.kind {
