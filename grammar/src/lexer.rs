@@ -279,9 +279,8 @@ impl<'a> Lexer<'a> {
         self.skip_trivia();
         let bytes = self.src.as_bytes();
         let start = self.pos;
-        match bytes.get(start) {
-            Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$') => {}
-            _ => return None,
+        if NAME_START[*bytes.get(start)? as usize] == 0 {
+            return None;
         }
         let end = ordinary_run(bytes, start + 1);
         match bytes.get(end) {
