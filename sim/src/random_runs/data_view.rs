@@ -448,33 +448,6 @@ impl Msg {
         }
     }
 
-    fn json(&self) -> Result<Value, String> {
-        Ok(match self {
-            Msg::Nil => Value::Null,
-            Msg::Bool(b) => Value::Bool(*b),
-            Msg::Int(i) => {
-                if let Ok(i) = i64::try_from(*i) {
-                    Value::from(i)
-                } else {
-                    Value::from(u64::try_from(*i).map_err(|_| format!("integer {i}"))?)
-                }
-            }
-            Msg::Float(f) => {
-                Value::from(serde_json::Number::from_f64(*f).ok_or("a float that is not JSON")?)
-            }
-            Msg::Str(s) => Value::String(s.clone()),
-            Msg::Bin(_) => return Err("bytes in a JSON value".into()),
-            Msg::Array(items) => {
-                Value::Array(items.iter().map(Msg::json).collect::<Result<_, _>>()?)
-            }
-            Msg::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((k.string()?, v.json()?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-        })
-    }
 }
 
 impl<'de> Deserialize<'de> for Msg {
