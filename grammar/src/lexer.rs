@@ -712,19 +712,19 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lowercase_bytes_is_exact_in_every_byte() {
-        // Every byte value at every position, beside every other byte value: a borrow
-        // from one byte into the next would show here.
+    /// Checks a byte-class mask over eight bytes against the class byte by byte: every
+    /// byte value at every position, beside every other byte value, so a borrow from
+    /// one byte into the next would show.
+    fn assert_mask_is_exact(mask: fn(u64) -> u64, in_class: impl Fn(u8) -> bool) {
         for b in 0..=255u8 {
             for other in 0..=255u8 {
                 for at in 0..8 {
                     let mut chunk = [other; 8];
                     chunk[at] = b;
-                    let found = lowercase_bytes(u64::from_le_bytes(chunk));
-                    for (i, byte) in chunk.iter().enumerate() {
+                    let found = mask(u64::from_le_bytes(chunk));
+                    for (i, &byte) in chunk.iter().enumerate() {
                         let bit = found >> (i * 8 + 7) & 1 == 1;
-                        assert_eq!(bit, byte.is_ascii_lowercase(), "{chunk:?} at {i}");
+                        assert_eq!(bit, in_class(byte), "{chunk:?} at {i}");
                     }
                 }
             }
@@ -732,21 +732,13 @@ mod tests {
     }
 
     #[test]
+    fn lowercase_bytes_is_exact_in_every_byte() {
+        assert_mask_is_exact(lowercase_bytes, |byte| byte.is_ascii_lowercase());
+    }
+
+    #[test]
     fn name_bytes_is_exact_in_every_byte() {
-        for b in 0..=255u8 {
-            for other in 0..=255u8 {
-                for at in 0..8 {
-                    let mut chunk = [other; 8];
-                    chunk[at] = b;
-                    let found = name_bytes(u64::from_le_bytes(chunk));
-                    for (i, &byte) in chunk.iter().enumerate() {
-                        let bit = found >> (i * 8 + 7) & 1 == 1;
-                        let name = BYTE_CLASS[byte as usize] == ORDINARY;
-                        assert_eq!(bit, name, "{chunk:?} at {i}");
-                    }
-                }
-            }
-        }
+        assert_mask_is_exact(name_bytes, |byte| BYTE_CLASS[byte as usize] == ORDINARY);
     }
 
     #[test]

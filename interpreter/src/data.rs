@@ -379,7 +379,9 @@ pub(crate) fn encode(data: &Data<'_>) -> Vec<u8> {
     // The tuple is written as an array of 5 (a one-byte header); the body continues
     // with its elements.
     let tail_fields = &tail_bytes[1..];
+    // Composite values are rendered twice: once to count, once into the output.
     let texts: Vec<usize> = enc.values.iter().map(|(v, _)| v.text_len()).collect();
+    // Per value: a 2-array header, a bin8 header and the id, the text's header and text.
     let values_len: usize = texts
         .iter()
         .map(|&len| 1 + 2 + 32 + str_header_len(len) + len)
@@ -418,7 +420,9 @@ fn str_header_len(len: usize) -> usize {
 struct Encoder<'e, 'a> {
     values: Vec<(&'e Json<'a>, Cid)>,
     value_index: BTreeMap<Cid, u32>,
-    value_by_ptr: BTreeMap<usize, u32>,
+    /// Table index of each shared item met, by address. One map serves every kind:
+    /// all the items are alive while the data is encoded, so addresses are distinct.
+    by_address: BTreeMap<usize, u32>,
     tables: Tables,
 }
 
@@ -429,13 +433,10 @@ struct Tables {
     /// Hashed: tetraplets share long prefixes (peer ids), which makes ordered
     /// comparisons slow. SipHash with fixed keys: no randomness in the core.
     tetraplet_index: HashMap<EncTetraplet, u32, BuildHasherDefault<DefaultHasher>>,
-    tetraplet_by_ptr: BTreeMap<usize, u32>,
     results: Vec<EncResult>,
     result_index: BTreeMap<EncResult, u32>,
-    result_by_ptr: BTreeMap<usize, u32>,
     canons: Vec<EncCanon>,
     canon_index: BTreeMap<EncCanon, u32>,
-    canon_by_ptr: BTreeMap<usize, u32>,
     peers: Vec<String>,
     peer_index: BTreeMap<String, u32>,
 }
@@ -457,33 +458,30 @@ fn intern<K: Ord, T>(
     }
 }
 
-/// `intern` behind a cache by address.
-fn by_ptr(cache: &mut BTreeMap<usize, u32>, ptr: usize, intern: impl FnOnce() -> u32) -> u32 {
-    if let Some(&i) = cache.get(&ptr) {
-        return i;
-    }
-    let i = intern();
-    cache.insert(ptr, i);
-    i
-}
-
 impl<'e, 'a> Encoder<'e, 'a> {
-    fn value(&mut self, value: &'e Rc<Json<'a>>) -> u32 {
-        let ptr = Rc::as_ptr(value) as usize;
-        if let Some(&i) = self.value_by_ptr.get(&ptr) {
+    /// The index of a shared item: `intern` runs once per item.
+    fn shared<T>(&mut self, item: &Rc<T>, intern: impl FnOnce(&mut Self) -> u32) -> u32 {
+        let address = Rc::as_ptr(item) as usize;
+        if let Some(&i) = self.by_address.get(&address) {
             return i;
         }
-        let cid = value.cid();
-        let i = intern(&mut self.values, &mut self.value_index, cid, |&cid| {
-            (&**value, cid)
-        });
-        self.value_by_ptr.insert(ptr, i);
+        let i = intern(self);
+        self.by_address.insert(address, i);
         i
     }
 
+    fn value(&mut self, value: &'e Rc<Json<'a>>) -> u32 {
+        self.shared(value, |enc| {
+            let cid = value.cid();
+            intern(&mut enc.values, &mut enc.value_index, cid, |&cid| {
+                (&**value, cid)
+            })
+        })
+    }
+
     fn tetraplet(&mut self, t: &Rc<Tetraplet>) -> u32 {
-        let tables = &mut self.tables;
-        by_ptr(&mut tables.tetraplet_by_ptr, Rc::as_ptr(t) as usize, || {
+        self.shared(t, |enc| {
+            let tables = &mut enc.tables;
             let key = EncTetraplet(
                 t.peer_pk.clone(),
                 t.service_id.clone(),
@@ -498,38 +496,40 @@ impl<'e, 'a> Encoder<'e, 'a> {
     }
 
     fn result(&mut self, r: &'e Rc<ServiceResult<'a>>) -> u32 {
-        let ptr = Rc::as_ptr(r) as usize;
-        if let Some(&i) = self.tables.result_by_ptr.get(&ptr) {
-            return i;
-        }
-        let key = EncResult {
-            value: self.value(&r.value),
-            argument_hash: r.argument_hash,
-            tetraplet: self.tetraplet(&r.tetraplet),
-        };
-        let tables = &mut self.tables;
-        let i = intern(&mut tables.results, &mut tables.result_index, key, Clone::clone);
-        tables.result_by_ptr.insert(ptr, i);
-        i
+        self.shared(r, |enc| {
+            let key = EncResult {
+                value: enc.value(&r.value),
+                argument_hash: r.argument_hash,
+                tetraplet: enc.tetraplet(&r.tetraplet),
+            };
+            let tables = &mut enc.tables;
+            intern(
+                &mut tables.results,
+                &mut tables.result_index,
+                key,
+                Clone::clone,
+            )
+        })
     }
 
     fn canon(&mut self, c: &'e Rc<CanonResult<'a>>) -> u32 {
-        let ptr = Rc::as_ptr(c) as usize;
-        if let Some(&i) = self.tables.canon_by_ptr.get(&ptr) {
-            return i;
-        }
-        let key = EncCanon {
-            tetraplet: self.tetraplet(&c.tetraplet),
-            elements: c
-                .elements
-                .iter()
-                .map(|e| (self.value(&e.json), self.tetraplet(&e.tetraplet), e.literal))
-                .collect(),
-        };
-        let tables = &mut self.tables;
-        let i = intern(&mut tables.canons, &mut tables.canon_index, key, Clone::clone);
-        tables.canon_by_ptr.insert(ptr, i);
-        i
+        self.shared(c, |enc| {
+            let key = EncCanon {
+                tetraplet: enc.tetraplet(&c.tetraplet),
+                elements: c
+                    .elements
+                    .iter()
+                    .map(|e| (enc.value(&e.json), enc.tetraplet(&e.tetraplet), e.literal))
+                    .collect(),
+            };
+            let tables = &mut enc.tables;
+            intern(
+                &mut tables.canons,
+                &mut tables.canon_index,
+                key,
+                Clone::clone,
+            )
+        })
     }
 
     fn peer(&mut self, p: &str) -> u32 {

@@ -494,7 +494,11 @@ impl<'t, 'a> Execution<'t, 'a> {
         );
         if self.errors.last.open && !is_match {
             self.errors.last = Slot {
-                object: Rc::new(Json::from(self.error_object(id, &error, Some(&origin.peer_id)))),
+                object: Rc::new(Json::from(self.error_object(
+                    id,
+                    &error,
+                    Some(&origin.peer_id),
+                ))),
                 tetraplet: origin.tetraplet.clone(),
                 open: false,
             };
@@ -527,7 +531,10 @@ impl<'t, 'a> Execution<'t, 'a> {
                 );
                 obj.insert("message".into(), (*message).into());
                 obj.insert("peer_id".into(), self.params.init_peer_id.clone().into());
-                (Rc::new(Json::from(JValue::Object(obj))), self.literal.clone())
+                (
+                    Rc::new(Json::from(JValue::Object(obj))),
+                    self.literal.clone(),
+                )
             }
             Fail::Var(var, lens) => {
                 let value = Value::Var(*var, lens.clone());
@@ -610,24 +617,23 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     fn eval(&self, value: &Value<'a>) -> Eval<Evaluated<'a>> {
-        let literal = |json: JValue| {
+        let literal = |json: Json<'a>| {
             Ok(Some(
-                Evaluated::one(Rc::new(Json::from(json)), self.literal.clone()).literal(true),
+                Evaluated::one(Rc::new(json), self.literal.clone()).literal(true),
             ))
         };
+        let tree = |json: JValue| literal(Json::from(json));
         match value {
-            Value::InitPeerId => literal(self.params.init_peer_id.clone().into()),
-            Value::Timestamp => literal(self.params.timestamp.into()),
-            Value::Ttl => literal(self.params.ttl.into()),
-            Value::String(s) => Ok(Some(
-                Evaluated::one(Rc::new(Json::str(s)), self.literal.clone()).literal(true),
-            )),
-            Value::Int(i) => literal((*i).into()),
+            Value::InitPeerId => tree(self.params.init_peer_id.clone().into()),
+            Value::Timestamp => tree(self.params.timestamp.into()),
+            Value::Ttl => tree(self.params.ttl.into()),
+            Value::String(s) => literal(Json::str(s)),
+            Value::Int(i) => tree((*i).into()),
             Value::Float(f) => {
-                literal(serde_json::Number::from_f64(*f).map_or(JValue::Null, JValue::Number))
+                tree(serde_json::Number::from_f64(*f).map_or(JValue::Null, JValue::Number))
             }
-            Value::Bool(b) => literal((*b).into()),
-            Value::EmptyArray => literal(JValue::Array(Vec::new())),
+            Value::Bool(b) => tree((*b).into()),
+            Value::EmptyArray => tree(JValue::Array(Vec::new())),
             Value::LastError(lens) | Value::Error(lens) => {
                 let slot = if matches!(value, Value::LastError(_)) {
                     &self.errors.last
@@ -772,11 +778,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         })
     }
 
-    fn eval_canon_map(
-        &self,
-        m: &Rc<CanonMap<'a>>,
-        lens: Option<&Lens<'a>>,
-    ) -> Eval<Evaluated<'a>> {
+    fn eval_canon_map(&self, m: &Rc<CanonMap<'a>>, lens: Option<&Lens<'a>>) -> Eval<Evaluated<'a>> {
         let accessors = match lens {
             None => {
                 return Ok(Some(Evaluated {
@@ -858,11 +860,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     /// Applies path accessors to a scalar value (errors.md §1.2.1).
-    fn apply_path(
-        &self,
-        root: &Rc<Json<'a>>,
-        accessors: &[Accessor<'a>],
-    ) -> Eval<Rc<Json<'a>>> {
+    fn apply_path(&self, root: &Rc<Json<'a>>, accessors: &[Accessor<'a>]) -> Eval<Rc<Json<'a>>> {
         let mut current = root.clone();
         for accessor in accessors {
             let field_of_var;
@@ -1012,14 +1010,15 @@ impl<'t, 'a> Execution<'t, 'a> {
                 }
                 CallState::Failed(result) => {
                     self.check_recorded(id, &result, args.as_ref(), &tetraplet, None)?;
-                    let (ret_code, message) = failed_parts(result.value.tree()).ok_or_else(|| {
-                        Fault::Uncatchable(
-                            UncatchableError::MalformedFailedResult(
-                                result.value.text().into_owned(),
-                            ),
-                            id,
-                        )
-                    })?;
+                    let (ret_code, message) =
+                        failed_parts(result.value.tree()).ok_or_else(|| {
+                            Fault::Uncatchable(
+                                UncatchableError::MalformedFailedResult(
+                                    result.value.text().into_owned(),
+                                ),
+                                id,
+                            )
+                        })?;
                     self.merger
                         .push_with_origin(State::Call(CallState::Failed(result)), origin_positions);
                     self.complete = false;
@@ -1125,10 +1124,13 @@ impl<'t, 'a> Execution<'t, 'a> {
         if pending {
             return Ok(None);
         }
-        let mut text = Vec::with_capacity(2 + values.iter().map(|v| v.text_len() + 1).sum::<usize>());
+        let mut text = Vec::new();
         Json::array(values).write(&mut text);
         // Only JSON text was written.
-        Ok(Some((String::from_utf8(text).unwrap_or_default(), tetraplets)))
+        Ok(Some((
+            String::from_utf8(text).unwrap_or_default(),
+            tetraplets,
+        )))
     }
 
     /// A replayed call must have been made with the arguments and triplet the script

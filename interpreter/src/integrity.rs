@@ -65,10 +65,9 @@ pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<Cid>> {
                 &result.tetraplet.peer_pk,
                 result_cid(output.describe(), result),
             ),
-            State::Call(CallState::Failed(result)) => (
-                &result.tetraplet.peer_pk,
-                result_cid("failed", result),
-            ),
+            State::Call(CallState::Failed(result)) => {
+                (&result.tetraplet.peer_pk, result_cid("failed", result))
+            }
             State::Canon(CanonState::Executed(canon)) => {
                 (&canon.tetraplet.peer_pk, canon_cid(canon))
             }

@@ -119,7 +119,10 @@ impl<'a> Json<'a> {
 
     /// An object of values.
     pub(crate) fn object(fields: BTreeMap<String, Rc<Json<'a>>>) -> Self {
-        let fields = fields.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), v))
+            .collect();
         Self::with_repr(Repr::Object(fields), OnceCell::new())
     }
 
@@ -227,10 +230,13 @@ impl<'a> Json<'a> {
     /// The element `index` of an array.
     pub(crate) fn index(&self, index: usize) -> Access<'a> {
         match &self.repr {
-            Repr::Text(text) if self.tree.get().is_none() => scan::index(text, index)
-                .map_or(Access::WrongType, |found| {
-                    found.map_or(Access::Missing, |t| Access::Found(Rc::new(Self::sub(t))))
-                }),
+            Repr::Text(text) if self.tree.get().is_none() => {
+                scan::elements(text).map_or(Access::WrongType, |mut elements| {
+                    elements
+                        .nth(index)
+                        .map_or(Access::Missing, |t| Access::Found(Rc::new(Self::sub(t))))
+                })
+            }
             Repr::Array(items) => items
                 .get(index)
                 .map_or(Access::Missing, |v| Access::Found(v.clone())),
@@ -276,8 +282,9 @@ impl<'a> Json<'a> {
     /// The elements of an array, `None` for anything else.
     pub(crate) fn items(&self) -> Option<Vec<Rc<Json<'a>>>> {
         match &self.repr {
-            Repr::Text(text) if self.tree.get().is_none() => scan::items(text)
-                .map(|items| items.into_iter().map(|t| Rc::new(Self::sub(t))).collect()),
+            Repr::Text(text) if self.tree.get().is_none() => {
+                scan::elements(text).map(|items| items.map(|t| Rc::new(Self::sub(t))).collect())
+            }
             Repr::Array(items) => Some(items.clone()),
             _ => match self.tree() {
                 JValue::Array(items) => Some(
@@ -294,7 +301,9 @@ impl<'a> Json<'a> {
     /// The length of an array, `None` for anything else.
     pub(crate) fn array_len(&self) -> Option<usize> {
         match &self.repr {
-            Repr::Text(text) if self.tree.get().is_none() => scan::items(text).map(|i| i.len()),
+            Repr::Text(text) if self.tree.get().is_none() => {
+                scan::elements(text).map(Iterator::count)
+            }
             Repr::Array(items) => Some(items.len()),
             _ => self.tree().as_array().map(Vec::len),
         }
@@ -432,8 +441,7 @@ mod scan {
                                 [b'0', b'0', h, l] => hex_digit(*h)? * 16 + hex_digit(*l)?,
                                 _ => return None,
                             };
-                            if code >= 0x20 || matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
-                            {
+                            if code >= 0x20 || matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
                                 return None;
                             }
                             i += 6;
@@ -581,45 +589,22 @@ mod scan {
         }
     }
 
-    /// The elements of an array; `None` if the text is not an array.
-    pub(super) fn items(text: &str) -> Option<Vec<&str>> {
+    /// The elements of an array, in order; `None` if the text is not an array.
+    pub(super) fn elements(text: &str) -> Option<impl Iterator<Item = &str>> {
         let b = text.as_bytes();
         if b.first() != Some(&b'[') {
             return None;
         }
-        let mut out = Vec::new();
-        let mut i = 1;
-        if b.get(1) == Some(&b']') {
-            return Some(out);
-        }
-        while i < b.len() {
-            let end = skip(b, i);
-            out.push(text.get(i..end)?);
-            i = end + 1;
-        }
-        Some(out)
-    }
-
-    /// Element `index` of an array: `None` if not an array, `Some(None)` if too short.
-    pub(super) fn index(text: &str, index: usize) -> Option<Option<&str>> {
-        let b = text.as_bytes();
-        if b.first() != Some(&b'[') {
-            return None;
-        }
-        if b.get(1) == Some(&b']') {
-            return Some(None);
-        }
-        let mut i = 1;
-        let mut n = 0;
-        while i < b.len() {
-            let end = skip(b, i);
-            if n == index {
-                return Some(text.get(i..end));
+        let mut i = if b.get(1) == Some(&b']') { b.len() } else { 1 };
+        Some(std::iter::from_fn(move || {
+            if i >= b.len() {
+                return None;
             }
-            n += 1;
+            let end = skip(b, i);
+            let element = text.get(i..end);
             i = end + 1;
-        }
-        Some(None)
+            element
+        }))
     }
 
     pub(super) enum Field<'t> {
@@ -668,9 +653,20 @@ mod scan {
         #[test]
         fn canonical_is_what_serde_json_writes_back() {
             for text in [
-                "null", "true", "false", "0", "-1", "18446744073709551615",
-                "-9223372036854775808", r#""""#, r#""a\"b\\c\n\u001f""#, "[]", "{}",
-                r#"{"a":[1,{"b":null}],"b":"x"}"#, "[[[]]]", r#""é😀""#,
+                "null",
+                "true",
+                "false",
+                "0",
+                "-1",
+                "18446744073709551615",
+                "-9223372036854775808",
+                r#""""#,
+                r#""a\"b\\c\n\u001f""#,
+                "[]",
+                "{}",
+                r#"{"a":[1,{"b":null}],"b":"x"}"#,
+                "[[[]]]",
+                r#""é😀""#,
             ] {
                 assert!(canonical(text), "{text}");
                 let tree: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -681,11 +677,32 @@ mod scan {
         #[test]
         fn anything_else_is_left_to_serde_json() {
             for text in [
-                "", " 1", "1 ", "01", "-0", "1.5", "1e3", "18446744073709551616",
-                "-9223372036854775809", r#""\/""#, r#""\u0041""#, r#""\u001F""#,
-                r#""\u000a""#, "\"a\u{1}\"", r#"{"b":1,"a":2}"#, r#"{"a":1,"a":2}"#,
-                r#"{"\n":1}"#, "[1,]", "[1 ,2]", "{\"a\" :1}", "nul", "[", r#""abc"#, "tru",
-                "[1]]", "{}{}",
+                "",
+                " 1",
+                "1 ",
+                "01",
+                "-0",
+                "1.5",
+                "1e3",
+                "18446744073709551616",
+                "-9223372036854775809",
+                r#""\/""#,
+                r#""\u0041""#,
+                r#""\u001F""#,
+                r#""\u000a""#,
+                "\"a\u{1}\"",
+                r#"{"b":1,"a":2}"#,
+                r#"{"a":1,"a":2}"#,
+                r#"{"\n":1}"#,
+                "[1,]",
+                "[1 ,2]",
+                "{\"a\" :1}",
+                "nul",
+                "[",
+                r#""abc"#,
+                "tru",
+                "[1]]",
+                "{}{}",
             ] {
                 assert!(!canonical(text), "{text:?}");
             }
@@ -699,14 +716,15 @@ mod scan {
         fn navigation_finds_parts() {
             let text = r#"[{"a":"x,]}\"","b":[1,2]},3,"s"]"#;
             assert!(canonical(text));
+            let index = |text, i| elements(text).map(|mut e| e.nth(i));
             assert_eq!(
-                items(text).unwrap(),
+                elements(text).unwrap().collect::<Vec<_>>(),
                 [r#"{"a":"x,]}\"","b":[1,2]}"#, "3", r#""s""#]
             );
             assert_eq!(index(text, 2), Some(Some(r#""s""#)));
             assert_eq!(index(text, 3), Some(None));
             assert_eq!(index("{}", 0), None);
-            assert_eq!(items("[]").unwrap().len(), 0);
+            assert_eq!(elements("[]").unwrap().count(), 0);
             let obj = r#"{"a":"x,]}\"","b":[1,2]}"#;
             assert!(matches!(field(obj, "b"), Field::Found("[1,2]")));
             assert!(matches!(field(obj, "a"), Field::Found(r#""x,]}\"""#)));

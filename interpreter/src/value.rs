@@ -103,12 +103,8 @@ impl MapKey {
 
     /// Whether a value can be a key (what `of` accepts), without making the key.
     pub(crate) fn valid(json: &Json<'_>) -> bool {
-        json.as_str().is_some()
-            || (!json.is_container()
-                && json
-                    .tree()
-                    .as_number()
-                    .is_some_and(|n| n.is_i64() || n.is_u64()))
+        // `of` copies only strings.
+        json.as_str().is_some() || Self::of(json).is_some()
     }
 
     pub(crate) fn string_form(&self) -> String {
