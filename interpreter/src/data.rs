@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataSide, InterpreterError};
 use crate::integrity::{Cid, PeerSignature};
 use crate::json::Json;
+use crate::mixhash::MixMap;
 use crate::params::Tetraplet;
 use crate::trace::{
     CallState, CanonResult, CanonState, IterationRecord, Output, ServiceResult, State, Subtrace,
@@ -88,7 +89,7 @@ struct EncSignature(
 #[derive(Serialize, Deserialize)]
 struct EncCid(#[serde(with = "fixed_bytes")] [u8; 32]);
 
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash)]
+#[derive(Deserialize)]
 struct EncTetraplet(String, String, String, String);
 
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -357,7 +358,7 @@ pub(crate) fn encode(data: &Data<'_>) -> Vec<u8> {
     // The body's parts after the values, in order (written with rmp-serde; the
     // values are written by hand so that their texts go straight into the output).
     let tail = (
-        &enc.tables.tetraplets,
+        enc.tables.tetraplet_rows(),
         &enc.tables.results,
         &enc.tables.canons,
         &enc.tables.peers,
@@ -415,30 +416,47 @@ fn str_header_len(len: usize) -> usize {
 
 /// Values are deduplicated by content id (equal JSON has equal ids); the other tables
 /// by their encoded form. Shared items (`Rc`) are looked up by address first, so each
-/// is keyed by content once.
+/// is keyed by content once. Tables borrow what they list from the data being encoded.
 #[derive(Default)]
 struct Encoder<'e, 'a> {
     values: Vec<(&'e Json<'a>, Cid)>,
-    value_index: BTreeMap<Cid, u32>,
+    value_index: MixMap<Cid, u32>,
     /// Table index of each shared item met, by address. One map serves every kind:
     /// all the items are alive while the data is encoded, so addresses are distinct.
-    by_address: BTreeMap<usize, u32>,
-    tables: Tables,
+    by_address: MixMap<usize, u32>,
+    tables: Tables<'e>,
 }
 
 /// The other tables, deduplicated by their encoded form.
 #[derive(Default)]
-struct Tables {
-    tetraplets: Vec<EncTetraplet>,
-    /// Hashed: tetraplets share long prefixes (peer ids), which makes ordered
-    /// comparisons slow. SipHash with fixed keys: no randomness in the core.
-    tetraplet_index: HashMap<EncTetraplet, u32, BuildHasherDefault<DefaultHasher>>,
+struct Tables<'e> {
+    tetraplets: Vec<&'e Tetraplet>,
+    /// Peer ids come from other peers' data: the standard hasher (with fixed keys:
+    /// no randomness in the core), not the mixing one.
+    tetraplet_index: HashMap<&'e Tetraplet, u32, BuildHasherDefault<DefaultHasher>>,
     results: Vec<EncResult>,
     result_index: BTreeMap<EncResult, u32>,
     canons: Vec<EncCanon>,
     canon_index: BTreeMap<EncCanon, u32>,
-    peers: Vec<String>,
-    peer_index: BTreeMap<String, u32>,
+    peers: Vec<&'e str>,
+    peer_index: HashMap<&'e str, u32, BuildHasherDefault<DefaultHasher>>,
+}
+
+impl Tables<'_> {
+    /// The tetraplet table as written: `[peer, service, function, lens]` each.
+    fn tetraplet_rows(&self) -> Vec<[&str; 4]> {
+        self.tetraplets
+            .iter()
+            .map(|t| {
+                [
+                    t.peer_pk.as_str(),
+                    &t.service_id,
+                    &t.function_name,
+                    &t.lens,
+                ]
+            })
+            .collect()
+    }
 }
 
 fn intern<K: Ord, T>(
@@ -458,6 +476,18 @@ fn intern<K: Ord, T>(
     }
 }
 
+/// `intern` for hashed indexes whose keys are the items themselves.
+fn intern_hashed<K: Copy + Eq + std::hash::Hash, S: std::hash::BuildHasher>(
+    table: &mut Vec<K>,
+    index: &mut HashMap<K, u32, S>,
+    key: K,
+) -> u32 {
+    *index.entry(key).or_insert_with(|| {
+        table.push(key);
+        len32(table.len() - 1)
+    })
+}
+
 impl<'e, 'a> Encoder<'e, 'a> {
     /// The index of a shared item: `intern` runs once per item.
     fn shared<T>(&mut self, item: &Rc<T>, intern: impl FnOnce(&mut Self) -> u32) -> u32 {
@@ -473,25 +503,17 @@ impl<'e, 'a> Encoder<'e, 'a> {
     fn value(&mut self, value: &'e Rc<Json<'a>>) -> u32 {
         self.shared(value, |enc| {
             let cid = value.cid();
-            intern(&mut enc.values, &mut enc.value_index, cid, |&cid| {
-                (&**value, cid)
+            *enc.value_index.entry(cid).or_insert_with(|| {
+                enc.values.push((&**value, cid));
+                len32(enc.values.len() - 1)
             })
         })
     }
 
-    fn tetraplet(&mut self, t: &Rc<Tetraplet>) -> u32 {
+    fn tetraplet(&mut self, t: &'e Rc<Tetraplet>) -> u32 {
         self.shared(t, |enc| {
             let tables = &mut enc.tables;
-            let key = EncTetraplet(
-                t.peer_pk.clone(),
-                t.service_id.clone(),
-                t.function_name.clone(),
-                t.lens.clone(),
-            );
-            *tables.tetraplet_index.entry(key).or_insert_with_key(|key| {
-                tables.tetraplets.push(key.clone());
-                len32(tables.tetraplets.len() - 1)
-            })
+            intern_hashed(&mut tables.tetraplets, &mut tables.tetraplet_index, &**t)
         })
     }
 
@@ -532,16 +554,9 @@ impl<'e, 'a> Encoder<'e, 'a> {
         })
     }
 
-    fn peer(&mut self, p: &str) -> u32 {
-        if let Some(&i) = self.tables.peer_index.get(p) {
-            return i;
-        }
-        intern(
-            &mut self.tables.peers,
-            &mut self.tables.peer_index,
-            p.to_owned(),
-            Clone::clone,
-        )
+    fn peer(&mut self, p: &'e str) -> u32 {
+        let tables = &mut self.tables;
+        intern_hashed(&mut tables.peers, &mut tables.peer_index, p)
     }
 
     fn state(&mut self, s: &'e State<'a>) -> EncState {

@@ -21,39 +21,43 @@ use crate::trace::{CallState, CanonResult, CanonState, ServiceResult, State};
 
 pub(crate) use crate::json::Cid;
 
-fn put_str(hasher: &mut blake3::Hasher, s: &str) {
-    hasher.update(&(s.len() as u64).to_le_bytes());
-    hasher.update(s.as_bytes());
+// What is hashed is gathered into one buffer first: blake3 spreads one long input over
+// its SIMD lanes, while many small updates go one 64-byte block at a time.
+
+fn put_str(bytes: &mut Vec<u8>, s: &str) {
+    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(s.as_bytes());
 }
 
-fn put_tetraplet(hasher: &mut blake3::Hasher, t: &Tetraplet) {
+fn put_tetraplet(bytes: &mut Vec<u8>, t: &Tetraplet) {
     for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
-        put_str(hasher, part);
+        put_str(bytes, part);
     }
 }
 
 /// The id of a call's record: what it returned, for which arguments, from where.
 fn result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
-    let mut hasher = blake3::Hasher::new();
-    put_str(&mut hasher, tag);
-    hasher.update(&result.value.cid());
-    hasher.update(&result.argument_hash);
-    put_tetraplet(&mut hasher, &result.tetraplet);
-    *hasher.finalize().as_bytes()
+    let mut bytes = Vec::with_capacity(256);
+    put_str(&mut bytes, tag);
+    bytes.extend_from_slice(&result.value.cid());
+    bytes.extend_from_slice(&result.argument_hash);
+    put_tetraplet(&mut bytes, &result.tetraplet);
+    *blake3::hash(&bytes).as_bytes()
 }
 
 /// The id of a canonicalization: its peer and every element with its origin.
 fn canon_cid(canon: &CanonResult<'_>) -> Cid {
-    let mut hasher = blake3::Hasher::new();
-    put_str(&mut hasher, "canon");
-    put_tetraplet(&mut hasher, &canon.tetraplet);
-    hasher.update(&(canon.elements.len() as u64).to_le_bytes());
+    // Per element: an id, a tetraplet (four lengths and the parts), a flag.
+    let mut bytes = Vec::with_capacity(64 + canon.elements.len() * 160);
+    put_str(&mut bytes, "canon");
+    put_tetraplet(&mut bytes, &canon.tetraplet);
+    bytes.extend_from_slice(&(canon.elements.len() as u64).to_le_bytes());
     for e in &canon.elements {
-        hasher.update(&e.json.cid());
-        put_tetraplet(&mut hasher, &e.tetraplet);
-        hasher.update(&[u8::from(e.literal)]);
+        bytes.extend_from_slice(&e.json.cid());
+        put_tetraplet(&mut bytes, &e.tetraplet);
+        bytes.extend_from_slice(&[u8::from(e.literal)]);
     }
-    *hasher.finalize().as_bytes()
+    *blake3::hash(&bytes).as_bytes()
 }
 
 /// What each peer produced in a trace: its sorted multiset of record ids.
@@ -83,15 +87,15 @@ pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<Cid>> {
 
 /// The message a peer signs: its results in this particle.
 fn message(particle_id: &str, peer: &str, cids: &[Cid]) -> Cid {
-    let mut hasher = blake3::Hasher::new();
-    put_str(&mut hasher, "braid data signature v1");
-    put_str(&mut hasher, particle_id);
-    put_str(&mut hasher, peer);
-    hasher.update(&(cids.len() as u64).to_le_bytes());
+    let mut bytes = Vec::new();
+    put_str(&mut bytes, "braid data signature v1");
+    put_str(&mut bytes, particle_id);
+    put_str(&mut bytes, peer);
+    bytes.extend_from_slice(&(cids.len() as u64).to_le_bytes());
     for cid in cids {
-        hasher.update(cid);
+        bytes.extend_from_slice(cid);
     }
-    *hasher.finalize().as_bytes()
+    *blake3::hash(&bytes).as_bytes()
 }
 
 /// One peer's signature over its results, with the key to check it.
@@ -326,14 +330,14 @@ pub struct ParticleIdentity<'p> {
 
 impl ParticleIdentity<'_> {
     fn message(&self) -> Cid {
-        let mut hasher = blake3::Hasher::new();
-        put_str(&mut hasher, "braid particle signature v1");
-        put_str(&mut hasher, self.id);
-        put_str(&mut hasher, self.init_peer_id);
-        hasher.update(&self.timestamp.to_le_bytes());
-        hasher.update(&self.ttl.to_le_bytes());
-        hasher.update(blake3::hash(self.script.as_bytes()).as_bytes());
-        *hasher.finalize().as_bytes()
+        let mut bytes = Vec::new();
+        put_str(&mut bytes, "braid particle signature v1");
+        put_str(&mut bytes, self.id);
+        put_str(&mut bytes, self.init_peer_id);
+        bytes.extend_from_slice(&self.timestamp.to_le_bytes());
+        bytes.extend_from_slice(&self.ttl.to_le_bytes());
+        bytes.extend_from_slice(blake3::hash(self.script.as_bytes()).as_bytes());
+        *blake3::hash(&bytes).as_bytes()
     }
 
     /// Signs the particle with the init peer's secret key.

@@ -38,6 +38,7 @@ mod inspect;
 mod integrity;
 mod json;
 mod merge;
+mod mixhash;
 mod outcome;
 mod params;
 mod scopes;
