@@ -333,6 +333,7 @@ impl NodeBuilder {
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
+            invoke_key: KeyPair::ed25519(key.secret()),
             key,
             call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
             config,
@@ -652,6 +653,8 @@ impl Monitor {
 /// What every task of a node shares.
 struct Shared {
     key: NodeKey,
+    /// The key as the interpreter takes it, with the public half derived once.
+    invoke_key: KeyPair,
     relay: String,
     config: NodeConfig,
     network: Arc<dyn Network>,
@@ -689,10 +692,7 @@ impl Shared {
             timestamp: particle.timestamp,
             ttl: particle.ttl,
             particle_id: particle.id.clone(),
-            key: KeyPair {
-                format: 0,
-                secret: self.key.secret().to_vec(),
-            },
+            key: self.invoke_key.clone(),
             limits: Limits::REFERENCE_MAXIMA,
             integrity: Integrity {
                 check: true,

@@ -51,13 +51,6 @@ pub(crate) struct Data<'a> {
 /// The values of decoded data with the content ids stored for them.
 pub(crate) type StoredIds<'a> = Vec<(Rc<Json<'a>>, Cid)>;
 
-#[derive(Serialize, Deserialize)]
-struct Envelope<B> {
-    format: u32,
-    interpreter: String,
-    body: B,
-}
-
 /// The body as read; `values` holds the value table, whose texts are borrowed from the
 /// input bytes. Writing assembles the same layout by hand (`encode`).
 #[derive(Deserialize, Default)]
@@ -170,28 +163,38 @@ pub(crate) fn decode(
     if bytes.is_empty() {
         return Ok((Data::default(), Vec::new()));
     }
-    let header: Envelope<serde::de::IgnoredAny> =
-        rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::EnvelopeDecode {
-            side,
-            detail: e.to_string(),
-        })?;
-    if header.format != FORMAT_VERSION {
+    let (format, interpreter, body) =
+        read_envelope(bytes).map_err(|detail| InterpreterError::EnvelopeDecode { side, detail })?;
+    if format != FORMAT_VERSION {
         return Err(InterpreterError::IncompatibleDataVersion {
             side,
-            format: header.format,
-            interpreter: header.interpreter,
+            format,
+            interpreter: interpreter.to_owned(),
             expected: FORMAT_VERSION,
             ours: INTERPRETER_VERSION,
         });
     }
-    let envelope: Envelope<Body<'_>> =
-        rmp_serde::from_slice(bytes).map_err(|e| InterpreterError::DataDecode {
-            side,
-            detail: e.to_string(),
-        })?;
-    Decoder::new(envelope.body)
+    let body: Body<'_> = rmp_serde::from_slice(body).map_err(|e| InterpreterError::DataDecode {
+        side,
+        detail: e.to_string(),
+    })?;
+    Decoder::new(body)
         .and_then(Decoder::finish)
         .map_err(|detail| InterpreterError::DataDecode { side, detail })
+}
+
+/// The envelope's format and interpreter version, and the body's bytes, read without
+/// walking the body (its layout depends on the format).
+fn read_envelope(bytes: &[u8]) -> Result<(u32, &str, &[u8]), String> {
+    let mut rest = bytes;
+    let len = rmp::decode::read_array_len(&mut rest).map_err(|e| e.to_string())?;
+    if len != 3 {
+        return Err(format!("the envelope is an array of 3, got {len} elements"));
+    }
+    let format: u32 = rmp::decode::read_int(&mut rest).map_err(|e| format!("format: {e}"))?;
+    let (interpreter, body) =
+        rmp::decode::read_str_from_slice(rest).map_err(|e| format!("interpreter: {e}"))?;
+    Ok((format, interpreter, body))
 }
 
 struct Decoder<'a> {
@@ -447,14 +450,7 @@ impl Tables<'_> {
     fn tetraplet_rows(&self) -> Vec<[&str; 4]> {
         self.tetraplets
             .iter()
-            .map(|t| {
-                [
-                    t.peer_pk.as_str(),
-                    &t.service_id,
-                    &t.function_name,
-                    &t.lens,
-                ]
-            })
+            .map(|t| [t.peer_pk.as_str(), &t.service_id, &t.function_name, &t.lens])
             .collect()
     }
 }

@@ -44,7 +44,7 @@ pub enum InterpreterError {
         /// This interpreter's version.
         ours: &'static str,
     },
-    /// 7: the key is not a valid Ed25519 secret key.
+    /// 7: the key is not a valid Ed25519 key in a supported format.
     #[error("malformed keypair format: {0}")]
     MalformedKeyPair(String),
     /// 8: a value in the current data does not match its content id.

@@ -40,7 +40,9 @@ type Exec = Result<(), Fault>;
 /// element for a canon), and the tetraplet it carries when stored.
 struct Evaluated<'a> {
     json: Rc<Json<'a>>,
-    tetraplets: Vec<Rc<Tetraplet>>,
+    /// One tetraplet per element of a canon; `None` when the operand is one value
+    /// (its tetraplet is `single`).
+    each: Option<Vec<Rc<Tetraplet>>>,
     single: Rc<Tetraplet>,
     /// The value (for `.length`: the measured value) started as a literal.
     literal: bool,
@@ -50,7 +52,7 @@ impl<'a> Evaluated<'a> {
     fn one(json: Rc<Json<'a>>, tetraplet: Rc<Tetraplet>) -> Self {
         Self {
             json,
-            tetraplets: vec![tetraplet.clone()],
+            each: None,
             single: tetraplet,
             literal: false,
         }
@@ -62,9 +64,9 @@ impl<'a> Evaluated<'a> {
     }
 }
 
-/// Evaluated call arguments: the JSON text of the array and each one's tetraplets.
-/// The tetraplets are copied out only for a call request.
-type Arguments = (String, Vec<Vec<Rc<Tetraplet>>>);
+/// Evaluated call arguments: the JSON text of the array and each one's tetraplets (as
+/// in `Evaluated`). The tetraplets are copied out only for a call request.
+type Arguments = (String, Vec<(Option<Vec<Rc<Tetraplet>>>, Rc<Tetraplet>)>);
 
 /// Recorded iterations of a stream fold by value position: widened `before` and
 /// `after` parts.
@@ -102,9 +104,9 @@ struct ErrorSlots<'a> {
 }
 
 /// What an error object says about where the error happened.
-struct ErrorOrigin {
+struct ErrorOrigin<'o> {
     /// `peer_id` of the objects.
-    peer_id: String,
+    peer_id: &'o str,
     /// True for call and canon errors: only those put `peer_id` into `:error:`.
     peer_in_current: bool,
     /// The call's tetraplet, for call errors after its triplet was resolved.
@@ -230,6 +232,12 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     fn current_peer(&self) -> &str {
         &self.params.current_peer_id
+    }
+
+    /// The current peer, borrowed from the parameters rather than from `self`.
+    fn own_peer(&self) -> &'t str {
+        let params: &'t RunParams = self.params;
+        &params.current_peer_id
     }
 
     // ----- the instructions -----
@@ -463,9 +471,9 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     // ----- errors -----
 
-    fn plain_origin(&self) -> ErrorOrigin {
+    fn plain_origin(&self) -> ErrorOrigin<'t> {
         ErrorOrigin {
-            peer_id: self.current_peer().to_owned(),
+            peer_id: self.own_peer(),
             peer_in_current: false,
             tetraplet: None,
         }
@@ -497,7 +505,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 object: Rc::new(Json::from(self.error_object(
                     id,
                     &error,
-                    Some(&origin.peer_id),
+                    Some(origin.peer_id),
                 ))),
                 tetraplet: origin.tetraplet.clone(),
                 open: false,
@@ -509,7 +517,7 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     fn set_current(&mut self, id: InstrId, error: &CatchableError, origin: &ErrorOrigin) {
         if self.errors.current.open {
-            let peer = origin.peer_in_current.then_some(origin.peer_id.as_str());
+            let peer = origin.peer_in_current.then_some(origin.peer_id);
             self.errors.current = Slot {
                 object: Rc::new(Json::from(self.error_object(id, error, peer))),
                 tetraplet: origin.tetraplet.clone(),
@@ -715,7 +723,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         match lens {
             None => Ok(Some(Evaluated {
                 json: Rc::new(c.to_json()),
-                tetraplets: c.elements.iter().map(|e| e.tetraplet.clone()).collect(),
+                each: Some(c.elements.iter().map(|e| e.tetraplet.clone()).collect()),
                 single: c.tetraplet.clone(),
                 literal: false,
             })),
@@ -783,7 +791,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             None => {
                 return Ok(Some(Evaluated {
                     json: Rc::new(m.to_json()),
-                    tetraplets: m.entries.iter().map(|e| e.tetraplet.clone()).collect(),
+                    each: Some(m.entries.iter().map(|e| e.tetraplet.clone()).collect()),
                     single: m.tetraplet.clone(),
                     literal: false,
                 }));
@@ -980,7 +988,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             lens: String::new(),
         });
         let origin = ErrorOrigin {
-            peer_id: peer.clone(),
+            peer_id: &peer,
             peer_in_current: true,
             tetraplet: Some(tetraplet.clone()),
         };
@@ -989,7 +997,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
         let merged = self.merger.call().map_err(|c| self.trace_error(id, c))?;
-        let current_peer = self.current_peer().to_owned();
+        let current_peer = self.own_peer();
         let mut consumed_state = None;
         if let Some(m) = merged {
             let origin_positions = Origin {
@@ -1072,7 +1080,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         if peer != current_peer {
             self.next_peers.insert(peer);
             self.merger.push(State::Call(CallState::Sent {
-                peer: Rc::from(current_peer.as_str()),
+                peer: Rc::from(current_peer),
                 request: None,
             }));
             self.complete = false;
@@ -1094,11 +1102,14 @@ impl<'t, 'a> Execution<'t, 'a> {
             arguments,
             tetraplets: tetraplets
                 .into_iter()
-                .map(|arg| arg.iter().map(|t| (**t).clone()).collect())
+                .map(|(each, single)| match each {
+                    Some(each) => each.iter().map(|t| (**t).clone()).collect(),
+                    None => vec![(*single).clone()],
+                })
                 .collect(),
         });
         self.merger.push(State::Call(CallState::Sent {
-            peer: Rc::from(current_peer.as_str()),
+            peer: Rc::from(current_peer),
             request: Some(request),
         }));
         self.complete = false;
@@ -1115,7 +1126,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Some(v) => {
                     if !pending {
                         values.push(v.json);
-                        tetraplets.push(v.tetraplets);
+                        tetraplets.push((v.each, v.single));
                     }
                 }
                 None => pending = true,
@@ -1455,7 +1466,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
-        let current_peer = self.current_peer().to_owned();
+        let current_peer = self.own_peer();
         match state {
             Some(CanonState::Executed(result)) => {
                 let expected = peer_tetraplet(&peer);
@@ -1481,7 +1492,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             None if peer != current_peer => {
                 self.next_peers.insert(peer);
                 self.merger.push(State::Canon(CanonState::Sent {
-                    peer: Rc::from(current_peer.as_str()),
+                    peer: Rc::from(current_peer),
                 }));
                 self.complete = false;
                 Ok(())

@@ -14,7 +14,8 @@
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
+use ed25519_dalek::{Sha512, Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
 use crate::params::Tetraplet;
 use crate::trace::{CallState, CanonResult, CanonState, ServiceResult, State};
@@ -125,21 +126,44 @@ pub fn public_key_of(secret: &[u8; 32]) -> [u8; 32] {
     SigningKey::from_bytes(secret).verifying_key().to_bytes()
 }
 
-/// Signs the current peer's results.
+/// The current peer's key as the host gave it (`KeyPair` formats 0 and 1).
+#[derive(Clone, Copy)]
+pub(crate) enum OwnKey {
+    /// The secret alone: its public key is derived when signing (a base-point
+    /// multiplication, about half the cost of a signature).
+    Secret([u8; 32]),
+    /// The secret and its public key, derived once by the host.
+    Pair { secret: [u8; 32], public: [u8; 32] },
+}
+
+/// Signs the current peer's results. Fails only when a format 1 key's public half is
+/// not an Ed25519 public key.
 pub(crate) fn sign(
-    secret: &[u8; 32],
+    key: &OwnKey,
     particle_id: &str,
     peer: &str,
     cids: &[Cid],
-) -> PeerSignature {
-    let key = SigningKey::from_bytes(secret);
-    let signature = key.sign(&message(particle_id, peer, cids));
-    PeerSignature {
+) -> Result<PeerSignature, String> {
+    let message = message(particle_id, peer, cids);
+    let (public_key, signature) = match key {
+        OwnKey::Secret(secret) => {
+            let key = SigningKey::from_bytes(secret);
+            (key.verifying_key(), key.sign(&message))
+        }
+        OwnKey::Pair { secret, public } => {
+            let public = VerifyingKey::from_bytes(public)
+                .map_err(|_| "the last 32 bytes of a format 1 key are not an Ed25519 public key")?;
+            // The same signature as `SigningKey::sign`, without deriving the public key.
+            let expanded = ExpandedSecretKey::from(secret);
+            (public, raw_sign::<Sha512>(&expanded, &message, &public))
+        }
+    };
+    Ok(PeerSignature {
         peer: peer.to_owned(),
-        public_key: key.verifying_key().to_bytes(),
+        public_key: public_key.to_bytes(),
         signature: signature.to_bytes(),
         signed: cids.to_vec(),
-    }
+    })
 }
 
 /// Why arriving data was refused.
@@ -276,14 +300,14 @@ fn multiset_union(a: &[Cid], b: &[Cid]) -> Vec<Cid> {
 /// if that covers what it has in the output, else a fresh one over what it signed
 /// before and what it has now. For every other peer with results: an input's
 /// signature that covers the output's results (the stored data's first), else the
-/// widest one, for the next peer to judge.
-pub(crate) fn carry(
+/// widest one, for the next peer to judge. Fails when signing fails.
+pub(crate) fn carry<E>(
     output: &[State<'_>],
     prev: &[PeerSignature],
     current: &[PeerSignature],
     current_peer: &str,
-    sign_own: impl FnOnce(&[Cid]) -> PeerSignature,
-) -> Vec<PeerSignature> {
+    sign_own: impl FnOnce(&[Cid]) -> Result<PeerSignature, E>,
+) -> Result<Vec<PeerSignature>, E> {
     let produced = attributed(output);
     let find = |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
     let mut out = Vec::new();
@@ -297,7 +321,9 @@ pub(crate) fn carry(
                 _ => {
                     let before = stored.map(|s| s.signed).unwrap_or_default();
                     let all = multiset_union(&before, cids);
-                    out.extend(sign_own.take().map(|sign| sign(&all)));
+                    if let Some(sign) = sign_own.take() {
+                        out.push(sign(&all)?);
+                    }
                 }
             }
             continue;
@@ -310,7 +336,7 @@ pub(crate) fn carry(
         let widest = || candidates.iter().flatten().max_by_key(|s| s.signed.len());
         out.extend(covering.or_else(widest).cloned());
     }
-    out
+    Ok(out)
 }
 
 /// The identity of a particle, as its init peer signs it.

@@ -175,22 +175,9 @@ fn invoke_logged(
         }
     }
     // 7. The key.
-    let secret: [u8; 32] = match (
-        params.key.format,
-        <[u8; 32]>::try_from(params.key.secret.as_slice()),
-    ) {
-        (0, Ok(secret)) => secret,
-        (0, Err(_)) => {
-            let detail = format!(
-                "an Ed25519 secret key is 32 bytes, got {}",
-                params.key.secret.len()
-            );
-            return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
-        }
-        (format, _) => {
-            let detail = format!("key format {format} is not supported; only 0 (Ed25519) is");
-            return unchanged(InterpreterError::MalformedKeyPair(detail), flags);
-        }
+    let key = match own_key(&params.key) {
+        Ok(key) => key,
+        Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
     };
     // 8. Execute.
     let (prev_signatures, current_signatures) = (prev.signatures, current.signatures);
@@ -229,13 +216,16 @@ fn invoke_logged(
     } = execution;
     let trace = merger.into_result();
     let peer = params.current_peer_id.as_str();
-    let signatures = integrity::carry(
+    let signatures = match integrity::carry(
         &trace,
         &prev_signatures,
         &current_signatures,
         peer,
-        |results| integrity::sign(&secret, &params.particle_id, peer, results),
-    );
+        |results| integrity::sign(&key, &params.particle_id, peer, results),
+    ) {
+        Ok(signatures) => signatures,
+        Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
+    };
     let out_data = data::encode(&data::Data {
         trace,
         last_call_id,
@@ -259,4 +249,34 @@ fn invoke_logged(
         error,
         limits_exceeded: flags,
     }
+}
+
+/// The current peer's key, checked for its format and length.
+fn own_key(key: &KeyPair) -> Result<integrity::OwnKey, String> {
+    let bytes = key.secret.as_slice();
+    match (key.format, bytes.len()) {
+        (0, 32) => Ok(integrity::OwnKey::Secret(split32(bytes).0)),
+        (1, 64) => {
+            let (secret, public) = split32(bytes);
+            Ok(integrity::OwnKey::Pair { secret, public })
+        }
+        (0, len) => Err(format!("an Ed25519 secret key is 32 bytes, got {len}")),
+        (1, len) => Err(format!(
+            "a format 1 key is 64 bytes (Ed25519 secret, then public key), got {len}"
+        )),
+        (format, _) => Err(format!(
+            "key format {format} is not supported; only 0 and 1 (Ed25519) are"
+        )),
+    }
+}
+
+/// The first 32 bytes, and the next 32 when there are.
+fn split32(bytes: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let mut first = [0; 32];
+    let mut second = [0; 32];
+    first.copy_from_slice(&bytes[..32]);
+    if let Some(rest) = bytes.get(32..64) {
+        second.copy_from_slice(rest);
+    }
+    (first, second)
 }

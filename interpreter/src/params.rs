@@ -39,12 +39,30 @@ pub struct Integrity {
 }
 
 /// The current peer's signing key as the host passes it.
+///
+/// Format 0 is the 32-byte Ed25519 secret alone; the interpreter then derives the
+/// public key each time it signs. Format 1 is the secret followed by its 32-byte
+/// public key, which a host derives once ([`KeyPair::ed25519`]) and which halves the
+/// cost of each signature. The public half of a format 1 key is taken as given: one
+/// that does not belong to the secret makes signatures the next peers refuse.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyPair {
-    /// Key type: 0 is Ed25519, the only one accepted.
+    /// Key type: 0 (Ed25519 secret) or 1 (Ed25519 secret and public key).
     pub format: u8,
-    /// The 32-byte Ed25519 secret key.
+    /// The key bytes: 32 for format 0, 64 for format 1.
     pub secret: Vec<u8>,
+}
+
+impl KeyPair {
+    /// A format 1 key: the secret with its public key, derived here once.
+    pub fn ed25519(secret: &[u8; 32]) -> Self {
+        let mut bytes = secret.to_vec();
+        bytes.extend_from_slice(&crate::integrity::public_key_of(secret));
+        Self {
+            format: 1,
+            secret: bytes,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyPair {

@@ -54,7 +54,10 @@ pub fn resign(bytes: &[u8], peer: &str, secret: &[u8; 32], particle_id: &str) ->
         .remove(peer)
         .unwrap_or_default();
     data.signatures.retain(|s| s.peer != peer);
-    data.signatures
-        .push(integrity::sign(secret, particle_id, peer, &cids));
+    let key = integrity::OwnKey::Secret(*secret);
+    // A format 0 key always signs.
+    if let Ok(signature) = integrity::sign(&key, particle_id, peer, &cids) {
+        data.signatures.push(signature);
+    }
     encode(&data)
 }

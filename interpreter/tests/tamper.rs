@@ -209,3 +209,81 @@ fn particle_signatures_cover_every_identity_field() {
         );
     }
 }
+
+/// A's first step with `key`.
+fn a_step(key: KeyPair) -> braid_interpreter::Outcome {
+    let mut p = params("A", "p1");
+    p.key = key;
+    let first = invoke(SCRIPT, &[], &[], &p, &CallResults::new());
+    let results = first
+        .call_requests
+        .iter()
+        .map(|r| (r.id, CallResult::ok("1")))
+        .collect();
+    invoke(SCRIPT, &first.data, &[], &p, &results)
+}
+
+#[test]
+fn a_key_with_its_public_half_signs_exactly_as_the_secret_alone() {
+    let alone = a_step(KeyPair {
+        format: 0,
+        secret: secret("A").to_vec(),
+    });
+    let pair = a_step(KeyPair::ed25519(&secret("A")));
+    assert_eq!(alone.ret_code(), 0, "{}", alone.error_message());
+    assert_eq!(pair.ret_code(), 0, "{}", pair.error_message());
+    assert_eq!(pair.data, alone.data);
+}
+
+#[test]
+fn a_wrong_public_half_gives_data_the_next_peer_refuses() {
+    let mut key = KeyPair::ed25519(&secret("A"));
+    key.secret[32..].copy_from_slice(&public_key_of(&secret("B")));
+    let data = a_step(key).data;
+    let (code, message) = run("M", &data, "2", "p1").unwrap_err();
+    assert_eq!(code, 9, "{message}");
+}
+
+#[test]
+fn malformed_keys_are_error_7() {
+    let not_a_point = {
+        // A y coordinate whose x^2 is not a square: no curve point has it.
+        let mut key = KeyPair::ed25519(&secret("A"));
+        key.secret[32..].copy_from_slice(&[0xff; 32]);
+        key.secret[32] = 2;
+        key
+    };
+    let cases = [
+        (
+            KeyPair {
+                format: 0,
+                secret: vec![1; 31],
+            },
+            "32 bytes, got 31",
+        ),
+        (
+            KeyPair {
+                format: 1,
+                secret: vec![1; 32],
+            },
+            "64 bytes",
+        ),
+        (
+            KeyPair {
+                format: 2,
+                secret: vec![1; 32],
+            },
+            "format 2 is not supported",
+        ),
+        (not_a_point, "not an Ed25519 public key"),
+    ];
+    for (key, expected) in cases {
+        let out = a_step(key);
+        assert_eq!(out.ret_code(), 7, "{}", out.error_message());
+        assert!(
+            out.error_message().contains(expected),
+            "{}",
+            out.error_message()
+        );
+    }
+}

@@ -173,12 +173,10 @@ pub fn peer_public_key(peer: &str) -> [u8; 32] {
     braid_interpreter::public_key_of(&Sha256::digest(peer.as_bytes()).into())
 }
 
-/// A peer's key: format 0 (Ed25519) with the SHA-256 of its name as the secret.
+/// A peer's key: Ed25519 with the SHA-256 of its name as the secret, in format 1
+/// (the public key derived once, as a host does).
 pub fn peer_key(peer: &str) -> KeyPair {
-    KeyPair {
-        format: 0,
-        secret: Sha256::digest(peer.as_bytes()).to_vec(),
-    }
+    KeyPair::ed25519(&Sha256::digest(peer.as_bytes()).into())
 }
 
 /// A particle on its way to a peer.

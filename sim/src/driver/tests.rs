@@ -171,10 +171,14 @@ fn delayed_answer_waits_a_round_and_params_follow_format_section_2() {
         (params.timestamp, params.ttl, params.particle_id.as_str()),
         (5, 7, "p")
     );
-    assert_eq!(params.key.format, 0);
-    let secret: String = params
-        .key
-        .secret
+    // FORMAT.md §2's key (secret: the SHA-256 of the name), in braid's format 1: the
+    // secret, then its public key.
+    assert_eq!(params.key.format, 1);
+    assert_eq!(
+        params.key.secret[32..],
+        braid_interpreter::public_key_of(&params.key.secret[..32].try_into().unwrap())
+    );
+    let secret: String = params.key.secret[..32]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
