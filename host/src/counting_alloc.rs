@@ -1,12 +1,24 @@
-//! The global allocator of the `braid` binary: the system allocator, plus a count of
-//! live heap bytes while `braid bench` measures the peak heap growth of one invoke.
+//! The global allocator of the `braid` binary: mimalloc (the system allocator when
+//! built with `--no-default-features`),
+//! plus a count of live heap bytes while `braid bench` measures the peak heap growth
+//! of one invoke. The count is of the bytes asked for, whichever allocator serves them.
+//!
+//! The interpreter allocates many small, short-lived objects (values, tetraplets,
+//! trace states); glibc's malloc spent up to 40 % of an invoke's instructions on them,
+//! mimalloc a fraction of that. The pure core does not choose: an embedder's allocator
+//! serves it, and the Wasm build brings its own.
 //!
 //! When not counting, each allocation costs one relaxed atomic load more than the
-//! system allocator; the timed runs of `braid bench` happen with counting off.
+//! allocator underneath; the timed runs of `braid bench` happen with counting off.
 // `GlobalAlloc` is an unsafe trait: this module is the host's only unsafe code.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+#[cfg(feature = "mimalloc")]
+use mimalloc::MiMalloc as Inner;
+#[cfg(not(feature = "mimalloc"))]
+use std::alloc::System as Inner;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 
 #[global_allocator]
@@ -35,7 +47,7 @@ pub(crate) fn peak_heap_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (value, PEAK.load(Relaxed).max(0) as usize)
 }
 
-/// [`System`], counting live bytes while [`COUNTING`] is set.
+/// [`Inner`], counting live bytes while [`COUNTING`] is set.
 struct CountingAllocator;
 
 impl CountingAllocator {
@@ -55,12 +67,12 @@ impl CountingAllocator {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; the counting only reads
+// SAFETY: every call is forwarded unchanged to `Inner`; the counting only reads
 // sizes and touches atomics, and never allocates.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract for `alloc` is passed on as is.
-        let ptr = unsafe { System.alloc(layout) };
+        let ptr = unsafe { Inner.alloc(layout) };
         if !ptr.is_null() {
             Self::grew(layout.size() as isize);
         }
@@ -69,7 +81,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
+        let ptr = unsafe { Inner.alloc_zeroed(layout) };
         if !ptr.is_null() {
             Self::grew(layout.size() as isize);
         }
@@ -77,14 +89,14 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (we forward every call).
-        unsafe { System.dealloc(ptr, layout) };
+        // SAFETY: `ptr` was allocated by `Inner` with `layout` (we forward every call).
+        unsafe { Inner.dealloc(ptr, layout) };
         Self::shrank(layout.size() as isize);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as for `dealloc`; the caller guarantees `new_size` is valid.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        let new = unsafe { Inner.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             let delta = new_size as isize - layout.size() as isize;
             if delta >= 0 {
