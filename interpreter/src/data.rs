@@ -240,11 +240,11 @@ impl<'a> Decoder<'a> {
         let results = std::mem::take(&mut body.results)
             .into_iter()
             .map(|r| {
-                Ok(Rc::new(ServiceResult {
-                    value: get(&values, r.value, "value")?,
-                    argument_hash: r.argument_hash,
-                    tetraplet: get(&tetraplets, r.tetraplet, "tetraplet")?,
-                }))
+                Ok(Rc::new(ServiceResult::new(
+                    get(&values, r.value, "value")?,
+                    r.argument_hash,
+                    get(&tetraplets, r.tetraplet, "tetraplet")?,
+                )))
             })
             .collect::<Result<Vec<_>, String>>()?;
         let canons = std::mem::take(&mut body.canons)
@@ -260,10 +260,10 @@ impl<'a> Decoder<'a> {
                         )
                     })
                     .collect::<Result<Vec<_>, String>>()?;
-                Ok(Rc::new(CanonResult {
-                    tetraplet: get(&tetraplets, c.tetraplet, "tetraplet")?,
+                Ok(Rc::new(CanonResult::new(
+                    get(&tetraplets, c.tetraplet, "tetraplet")?,
                     elements,
-                }))
+                )))
             })
             .collect::<Result<Vec<_>, String>>()?;
         let peers = std::mem::take(&mut body.peers)

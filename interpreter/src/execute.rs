@@ -1253,11 +1253,11 @@ impl<'t, 'a> Execution<'t, 'a> {
     ) -> Exec {
         let failure = |this: &mut Self, ret_code: i32, message: String| {
             let value = serde_json::json!({"ret_code": ret_code, "message": message});
-            let result = Rc::new(ServiceResult {
-                value: Rc::new(Json::from(value)),
+            let result = Rc::new(ServiceResult::new(
+                Rc::new(Json::from(value)),
                 argument_hash,
-                tetraplet: tetraplet.clone(),
-            });
+                tetraplet.clone(),
+            ));
             this.merger.push(State::Call(CallState::Failed(result)));
             Err(this.raise(
                 id,
@@ -1277,11 +1277,11 @@ impl<'t, 'a> Execution<'t, 'a> {
                 return failure(self, i32::MAX, message);
             }
         };
-        let result = Rc::new(ServiceResult {
-            value: Rc::new(json),
+        let result = Rc::new(ServiceResult::new(
+            Rc::new(json),
             argument_hash,
-            tetraplet: tetraplet.clone(),
-        });
+            tetraplet.clone(),
+        ));
         let val = Val::new(result.value.clone(), tetraplet);
         match call.output {
             Some(out) if out.kind == VarKind::Scalar => {
@@ -1523,10 +1523,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             .map(|s| s.values().map(|v| v.val.clone()).collect())
             .unwrap_or_default();
         if canon.target.kind != VarKind::Scalar {
-            return Ok(CanonResult {
-                tetraplet,
-                elements: values,
-            });
+            return Ok(CanonResult::new(tetraplet, values));
         }
         // A map into a scalar: one object, the first value of each key's string form.
         let mut obj = BTreeMap::new();
@@ -1542,10 +1539,10 @@ impl<'t, 'a> Execution<'t, 'a> {
             obj.entry(key.string_form())
                 .or_insert_with(|| CanonMap::value_of(entry));
         }
-        Ok(CanonResult {
-            tetraplet: tetraplet.clone(),
-            elements: vec![Val::new(Json::object(obj), tetraplet)],
-        })
+        Ok(CanonResult::new(
+            tetraplet.clone(),
+            vec![Val::new(Json::object(obj), tetraplet)],
+        ))
     }
 
     fn set_canon_target(

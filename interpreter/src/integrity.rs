@@ -37,7 +37,19 @@ fn put_tetraplet(bytes: &mut Vec<u8>, t: &Tetraplet) {
 }
 
 /// The id of a call's record: what it returned, for which arguments, from where.
-fn result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
+/// Computed once per result and tag (data is checked, then carried and signed).
+fn result_cid(tag: &'static str, result: &ServiceResult<'_>) -> Cid {
+    if let Some((known, cid)) = result.cid.get() {
+        if known == tag {
+            return cid;
+        }
+    }
+    let cid = compute_result_cid(tag, result);
+    result.cid.set(Some((tag, cid)));
+    cid
+}
+
+fn compute_result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
     let mut bytes = Vec::with_capacity(256);
     put_str(&mut bytes, tag);
     bytes.extend_from_slice(&result.value.cid());
@@ -48,6 +60,15 @@ fn result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
 
 /// The id of a canonicalization: its peer and every element with its origin.
 fn canon_cid(canon: &CanonResult<'_>) -> Cid {
+    if let Some(cid) = canon.cid.get() {
+        return cid;
+    }
+    let cid = compute_canon_cid(canon);
+    canon.cid.set(Some(cid));
+    cid
+}
+
+fn compute_canon_cid(canon: &CanonResult<'_>) -> Cid {
     // Per element: an id, a tetraplet (four lengths and the parts), a flag.
     let mut bytes = Vec::with_capacity(64 + canon.elements.len() * 160);
     put_str(&mut bytes, "canon");

@@ -57,6 +57,11 @@ impl PartialEq for Json<'_> {
         if std::ptr::eq(self, other) {
             return true;
         }
+        // Known content ids were computed here, checked on arrival, or stored in this
+        // peer's own data: equal ids are equal texts.
+        if let (Some(a), Some(b)) = (self.cid.get(), other.cid.get()) {
+            return a == b;
+        }
         match (&self.repr, &other.repr) {
             (Repr::Text(a), Repr::Text(b)) => a == b,
             (Repr::Tree, Repr::Tree) => self.tree() == other.tree(),
@@ -160,6 +165,11 @@ impl<'a> Json<'a> {
                 std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_default())
             }
         }
+    }
+
+    /// Whether both values are texts (as decoded from data) and the same text.
+    pub(crate) fn same_text(&self, other: &Self) -> bool {
+        matches!((&self.repr, &other.repr), (Repr::Text(a), Repr::Text(b)) if a == b)
     }
 
     /// The length of the canonical text.

@@ -31,10 +31,11 @@ pub fn rewrite_result(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
             _ => continue,
         };
         if *result.value == from {
-            *result = Rc::new(ServiceResult {
-                value: to.clone(),
-                ..(**result).clone()
-            });
+            *result = Rc::new(ServiceResult::new(
+                to.clone(),
+                result.argument_hash,
+                result.tetraplet.clone(),
+            ));
         }
     }
     encode(&data)

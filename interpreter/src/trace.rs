@@ -1,9 +1,10 @@
 //! The execution trace: what the script did so far, one state per recorded event
 //! (trace-and-merge.md §2). This is the in-memory form; `data.rs` encodes it.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::json::Json;
+use crate::json::{Cid, Json};
 use crate::params::Tetraplet;
 use crate::value::Val;
 
@@ -69,11 +70,33 @@ impl Output {
 
 /// A service's answer bound to what it answered: the returned value, a fingerprint of
 /// the evaluated arguments and the call's tetraplet.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct ServiceResult<'a> {
     pub(crate) value: Rc<Json<'a>>,
     pub(crate) argument_hash: [u8; 32],
     pub(crate) tetraplet: Rc<Tetraplet>,
+    /// The content id of the record (`integrity`), once computed, with the tag of the
+    /// state it was computed for.
+    pub(crate) cid: Cell<Option<(&'static str, Cid)>>,
+}
+
+impl<'a> ServiceResult<'a> {
+    pub(crate) fn new(value: Rc<Json<'a>>, argument_hash: [u8; 32], tetraplet: Rc<Tetraplet>) -> Self {
+        Self {
+            value,
+            argument_hash,
+            tetraplet,
+            cid: Cell::new(None),
+        }
+    }
+}
+
+impl PartialEq for ServiceResult<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+            && self.argument_hash == other.argument_hash
+            && self.tetraplet == other.tetraplet
+    }
 }
 
 /// What a `canon` recorded.
@@ -86,10 +109,28 @@ pub(crate) enum CanonState<'a> {
 }
 
 /// A canonicalization: the canon tetraplet and the element list.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct CanonResult<'a> {
     pub(crate) tetraplet: Rc<Tetraplet>,
     pub(crate) elements: Vec<Val<'a>>,
+    /// The content id of the snapshot (`integrity`), once computed.
+    pub(crate) cid: Cell<Option<Cid>>,
+}
+
+impl<'a> CanonResult<'a> {
+    pub(crate) fn new(tetraplet: Rc<Tetraplet>, elements: Vec<Val<'a>>) -> Self {
+        Self {
+            tetraplet,
+            elements,
+            cid: Cell::new(None),
+        }
+    }
+}
+
+impl PartialEq for CanonResult<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.tetraplet == other.tetraplet && self.elements == other.elements
+    }
 }
 
 /// One iteration of a fold over a stream (trace-and-merge.md §2.4).
