@@ -148,11 +148,23 @@ pub fn run_with(
 /// verified (signatures, content ids) at every step. The reference's test build
 /// neither signs nor checks; braid does both and still matches its transcripts.
 pub fn run_params(scenario: &Scenario, peer: &str) -> RunParams {
-    let trusted_keys = scenario
+    params_with(scenario, peer, trusted_keys(scenario))
+}
+
+/// Every scenario peer's public key, by name (scenario peers are named, not key ids).
+fn trusted_keys(scenario: &Scenario) -> BTreeMap<String, [u8; 32]> {
+    scenario
         .peers
         .iter()
         .map(|p| (p.clone(), peer_public_key(p)))
-        .collect();
+        .collect()
+}
+
+fn params_with(
+    scenario: &Scenario,
+    peer: &str,
+    trusted_keys: BTreeMap<String, [u8; 32]>,
+) -> RunParams {
     RunParams {
         init_peer_id: scenario.particle.init_peer.clone(),
         current_peer_id: peer.to_owned(),
@@ -206,6 +218,10 @@ struct Driver<'s> {
     steps: Vec<Step>,
     summary: BTreeMap<String, PeerSummary>,
     records: Vec<StepRecord>,
+    /// Every peer's public key, derived once per run.
+    trusted_keys: BTreeMap<String, [u8; 32]>,
+    /// Each peer's run parameters (its key derived once), made on its first invoke.
+    params: BTreeMap<String, RunParams>,
 }
 
 /// How a chain ended.
@@ -248,6 +264,8 @@ impl<'s> Driver<'s> {
             steps: Vec::new(),
             summary: BTreeMap::new(),
             records: Vec::new(),
+            trusted_keys: trusted_keys(scenario),
+            params: BTreeMap::new(),
         }
     }
 
@@ -295,7 +313,14 @@ impl<'s> Driver<'s> {
         next_peers: &mut BTreeSet<String>,
     ) -> Result<ChainEnd, SimError> {
         let peer = delivery.to;
-        let params = run_params(self.scenario, &peer);
+        let params = match self.params.get(&peer) {
+            Some(params) => params.clone(),
+            None => {
+                let params = params_with(self.scenario, &peer, self.trusted_keys.clone());
+                self.params.insert(peer.clone(), params.clone());
+                params
+            }
+        };
         let mut prev = delivery
             .prev
             .unwrap_or_else(|| self.stored.get(&peer).unwrap_or(&self.empty).clone());
