@@ -13,6 +13,7 @@ use crate::error::{CatchableError, UncatchableError};
 use crate::inspect::{ExecEvent, FaultView, TracePoint};
 use crate::json::{Access, Json};
 use crate::merge::{Conflict, Cursor, Merger, Origin, Source};
+use crate::mixhash::MixMap;
 use crate::params::{CallRequest, CallResults, RunParams, Tetraplet};
 use crate::scopes::{AssignError, Lookup, Scopes, Variable};
 use crate::streams::{Generation, Seen, Stream, StreamValue, Streams};
@@ -163,6 +164,10 @@ pub(crate) struct Execution<'t, 'a> {
     pub(crate) requests: Vec<CallRequest>,
     pub(crate) last_call_id: u32,
     folds: Vec<ActiveFold<'a>>,
+    /// The elements of scalar arrays folded so far, by the addresses of the array and
+    /// its tetraplet (both kept alive here, so the addresses stay theirs): a fold nested
+    /// in another visits the same array once per outer iteration.
+    folded_arrays: MixMap<(usize, usize, bool), FoldedArray<'a>>,
     depth: usize,
     literal: Rc<Tetraplet>,
     /// The execution log of `invoke_inspected`; `None` in `invoke`.
@@ -196,6 +201,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             requests: Vec::new(),
             last_call_id,
             folds: Vec::new(),
+            folded_arrays: MixMap::default(),
             depth: 0,
             literal: Rc::new(literal_tetraplet(&params.init_peer_id)),
             log: None,
@@ -1574,7 +1580,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     // ----- folds -----
 
     /// The elements a fold over a scalar, canon or canon map visits.
-    fn fold_elements(&self, fold: &Fold<'a>) -> Eval<Vec<Val<'a>>> {
+    fn fold_elements(&mut self, fold: &Fold<'a>) -> Eval<Vec<Val<'a>>> {
         let not_array =
             |expression: String, value: &Json<'a>| CatchableError::FoldIteratesOverNonArray {
                 expression,
@@ -1586,13 +1592,32 @@ impl<'t, 'a> Execution<'t, 'a> {
                 let Some(v) = self.eval_scalar(var, lens.as_ref())? else {
                     return Ok(None);
                 };
+                // Without a lens the value and tetraplet are the variable's own.
+                let key = (
+                    Rc::as_ptr(&v.json) as usize,
+                    Rc::as_ptr(&v.single) as usize,
+                    v.literal,
+                );
+                if lens.is_none() {
+                    if let Some(folded) = self.folded_arrays.get(&key) {
+                        return Ok(Some(folded.elements.to_vec()));
+                    }
+                }
                 let Some(items) = v.json.items() else {
                     let expression = lens
                         .as_ref()
                         .map_or_else(|| var.name.to_owned(), ToString::to_string);
                     return Err(not_array(expression, &v.json));
                 };
-                Ok(Some(array_elements(items, &v)))
+                let elements = array_elements(items, &v);
+                if lens.is_none() {
+                    let folded = FoldedArray {
+                        elements: elements.clone().into(),
+                        _array: (v.json, v.single),
+                    };
+                    self.folded_arrays.insert(key, folded);
+                }
+                Ok(Some(elements))
             }
             Value::Var(var, None) if var.kind == VarKind::Canon => match self.variable(var.name)? {
                 Some(Variable::Canon(c)) => Ok(Some(c.elements.clone())),
@@ -1954,6 +1979,12 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
         result
     }
+}
+
+/// The elements of a folded scalar array, and the array and tetraplet they came from.
+struct FoldedArray<'a> {
+    elements: Rc<[Val<'a>]>,
+    _array: (Rc<Json<'a>>, Rc<Tetraplet>),
 }
 
 /// The elements a fold visits in an array value: each item with the array's tetraplet
