@@ -1994,7 +1994,12 @@ fn array_elements<'a>(items: Vec<Rc<Json<'a>>>, array: &Evaluated<'a>) -> Vec<Va
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let lens = format!("{}.$.[{i}]", array.single.lens);
+            let base = &array.single.lens;
+            let mut lens = String::with_capacity(base.len() + 16);
+            lens.push_str(base);
+            lens.push_str(".$.[");
+            push_decimal(&mut lens, i);
+            lens.push(']');
             let tetraplet = Rc::new(Tetraplet {
                 lens,
                 ..(*array.single).clone()
@@ -2002,6 +2007,23 @@ fn array_elements<'a>(items: Vec<Rc<Json<'a>>>, array: &Evaluated<'a>) -> Vec<Va
             Val::new(item, tetraplet).with_literal(array.literal)
         })
         .collect()
+}
+
+/// Appends `n` in decimal (without the formatting machinery: this runs per element).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// Closes whatever is open in a record at position `now`.
@@ -2153,4 +2175,16 @@ fn hex(bytes: &[u8]) -> String {
 enum Step<'s> {
     Index(u32),
     Field(&'s str),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimals_are_written_as_format_writes_them() {
+        for n in [0, 7, 10, 99, 100, 1_234_567, usize::MAX] {
+            let mut out = String::from("x");
+            super::push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
 }
