@@ -2,6 +2,7 @@
 //! (execution-model.md §5–§11, errors.md §2–§3).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use braid_grammar::{
@@ -935,12 +936,16 @@ impl<'t, 'a> Execution<'t, 'a> {
     }
 
     /// A call's peer, service or function: must be a string.
-    fn triplet_part(&self, value: &Value<'a>) -> Eval<String> {
+    fn triplet_part(&self, value: &Value<'a>) -> Eval<Cow<'a, str>> {
+        // A literal is its own text: no value to make.
+        if let Value::String(s) = value {
+            return Ok(Some(Cow::Borrowed(s)));
+        }
         let Some(v) = self.eval(value)? else {
             return Ok(None);
         };
         match v.json.as_str() {
-            Some(s) => Ok(Some(s.to_owned())),
+            Some(s) => Ok(Some(Cow::Owned(s.to_owned()))),
             None => {
                 let name = value
                     .var()
@@ -960,17 +965,18 @@ impl<'t, 'a> Execution<'t, 'a> {
             peer_in_current: true,
             ..self.plain_origin()
         };
-        let mut parts = Vec::with_capacity(3);
-        for part in [&call.peer, &call.service, &call.function] {
+        let mut parts = [Cow::Borrowed(""), Cow::Borrowed(""), Cow::Borrowed("")];
+        for (slot, part) in parts
+            .iter_mut()
+            .zip([&call.peer, &call.service, &call.function])
+        {
             match self.triplet_part(part) {
-                Ok(Some(s)) => parts.push(s),
+                Ok(Some(s)) => *slot = s,
                 Ok(None) => return self.wait(),
                 Err(e) => return Err(self.raise(id, e, &plain)),
             }
         }
-        let function_name = parts.pop().unwrap_or_default();
-        let service_id = parts.pop().unwrap_or_default();
-        let peer = parts.pop().unwrap_or_default();
+        let [peer, service_id, function_name] = parts;
         if let Some(out) = &call.output {
             if out.kind == VarKind::Scalar {
                 if self.iterator(out.name).is_some() {
@@ -988,9 +994,9 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
         }
         let tetraplet = Rc::new(Tetraplet {
-            peer_pk: peer.clone(),
-            service_id,
-            function_name,
+            peer_pk: peer.clone().into_owned(),
+            service_id: service_id.into_owned(),
+            function_name: function_name.into_owned(),
             lens: String::new(),
         });
         let origin = ErrorOrigin {
@@ -1084,7 +1090,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
         }
         if peer != current_peer {
-            self.next_peers.insert(peer);
+            self.next_peers.insert(peer.into_owned());
             self.merger.push(State::Call(CallState::Sent {
                 peer: Rc::from(current_peer),
                 request: None,
@@ -1496,7 +1502,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 Ok(())
             }
             None if peer != current_peer => {
-                self.next_peers.insert(peer);
+                self.next_peers.insert(peer.into_owned());
                 self.merger.push(State::Canon(CanonState::Sent {
                     peer: Rc::from(current_peer),
                 }));
