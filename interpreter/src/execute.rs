@@ -165,10 +165,13 @@ pub(crate) struct Execution<'t, 'a> {
     pub(crate) requests: Vec<CallRequest>,
     pub(crate) last_call_id: u32,
     folds: Vec<ActiveFold<'a>>,
-    /// The elements of scalar arrays folded so far, by the addresses of the array and
-    /// its tetraplet (both kept alive here, so the addresses stay theirs): a fold nested
-    /// in another visits the same array once per outer iteration.
+    /// The elements of scalar arrays folded more than once, by the addresses of the
+    /// array and its tetraplet (both kept alive here, so the addresses stay theirs): a
+    /// fold nested in another visits the same array once per outer iteration.
     folded_arrays: MixMap<(usize, usize, bool), FoldedArray<'a>>,
+    /// The keys of the arrays folded once (a stale address here only makes an array
+    /// kept that is not folded again).
+    folded_once: MixMap<(usize, usize, bool), ()>,
     depth: usize,
     literal: Rc<Tetraplet>,
     /// The execution log of `invoke_inspected`; `None` in `invoke`.
@@ -203,6 +206,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             last_call_id,
             folds: Vec::new(),
             folded_arrays: MixMap::default(),
+            folded_once: MixMap::default(),
             depth: 0,
             literal: Rc::new(literal_tetraplet(&params.init_peer_id)),
             log: None,
@@ -1616,7 +1620,8 @@ impl<'t, 'a> Execution<'t, 'a> {
                     return Err(not_array(expression, &v.json));
                 };
                 let elements = array_elements(items, &v);
-                if lens.is_none() {
+                // Kept from the second fold of an array on: most arrays are folded once.
+                if lens.is_none() && self.folded_once.insert(key, ()).is_some() {
                     let folded = FoldedArray {
                         elements: elements.clone().into(),
                         _array: (v.json, v.single),
