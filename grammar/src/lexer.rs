@@ -200,17 +200,24 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Where a fast path reads: the offset after trivia, or `None` when a token is
+    /// already peeked (the general path must take that one).
+    #[inline(always)]
+    fn fast_start(&mut self) -> Option<usize> {
+        if self.peeked.is_some() {
+            return None;
+        }
+        self.skip_trivia();
+        Some(self.pos)
+    }
+
     /// Fast path of the parser: `(` and a keyword written plainly (`(seq `, `(null)`),
     /// without building tokens. `None`, with nothing consumed, for anything else: the
     /// general path then reads it (and reports it).
     #[inline(always)]
     pub(crate) fn instruction_start(&mut self) -> Option<(u32, Keyword)> {
-        if self.peeked.is_some() {
-            return None;
-        }
-        self.skip_trivia();
+        let open = self.fast_start()?;
         let bytes = self.src.as_bytes();
-        let open = self.pos;
         if bytes.get(open) != Some(&b'(') {
             return None;
         }
@@ -239,11 +246,7 @@ impl<'a> Lexer<'a> {
     /// Fast path: consumes the punctuation `byte` if it comes next, and gives its offset.
     #[inline(always)]
     pub(crate) fn eat(&mut self, byte: u8) -> Option<u32> {
-        if self.peeked.is_some() {
-            return None;
-        }
-        self.skip_trivia();
-        let at = self.pos;
+        let at = self.fast_start()?;
         if self.src.as_bytes().get(at) != Some(&byte) {
             return None;
         }
@@ -273,12 +276,8 @@ impl<'a> Lexer<'a> {
     /// or the end of the script, as a token, without consuming it.
     #[inline(always)]
     pub(crate) fn plain_word(&mut self) -> Option<Token> {
-        if self.peeked.is_some() {
-            return None;
-        }
-        self.skip_trivia();
+        let start = self.fast_start()?;
         let bytes = self.src.as_bytes();
-        let start = self.pos;
         if NAME_START[*bytes.get(start)? as usize] == 0 {
             return None;
         }
@@ -300,12 +299,8 @@ impl<'a> Lexer<'a> {
     /// (`Int` or `InitPeerId`), without consuming it.
     #[inline(always)]
     pub(crate) fn simple_literal(&mut self) -> Option<(usize, TokenKind<'a>)> {
-        if self.peeked.is_some() {
-            return None;
-        }
-        self.skip_trivia();
+        let start = self.fast_start()?;
         let bytes = self.src.as_bytes();
-        let start = self.pos;
         let (end, kind) = match *bytes.get(start)? {
             b'0'..=b'9' => {
                 let mut end = start;
@@ -335,12 +330,8 @@ impl<'a> Lexer<'a> {
     /// Fast path: a string literal, as a token, without consuming it.
     #[inline(always)]
     pub(crate) fn string(&mut self) -> Option<Token> {
-        if self.peeked.is_some() {
-            return None;
-        }
-        self.skip_trivia();
+        let start = self.fast_start()?;
         let bytes = self.src.as_bytes();
-        let start = self.pos;
         if bytes.get(start) != Some(&b'"') {
             return None;
         }

@@ -1,7 +1,7 @@
 //! The global allocator of the `braid` binary: mimalloc (the system allocator when
-//! built with `--no-default-features`),
-//! plus a count of live heap bytes while `braid bench` measures the peak heap growth
-//! of one invoke. The count is of the bytes asked for, whichever allocator serves them.
+//! built with `--no-default-features`), plus a count of live heap bytes while
+//! `braid bench` measures the peak heap growth of one invoke. The count is of the
+//! bytes asked for, whichever allocator serves them.
 //!
 //! The interpreter allocates many small, short-lived objects (values, tetraplets,
 //! trace states); glibc's malloc spent up to 40 % of an invoke's instructions on them,

@@ -19,7 +19,7 @@
 //! Decoding never trusts the bytes: every index is checked, sizes are bounded by the
 //! input, and any problem is an `InterpreterError` (codes 2–4), never a panic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::rc::Rc;
 
@@ -85,7 +85,7 @@ struct EncCid(#[serde(with = "fixed_bytes")] [u8; 32]);
 #[derive(Deserialize)]
 struct EncTetraplet(String, String, String, String);
 
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash)]
 struct EncResult {
     value: u32,
     #[serde(with = "fixed_bytes")]
@@ -93,7 +93,7 @@ struct EncResult {
     tetraplet: u32,
 }
 
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Hash)]
 struct EncCanon {
     tetraplet: u32,
     /// (value, tetraplet, literal provenance) per element.
@@ -434,16 +434,19 @@ struct Encoder<'e, 'a> {
 #[derive(Default)]
 struct Tables<'e> {
     tetraplets: Vec<&'e Tetraplet>,
-    /// Peer ids come from other peers' data: the standard hasher (with fixed keys:
-    /// no randomness in the core), not the mixing one.
-    tetraplet_index: HashMap<&'e Tetraplet, u32, BuildHasherDefault<DefaultHasher>>,
+    tetraplet_index: HashMap<&'e Tetraplet, u32, Sip>,
     results: Vec<EncResult>,
-    result_index: BTreeMap<EncResult, u32>,
+    result_index: HashMap<EncResult, u32, Sip>,
     canons: Vec<EncCanon>,
-    canon_index: BTreeMap<EncCanon, u32>,
+    canon_index: HashMap<EncCanon, u32, Sip>,
     peers: Vec<&'e str>,
-    peer_index: HashMap<&'e str, u32, BuildHasherDefault<DefaultHasher>>,
+    peer_index: HashMap<&'e str, u32, Sip>,
 }
+
+/// The hasher of the tables' indexes. Their keys hold text other peers wrote (peer ids
+/// in tetraplets), so the standard hasher, not the mixing one; with fixed keys, as the
+/// core uses no randomness. Only looked up: nothing iterates them into the output.
+type Sip = BuildHasherDefault<DefaultHasher>;
 
 impl Tables<'_> {
     /// The tetraplet table as written: `[peer, service, function, lens]` each.
@@ -455,15 +458,16 @@ impl Tables<'_> {
     }
 }
 
-fn intern<K: Ord, T>(
+/// The index of `key` in `table`, which gets `item(key)` if it has no such item yet.
+fn intern<K: Eq + std::hash::Hash, T, S: std::hash::BuildHasher>(
     table: &mut Vec<T>,
-    index: &mut BTreeMap<K, u32>,
+    index: &mut HashMap<K, u32, S>,
     key: K,
     item: impl FnOnce(&K) -> T,
 ) -> u32 {
     match index.entry(key) {
-        std::collections::btree_map::Entry::Occupied(e) => *e.get(),
-        std::collections::btree_map::Entry::Vacant(e) => {
+        std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+        std::collections::hash_map::Entry::Vacant(e) => {
             let i = len32(table.len());
             table.push(item(e.key()));
             e.insert(i);
@@ -472,26 +476,14 @@ fn intern<K: Ord, T>(
     }
 }
 
-/// `intern` for hashed indexes whose keys are the items themselves.
-fn intern_hashed<K: Copy + Eq + std::hash::Hash, S: std::hash::BuildHasher>(
-    table: &mut Vec<K>,
-    index: &mut HashMap<K, u32, S>,
-    key: K,
-) -> u32 {
-    *index.entry(key).or_insert_with(|| {
-        table.push(key);
-        len32(table.len() - 1)
-    })
-}
-
 impl<'e, 'a> Encoder<'e, 'a> {
-    /// The index of a shared item: `intern` runs once per item.
-    fn shared<T>(&mut self, item: &Rc<T>, intern: impl FnOnce(&mut Self) -> u32) -> u32 {
+    /// The index of a shared item: `add` runs once per item.
+    fn shared<T>(&mut self, item: &Rc<T>, add: impl FnOnce(&mut Self) -> u32) -> u32 {
         let address = Rc::as_ptr(item) as usize;
         if let Some(&i) = self.by_address.get(&address) {
             return i;
         }
-        let i = intern(self);
+        let i = add(self);
         self.by_address.insert(address, i);
         i
     }
@@ -499,9 +491,8 @@ impl<'e, 'a> Encoder<'e, 'a> {
     fn value(&mut self, value: &'e Rc<Json<'a>>) -> u32 {
         self.shared(value, |enc| {
             let cid = value.cid();
-            *enc.value_index.entry(cid).or_insert_with(|| {
-                enc.values.push((&**value, cid));
-                len32(enc.values.len() - 1)
+            intern(&mut enc.values, &mut enc.value_index, cid, |&cid| {
+                (&**value, cid)
             })
         })
     }
@@ -509,7 +500,12 @@ impl<'e, 'a> Encoder<'e, 'a> {
     fn tetraplet(&mut self, t: &'e Rc<Tetraplet>) -> u32 {
         self.shared(t, |enc| {
             let tables = &mut enc.tables;
-            intern_hashed(&mut tables.tetraplets, &mut tables.tetraplet_index, &**t)
+            intern(
+                &mut tables.tetraplets,
+                &mut tables.tetraplet_index,
+                &**t,
+                |&t| t,
+            )
         })
     }
 
@@ -552,7 +548,7 @@ impl<'e, 'a> Encoder<'e, 'a> {
 
     fn peer(&mut self, p: &'e str) -> u32 {
         let tables = &mut self.tables;
-        intern_hashed(&mut tables.peers, &mut tables.peer_index, p)
+        intern(&mut tables.peers, &mut tables.peer_index, p, |&p| p)
     }
 
     fn state(&mut self, s: &'e State<'a>) -> EncState {

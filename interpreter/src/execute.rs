@@ -1,8 +1,9 @@
 //! Executing a script over the merged traces: the semantics of every instruction
 //! (execution-model.md §5–§11, errors.md §2–§3).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use braid_grammar::{
@@ -165,13 +166,12 @@ pub(crate) struct Execution<'t, 'a> {
     pub(crate) requests: Vec<CallRequest>,
     pub(crate) last_call_id: u32,
     folds: Vec<ActiveFold<'a>>,
-    /// The elements of scalar arrays folded more than once, by the addresses of the
-    /// array and its tetraplet (both kept alive here, so the addresses stay theirs): a
-    /// fold nested in another visits the same array once per outer iteration.
-    folded_arrays: MixMap<(usize, usize, bool), FoldedArray<'a>>,
-    /// The keys of the arrays folded once (a stale address here only makes an array
-    /// kept that is not folded again).
-    folded_once: MixMap<(usize, usize, bool), ()>,
+    /// Scalar arrays folded so far, by the addresses of the array and its tetraplet:
+    /// `None` after the first fold, the elements from the second on (a fold nested in
+    /// another visits the same array once per outer iteration; most arrays are folded
+    /// once). Kept elements hold the array and tetraplet, so those addresses stay
+    /// theirs; a stale `None` only makes an array kept that is not folded again.
+    folded_arrays: MixMap<(usize, usize, bool), Option<FoldedArray<'a>>>,
     depth: usize,
     literal: Rc<Tetraplet>,
     /// The execution log of `invoke_inspected`; `None` in `invoke`.
@@ -206,7 +206,6 @@ impl<'t, 'a> Execution<'t, 'a> {
             last_call_id,
             folds: Vec::new(),
             folded_arrays: MixMap::default(),
-            folded_once: MixMap::default(),
             depth: 0,
             literal: Rc::new(literal_tetraplet(&params.init_peer_id)),
             log: None,
@@ -241,12 +240,9 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
     }
 
-    fn current_peer(&self) -> &str {
-        &self.params.current_peer_id
-    }
-
-    /// The current peer, borrowed from the parameters rather than from `self`.
-    fn own_peer(&self) -> &'t str {
+    /// Borrowed from the parameters rather than from `self`, so that it can be held
+    /// across `&mut self` calls.
+    fn current_peer(&self) -> &'t str {
         let params: &'t RunParams = self.params;
         &params.current_peer_id
     }
@@ -484,7 +480,7 @@ impl<'t, 'a> Execution<'t, 'a> {
 
     fn plain_origin(&self) -> ErrorOrigin<'t> {
         ErrorOrigin {
-            peer_id: self.own_peer(),
+            peer_id: self.current_peer(),
             peer_in_current: false,
             tetraplet: None,
         }
@@ -1013,7 +1009,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
         let merged = self.merger.call().map_err(|c| self.trace_error(id, c))?;
-        let current_peer = self.own_peer();
+        let current_peer = self.current_peer();
         let mut consumed_state = None;
         if let Some(m) = merged {
             let origin_positions = Origin {
@@ -1482,7 +1478,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             }
             Err(e) => return Err(self.raise(id, e, &origin)),
         };
-        let current_peer = self.own_peer();
+        let current_peer = self.current_peer();
         match state {
             Some(CanonState::Executed(result)) => {
                 let expected = peer_tetraplet(&peer);
@@ -1603,15 +1599,14 @@ impl<'t, 'a> Execution<'t, 'a> {
                     return Ok(None);
                 };
                 // Without a lens the value and tetraplet are the variable's own.
-                let key = (
+                let address = (
                     Rc::as_ptr(&v.json) as usize,
                     Rc::as_ptr(&v.single) as usize,
                     v.literal,
                 );
-                if lens.is_none() {
-                    if let Some(folded) = self.folded_arrays.get(&key) {
-                        return Ok(Some(folded.elements.to_vec()));
-                    }
+                let key = lens.is_none().then_some(address);
+                if let Some(Some(Some(folded))) = key.map(|k| self.folded_arrays.get(&k)) {
+                    return Ok(Some(folded.elements.clone()));
                 }
                 let Some(items) = v.json.items() else {
                     let expression = lens
@@ -1620,13 +1615,18 @@ impl<'t, 'a> Execution<'t, 'a> {
                     return Err(not_array(expression, &v.json));
                 };
                 let elements = array_elements(items, &v);
-                // Kept from the second fold of an array on: most arrays are folded once.
-                if lens.is_none() && self.folded_once.insert(key, ()).is_some() {
-                    let folded = FoldedArray {
-                        elements: elements.clone().into(),
-                        _array: (v.json, v.single),
-                    };
-                    self.folded_arrays.insert(key, folded);
+                if let Some(key) = key {
+                    match self.folded_arrays.entry(key) {
+                        Entry::Vacant(first) => {
+                            first.insert(None);
+                        }
+                        Entry::Occupied(mut second) => {
+                            second.insert(Some(FoldedArray {
+                                elements: elements.clone(),
+                                _array: (v.json, v.single),
+                            }));
+                        }
+                    }
                 }
                 Ok(Some(elements))
             }
@@ -1994,7 +1994,7 @@ impl<'t, 'a> Execution<'t, 'a> {
 
 /// The elements of a folded scalar array, and the array and tetraplet they came from.
 struct FoldedArray<'a> {
-    elements: Rc<[Val<'a>]>,
+    elements: Vec<Val<'a>>,
     _array: (Rc<Json<'a>>, Rc<Tetraplet>),
 }
 

@@ -139,7 +139,10 @@ fn invoke_logged(
     }
     // A value the stored data holds with the same id and text needs no hashing.
     let stored: MixMap<Cid, &Json<'_>> = if params.integrity.check && !current_ids.is_empty() {
-        prev_ids.iter().map(|(value, cid)| (*cid, &**value)).collect()
+        prev_ids
+            .iter()
+            .map(|(value, cid)| (*cid, &**value))
+            .collect()
     } else {
         MixMap::default()
     };

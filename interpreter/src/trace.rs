@@ -81,7 +81,11 @@ pub(crate) struct ServiceResult<'a> {
 }
 
 impl<'a> ServiceResult<'a> {
-    pub(crate) fn new(value: Rc<Json<'a>>, argument_hash: [u8; 32], tetraplet: Rc<Tetraplet>) -> Self {
+    pub(crate) fn new(
+        value: Rc<Json<'a>>,
+        argument_hash: [u8; 32],
+        tetraplet: Rc<Tetraplet>,
+    ) -> Self {
         Self {
             value,
             argument_hash,
