@@ -403,7 +403,8 @@ impl Context<'_, '_> {
         let instr = self.ast.instr(run.instr);
         let states = self.own_states(index);
         let mut text = match &instr.kind {
-            InstrKind::Call(call) => {
+            InstrKind::Call(_) => {
+                let call = self.ast.call(run.instr).expect("a call");
                 let mut parts: Vec<String> = states
                     .iter()
                     .map(|(pos, s)| describe_call_state(*pos, s, &call.peer, &self.step.peer))

@@ -5,11 +5,22 @@
 //! children before their parent), and refer to their children by [`InstrId`]. The arena
 //! keeps deep scripts (100,000 nested `seq`) cheap to build, walk and drop: nothing in
 //! the tree is recursive, so no traversal needs the call stack.
+//!
+//! An instruction takes 24 bytes. The operands of a `call`, the most numerous
+//! instruction and the largest (192 bytes), are kept by the parser for the first 4,096
+//! calls of a script only, which covers real scripts. Past those, the parser checks
+//! them, records what validation needs and leaves them in the text: [`Ast::call`]
+//! parses them again the first time they are asked for, and keeps them. A generated
+//! script of millions of calls then costs about its own size again, not five times
+//! it, and an invoke pays for the operands of the calls it reaches only.
+
+use std::cell::OnceCell;
+use std::fmt;
 
 use crate::span::Span;
 
 /// The parsed and validated script.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Ast<'a> {
     pub(crate) source: &'a str,
     pub(crate) instrs: Vec<Instr<'a>>,
@@ -33,6 +44,30 @@ impl<'a> Ast<'a> {
         &self.instrs[id.index()]
     }
 
+    /// The operands of the call `id`, or `None` when `id` is another instruction. They
+    /// are parsed from the script text on the first request and kept for the next.
+    pub fn call(&self, id: InstrId) -> Option<&Call<'a>> {
+        let instr = self.instr(id);
+        let InstrKind::Call(lazy) = &instr.kind else {
+            return None;
+        };
+        Some(lazy.0.get_or_init(|| {
+            // The parser has read these operands once already, from the same text.
+            let call = crate::parser::parse_call(self.source, instr.span.start)
+                .expect("a parsed call parses again");
+            Box::new(call)
+        }))
+    }
+
+    /// Parses the operands of every call, so that trees compare by what they say.
+    fn parse_calls(&self) {
+        for (id, instr) in self.iter() {
+            if matches!(instr.kind, InstrKind::Call(_)) {
+                self.call(id);
+            }
+        }
+    }
+
     /// Number of instructions.
     pub fn len(&self) -> usize {
         self.instrs.len()
@@ -53,7 +88,9 @@ impl<'a> Ast<'a> {
 
     /// Compares two trees ignoring spans and operand positions: true when both scripts
     /// say the same thing, however they were laid out.
-    pub fn eq_ignoring_positions(&self, other: &Ast<'_>) -> bool {
+    pub fn eq_ignoring_positions(&self, other: &Ast<'a>) -> bool {
+        self.parse_calls();
+        other.parse_calls();
         let mut a = self.clone();
         let mut b = other.clone();
         a.clear_positions();
@@ -67,6 +104,14 @@ impl<'a> Ast<'a> {
             instr.span = Span::default();
             instr.kind.for_each_var_mut(&mut |var| var.pos = 0);
         }
+    }
+}
+
+impl PartialEq for Ast<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.parse_calls();
+        other.parse_calls();
+        self.source == other.source && self.root == other.root && self.instrs == other.instrs
     }
 }
 
@@ -98,8 +143,8 @@ pub struct Instr<'a> {
 /// The instructions of AIR.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InstrKind<'a> {
-    /// `(call PEER (SERVICE FUNCTION) [ARGS] OUTPUT?)`
-    Call(Box<Call<'a>>),
+    /// `(call PEER (SERVICE FUNCTION) [ARGS] OUTPUT?)`: its operands are [`Ast::call`].
+    Call(LazyCall<'a>),
     /// `(canon PEER SOURCE TARGET)`
     Canon(Box<Canon<'a>>),
     /// `(ap ARG RESULT)`
@@ -119,7 +164,7 @@ pub enum InstrKind<'a> {
     /// `(new VAR BODY)`
     New {
         /// The variable given a fresh scope (any kind, without lens).
-        var: Var<'a>,
+        var: Box<Var<'a>>,
         /// The scope.
         body: InstrId,
     },
@@ -128,7 +173,7 @@ pub enum InstrKind<'a> {
     /// `(fold ITERABLE ITERATOR BODY LAST?)`
     Fold(Box<Fold<'a>>),
     /// `(next ITERATOR)`
-    Next(Var<'a>),
+    Next(Box<Var<'a>>),
     /// `(match A B BODY)`
     Match(Box<Match<'a>>),
     /// `(mismatch A B BODY)`
@@ -175,7 +220,9 @@ impl<'a> InstrKind<'a> {
     pub(crate) fn for_each_var_mut(&mut self, f: &mut dyn FnMut(&mut Var<'a>)) {
         let value = |v: &mut Value<'a>, f: &mut dyn FnMut(&mut Var<'a>)| v.for_each_var_mut(f);
         match self {
-            Self::Call(c) => {
+            // Only parsed operands: the text they come from stays as it was.
+            Self::Call(LazyCall(cell)) => {
+                let Some(c) = cell.get_mut() else { return };
                 value(&mut c.peer, f);
                 value(&mut c.service, f);
                 value(&mut c.function, f);
@@ -218,6 +265,39 @@ impl<'a> InstrKind<'a> {
                 value(&mut m.right, f);
             }
             Self::Seq(..) | Self::Par(..) | Self::Xor(..) | Self::Null | Self::Never => {}
+        }
+    }
+}
+
+/// Where the operands of a call are kept once [`Ast::call`] has parsed them.
+#[derive(Clone, Default)]
+pub struct LazyCall<'a>(OnceCell<Box<Call<'a>>>);
+
+impl<'a> LazyCall<'a> {
+    /// Operands known already, for trees built by hand or generated.
+    pub fn new(call: Call<'a>) -> Self {
+        Self(OnceCell::from(Box::new(call)))
+    }
+
+    /// Operands still in the text.
+    pub(crate) fn deferred() -> Self {
+        Self(OnceCell::new())
+    }
+}
+
+impl PartialEq for LazyCall<'_> {
+    /// Equal when both are parsed and equal: operands still in the text compare unequal
+    /// (compare whole trees, whose `==` parses them first).
+    fn eq(&self, other: &Self) -> bool {
+        matches!((self.0.get(), other.0.get()), (Some(a), Some(b)) if a == b)
+    }
+}
+
+impl fmt::Debug for LazyCall<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.get() {
+            Some(call) => call.fmt(f),
+            None => f.write_str("Call(not parsed yet)"),
         }
     }
 }
@@ -515,4 +595,107 @@ pub enum Accessor<'a> {
     Field(&'a str),
     /// `[name]`: an index (number) or field (string) taken from a scalar.
     Var(Var<'a>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The arena's size is most of a tree's: a 100 MB script has 5.6 million
+    /// instructions (see the module's documentation).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_instruction_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<Instr<'_>>(), 24);
+        assert_eq!(std::mem::size_of::<InstrKind<'_>>(), 16);
+    }
+
+    /// A script of `(seq CALL (seq CALL … (null)))` with the parser's kept calls first,
+    /// then `lazy`, whose operands are left in the text.
+    fn script_with_late_calls(lazy: &[&str]) -> String {
+        let early = r#"(call "p" ("s" "f") [] x)"#;
+        let calls: Vec<&str> = std::iter::repeat_n(early, crate::parser::KEPT_CALLS as usize)
+            .chain(lazy.iter().copied())
+            .collect();
+        let mut script = String::new();
+        for call in &calls {
+            script.push_str("(seq ");
+            script.push_str(call);
+            script.push(' ');
+        }
+        script.push_str("(null)");
+        script.push_str(&")".repeat(calls.len()));
+        script
+    }
+
+    #[test]
+    fn late_call_operands_are_parsed_on_request_and_kept() {
+        let late = [
+            r#"(call "p" ("s" "f") [x.$.a 1 #$c.$.[0]] $out)"#,
+            r#"(call x.$.peer (#%m.$.k.[i] "g") [%init_peer_id% :error:.$.message])"#,
+        ];
+        let script = script_with_late_calls(&late);
+        let ast = crate::parse_unvalidated(&script).unwrap();
+        let calls: Vec<InstrId> = ast
+            .iter()
+            .filter(|(_, instr)| matches!(instr.kind, InstrKind::Call(_)))
+            .map(|(id, _)| id)
+            .collect();
+        let [.., first, second] = calls[..] else {
+            panic!("two late calls");
+        };
+        let InstrKind::Call(LazyCall(cell)) = &ast.instr(first).kind else {
+            panic!("a call");
+        };
+        assert!(cell.get().is_none(), "the operands wait in the text");
+        let call = ast.call(first).unwrap();
+        assert_eq!(call.peer, Value::String("p"));
+        assert_eq!(call.args.len(), 3);
+        let out = call.output.unwrap();
+        assert_eq!(&script[out.pos as usize..][..4], "$out");
+        assert_eq!((out.name, out.kind), ("$out", VarKind::Stream));
+        assert!(std::ptr::eq(call, ast.call(first).unwrap()), "kept");
+        let call = ast.call(second).unwrap();
+        assert_eq!(call.peer.var().map(|v| v.name), Some("x"));
+        assert_eq!(call.service.var().map(|v| v.kind), Some(VarKind::CanonMap));
+        assert_eq!(call.output, None);
+        assert_eq!(
+            ast.display(second).to_string(),
+            r#"call x.$.peer (#%m.$.k.[i] "g") [%init_peer_id% :error:.$.message] "#
+        );
+        assert!(ast.call(ast.root()).is_none());
+    }
+
+    #[test]
+    fn late_calls_print_and_parse_back() {
+        let late = [
+            r#"(call "p" ("s" "f") [x.$.a 1 2.5 true "t" []] $out)"#,
+            r#"(call %init_peer_id% (x.$.s "f") [%last_error%.$.code %timestamp% %ttl%] y)"#,
+        ];
+        let script = script_with_late_calls(&late);
+        let ast = crate::parse_unvalidated(&script).unwrap();
+        let printed = ast.to_string();
+        let again = crate::parse_unvalidated(&printed).unwrap();
+        assert!(ast.eq_ignoring_positions(&again));
+        assert!(printed.contains(r#"(call %init_peer_id% (x.$.s "f") [%last_error%.$.code %timestamp% %ttl%] y)"#));
+    }
+
+    #[test]
+    fn trees_compare_by_their_operands_whether_parsed_or_not() {
+        let text = script_with_late_calls(&[r#"(call "p" ("s" "f") [] x)"#]);
+        let other_text = script_with_late_calls(&[r#"(call "p" ("s" "f") [] y)"#]);
+        let one = crate::parse_unvalidated(&text).unwrap();
+        let two = crate::parse_unvalidated(&text).unwrap();
+        let other = crate::parse_unvalidated(&other_text).unwrap();
+        // The late call's operands are parsed in `one` only.
+        let late = InstrId::from_index(crate::parser::KEPT_CALLS as usize);
+        assert!(one.call(late).is_some());
+        let InstrKind::Call(LazyCall(cell)) = &two.instr(late).kind else {
+            panic!("a call");
+        };
+        assert!(cell.get().is_none());
+        assert_eq!(one, two);
+        assert!(one.eq_ignoring_positions(&two));
+        assert!(!one.eq_ignoring_positions(&other));
+    }
 }

@@ -174,6 +174,12 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Moves to byte `pos`, which must start a token (or the space before one).
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+        self.peeked = None;
+    }
+
     pub(crate) fn next(&mut self) -> Result<Token, LexError> {
         match self.peeked.take() {
             Some(token) => Ok(token),

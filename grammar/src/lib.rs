@@ -34,7 +34,8 @@ mod word;
 pub mod arbitrary;
 
 pub use ast::{
-    Accessor, Ap, ApMap, Ast, Call, Canon, Children, Fail, Fold, Instr, InstrId, InstrKind, Lens,
+    Accessor, Ap, ApMap, Ast, Call, Canon, Children, Fail, Fold, Instr, InstrId, InstrKind, LazyCall,
+    Lens,
     Match, Value, Var, VarKind,
 };
 pub use error::{Diagnostic, ErrorKind, ParseError};

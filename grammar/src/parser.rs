@@ -4,7 +4,8 @@
 //! so the depth of a script is limited by memory, never by the call stack.
 
 use crate::ast::{
-    Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, Match, Value, Var, VarKind,
+    Ap, ApMap, Ast, Call, Canon, Fail, Fold, Instr, InstrId, InstrKind, LazyCall, Match, Value,
+    Var, VarKind,
 };
 use crate::error::{ErrorKind, ParseError};
 use crate::lexer::{Keyword, LexError, Lexer, Raw, Token, TokenKind};
@@ -32,11 +33,40 @@ pub(crate) fn parse_syntax(source: &str) -> Result<(Ast<'_>, Facts), ParseError>
         operands: Vec::new(),
         current: None,
         facts: Facts::with_capacity(instructions),
+        kept_calls: 0,
     };
     match parser.run() {
         Ok(ast) => Ok((ast, parser.facts)),
         Err(e) => Err(ParseError::single(source, e.0, e.1)),
     }
+}
+
+/// Parses again the operands of the call whose `(` is at `open` in `source`.
+pub(crate) fn parse_call(source: &str, open: u32) -> Result<Call<'_>, ParseError> {
+    let mut lexer = Lexer::new(source);
+    lexer.seek(open as usize);
+    let mut parser = Parser {
+        source,
+        lexer,
+        instrs: Vec::new(),
+        stack: Vec::new(),
+        operands: Vec::new(),
+        current: None,
+        facts: Facts::default(),
+        kept_calls: 0,
+    };
+    let call = match parser.instruction_start() {
+        Ok((_, Keyword::Call)) => parser.call(),
+        Ok((at, _)) => Err(Box::new((
+            ErrorKind::Unexpected {
+                found: "another instruction".to_owned(),
+                expected: "a call",
+            },
+            Span::new(at, at + 1),
+        ))),
+        Err(e) => Err(e),
+    };
+    call.map_err(|e| ParseError::single(source, e.0, e.1))
 }
 
 type PResult<T> = Result<T, LexError>;
@@ -126,6 +156,12 @@ const EXPECT_OPEN_TRIPLET: &str = "`(` opening the service and function names";
 const EXPECT_OPEN_ARGS: &str = "`[` opening the argument list";
 const EXPECT_END: &str = "the end of the script (a script is exactly one instruction)";
 
+/// How many calls keep the operands the parser read. The later ones are parsed again
+/// when an invoke reaches them ([`Ast::call`]): real scripts have far fewer calls and
+/// never pay for a second parse, while a generated 100 MB script with millions of calls
+/// does not hold five times its size in operands, most of which it never runs.
+pub(crate) const KEPT_CALLS: u32 = 4096;
+
 struct Parser<'a> {
     source: &'a str,
     lexer: Lexer<'a>,
@@ -135,6 +171,8 @@ struct Parser<'a> {
     /// The `(` of the instruction whose operands are being read.
     current: Option<u32>,
     facts: Facts,
+    /// Calls whose operands are kept so far.
+    kept_calls: u32,
 }
 
 /// An instruction whose children are still being parsed: small, because every `seq`,
@@ -181,7 +219,7 @@ impl<'a> Parser<'a> {
             let mut done = match keyword {
                 Keyword::Call => {
                     let call = self.call()?;
-                    self.close(open, InstrKind::Call(call))?
+                    self.close_call(open, call)?
                 }
                 Keyword::Canon => {
                     let canon = self.canon()?;
@@ -199,7 +237,7 @@ impl<'a> Parser<'a> {
                 }
                 Keyword::Next => {
                     let var = self.var(&[VarKind::Scalar], EXPECT_ITERATOR)?;
-                    self.close(open, InstrKind::Next(var))?
+                    self.close(open, InstrKind::Next(Box::new(var)))?
                 }
                 Keyword::Seq | Keyword::Par | Keyword::Xor => {
                     let pending = match keyword {
@@ -358,7 +396,7 @@ impl<'a> Parser<'a> {
         let operands = self.operands.pop().expect("scope frames have operands");
         match (pending, operands) {
             (Pending::New, Operands::New(var)) => InstrKind::New {
-                var,
+                var: Box::new(var),
                 body: child.expect("new has a body"),
             },
             (Pending::Fold, Operands::Fold(iterable, iterator)) => {
@@ -400,6 +438,30 @@ impl<'a> Parser<'a> {
         Ok(id)
     }
 
+    /// [`Self::close`] for a call, whose operands are recorded for validation, then kept
+    /// for the first [`KEPT_CALLS`] calls and left in the text for the others.
+    #[inline(always)]
+    fn close_call(&mut self, open: u32, call: Call<'a>) -> PResult<InstrId> {
+        let end = match self.lexer.eat(b')') {
+            Some(at) => at + 1,
+            None => self.close_slow(open)?,
+        };
+        self.current = None;
+        let id = InstrId::from_index(self.instrs.len());
+        self.facts.record_call(open, &call);
+        let kind = if self.kept_calls < KEPT_CALLS {
+            self.kept_calls += 1;
+            LazyCall::new(call)
+        } else {
+            LazyCall::deferred()
+        };
+        self.instrs.push(Instr {
+            span: Span::new(open, end),
+            kind: InstrKind::Call(kind),
+        });
+        Ok(id)
+    }
+
     #[inline(never)]
     fn close_slow(&mut self, open: u32) -> PResult<u32> {
         let token = self.lexer.next()?;
@@ -409,7 +471,9 @@ impl<'a> Parser<'a> {
         Ok(token.span.end)
     }
 
-    fn call(&mut self) -> PResult<Box<Call<'a>>> {
+    // Inlined: a call is 192 bytes, returned out of line it is copied twice.
+    #[inline(always)]
+    fn call(&mut self) -> PResult<Call<'a>> {
         let peer = self.operand(form::PEER, EXPECT_PEER)?;
         self.expect(b'(', EXPECT_OPEN_TRIPLET)?;
         let service = self.operand(form::TRIPLET_PART, EXPECT_TRIPLET_PART)?;
@@ -428,13 +492,13 @@ impl<'a> Parser<'a> {
         } else {
             Some(self.var(&[VarKind::Scalar, VarKind::Stream], EXPECT_OUTPUT)?)
         };
-        Ok(Box::new(Call {
+        Ok(Call {
             peer,
             service,
             function,
             args,
             output,
-        }))
+        })
     }
 
     fn canon(&mut self) -> PResult<Box<Canon<'a>>> {

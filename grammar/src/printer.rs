@@ -32,7 +32,7 @@ impl Display for Ast<'_> {
             indent(f, depth)?;
             let kind = &self.instr(id).kind;
             f.write_char('(')?;
-            write_head(f, kind, Style::Canonical)?;
+            write_head(f, self, id, Style::Canonical)?;
             let mut children = kind.children().peekable();
             if children.peek().is_none() {
                 f.write_str(")\n")?;
@@ -60,20 +60,19 @@ impl<'a> Ast<'a> {
     /// `call "p" ("svc" "") [] ` or `match 1 2`: what error objects carry in their
     /// `instruction` field.
     pub fn display(&self, id: InstrId) -> InstrDisplay<'_, 'a> {
-        InstrDisplay {
-            kind: &self.instr(id).kind,
-        }
+        InstrDisplay { ast: self, id }
     }
 }
 
 /// See [`Ast::display`].
 pub struct InstrDisplay<'t, 'a> {
-    kind: &'t InstrKind<'a>,
+    ast: &'t Ast<'a>,
+    id: InstrId,
 }
 
 impl Display for InstrDisplay<'_, '_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write_head(f, self.kind, Style::Display)
+        write_head(f, self.ast, self.id, Style::Display)
     }
 }
 
@@ -87,13 +86,15 @@ enum Style {
 }
 
 /// The keyword and operands of an instruction, without children or parentheses.
-fn write_head<'a>(f: &mut Formatter<'_>, kind: &InstrKind<'a>, style: Style) -> fmt::Result {
+fn write_head(f: &mut Formatter<'_>, ast: &Ast<'_>, id: InstrId, style: Style) -> fmt::Result {
     fn v<'v, 'a>(value: &'v Value<'a>, style: Style) -> ValueText<'v, 'a> {
         ValueText { value, style }
     }
+    let kind = &ast.instr(id).kind;
     f.write_str(kind.keyword())?;
     match kind {
-        InstrKind::Call(call) => {
+        InstrKind::Call(_) => {
+            let call = ast.call(id).expect("a call");
             write!(
                 f,
                 " {} ({} {}) [",

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::ast::{Ast, Fail, InstrId, InstrKind, Lens, Value, Var};
+use crate::ast::{Ast, Call, Fail, InstrId, InstrKind, Lens, Value, Var};
 use crate::error::{ErrorKind, ParseError};
 use crate::span::Span;
 
@@ -113,17 +113,8 @@ impl Facts {
                 }
                 return;
             }
-            InstrKind::Call(call) => {
-                self.value(&call.peer, at);
-                self.value(&call.service, at);
-                self.value(&call.function, at);
-                for arg in &call.args {
-                    self.value(arg, at);
-                }
-                if let Some(out) = &call.output {
-                    self.definitions.push(Occurrence::new(out, at));
-                }
-            }
+            // Recorded by `record_call` from the operands the parser read.
+            InstrKind::Call(_) => {}
             InstrKind::Ap(ap) => {
                 self.value(&ap.arg, at);
                 self.definitions.push(Occurrence::new(&ap.result, at));
@@ -174,6 +165,24 @@ impl Facts {
                     _ => false,
                 };
             self.scoped.push(scoped);
+        }
+    }
+
+    /// Records a call starting at `at`, from its operands (which the tree does not keep).
+    #[inline(always)]
+    pub(crate) fn record_call(&mut self, at: u32, call: &Call<'_>) {
+        self.value(&call.peer, at);
+        self.value(&call.service, at);
+        self.value(&call.function, at);
+        for arg in &call.args {
+            self.value(arg, at);
+        }
+        if let Some(out) = &call.output {
+            self.definitions.push(Occurrence::new(out, at));
+        }
+        // A call holds no fold, `next` or `new`.
+        if self.has_scopes {
+            self.scoped.push(false);
         }
     }
 

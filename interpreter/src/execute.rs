@@ -319,7 +319,7 @@ impl<'t, 'a> Execution<'t, 'a> {
     fn exec_kind(&mut self, id: InstrId) -> Exec {
         let ast = self.ast;
         match &ast.instr(id).kind {
-            InstrKind::Call(call) => self.call(id, call),
+            InstrKind::Call(_) => self.call(id, ast.call(id).expect("a call")),
             InstrKind::Canon(canon) => self.canon(id, canon),
             InstrKind::Ap(ap) => self.ap(id, &ap.arg, &ap.result),
             InstrKind::ApMap(ap) => self.ap_map(id, &ap.key, &ap.value, &ap.map),
@@ -1168,10 +1168,10 @@ impl<'t, 'a> Execution<'t, 'a> {
         output: Option<Output>,
     ) -> Result<(), Fault> {
         if let Some(output) = output {
-            let call_output = match &self.ast.instr(id).kind {
-                InstrKind::Call(c) => c.output.map(|o| o.kind),
-                _ => None,
-            };
+            let call_output = self
+                .ast
+                .call(id)
+                .and_then(|c| c.output.map(|o| o.kind));
             let matches_kind = match output {
                 Output::Scalar => call_output == Some(VarKind::Scalar),
                 Output::Stream { .. } => call_output == Some(VarKind::Stream),
