@@ -19,7 +19,8 @@ use std::fmt;
 
 use crate::span::Span;
 
-/// The parsed and validated script.
+/// The parsed and validated script. It can move to another thread but not be shared
+/// between threads: [`Ast::call`] fills its cache of call operands through `&self`.
 #[derive(Debug, Clone)]
 pub struct Ast<'a> {
     pub(crate) source: &'a str,
