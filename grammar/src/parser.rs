@@ -426,13 +426,8 @@ impl<'a> Parser<'a> {
     /// Expects the `)` of the instruction opened at `open` and stores the instruction.
     #[inline(always)]
     fn close(&mut self, open: u32, kind: InstrKind<'a>) -> PResult<InstrId> {
-        let end = match self.lexer.eat(b')') {
-            Some(at) => at + 1,
-            None => self.close_slow(open)?,
-        };
-        self.current = None;
+        let span = Span::new(open, self.close_paren(open)?);
         let id = InstrId::from_index(self.instrs.len());
-        let span = Span::new(open, end);
         self.facts.record(id, span, &kind);
         self.instrs.push(Instr { span, kind });
         Ok(id)
@@ -442,11 +437,7 @@ impl<'a> Parser<'a> {
     /// for the first [`KEPT_CALLS`] calls and left in the text for the others.
     #[inline(always)]
     fn close_call(&mut self, open: u32, call: Call<'a>) -> PResult<InstrId> {
-        let end = match self.lexer.eat(b')') {
-            Some(at) => at + 1,
-            None => self.close_slow(open)?,
-        };
-        self.current = None;
+        let end = self.close_paren(open)?;
         let id = InstrId::from_index(self.instrs.len());
         self.facts.record_call(open, &call);
         let kind = if self.kept_calls < KEPT_CALLS {
@@ -460,6 +451,17 @@ impl<'a> Parser<'a> {
             kind: InstrKind::Call(kind),
         });
         Ok(id)
+    }
+
+    /// Expects the `)` of the instruction opened at `open`: the end of its span.
+    #[inline(always)]
+    fn close_paren(&mut self, open: u32) -> PResult<u32> {
+        let end = match self.lexer.eat(b')') {
+            Some(at) => at + 1,
+            None => self.close_slow(open)?,
+        };
+        self.current = None;
+        Ok(end)
     }
 
     #[inline(never)]
