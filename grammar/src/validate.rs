@@ -98,7 +98,7 @@ impl Facts {
     }
 
     /// Records the instruction `id` (spanning `span`), complete with its children
-    /// (which have ids below `id`).
+    /// (which have ids below `id`). Calls go to [`Self::record_call`] instead.
     #[inline(always)]
     pub(crate) fn record(&mut self, id: InstrId, span: Span, kind: &InstrKind<'_>) {
         let at = span.start;
@@ -113,8 +113,6 @@ impl Facts {
                 }
                 return;
             }
-            // Recorded by `record_call` from the operands the parser read.
-            InstrKind::Call(_) => {}
             InstrKind::Ap(ap) => {
                 self.value(&ap.arg, at);
                 self.definitions.push(Occurrence::new(&ap.result, at));

@@ -267,12 +267,18 @@ fn invoke_logged(
 /// The current peer's key, checked for its format and length.
 fn own_key(key: &KeyPair) -> Result<integrity::OwnKey, String> {
     let bytes = key.secret.as_slice();
+    // The 32 bytes at `at`, once the length is checked.
+    let half = |at: usize| {
+        let mut out = [0; 32];
+        out.copy_from_slice(&bytes[at..at + 32]);
+        out
+    };
     match (key.format, bytes.len()) {
-        (0, 32) => Ok(integrity::OwnKey::Secret(split32(bytes).0)),
-        (1, 64) => {
-            let (secret, public) = split32(bytes);
-            Ok(integrity::OwnKey::Pair { secret, public })
-        }
+        (0, 32) => Ok(integrity::OwnKey::Secret(half(0))),
+        (1, 64) => Ok(integrity::OwnKey::Pair {
+            secret: half(0),
+            public: half(32),
+        }),
         (0, len) => Err(format!("an Ed25519 secret key is 32 bytes, got {len}")),
         (1, len) => Err(format!(
             "a format 1 key is 64 bytes (Ed25519 secret, then public key), got {len}"
@@ -281,15 +287,4 @@ fn own_key(key: &KeyPair) -> Result<integrity::OwnKey, String> {
             "key format {format} is not supported; only 0 and 1 (Ed25519) are"
         )),
     }
-}
-
-/// The first 32 bytes, and the next 32 when there are.
-fn split32(bytes: &[u8]) -> ([u8; 32], [u8; 32]) {
-    let mut first = [0; 32];
-    let mut second = [0; 32];
-    first.copy_from_slice(&bytes[..32]);
-    if let Some(rest) = bytes.get(32..64) {
-        second.copy_from_slice(rest);
-    }
-    (first, second)
 }
