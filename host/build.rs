@@ -3,10 +3,12 @@
 //! needed: `cargo build` of the host builds the module too.
 //!
 //! The module is built by a nested `cargo build` in its own target folder
-//! (`<target>/braid-wasm-module`), which is incremental like any build. If it cannot be
-//! built (most often: the `wasm32-unknown-unknown` target is not installed), the host
-//! still builds, with an empty module and the reason, and the Wasm backend reports that
-//! reason when it is asked for. `BRAID_WASM_MODULE=path` uses a prebuilt module instead.
+//! (`<target>/braid-wasm-module`), which is incremental like any build. The
+//! `wasm32-unknown-unknown` target is named in `rust-toolchain.toml`; a toolchain that
+//! rustup installed earlier without it gets it here, with `rustup target add` (rustup
+//! installs a toolchain file's targets only with the toolchain itself). If the module
+//! still cannot be built, the host builds with an empty module and the reason, and the
+//! Wasm backend reports that reason when it is asked for. `BRAID_WASM_MODULE=path` uses a prebuilt module instead.
 //! The same build makes the example service (`services/example`) for the host's tests.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ fn main() {
     let module = out_dir.join("braid_interpreter.wasm");
 
     println!("cargo::rerun-if-env-changed=BRAID_WASM_MODULE");
+    println!("cargo::rerun-if-env-changed=RUSTUP_TOOLCHAIN");
     for input in [
         "grammar/src",
         "grammar/Cargo.toml",
@@ -61,6 +64,52 @@ fn main() {
 
 /// Builds the module into `module`; returns why not, or an empty string.
 fn build(root: &Path, out_dir: &Path, module: &Path) -> String {
+    match build_once(root, out_dir, module) {
+        Missing::Target => match add_target() {
+            Ok(()) => match build_once(root, out_dir, module) {
+                Missing::Target => format!("install the target with `rustup target add {TARGET}`"),
+                Missing::Nothing => String::new(),
+                Missing::Other(why) => why,
+            },
+            Err(why) => format!("install the target with `rustup target add {TARGET}` ({why})"),
+        },
+        Missing::Nothing => String::new(),
+        Missing::Other(why) => why,
+    }
+}
+
+/// What a build of the module lacked.
+enum Missing {
+    Nothing,
+    /// The standard library for `wasm32-unknown-unknown`.
+    Target,
+    Other(String),
+}
+
+/// Installs the target into the toolchain this build runs on (rustup names it in
+/// `RUSTUP_TOOLCHAIN`); without rustup there is nothing to do.
+fn add_target() -> Result<(), String> {
+    let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") else {
+        return Err("the toolchain is not managed by rustup".into());
+    };
+    let output = Command::new("rustup")
+        .args(["target", "add", TARGET, "--toolchain"])
+        .arg(&toolchain)
+        .output()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("rustup failed")
+        .to_string())
+}
+
+fn build_once(root: &Path, out_dir: &Path, module: &Path) -> Missing {
     // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out.
     let target_dir = out_dir.ancestors().nth(4).map_or_else(
         || out_dir.join("wasm-module"),
@@ -85,21 +134,21 @@ fn build(root: &Path, out_dir: &Path, module: &Path) -> String {
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     let output = match command.output() {
         Ok(output) => output,
-        Err(e) => return format!("cannot run cargo: {e}"),
+        Err(e) => return Missing::Other(format!("cannot run cargo: {e}")),
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("target may not be installed")
             || stderr.contains("can't find crate for `core`")
         {
-            return format!("install the target with `rustup target add {TARGET}`");
+            return Missing::Target;
         }
         let last = stderr
             .lines()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        return format!("building the module failed: {last}");
+        return Missing::Other(format!("building the module failed: {last}"));
     }
     let built = target_dir.join(TARGET).join("release");
     let example = out_dir.join("example_service.wasm");
@@ -108,10 +157,10 @@ fn build(root: &Path, out_dir: &Path, module: &Path) -> String {
         ("braid_example_service.wasm", &example),
     ] {
         if let Err(e) = std::fs::copy(built.join(from), to) {
-            return format!("cannot copy {}: {e}", built.join(from).display());
+            return Missing::Other(format!("cannot copy {}: {e}", built.join(from).display()));
         }
     }
-    String::new()
+    Missing::Nothing
 }
 
 fn env(name: &str) -> String {

@@ -6,20 +6,18 @@
 //! trap, running out of memory or an endless loop fails that invoke alone and never
 //! the next one.
 //!
-//! Both give the same [`RecordedOutcome`] for the same inputs, byte for byte (the
+//! Both give the same [`Outcome`] for the same inputs, byte for byte (the
 //! conformance tests check every scenario with both).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use braid_interpreter::{CallResults, RunParams};
+use braid_interpreter::{CallResults, LimitFlags, Outcome, RunParams};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
 };
-
-use crate::record::RecordedOutcome;
 
 /// Runs invocations.
 pub trait Backend: Send + Sync + 'static {
@@ -35,7 +33,7 @@ pub trait Backend: Send + Sync + 'static {
         data: &[u8],
         params: &RunParams,
         results: &CallResults,
-    ) -> Result<RecordedOutcome, BackendError>;
+    ) -> Result<Outcome, BackendError>;
 }
 
 /// Why a backend could not run an invocation.
@@ -81,9 +79,10 @@ impl Backend for NativeBackend {
         data: &[u8],
         params: &RunParams,
         results: &CallResults,
-    ) -> Result<RecordedOutcome, BackendError> {
-        let outcome = braid_interpreter::invoke(script, prev_data, data, params, results);
-        Ok(RecordedOutcome::from(outcome))
+    ) -> Result<Outcome, BackendError> {
+        Ok(braid_interpreter::invoke(
+            script, prev_data, data, params, results,
+        ))
     }
 }
 
@@ -244,18 +243,25 @@ impl Backend for WasmBackend {
         data: &[u8],
         params: &RunParams,
         results: &CallResults,
-    ) -> Result<RecordedOutcome, BackendError> {
+    ) -> Result<Outcome, BackendError> {
         let input = braid_wasm::encode_input(script, prev_data, data, params, results);
         let bytes = self.run(&input)?;
         let mut output = braid_wasm::Output::decode(&bytes)
             .map_err(|e| BackendError::Abi(format!("the output does not decode: {e}")))?;
-        Ok(RecordedOutcome {
-            ret_code: output.ret_code,
-            error_message: std::mem::take(&mut output.error_message),
-            call_requests: output.take_call_requests(),
-            next_peers: output.next_peers,
-            data: output.data,
-        })
+        let call_requests = output.take_call_requests();
+        let (air_size, particle_size, call_result_size) = output.limits_exceeded;
+        Ok(Outcome::reported(
+            output.data,
+            call_requests,
+            output.next_peers,
+            output.ret_code,
+            output.error_message,
+            LimitFlags {
+                air_size,
+                particle_size,
+                call_result_size,
+            },
+        ))
     }
 }
 
@@ -397,25 +403,5 @@ pub fn backend_by_name(name: &str) -> Result<Arc<dyn Backend>, BackendError> {
         other => Err(BackendError::Unavailable(format!(
             "unknown backend `{other}` (native or wasm)"
         ))),
-    }
-}
-
-/// `backend` as the scenario driver's interpreter ([`braid_sim::run_with`]).
-pub fn sim_interpreter(
-    backend: &dyn Backend,
-) -> impl Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<braid_sim::Invoked, String>
-+ Sync
-+ '_ {
-    move |script, prev, current, params, results| {
-        let outcome = backend
-            .invoke(script, prev, current, params, results)
-            .map_err(|e| e.to_string())?;
-        Ok(braid_sim::Invoked {
-            ret_code: outcome.ret_code,
-            error_message: outcome.error_message,
-            data: outcome.data,
-            call_requests: outcome.call_requests,
-            next_peers: outcome.next_peers,
-        })
     }
 }

@@ -11,18 +11,18 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError};
 use crate::error::HostError;
-use crate::record::RecordedOutcome;
+use braid_interpreter::Outcome;
 
 /// The inputs of one invocation.
 pub(crate) struct Job {
     pub(crate) script: Arc<str>,
-    pub(crate) prev_data: Vec<u8>,
-    pub(crate) data: Vec<u8>,
+    pub(crate) prev_data: Arc<Vec<u8>>,
+    pub(crate) data: Arc<Vec<u8>>,
     pub(crate) params: RunParams,
     pub(crate) results: CallResults,
 }
 
-type Queued = (Job, oneshot::Sender<Result<RecordedOutcome, BackendError>>);
+type Queued = (Job, oneshot::Sender<Result<Outcome, BackendError>>);
 
 /// A handle to the pool; the threads end when the last handle is dropped.
 #[derive(Clone)]
@@ -56,7 +56,7 @@ impl InvokePool {
 
     /// Runs one invocation on a pool thread. Waits for a queue slot when the queue is
     /// full (and says so in the log).
-    pub(crate) async fn invoke(&self, job: Job) -> Result<RecordedOutcome, HostError> {
+    pub(crate) async fn invoke(&self, job: Job) -> Result<Outcome, HostError> {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send((job, reply)) {
             Ok(()) => {}

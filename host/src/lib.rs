@@ -54,7 +54,7 @@ mod wasm_service;
 
 pub use backend::{
     Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WasmBackend, WasmLimits,
-    backend_by_name, sim_interpreter,
+    backend_by_name,
 };
 pub use braid_wire::public_key_of_peer_id;
 pub use braid_wire::{
@@ -66,7 +66,7 @@ pub use identity::NodeKey;
 pub use net::TcpNetwork;
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
-pub use record::{InvokeRecord, RecordedOutcome};
+pub use record::InvokeRecord;
 pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
 pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};
 pub use wasm_service::{RunnerPolicy, WasmService, WasmServiceConfig};

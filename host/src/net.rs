@@ -32,7 +32,7 @@ pub use braid_wire::{
     HandshakePayload, Message, NetError, PAYLOAD_VERSION, Status, binding_message,
     decode_frame_header,
 };
-pub use config::{NetConfig, NodeSettings, Route, parse_peer};
+pub use config::{NetConfig, Route};
 pub use handshake::{NOISE_PARAMS, PROLOGUE};
 pub use tcp::{NetStats, TcpNetwork};
 

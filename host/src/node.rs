@@ -18,12 +18,13 @@
 //! calls and forgets its data. Different particles run concurrently, at most as many
 //! at once as the invoke pool has threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_interpreter::{
-    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, RunParams,
+use braid_interpreter::{CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams};
+use braid_peer::{
+    Action, Batching, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -36,7 +37,7 @@ use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
-use crate::record::{InvokeRecord, RecordedOutcome};
+use crate::record::InvokeRecord;
 use crate::services::{
     ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
     to_call_result,
@@ -824,7 +825,8 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
     }
 }
 
-/// One particle on this node, from its first arrival to its deadline.
+/// One particle on this node, from its first arrival to its deadline: a driver of its
+/// [`ParticleMachine`], which decides what runs when; this performs it.
 async fn run_actor(
     shared: Arc<Shared>,
     mut template: Particle,
@@ -850,169 +852,163 @@ async fn run_actor(
         particle_id: template.id.clone(),
         signature: template.signature.clone(),
     };
-    let mut incoming = VecDeque::from([std::mem::take(&mut template.data)]);
-    // A particle this node ran before a restart continues from its stored data.
-    let stored = match &shared.store {
-        Some(store) => store.read(&store_key).await,
-        None => Ok(None),
+    let config = MachineConfig {
+        deadline_ms: deadline,
+        batching: Batching::AllReady,
+        durable: shared.store.is_some(),
     };
-    let mut prev_data = match stored {
-        Ok(data) => data.unwrap_or_default(),
-        Err(e) => {
-            tracing::error!(particle_id = %context.id, "cannot read the particle's data: {e}");
-            shared.monitor.update(|s| s.store_failures += 1);
-            Vec::new()
-        }
+    // A particle this node ran before a restart continues from its snapshot, and the
+    // calls it had in flight are made again.
+    let mut machine = match restore(&shared, &store_key).await {
+        Some(snapshot) => ParticleMachine::restore(config, snapshot),
+        None => ParticleMachine::new(config),
     };
+    machine.handle_arrival(Arc::new(std::mem::take(&mut template.data)));
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
-    let mut ready = CallResults::new();
-    let mut forwarded = false;
     let mut invocations = 0u32;
     let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
-                ready: &mut CallResults| match done {
+                machine: &mut ParticleMachine| match done {
         Ok((id, result)) => {
-            ready.insert(id, result);
+            machine.handle_call_result(id, result);
         }
         // A call task only ends in error when cancelled, which happens at expiry.
         Err(e) => tracing::error!(particle_id = %context.id, "a call task failed: {e}"),
     };
     loop {
+        // Everything that is ready goes in before the machine decides.
         while let Some(done) = calls.try_join_next() {
-            take(done, &mut ready);
+            take(done, &mut machine);
         }
         while let Ok(particle) = mailbox.try_recv() {
-            incoming.push_back(particle.data);
+            machine.handle_arrival(Arc::new(particle.data));
         }
-        if incoming.is_empty() && ready.is_empty() {
+        let Some(action) = machine.poll_action() else {
             tokio::select! {
                 biased;
-                () = &mut expiry => break,
+                () = &mut expiry => {
+                    machine.handle_tick(deadline);
+                }
                 received = mailbox.recv() => match received {
-                    Some(particle) => incoming.push_back(particle.data),
+                    Some(particle) => machine.handle_arrival(Arc::new(particle.data)),
                     None => return, // the node stopped
                 },
-                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut ready),
+                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine),
             }
             continue;
-        }
-        let results_ids: Vec<u32> = ready.keys().copied().collect();
-        tracing::debug!(
-            peer = %shared.monitor.peer,
-            particle_id = %context.id,
-            results = ?results_ids,
-            data_bytes = incoming.front().map_or(0, Vec::len),
-            "invoke"
-        );
-        let job = Job {
-            script: Arc::clone(&script),
-            prev_data: std::mem::take(&mut prev_data),
-            data: incoming.pop_front().unwrap_or_default(),
-            params: params.clone(),
-            results: std::mem::take(&mut ready),
         };
-        let inputs = shared
-            .record_dir
-            .as_ref()
-            .map(|_| (job.prev_data.clone(), job.data.clone(), job.results.clone()));
-        let outcome = tokio::select! {
-            biased;
-            () = &mut expiry => break,
-            outcome = shared.pool.invoke(job) => match outcome {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    // The backend stopped this invoke (a trap, memory, the deadline):
-                    // the particle ends here, its stored data kept; the next particle
-                    // runs on a fresh instance.
-                    tracing::error!(particle_id = %context.id, "cannot run the particle: {e}");
-                    shared.monitor.update(|s| s.failed_invokes += 1);
-                    if let Some(session) = &session {
-                        session.resolve(Err(ExecuteError::from(e)));
+        match action {
+            Action::Invoke(input) => {
+                tracing::debug!(
+                    peer = %shared.monitor.peer,
+                    particle_id = %context.id,
+                    results = ?input.call_results.keys().collect::<Vec<_>>(),
+                    data_bytes = input.data.len(),
+                    "invoke"
+                );
+                let job = Job {
+                    script: Arc::clone(&script),
+                    prev_data: Arc::clone(&input.prev_data),
+                    data: Arc::clone(&input.data),
+                    params: params.clone(),
+                    results: input.call_results.clone(),
+                };
+                let outcome = tokio::select! {
+                    biased;
+                    () = &mut expiry => {
+                        machine.handle_tick(deadline);
+                        continue;
                     }
-                    return;
+                    outcome = shared.pool.invoke(job) => outcome,
+                };
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        // The backend stopped this invoke (a trap, memory, the
+                        // deadline): the particle ends here, its stored data kept; the
+                        // next particle runs on a fresh instance.
+                        tracing::error!(particle_id = %context.id, "cannot run the particle: {e}");
+                        shared.monitor.update(|s| s.failed_invokes += 1);
+                        machine.handle_invoke_failed();
+                        if let Some(session) = &session {
+                            session.resolve(Err(ExecuteError::from(e)));
+                        }
+                        return;
+                    }
+                };
+                if let Some(dir) = &shared.record_dir {
+                    invocations += 1;
+                    let name = format!(
+                        "{}-{}-{invocations:03}",
+                        context.id,
+                        &context.host_id[6..14]
+                    );
+                    write_record(dir, name, &script, &params, input, &outcome).await;
                 }
-            },
-        };
-        if let (Some(dir), Some((prev_data, data, call_results))) = (&shared.record_dir, inputs) {
-            invocations += 1;
-            let record = InvokeRecord {
-                script: script.to_string(),
-                prev_data,
-                data,
-                params: params.clone(),
-                call_results,
-                outcome: outcome.clone(),
-            };
-            let dir = dir.clone();
-            let name = format!(
-                "{}-{}-{invocations:03}",
-                context.id,
-                &context.host_id[6..14]
-            );
-            let written = tokio::task::spawn_blocking(move || record.write(&dir, &name)).await;
-            if !matches!(written, Ok(Ok(()))) {
-                tracing::error!(particle_id = %context.id, "cannot write the invocation record: {written:?}");
+                let code = outcome.ret_code();
+                shared.monitor.update(|s| {
+                    s.invokes += 1;
+                    s.failed_invokes += u64::from(code != 0);
+                });
+                if code != 0 {
+                    let message = outcome.error_message();
+                    tracing::debug!(particle_id = %context.id, code, "invoke failed: {message}");
+                    shared.monitor.emit(|| NodeEvent::InvokeFailed {
+                        peer: shared.monitor.peer.clone(),
+                        particle_id: context.id.clone(),
+                        code,
+                        message,
+                    });
+                }
+                machine.handle_invoked(outcome);
             }
-        }
-        let RecordedOutcome {
-            ret_code: code,
-            error_message: message,
-            data,
-            call_requests,
-            next_peers,
-        } = outcome;
-        prev_data = data;
-        shared.monitor.update(|s| {
-            s.invokes += 1;
-            s.failed_invokes += u64::from(code != 0);
-        });
-        // Persist first: effects of data that is not stored are not let out.
-        let written = match &shared.store {
-            Some(store) => store.write(&store_key, deadline, prev_data.clone()).await,
-            None => Ok(()),
-        };
-        if let Err(e) = written {
-            tracing::error!(
-                particle_id = %context.id,
-                "cannot store the particle's data; dropping this invocation's calls and sends: {e}"
-            );
-            shared.monitor.update(|s| s.store_failures += 1);
-            continue;
-        }
-        if code != 0 {
-            tracing::debug!(particle_id = %context.id, code, "invoke failed: {message}");
-            shared.monitor.emit(|| NodeEvent::InvokeFailed {
-                peer: shared.monitor.peer.clone(),
-                particle_id: context.id.clone(),
-                code,
-                message: message.clone(),
-            });
-        }
-        for request in call_requests {
-            let call = perform_call(
-                Arc::clone(&shared),
-                session.clone(),
-                context.clone(),
-                request,
-            );
-            calls.spawn(call);
-        }
-        if !next_peers.is_empty() {
-            forwarded = true;
-            let particle = Particle {
-                data: prev_data.clone(),
-                ..template.clone()
-            };
-            send(&shared, &particle, next_peers, session.clone());
-        }
-        if let Some(session) = &session {
-            let finished = calls.is_empty() && incoming.is_empty() && !forwarded;
-            if finished && session.pending() {
-                session.resolve(if code == 0 {
-                    Ok(Value::Null)
-                } else {
-                    Err(ExecuteError::Interpreter { code, message })
+            Action::Persist(snapshot) => {
+                // Invariant: the machine asks for snapshots only when it is durable,
+                // that is, when the node has a store.
+                let store = shared
+                    .store
+                    .as_ref()
+                    .expect("a durable particle has a store");
+                let written = store.write(&store_key, deadline, snapshot.encode()).await;
+                machine.handle_persisted(match written {
+                    Ok(()) => Persisted::Durable,
+                    Err(e) => {
+                        tracing::error!(
+                            particle_id = %context.id,
+                            "cannot store the particle's data; dropping this invocation's calls and sends: {e}"
+                        );
+                        shared.monitor.update(|s| s.store_failures += 1);
+                        Persisted::Failed
+                    }
                 });
             }
+            Action::Call(request) => {
+                calls.spawn(perform_call(
+                    Arc::clone(&shared),
+                    session.clone(),
+                    context.clone(),
+                    request,
+                ));
+            }
+            Action::Send { peers, data } => {
+                let particle = Particle {
+                    data: data.to_vec(),
+                    ..template.clone()
+                };
+                send(&shared, &particle, peers, session.clone());
+            }
+            Action::Settled(settled) => {
+                if let Some(session) = session.as_ref().filter(|s| s.pending()) {
+                    session.resolve(if settled.ret_code == 0 {
+                        Ok(Value::Null)
+                    } else {
+                        Err(ExecuteError::Interpreter {
+                            code: settled.ret_code,
+                            message: settled.error_message,
+                        })
+                    });
+                }
+            }
+            Action::Expire { .. } => break,
         }
     }
     let cancelled = calls.len();
@@ -1044,6 +1040,52 @@ async fn run_actor(
         particle_id: context.id.clone(),
         cancelled_calls: cancelled,
     });
+}
+
+/// The snapshot this node persisted of a particle before, if any (one that cannot be
+/// read is logged and counted, and the particle starts afresh).
+async fn restore(shared: &Shared, key: &StoreKey) -> Option<Snapshot> {
+    let bytes = match shared.store.as_ref()?.read(key).await {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::error!(particle_id = %key.particle_id, "cannot read the particle's data: {e}");
+            shared.monitor.update(|s| s.store_failures += 1);
+            return None;
+        }
+    };
+    match Snapshot::decode(&bytes) {
+        Ok(snapshot) => Some(snapshot),
+        Err(e) => {
+            tracing::error!(particle_id = %key.particle_id, "the particle's stored data is unreadable: {e}");
+            shared.monitor.update(|s| s.store_failures += 1);
+            None
+        }
+    }
+}
+
+/// Writes one invocation's record (inputs and outcome) to `dir/name.json`, off the
+/// runtime's threads.
+async fn write_record(
+    dir: &std::path::Path,
+    name: String,
+    script: &str,
+    params: &RunParams,
+    input: InvokeInput,
+    outcome: &braid_interpreter::Outcome,
+) {
+    let record = InvokeRecord {
+        script: script.to_owned(),
+        prev_data: input.prev_data.to_vec(),
+        data: input.data.to_vec(),
+        params: params.clone(),
+        call_results: input.call_results,
+        outcome: outcome.clone(),
+    };
+    let dir = dir.to_owned();
+    let written = tokio::task::spawn_blocking(move || record.write(&dir, &name)).await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::error!(particle_id = %params.particle_id, "cannot write the invocation record: {written:?}");
+    }
 }
 
 /// Sends the particle to each peer, concurrently, each with the send timeout; failures

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use braid_interpreter::{
-    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams, Tetraplet,
+    CallRequest, CallResult, CallResults, Integrity, KeyPair, LimitFlags, Limits, Outcome,
+    RunParams, Tetraplet,
 };
 use serde_json::{Map, Value, json};
 
@@ -29,49 +30,9 @@ pub struct InvokeRecord {
     pub params: RunParams,
     /// The call results.
     pub call_results: CallResults,
-    /// What `invoke` returned.
-    pub outcome: RecordedOutcome,
-}
-
-/// The observable parts of an [`Outcome`]: what every interpreter backend returns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedOutcome {
-    /// 0 or the error code.
-    pub ret_code: i32,
-    /// The error message, empty on success.
-    pub error_message: String,
-    /// The new data.
-    pub data: Vec<u8>,
-    /// Peers to send to.
-    pub next_peers: Vec<String>,
-    /// Service calls to make.
-    pub call_requests: Vec<CallRequest>,
-}
-
-impl RecordedOutcome {
-    /// The observable parts of an outcome.
-    pub fn of(outcome: &Outcome) -> Self {
-        RecordedOutcome {
-            ret_code: outcome.ret_code(),
-            error_message: outcome.error_message(),
-            data: outcome.data.clone(),
-            next_peers: outcome.next_peers.clone(),
-            call_requests: outcome.call_requests.clone(),
-        }
-    }
-}
-
-impl From<Outcome> for RecordedOutcome {
-    fn from(outcome: Outcome) -> Self {
-        let (ret_code, error_message) = (outcome.ret_code(), outcome.error_message());
-        RecordedOutcome {
-            ret_code,
-            error_message,
-            data: outcome.data,
-            next_peers: outcome.next_peers,
-            call_requests: outcome.call_requests,
-        }
-    }
+    /// What `invoke` returned (its error, read back from a file, as
+    /// [`braid_interpreter::InterpreterError::Reported`]).
+    pub outcome: Outcome,
 }
 
 impl InvokeRecord {
@@ -85,13 +46,15 @@ impl InvokeRecord {
             &self.params,
             &self.call_results,
         );
-        let now = RecordedOutcome::of(&outcome);
-        let was = &self.outcome;
+        let (now, was) = (&outcome, &self.outcome);
         let mut differences = Vec::new();
-        if now.ret_code != was.ret_code || now.error_message != was.error_message {
+        if now.ret_code() != was.ret_code() || now.error_message() != was.error_message() {
             differences.push(format!(
                 "ret_code {} `{}`, recorded {} `{}`",
-                now.ret_code, now.error_message, was.ret_code, was.error_message
+                now.ret_code(),
+                now.error_message(),
+                was.ret_code(),
+                was.error_message()
             ));
         }
         if now.data != was.data {
@@ -160,8 +123,8 @@ impl InvokeRecord {
             },
             "call_results": results,
             "outcome": {
-                "ret_code": o.ret_code,
-                "error_message": o.error_message,
+                "ret_code": o.ret_code(),
+                "error_message": o.error_message(),
                 "data": hex(&o.data),
                 "next_peers": o.next_peers,
                 "call_requests": requests_json(&o.call_requests),
@@ -233,18 +196,19 @@ impl InvokeRecord {
                 },
             },
             call_results,
-            outcome: RecordedOutcome {
-                ret_code: int(&o["ret_code"], "outcome.ret_code")? as i32,
-                error_message: string(&o["error_message"], "outcome.error_message")?.to_owned(),
-                data: unhex(string(&o["data"], "outcome.data")?)?,
-                next_peers: o["next_peers"]
+            outcome: Outcome::reported(
+                unhex(string(&o["data"], "outcome.data")?)?,
+                requests_from_json(&o["call_requests"])?,
+                o["next_peers"]
                     .as_array()
                     .ok_or("outcome.next_peers is not an array")?
                     .iter()
                     .map(|p| string(p, "a next peer").map(str::to_owned))
                     .collect::<Result<_, _>>()?,
-                call_requests: requests_from_json(&o["call_requests"])?,
-            },
+                int(&o["ret_code"], "outcome.ret_code")? as i32,
+                string(&o["error_message"], "outcome.error_message")?.to_owned(),
+                LimitFlags::default(),
+            ),
         })
     }
 

@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_host::{
-    Backend, BackendError, Fault, NativeBackend, WasmBackend, WasmLimits, sim_interpreter,
-};
-use braid_interpreter::{Integrity, Limits, RunParams};
+use braid_host::{Backend, BackendError, Fault, NativeBackend, WasmBackend, WasmLimits};
+use braid_interpreter::{CallResults, Integrity, Limits, Outcome, RunParams};
 use braid_sim::{KeepInputs, Scenario, diff, run_with, scenario_files};
 
 fn shared(folder: &str) -> PathBuf {
@@ -38,6 +36,17 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// A backend as the scenario driver's interpreter.
+fn sim_interpreter(
+    backend: &dyn Backend,
+) -> impl Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<Outcome, String> + Sync + '_ {
+    move |script, prev, current, params, results| {
+        backend
+            .invoke(script, prev, current, params, results)
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[test]
 fn every_scenario_gives_identical_bytes_with_the_native_and_the_wasm_backend() {
     let native = NativeBackend;
@@ -50,6 +59,7 @@ fn every_scenario_gives_identical_bytes_with_the_native_and_the_wasm_backend() {
     ])
     .expect("the scenario folders are readable");
     assert!(files.len() > 1000, "only {} scenarios found", files.len());
+    let gaps = known_gaps();
     let (mut steps, mut failures) = (0usize, Vec::new());
     for file in &files {
         let scenario = Scenario::load(file).expect("scenarios load");
@@ -67,7 +77,11 @@ fn every_scenario_gives_identical_bytes_with_the_native_and_the_wasm_backend() {
                 failures.push(format!("{}: step {} data differs", scenario.name, ra.step));
             }
         }
-        if let Some(expected) = &scenario.expected {
+        if let Some(expected) = scenario
+            .expected
+            .as_ref()
+            .filter(|_| !gaps.contains(&scenario.name))
+        {
             let differences = diff(expected, &tb, &scenario.ignore_args, 3);
             if !differences.is_empty() {
                 failures.push(format!(
@@ -85,10 +99,29 @@ fn every_scenario_gives_identical_bytes_with_the_native_and_the_wasm_backend() {
     );
 }
 
+/// The scenarios the interpreter does not pass yet (`fixtures/conformance/known-gaps*.txt`,
+/// kept by the conformance test): on them both backends must still agree, byte for
+/// byte, but not with the reference.
+fn known_gaps() -> std::collections::BTreeSet<String> {
+    ["known-gaps.txt", "known-gaps-real.txt"]
+        .iter()
+        .flat_map(|file| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fixtures/conformance")
+                .join(file);
+            let text = std::fs::read_to_string(&path).expect("the known-gaps lists are readable");
+            text.lines()
+                .map(|line| line.split('#').next().unwrap_or("").trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 const SCRIPT: &str = r#"(seq (call %init_peer_id% ("s" "f") [1] x) (call "B" ("s" "g") [x]))"#;
 
 /// One invoke of [`SCRIPT`] on a fresh particle.
-fn invoke(backend: &dyn Backend) -> Result<braid_host::RecordedOutcome, BackendError> {
+fn invoke(backend: &dyn Backend) -> Result<braid_interpreter::Outcome, BackendError> {
     let params = RunParams {
         init_peer_id: "A".into(),
         current_peer_id: "A".into(),
@@ -105,9 +138,9 @@ fn invoke(backend: &dyn Backend) -> Result<braid_host::RecordedOutcome, BackendE
     backend.invoke(SCRIPT, &[], &[], &params, &Default::default())
 }
 
-fn assert_normal(outcome: Result<braid_host::RecordedOutcome, BackendError>) {
+fn assert_normal(outcome: Result<braid_interpreter::Outcome, BackendError>) {
     let outcome = outcome.expect("the invoke after a fault runs normally");
-    assert_eq!(outcome.ret_code, 0, "{}", outcome.error_message);
+    assert_eq!(outcome.ret_code(), 0, "{}", outcome.error_message());
     assert_eq!(outcome.call_requests.len(), 1);
     assert_eq!(outcome.call_requests[0].function_name, "f");
 }

@@ -30,7 +30,10 @@ fn script(service: &str, function: &str) -> String {
 }
 
 async fn call(node: &Node, service: &str, function: &str, arg: Value) -> Result<Value, String> {
-    match node.execute(script(service, function), [("arg", arg)]).await {
+    match node
+        .execute(script(service, function), [("arg", arg)])
+        .await
+    {
         Ok(value) => Ok(value),
         Err(ExecuteError::Script(error)) => Err(error["message"]
             .as_str()
@@ -65,10 +68,12 @@ async fn a_service_is_loaded_from_the_file_its_config_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("greeter.wasm");
     std::fs::write(&path, EXAMPLE).unwrap();
-    let config: WasmServiceConfig = toml::from_str(&format!(
-        "id = \"greeter\"\nmodule = {:?}\n[policy]\nmemory_bytes = 16777216\nfuel = 50000000\n",
-        path.display().to_string()
-    ))
+    // Keys left out of the policy take their defaults.
+    let config: WasmServiceConfig = serde_json::from_value(json!({
+        "id": "greeter",
+        "module": path,
+        "policy": {"memory_bytes": 16777216, "fuel": 50000000},
+    }))
     .expect("the config parses");
     assert_eq!(config.policy.fuel, 50_000_000);
     assert!(config.policy.enabled);
@@ -105,10 +110,15 @@ async fn the_runner_policy_refuses_with_an_error_the_script_sees() {
     };
     service("mine", EXAMPLE, allowed).register(&node);
 
-    let err = call(&node, "private", "greet", json!("x")).await.unwrap_err();
+    let err = call(&node, "private", "greet", json!("x"))
+        .await
+        .unwrap_err();
     assert!(err.contains("may not run for init peer"), "{err}");
     let err = call(&node, "off", "greet", json!("x")).await.unwrap_err();
-    assert!(err.contains("disabled by this node's runner policy"), "{err}");
+    assert!(
+        err.contains("disabled by this node's runner policy"),
+        "{err}"
+    );
     assert_eq!(
         call(&node, "mine", "greet", json!("me")).await,
         Ok(json!("Hello, me!"))
@@ -166,9 +176,15 @@ async fn a_misbehaving_service_fails_its_call_and_the_node_goes_on() {
 
     for (id, expected) in [
         ("trap", "service trap trapped"),
-        ("grow", "service grow ran out of memory (limit 1048576 bytes)"),
+        (
+            "grow",
+            "service grow ran out of memory (limit 1048576 bytes)",
+        ),
         ("spin", "service spin ran out of fuel (limit 10000000)"),
-        ("spin-forever", "service spin-forever ran past its timeout of 100ms"),
+        (
+            "spin-forever",
+            "service spin-forever ran past its timeout of 100ms",
+        ),
     ] {
         let err = call(&node, id, "f", json!(1)).await.unwrap_err();
         assert!(err.contains(expected), "{id}: {err}");
@@ -245,19 +261,16 @@ async fn settle(node: &Node, invokes: u64) {
 }
 
 #[tokio::test]
-async fn the_example_node_config_and_script_work_together() {
-    let settings = braid_host::net::NodeSettings::from_toml(include_str!(
-        "../../fixtures/examples/wasm-service-node.toml"
-    ))
-    .expect("the example config parses");
-    assert_eq!(settings.backend.as_deref(), Some("wasm"));
-    let [config] = settings.wasm_services.as_slice() else {
-        panic!("one service: {:?}", settings.wasm_services);
+async fn the_example_service_and_script_work_together() {
+    // fixtures/examples/wasm-service-node.toml names this service and policy (its
+    // parsing is tested with the settings of `braid node`, in the cli crate).
+    let policy = RunnerPolicy {
+        fuel: 100_000_000,
+        ..RunnerPolicy::default()
     };
-    assert_eq!((config.id.as_str(), config.policy.fuel), ("greeter", 100_000_000));
     // The module as the config names it would be built by cargo; use the same bytes.
     let node = Node::builder().build().unwrap();
-    service(&config.id, EXAMPLE, config.policy.clone()).register(&node);
+    service("greeter", EXAMPLE, policy).register(&node);
     let script = include_str!("../../fixtures/examples/greeter_wasm_service.air");
     assert_eq!(
         node.execute(script, [("name", json!("braid"))]).await,

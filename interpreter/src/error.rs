@@ -65,6 +65,16 @@ pub enum InterpreterError {
         /// Where in the script, when known: `line:column` and the instruction.
         at: Option<String>,
     },
+    /// An error that another run of this interpreter reported by its code and message
+    /// only: the Wasm module's output, an invocation record. [`crate::Outcome`]s
+    /// compare errors by code and message, so it equals the error it stands for.
+    #[error("{message}")]
+    Reported {
+        /// The reference's return code.
+        code: i32,
+        /// The message.
+        message: String,
+    },
     /// 30000: some supplied call results matched no pending call.
     #[error(
         "after finishing execution of supplied AIR, there are some unprocessed call results: `{0}`, probably a wrong call_id used"
@@ -89,6 +99,7 @@ impl InterpreterError {
             Self::Catchable(e) => e.code(),
             Self::Uncatchable { error, .. } => error.code(),
             Self::UnprocessedCallResults(_) => 30000,
+            Self::Reported { code, .. } => *code,
         }
     }
 }

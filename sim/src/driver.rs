@@ -1,14 +1,19 @@
 //! The deterministic FIFO driver of FORMAT.md §3: a queue of deliveries, each one
 //! invoking a peer, answering its calls by the service rules until its chain is over,
 //! then sending the data on.
+//!
+//! Each peer's particle runs on the same [`ParticleMachine`] as a node's: the driver
+//! hands it arrivals and the answers of each round and performs what it asks for, so
+//! the conformance runs test the policy that runs in production. What is the
+//! driver's own is the network of FORMAT.md §3: one FIFO queue, a chain's sends
+//! coalesced into one delivery of its final data per next peer, drops and injections.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use braid_interpreter::{
-    CallRequest, CallResult, CallResults, Integrity, KeyPair, Limits, RunParams,
-};
+use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams};
+use braid_peer::{Action, Batching, MachineConfig, ParticleMachine, Snapshot};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -89,37 +94,17 @@ pub fn native_invoke(
     current: &[u8],
     params: &RunParams,
     results: &CallResults,
-) -> Result<Invoked, String> {
-    let outcome = braid_interpreter::invoke(script, prev, current, params, results);
-    Ok(Invoked {
-        ret_code: outcome.ret_code(),
-        error_message: outcome.error_message(),
-        data: outcome.data,
-        call_requests: outcome.call_requests,
-        next_peers: outcome.next_peers,
-    })
-}
-
-/// What the driver uses of one invoke's outcome.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Invoked {
-    /// 0, or the error's code.
-    pub ret_code: i32,
-    /// Empty, or the error's message.
-    pub error_message: String,
-    /// The new data.
-    pub data: Vec<u8>,
-    /// The call requests.
-    pub call_requests: Vec<CallRequest>,
-    /// The peers to send the data to.
-    pub next_peers: Vec<String>,
+) -> Result<Outcome, String> {
+    Ok(braid_interpreter::invoke(
+        script, prev, current, params, results,
+    ))
 }
 
 /// An interpreter: [`braid_interpreter::invoke`], another backend of it (a host's Wasm
 /// module), or a fake in tests. `Err` says why an invoke did not run to its end (a
 /// trap, say); the run stops there with [`SimError::Backend`].
 pub type Interpreter<'i> =
-    dyn Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<Invoked, String> + Sync + 'i;
+    dyn Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<Outcome, String> + Sync + 'i;
 
 /// [`run`] with any interpreter.
 pub fn run_with(
@@ -207,8 +192,8 @@ struct Driver<'s> {
     script: Arc<str>,
     keep: KeepInputs,
     empty: Arc<Vec<u8>>,
-    /// Each peer's stored data.
-    stored: BTreeMap<String, Arc<Vec<u8>>>,
+    /// Each peer's particle.
+    machines: BTreeMap<String, ParticleMachine>,
     /// Steps whose data an `inject` entry uses.
     referenced: BTreeSet<usize>,
     /// The data those steps returned.
@@ -231,6 +216,14 @@ enum ChainEnd {
     /// `max_steps` was reached.
     StepLimit,
 }
+
+/// A scenario peer's particle: no deadline (scenarios have no clock), nothing
+/// persisted, and every answer of a round in one invoke (FORMAT.md §3 step 3).
+const MACHINE: MachineConfig = MachineConfig {
+    deadline_ms: u64::MAX,
+    batching: Batching::AllReady,
+    durable: false,
+};
 
 impl<'s> Driver<'s> {
     fn new(
@@ -256,7 +249,7 @@ impl<'s> Driver<'s> {
             script,
             keep,
             empty: Arc::new(Vec::new()),
-            stored: BTreeMap::new(),
+            machines: BTreeMap::new(),
             referenced,
             outputs: BTreeMap::new(),
             services: ServiceHost::new(&scenario.services),
@@ -305,8 +298,10 @@ impl<'s> Driver<'s> {
         })
     }
 
-    /// Steps 2 and 3: invokes the receiver, then answers its calls until no answer is
-    /// left to give. Collects the next peers of every invoke into `next_peers`.
+    /// Steps 2 and 3: hands the data to the receiver's particle and performs what it
+    /// asks for, answering its calls by the service rules round by round until no
+    /// answer is left to give. Collects the next peers of every invoke into
+    /// `next_peers`.
     fn chain(
         &mut self,
         delivery: Delivery,
@@ -321,142 +316,179 @@ impl<'s> Driver<'s> {
                 params
             }
         };
-        let mut prev = delivery
-            .prev
-            .unwrap_or_else(|| self.stored.get(&peer).unwrap_or(&self.empty).clone());
-        let mut current = delivery.data;
-        let mut call_results = CallResults::new();
+        let mut machine = match delivery.prev {
+            // An injection with its own previous data: the peer as if it had stored it.
+            Some(prev) => ParticleMachine::restore(
+                MACHINE,
+                Snapshot {
+                    data: prev,
+                    calls: Vec::new(),
+                },
+            ),
+            None => self
+                .machines
+                .remove(&peer)
+                .unwrap_or_else(|| ParticleMachine::new(MACHINE)),
+        };
+        machine.handle_arrival(delivery.data);
         let mut cause = delivery.cause;
         let mut pending = PendingAnswers::new();
-        loop {
-            if self.steps.len() >= self.scenario.max_steps {
-                return Ok(ChainEnd::StepLimit);
-            }
-            let step = self.steps.len() + 1;
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                (self.interpreter)(&self.script, &prev, &current, &params, &call_results)
-            }))
-            .map_err(|payload| SimError::Panicked {
-                step,
-                peer: peer.clone(),
-                message: panic_message(payload.as_ref()),
-            })?
-            .map_err(|message| SimError::Backend {
-                step,
-                peer: peer.clone(),
-                message,
-            })?;
-            let ret_code = outcome.ret_code;
-            let error_message = abbreviate_str(&outcome.error_message).into_owned();
-
-            let mut requests = outcome.call_requests;
-            requests.sort_by_key(|r| r.id);
-            let mut calls = Vec::with_capacity(requests.len());
-            let mut never_answered = 0;
-            for request in requests {
-                let args: Vec<Value> = serde_json::from_str(&request.arguments).map_err(|_| {
-                    SimError::BadArguments {
-                        step,
-                        id: request.id,
-                        text: request.arguments.chars().take(200).collect(),
+        let mut last = None;
+        let end = loop {
+            match machine.poll_action() {
+                Some(Action::Invoke(input)) => {
+                    self.finish_step();
+                    if self.steps.len() >= self.scenario.max_steps {
+                        break ChainEnd::StepLimit;
                     }
-                })?;
-                let answer = self.services.answer(CallSite {
-                    peer: &peer,
-                    service: &request.service_id,
-                    function: &request.function_name,
-                    args: &args,
-                })?;
-                let result = match answer {
-                    Answer::Never => {
-                        never_answered += 1;
-                        HostAnswer::Never
-                    }
-                    Answer::Given {
-                        ret_code,
-                        result,
-                        delay,
-                    } => {
-                        let shown = HostAnswer::Given {
+                    let output =
+                        self.step(&peer, &params, cause, input, &mut machine, next_peers)?;
+                    last = Some(output);
+                    cause = Cause::Results;
+                }
+                Some(Action::Call(request)) => {
+                    let step = self.steps.len();
+                    let args: Vec<Value> =
+                        serde_json::from_str(&request.arguments).map_err(|_| {
+                            SimError::BadArguments {
+                                step,
+                                id: request.id,
+                                text: request.arguments.chars().take(200).collect(),
+                            }
+                        })?;
+                    let answer = self.services.answer(CallSite {
+                        peer: &peer,
+                        service: &request.service_id,
+                        function: &request.function_name,
+                        args: &args,
+                    })?;
+                    let summary = self.summary.entry(peer.clone()).or_default();
+                    summary.calls += 1;
+                    let result = match answer {
+                        Answer::Never => {
+                            summary.never_answered += 1;
+                            HostAnswer::Never
+                        }
+                        Answer::Given {
                             ret_code,
-                            result: abbreviate_str(&result).into_owned(),
+                            result,
                             delay,
-                        };
-                        pending.push(delay, request.id, CallResult { ret_code, result });
-                        shown
+                        } => {
+                            let shown = HostAnswer::Given {
+                                ret_code,
+                                result: abbreviate_str(&result).into_owned(),
+                                delay,
+                            };
+                            pending.push(delay, request.id, CallResult { ret_code, result });
+                            shown
+                        }
+                    };
+                    let record = call_record(request, args, result);
+                    // Invariant: a call follows the invoke (the step) that asked for it.
+                    self.steps
+                        .last_mut()
+                        .expect("a call follows its step")
+                        .call_requests
+                        .push(record);
+                }
+                // The chain's sends are coalesced into one delivery of its final data
+                // (step 4); the next peers were taken from each invoke's outcome.
+                Some(Action::Send { .. } | Action::Settled(_) | Action::Expire { .. }) => {}
+                // Invariant: the machine is not durable, so it asks for no snapshot.
+                Some(Action::Persist(_)) => unreachable!("a scenario peer persists nothing"),
+                None => {
+                    self.finish_step();
+                    let Some(due) = pending.next_round() else {
+                        // Invariant: a delivery is always invoked at least once.
+                        break ChainEnd::Over(last.expect("a chain invokes at least once"));
+                    };
+                    for (id, result) in due {
+                        machine.handle_call_result(id, result);
                     }
-                };
-                calls.push(CallRecord {
-                    service: request.service_id,
-                    function: request.function_name,
-                    arguments: abbreviate_long_strings(Value::Array(args)),
-                    tetraplets: request
-                        .tetraplets
-                        .into_iter()
-                        .map(|list| {
-                            list.into_iter()
-                                .map(|t| TetrapletRecord {
-                                    peer_pk: t.peer_pk,
-                                    service_id: t.service_id,
-                                    function_name: t.function_name,
-                                    lens: t.lens,
-                                })
-                                .collect()
-                        })
-                        .collect(),
-                    result,
-                });
+                }
             }
-            sort_call_records(&mut calls);
+        };
+        self.machines.insert(peer, machine);
+        Ok(end)
+    }
 
-            let mut step_next = outcome.next_peers;
-            step_next.sort();
-            step_next.dedup();
-            next_peers.extend(step_next.iter().cloned());
+    /// Runs one invoke the machine asked for and records it as a step; returns its data.
+    fn step(
+        &mut self,
+        peer: &str,
+        params: &RunParams,
+        cause: Cause,
+        input: braid_peer::InvokeInput,
+        machine: &mut ParticleMachine,
+        next_peers: &mut BTreeSet<String>,
+    ) -> Result<Arc<Vec<u8>>, SimError> {
+        let step = self.steps.len() + 1;
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            (self.interpreter)(
+                &self.script,
+                &input.prev_data,
+                &input.data,
+                params,
+                &input.call_results,
+            )
+        }))
+        .map_err(|payload| SimError::Panicked {
+            step,
+            peer: peer.to_owned(),
+            message: panic_message(payload.as_ref()),
+        })?
+        .map_err(|message| SimError::Backend {
+            step,
+            peer: peer.to_owned(),
+            message,
+        })?;
+        let ret_code = outcome.ret_code();
+        let error_message = abbreviate_str(&outcome.error_message()).into_owned();
+        let mut step_next = outcome.next_peers.clone();
+        step_next.sort();
+        step_next.dedup();
+        next_peers.extend(step_next.iter().cloned());
 
-            let summary = self.summary.entry(peer.clone()).or_default();
-            summary.invokes += 1;
-            summary.calls += calls.len();
-            summary.never_answered += never_answered;
-            summary.last_ret_code = Some(ret_code);
-            if ret_code != 0 {
-                summary.failed_invokes += 1;
-            }
-            self.steps.push(Step {
+        let summary = self.summary.entry(peer.to_owned()).or_default();
+        summary.invokes += 1;
+        summary.last_ret_code = Some(ret_code);
+        if ret_code != 0 {
+            summary.failed_invokes += 1;
+        }
+        self.steps.push(Step {
+            step,
+            peer: peer.to_owned(),
+            cause,
+            ret_code,
+            error_message,
+            next_peers: step_next,
+            call_requests: Vec::new(),
+        });
+
+        machine.handle_invoked(outcome);
+        let output = Arc::clone(machine.stored_data());
+        if self.referenced.contains(&step) {
+            self.outputs.insert(step, output.clone());
+        }
+        if self.keep.includes(step) {
+            self.records.push(StepRecord {
                 step,
-                peer: peer.clone(),
-                cause,
-                ret_code,
-                error_message,
-                next_peers: step_next,
-                call_requests: calls,
+                peer: peer.to_owned(),
+                script: self.script.clone(),
+                prev_data: input.prev_data,
+                current_data: input.data,
+                call_results: input.call_results,
+                params: params.clone(),
+                output: output.clone(),
             });
+        }
+        Ok(output)
+    }
 
-            let output = Arc::new(outcome.data);
-            if self.referenced.contains(&step) {
-                self.outputs.insert(step, output.clone());
-            }
-            self.stored.insert(peer.clone(), output.clone());
-            if self.keep.includes(step) {
-                self.records.push(StepRecord {
-                    step,
-                    peer: peer.clone(),
-                    script: self.script.clone(),
-                    prev_data: prev,
-                    current_data: current,
-                    call_results: std::mem::take(&mut call_results),
-                    params: params.clone(),
-                    output: output.clone(),
-                });
-            }
-
-            let Some(due) = pending.next_round() else {
-                return Ok(ChainEnd::Over(output));
-            };
-            prev = output;
-            current = self.empty.clone();
-            call_results = due;
-            cause = Cause::Results;
+    /// Puts the last step's calls in the transcript's order.
+    fn finish_step(&mut self) {
+        if let Some(step) = self.steps.last_mut() {
+            sort_call_records(&mut step.call_requests);
         }
     }
 
@@ -520,6 +552,34 @@ impl<'s> Driver<'s> {
             .get(&step)
             .cloned()
             .ok_or(SimError::InjectTooEarly { step })
+    }
+}
+
+/// A call as the transcript shows it.
+fn call_record(
+    request: braid_interpreter::CallRequest,
+    args: Vec<Value>,
+    result: HostAnswer,
+) -> CallRecord {
+    CallRecord {
+        service: request.service_id,
+        function: request.function_name,
+        arguments: abbreviate_long_strings(Value::Array(args)),
+        tetraplets: request
+            .tetraplets
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|t| TetrapletRecord {
+                        peer_pk: t.peer_pk,
+                        service_id: t.service_id,
+                        function_name: t.function_name,
+                        lens: t.lens,
+                    })
+                    .collect()
+            })
+            .collect(),
+        result,
     }
 }
 

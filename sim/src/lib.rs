@@ -38,8 +38,7 @@ pub mod transcript;
 pub use canonical::canonical_json;
 pub use compare::{Difference, SHOWN_DIFFERENCES, check, check_with, diff, normalize};
 pub use driver::{
-    Interpreter, Invoked, KeepInputs, Run, StepRecord, native_invoke, peer_key, run, run_params,
-    run_with,
+    Interpreter, KeepInputs, Run, StepRecord, native_invoke, peer_key, run, run_params, run_with,
 };
 pub use error::SimError;
 pub use scenario::Scenario;

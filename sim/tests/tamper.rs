@@ -13,8 +13,9 @@
 
 use std::path::Path;
 
+use braid_interpreter::Outcome;
 use braid_interpreter::{CallResults, RunParams, testing};
-use braid_sim::{Invoked, KeepInputs, Scenario, Transcript, native_invoke, run_with};
+use braid_sim::{KeepInputs, Scenario, Transcript, native_invoke, run_with};
 use sha2::{Digest, Sha256};
 
 fn scenario() -> Scenario {
@@ -29,7 +30,7 @@ fn run_with_m(scenario: &Scenario, tamper: impl Fn(Vec<u8>) -> Vec<u8> + Sync) -
                        current: &[u8],
                        params: &RunParams,
                        results: &CallResults|
-     -> Result<Invoked, String> {
+     -> Result<Outcome, String> {
         let mut out = native_invoke(script, prev, current, params, results)?;
         if params.current_peer_id == "M" && !out.next_peers.is_empty() {
             out.data = tamper(out.data);
@@ -48,7 +49,11 @@ fn b_step(transcript: &Transcript) -> (i32, String, usize) {
         .iter()
         .find(|s| s.peer == "B")
         .expect("B is invoked");
-    (step.ret_code, step.error_message.clone(), step.call_requests.len())
+    (
+        step.ret_code,
+        step.error_message.clone(),
+        step.call_requests.len(),
+    )
 }
 
 fn assert_refused(transcript: &Transcript, code: i32, words: &str) {

@@ -77,6 +77,8 @@ pub struct Output {
     pub call_requests: Vec<WireCallRequest>,
     /// Peers to send the data to.
     pub next_peers: Vec<String>,
+    /// Soft limits exceeded: the script, the current data, a call result.
+    pub limits_exceeded: (bool, bool, bool),
 }
 
 /// An [`Input`] that borrows its parts, for hosts: encodes exactly as [`Input`] does
@@ -189,6 +191,7 @@ pub fn invoke_encoded(input: &[u8]) -> Vec<u8> {
             data: Vec::new(),
             call_requests: Vec::new(),
             next_peers: Vec::new(),
+            limits_exceeded: (false, false, false),
         },
     };
     // Plain structs of strings, numbers and bytes always serialize.
@@ -255,6 +258,11 @@ fn run(input: Input) -> Output {
             .collect(),
         next_peers: outcome.next_peers,
         data: outcome.data,
+        limits_exceeded: (
+            outcome.limits_exceeded.air_size,
+            outcome.limits_exceeded.particle_size,
+            outcome.limits_exceeded.call_result_size,
+        ),
     }
 }
 

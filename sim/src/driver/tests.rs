@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use braid_interpreter::{CallRequest, CallResults, RunParams, Tetraplet};
 use serde_json::{Value, json};
 
-use super::{Invoked, KeepInputs, Run, run_with};
+use braid_interpreter::{LimitFlags, Outcome};
+
+use super::{KeepInputs, Run, run_with};
 use crate::error::SimError;
 use crate::scenario::Scenario;
 use crate::transcript::{Cause, End, HostAnswer};
@@ -68,17 +70,18 @@ fn run_fake(scenario: Value, decide: impl Fn(&Seen<'_>) -> Does + Sync) -> Resul
                     arguments: args.to_string(),
                 })
                 .collect();
-            Ok(Invoked {
-                ret_code: does.ret_code,
-                error_message: if does.ret_code == 0 {
+            Ok(Outcome::reported(
+                format!("{peer}@{n}").into_bytes(),
+                call_requests,
+                does.next.into_iter().map(String::from).collect(),
+                does.ret_code,
+                if does.ret_code == 0 {
                     String::new()
                 } else {
                     "failed".into()
                 },
-                data: format!("{peer}@{n}").into_bytes(),
-                call_requests,
-                next_peers: does.next.into_iter().map(String::from).collect(),
-            })
+                LimitFlags::default(),
+            ))
         };
     run_with(&scenario, KeepInputs::All, &fake)
 }

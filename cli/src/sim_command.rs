@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use braid_host::{Backend, backend_by_name, sim_interpreter};
+use braid_host::{Backend, backend_by_name};
+use braid_interpreter::{CallResults, Outcome, RunParams};
 use braid_sim::{KeepInputs, SHOWN_DIFFERENCES, Scenario, check_with, run_with, scenario_files};
 
 /// Prints the transcript of one scenario (pretty JSON), or with `check` runs every
@@ -28,6 +29,17 @@ pub(crate) fn sim(paths: &[PathBuf], check: bool, backend: &str) -> anyhow::Resu
     .with_context(|| scenario.name.clone())?;
     println!("{}", serde_json::to_string_pretty(&run.transcript)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `backend` as the scenario driver's interpreter ([`braid_sim::run_with`]).
+pub(crate) fn sim_interpreter(
+    backend: &dyn Backend,
+) -> impl Fn(&str, &[u8], &[u8], &RunParams, &CallResults) -> Result<Outcome, String> + Sync + '_ {
+    move |script, prev, current, params, results| {
+        backend
+            .invoke(script, prev, current, params, results)
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn check_all(paths: &[PathBuf], backend: &dyn Backend) -> anyhow::Result<ExitCode> {

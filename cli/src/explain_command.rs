@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use braid_explain::{Life, StepInput, render_html, render_text};
-use braid_host::{InvokeRecord, RecordedOutcome};
+use braid_host::InvokeRecord;
 use braid_interpreter::{Integrity, KeyPair, Limits, RunParams};
 use braid_sim::{KeepInputs, Scenario};
 
@@ -212,7 +212,7 @@ pub(crate) fn sim_outputs(
                 data: r.current_data.to_vec(),
                 params: r.params.clone(),
                 call_results: r.call_results.clone(),
-                outcome: RecordedOutcome::of(&outcome),
+                outcome,
             };
             let name = format!("step-{:03}-{}", r.step, file_safe(&r.peer));
             record

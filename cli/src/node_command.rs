@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use braid_host::net::{NetConfig, NodeSettings, Route, Status, parse_peer};
+use braid_host::net::{NetConfig, Route, Status};
+
+use crate::settings::{NodeSettings, parse_peer};
 use braid_host::{Node, NodeConfig, NodeEvent, NodeKey, TcpNetwork};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};

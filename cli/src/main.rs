@@ -5,6 +5,7 @@ mod counting_alloc;
 mod explain_command;
 mod node_command;
 mod run_command;
+mod settings;
 mod sim_command;
 
 use std::io::Read;

@@ -256,7 +256,7 @@ fn time_invoke(
             record.step
         );
     }
-    let (output_data_bytes, ret_code) = (warm.data.len(), warm.ret_code);
+    let (output_data_bytes, ret_code) = (warm.data.len(), warm.ret_code());
     drop(warm);
 
     let (counted, peak_heap_bytes) = peak_heap_growth(invoke);
