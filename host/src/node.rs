@@ -349,6 +349,9 @@ impl NodeBuilder {
             record_dir: self.record_dir,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
+        if shared.store.is_some() {
+            runtime.spawn(resume(Arc::clone(&shared)));
+        }
         Ok(Node {
             inner: Arc::new(NodeInner {
                 shared,
@@ -551,10 +554,19 @@ impl Node {
     }
 }
 
+/// What the dispatcher takes in.
+enum Intake {
+    /// A checked particle that arrived (or that this node started).
+    Arrived(Particle),
+    /// A particle this node persisted before it stopped, to go on with (its data is
+    /// in the store).
+    Resumed(Particle),
+}
+
 /// Where a node receives encoded particles: checks them and queues them for the node.
 #[derive(Clone)]
 pub struct Inbox {
-    queue: mpsc::Sender<Particle>,
+    queue: mpsc::Sender<Intake>,
     limits: IntakeLimits,
     skew_ms: u64,
     monitor: Arc<Monitor>,
@@ -583,9 +595,11 @@ impl Inbox {
     }
 
     async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
-        match self.queue.try_send(particle) {
+        match self.queue.try_send(Intake::Arrived(particle)) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(particle)) => {
+            Err(mpsc::error::TrySendError::Full(
+                Intake::Arrived(particle) | Intake::Resumed(particle),
+            )) => {
                 tracing::warn!(
                     peer = %self.monitor.peer,
                     particle_id = %particle.id,
@@ -593,7 +607,7 @@ impl Inbox {
                 );
                 self.monitor.update(|s| s.intake_pressure += 1);
                 self.queue
-                    .send(particle)
+                    .send(Intake::Arrived(particle))
                     .await
                     .map_err(|_| self.stopped())?;
             }
@@ -772,7 +786,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// Routes checked particles to their actors; starts an actor per new particle.
-async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
+async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
     let mut mailboxes: HashMap<ActorKey, mpsc::Sender<Particle>> = HashMap::new();
     let mut actors: JoinSet<()> = JoinSet::new();
     let mut actor_keys: HashMap<tokio::task::Id, ActorKey> = HashMap::new();
@@ -792,8 +806,15 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
                 shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
             }
             received = intake.recv() => {
-                let Some(particle) = received else { return };
+                let (particle, resumed) = match received {
+                    Some(Intake::Arrived(particle)) => (particle, false),
+                    Some(Intake::Resumed(particle)) => (particle, true),
+                    None => return,
+                };
                 let key = ActorKey::of(&particle);
+                if resumed && mailboxes.contains_key(&key) {
+                    continue; // it arrived again first, and goes on from its stored data
+                }
                 let particle = match mailboxes.get(&key) {
                     Some(mailbox) => match mailbox.try_send(particle) {
                         Ok(()) => continue,
@@ -816,7 +837,8 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
                     continue;
                 }
                 let (tx, rx) = mpsc::channel(shared.config.mailbox.max(1));
-                let handle = actors.spawn(run_actor(Arc::clone(&shared), particle, rx, session));
+                let handle =
+                    actors.spawn(run_actor(Arc::clone(&shared), particle, resumed, rx, session));
                 actor_keys.insert(handle.id(), key.clone());
                 mailboxes.insert(key, tx);
                 shared.monitor.update(|s| s.live_particles += 1);
@@ -825,11 +847,51 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Particle>) {
     }
 }
 
-/// One particle on this node, from its first arrival to its deadline: a driver of its
-/// [`ParticleMachine`], which decides what runs when; this performs it.
+/// Starts again every particle the store holds (what a node that stopped had live), so
+/// that calls that were in flight are made again and the particles finish.
+async fn resume(shared: Arc<Shared>) {
+    let Some(store) = &shared.store else { return };
+    let records = match store.live().await {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::error!(peer = %shared.monitor.peer, "cannot list the stored particles: {e}");
+            shared.monitor.update(|s| s.store_failures += 1);
+            return;
+        }
+    };
+    let mut resumed = 0usize;
+    for bytes in records {
+        match StoredParticle::decode(&bytes) {
+            Ok(stored) => {
+                resumed += 1;
+                if shared
+                    .inbox
+                    .queue
+                    .send(Intake::Resumed(stored.particle))
+                    .await
+                    .is_err()
+                {
+                    return; // the node stopped
+                }
+            }
+            Err(e) => {
+                tracing::error!(peer = %shared.monitor.peer, "a stored particle is unreadable: {e}");
+                shared.monitor.update(|s| s.store_failures += 1);
+            }
+        }
+    }
+    if resumed > 0 {
+        tracing::info!(peer = %shared.monitor.peer, resumed, "resumed the particles stored before the node stopped");
+    }
+}
+
+/// One particle on this node, from its first arrival (or its resumption from the store
+/// after a restart) to its deadline: a driver of its [`ParticleMachine`], which decides
+/// what runs when; this performs it.
 async fn run_actor(
     shared: Arc<Shared>,
     mut template: Particle,
+    resumed: bool,
     mut mailbox: mpsc::Receiver<Particle>,
     session: Option<Arc<Session>>,
 ) {
@@ -863,7 +925,12 @@ async fn run_actor(
         Some(snapshot) => ParticleMachine::restore(config, snapshot),
         None => ParticleMachine::new(config),
     };
-    machine.handle_arrival(Arc::new(std::mem::take(&mut template.data)));
+    let arrived = std::mem::take(&mut template.data);
+    if !resumed {
+        machine.handle_arrival(Arc::new(arrived));
+    }
+    // The particle as stored beside its snapshots: what a restarted node resumes.
+    let header = template.encode();
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
     let mut invocations = 0u32;
     let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
@@ -968,7 +1035,8 @@ async fn run_actor(
                     .store
                     .as_ref()
                     .expect("a durable particle has a store");
-                let written = store.write(&store_key, deadline, snapshot.encode()).await;
+                let record = StoredParticle::encode(&header, &snapshot);
+                let written = store.write(&store_key, deadline, record).await;
                 machine.handle_persisted(match written {
                     Ok(()) => Persisted::Durable,
                     Err(e) => {
@@ -1053,13 +1121,46 @@ async fn restore(shared: &Shared, key: &StoreKey) -> Option<Snapshot> {
             return None;
         }
     };
-    match Snapshot::decode(&bytes) {
-        Ok(snapshot) => Some(snapshot),
+    match StoredParticle::decode(&bytes) {
+        Ok(stored) => Some(stored.snapshot),
         Err(e) => {
             tracing::error!(particle_id = %key.particle_id, "the particle's stored data is unreadable: {e}");
             shared.monitor.update(|s| s.store_failures += 1);
             None
         }
+    }
+}
+
+/// What the store holds of a particle: the particle itself (without data) and its
+/// last [`Snapshot`], as MessagePack `[1, particle, snapshot]`.
+struct StoredParticle {
+    particle: Particle,
+    snapshot: Snapshot,
+}
+
+impl StoredParticle {
+    fn encode(particle: &[u8], snapshot: &Snapshot) -> Vec<u8> {
+        let record = (
+            1u8,
+            serde_bytes::Bytes::new(particle),
+            serde_bytes::ByteBuf::from(snapshot.encode()),
+        );
+        // Invariant: an integer and two byte strings always serialize.
+        rmp_serde::to_vec(&record).expect("a stored particle serializes")
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let (version, particle, snapshot): (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf) =
+            rmp_serde::from_slice(bytes).map_err(|e| format!("not a stored particle: {e}"))?;
+        if version != 1 {
+            return Err(format!(
+                "a stored particle of format {version}; this node reads format 1"
+            ));
+        }
+        Ok(StoredParticle {
+            particle: Particle::decode(&particle).map_err(|e| e.to_string())?,
+            snapshot: Snapshot::decode(&snapshot).map_err(|e| e.to_string())?,
+        })
     }
 }
 

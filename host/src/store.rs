@@ -41,6 +41,9 @@ pub trait DataStore: Send + Sync + 'static {
     ) -> BoxFuture<Result<(), HostError>>;
     /// Removes the data (no error if there is none).
     fn remove(&self, key: &StoreKey) -> BoxFuture<Result<(), HostError>>;
+    /// Everything stored (live when the store was opened, or written since), to resume
+    /// after a restart.
+    fn live(&self) -> BoxFuture<Result<Vec<Vec<u8>>, HostError>>;
 }
 
 /// Data in memory: lost when the process ends.
@@ -74,6 +77,11 @@ impl DataStore for MemoryStore {
     fn remove(&self, key: &StoreKey) -> BoxFuture<Result<(), HostError>> {
         self.lock().remove(key);
         Box::pin(async { Ok(()) })
+    }
+
+    fn live(&self) -> BoxFuture<Result<Vec<Vec<u8>>, HostError>> {
+        let all = self.lock().values().cloned().collect();
+        Box::pin(async { Ok(all) })
     }
 }
 
@@ -171,6 +179,27 @@ impl DataStore for DiskStore {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(io_error("remove", &path, &e)),
+            })
+            .await
+        })
+    }
+
+    fn live(&self) -> BoxFuture<Result<Vec<Vec<u8>>, HostError>> {
+        let dir = self.dir.clone();
+        Box::pin(async move {
+            blocking(move || {
+                let mut all = Vec::new();
+                for entry in std::fs::read_dir(&dir).map_err(|e| io_error("list", &dir, &e))? {
+                    let path = entry.map_err(|e| io_error("list", &dir, &e))?.path();
+                    if path.extension().is_some_and(|x| x == "particle") {
+                        if let Some((_, data)) =
+                            read_file(&path).map_err(|e| io_error("read", &path, &e))?
+                        {
+                            all.push(data);
+                        }
+                    }
+                }
+                Ok(all)
             })
             .await
         })
