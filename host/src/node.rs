@@ -27,6 +27,7 @@ use braid_peer::{
     Action, Batching, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
 };
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -331,6 +332,7 @@ impl NodeBuilder {
             limits: config.intake_limits,
             skew_ms: config.clock_skew_ms,
             monitor: Arc::clone(&monitor),
+            verified: Arc::new(Verified::new(config.max_particles)),
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
@@ -570,23 +572,58 @@ pub struct Inbox {
     limits: IntakeLimits,
     skew_ms: u64,
     monitor: Arc<Monitor>,
+    verified: Arc<Verified>,
 }
 
 impl Inbox {
     /// Checks an encoded particle (sizes, signature, expiry) and queues it. Waits while
     /// the intake queue is full (backpressure on the sender; logged and counted). A
     /// refused particle is logged with the reason and counted.
+    ///
+    /// The same particle (every signed field and the signature alike) arriving again
+    /// while it lives, as a particle does when its route comes back here, is not
+    /// checked against its signature a second time.
     pub async fn deliver(&self, bytes: Vec<u8>) -> Result<(), Rejection> {
-        let particle = wire::check(&bytes, &self.limits, now_ms(), self.skew_ms)
+        let particle = self
+            .check(&bytes)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
         self.enqueue(particle).await
     }
 
+    /// [`wire::check`]'s checks in its order, with the signature check skipped for a
+    /// particle [`Verified`] already.
+    fn check(&self, bytes: &[u8]) -> Result<Particle, Rejection> {
+        if bytes.len() > self.limits.wire {
+            return Err(Rejection::TooLarge {
+                what: "particle",
+                actual: bytes.len(),
+                limit: self.limits.wire,
+            });
+        }
+        let particle = Particle::decode(bytes)?;
+        wire::check_sizes(&particle, &self.limits)?;
+        let now = now_ms();
+        let digest = Verified::digest(&particle);
+        if !self.verified.contains(&digest, now) {
+            wire::check_signature(&particle)?;
+            self.verified
+                .insert(digest, particle.deadline().unwrap_or(0), now);
+        }
+        wire::check_expiry(&particle, now, self.skew_ms)?;
+        Ok(particle)
+    }
+
     /// Queues a particle this node started: checks sizes and expiry, not the signature
-    /// it has just made.
+    /// it has just made (and remembers it as checked, for when it comes back).
     async fn admit_own(&self, particle: Particle) -> Result<(), Rejection> {
+        let now = now_ms();
+        self.verified.insert(
+            Verified::digest(&particle),
+            particle.deadline().unwrap_or(0),
+            now,
+        );
         let checked = wire::check_sizes(&particle, &self.limits)
-            .and_then(|()| wire::check_expiry(&particle, now_ms(), self.skew_ms));
+            .and_then(|()| wire::check_expiry(&particle, now, self.skew_ms));
         if let Err(reason) = checked {
             self.monitor.rejected(Some(&particle.id), &reason);
             return Err(reason);
@@ -621,6 +658,63 @@ impl Inbox {
         let reason = Rejection::Stopped;
         self.monitor.rejected(None, &reason);
         reason
+    }
+}
+
+/// Particles whose init peer's signature this node checked (or made), until their
+/// deadline: at most as many as the node keeps particles alive, so a flood of new ones
+/// only stops the caching, never the checking.
+struct Verified {
+    seen: Mutex<HashMap<[u8; 32], u64>>,
+    capacity: usize,
+}
+
+impl Verified {
+    fn new(capacity: usize) -> Self {
+        Verified {
+            seen: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// SHA-256 of every field the signature covers, the init peer and the signature,
+    /// each with its length: equal digests, equal signed particles.
+    fn digest(particle: &Particle) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        for field in [
+            particle.id.as_bytes(),
+            particle.init_peer_id.as_bytes(),
+            particle.script.as_bytes(),
+            &particle.signature,
+        ] {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field);
+        }
+        hasher.update(particle.timestamp.to_le_bytes());
+        hasher.update(particle.ttl.to_le_bytes());
+        hasher.finalize().into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], u64>> {
+        self.seen
+            .lock()
+            .expect("the verified lock is never poisoned")
+    }
+
+    fn contains(&self, digest: &[u8; 32], now: u64) -> bool {
+        self.lock()
+            .get(digest)
+            .is_some_and(|&deadline| deadline >= now)
+    }
+
+    fn insert(&self, digest: [u8; 32], deadline: u64, now: u64) {
+        let mut seen = self.lock();
+        if seen.len() >= self.capacity {
+            seen.retain(|_, &mut d| d >= now);
+        }
+        if seen.len() < self.capacity {
+            seen.insert(digest, deadline);
+        }
     }
 }
 

@@ -505,6 +505,42 @@ async fn reusing_a_particle_id_cannot_touch_another_particle() {
     }
 }
 
+#[tokio::test]
+async fn a_particle_seen_before_is_checked_again_when_any_signed_field_differs() {
+    // A node remembers the particles whose signature it checked, so that one coming
+    // back is not checked twice; a forgery that reuses the id and the signature with
+    // another script, timestamp or ttl is still refused.
+    let node = Node::builder().build().unwrap();
+    let key = NodeKey::from_secret([3; 32]);
+    let now = now_ms();
+    let genuine = Particle::new_signed(&key, "p".into(), now, 60_000, "(null)".into());
+    node.inbox().deliver(genuine.encode()).await.unwrap();
+    node.inbox()
+        .deliver(genuine.encode())
+        .await
+        .expect("the same particle again");
+    for forged in [
+        Particle {
+            script: "(seq (null) (null))".into(),
+            ..genuine.clone()
+        },
+        Particle {
+            ttl: 50_000,
+            ..genuine.clone()
+        },
+        Particle {
+            timestamp: now - 1,
+            ..genuine.clone()
+        },
+    ] {
+        let refused = node.inbox().deliver(forged.encode()).await;
+        assert!(
+            matches!(refused, Err(Rejection::BadSignature)),
+            "{refused:?}"
+        );
+    }
+}
+
 /// Waits until `f` holds, for up to 5 s.
 async fn eventually(what: &str, f: impl Fn() -> bool) {
     for _ in 0..500 {
