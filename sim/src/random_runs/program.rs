@@ -20,8 +20,8 @@
 //! the service `err` (always answered `1`) and `fail`, never a stream, a map or another
 //! service; map keys are words, small integers and values of those kinds, never a
 //! string of digits, so no canon map holds both key `1` and key `"1"` (the reference
-//! is not deterministic there); a canon runs on a literal peer or `%init_peer_id%`
-//! (see `arb_canon_peer`).
+//! is not deterministic there). [`Program::replay_stable`] narrows it further for the
+//! merge laws.
 
 use std::fmt::Write as _;
 
@@ -137,6 +137,9 @@ enum Arg {
     EmptyArray,
     InitPeer,
     Timestamp,
+    Ttl,
+    /// `1.5`: a float (a bad map key).
+    Float,
     Scalar(u8, ScalarLens),
     Iterator(u8, ScalarLens),
     Canon(u8, CanonLens),
@@ -241,6 +244,8 @@ enum FailForm {
     LastError,
     /// `(fail vN)`: rarely an error object (10008).
     Scalar(u8),
+    /// `(fail vN.$.k)`
+    ScalarField(u8),
     /// `(fail eN)`: an error object kept by `ApError`.
     ErrorScalar(u8),
     /// `(fail #c.$.[0])`
@@ -357,15 +362,16 @@ fn arb_peer() -> impl Strategy<Value = PeerRef> {
     ]
 }
 
-/// Where a canon runs: a literal or `%init_peer_id%`, never a variable. A canon reads its
-/// trace state before it evaluates its peer (as the reference does), so one whose peer
-/// fails to evaluate consumes a state that belongs to the next instruction and breaks
-/// every replay (fixtures `laws/canon_peer_error_*`); that is documented there, not left
-/// to fail the laws at random.
+/// Where a canon runs: mostly a literal or `%init_peer_id%`, sometimes a variable. A
+/// canon reads its trace state before it evaluates its peer (as the reference does), so
+/// one whose peer fails to evaluate consumes a state that belongs to the next
+/// instruction and breaks every replay (fixtures `laws/canon_peer_error_*`); that is
+/// documented there, so replay-stable programs print variable canon peers as literals.
 fn arb_canon_peer() -> impl Strategy<Value = PeerRef> {
     prop_oneof![
-        3 => (0u8..4).prop_map(PeerRef::Literal),
-        1 => Just(PeerRef::InitPeer),
+        6 => (0u8..4).prop_map(PeerRef::Literal),
+        2 => Just(PeerRef::InitPeer),
+        1 => arb_peer(),
     ]
 }
 
@@ -418,6 +424,8 @@ fn arb_arg() -> impl Strategy<Value = Arg> {
         1 => Just(Arg::EmptyArray),
         2 => Just(Arg::InitPeer),
         1 => Just(Arg::Timestamp),
+        1 => Just(Arg::Ttl),
+        1 => Just(Arg::Float),
         8 => (0u8..4, arb_scalar_lens()).prop_map(|(k, l)| Arg::Scalar(k, l)),
         4 => (0u8..2, arb_scalar_lens()).prop_map(|(k, l)| Arg::Iterator(k, l)),
         3 => (0u8..2, arb_canon_lens()).prop_map(|(k, l)| Arg::Canon(k, l)),
@@ -477,6 +485,7 @@ fn arb_leaf() -> impl Strategy<Value = Node> {
         2 => Just(FailForm::Error),
         2 => Just(FailForm::LastError),
         1 => (0u8..4).prop_map(FailForm::Scalar),
+        1 => (0u8..4).prop_map(FailForm::ScalarField),
         1 => (0u8..2).prop_map(FailForm::ErrorScalar),
         1 => (0u8..2).prop_map(FailForm::CanonElement),
     ];
@@ -660,7 +669,7 @@ impl Writer {
             }
             Node::Canon { peer, form } => {
                 self.out.push_str("(canon ");
-                self.peer(*peer);
+                self.canon_peer(*peer);
                 match form {
                     CanonForm::Stream(s) => {
                         let name = self.fresh_canon_name();
@@ -748,6 +757,9 @@ impl Writer {
             FailForm::Error => ":error:".into(),
             FailForm::LastError => "%last_error%".into(),
             FailForm::Scalar(k) => self.pick_scalar(k).unwrap_or_else(|| ":error:".into()),
+            FailForm::ScalarField(k) => self
+                .pick_scalar(k)
+                .map_or_else(|| ":error:".into(), |v| format!("{v}.$.k")),
             FailForm::ErrorScalar(k) => self
                 .pick(&self.errors, k)
                 .unwrap_or_else(|| "%last_error%".into()),
@@ -841,7 +853,7 @@ impl Writer {
                 self.out.push_str("(seq");
                 self.indent(level + 1);
                 self.out.push_str("(canon ");
-                self.peer(peer);
+                self.canon_peer(peer);
                 let name = self.fresh_canon_name();
                 let _ = write!(self.out, " $s{stream} {name})");
                 self.indent(level + 1);
@@ -978,6 +990,15 @@ impl Writer {
         (n > 0).then(|| self.iterators[n - 1 - k as usize % n].as_str())
     }
 
+    /// A canon's peer: a variable one only when the program need not be replay-stable.
+    fn canon_peer(&mut self, peer: PeerRef) {
+        match peer {
+            PeerRef::Literal(_) | PeerRef::InitPeer => self.peer(peer),
+            _ if self.replay_stable => self.peer(PeerRef::Literal(0)),
+            _ => self.peer(peer),
+        }
+    }
+
     fn peer(&mut self, peer: PeerRef) {
         let text = match peer {
             PeerRef::Literal(n) => format!("\"{}\"", PEER_NAMES[n as usize % self.peers]),
@@ -1027,6 +1048,8 @@ impl Writer {
             Arg::EmptyArray => "[]".into(),
             Arg::InitPeer => "%init_peer_id%".to_owned(),
             Arg::Timestamp => "%timestamp%".to_owned(),
+            Arg::Ttl => "%ttl%".to_owned(),
+            Arg::Float => "1.5".to_owned(),
             Arg::Scalar(k, lens) => match self.pick_scalar(k) {
                 Some(name) => format!("{name}{}", self.scalar_lens(lens)),
                 None => word(k),
