@@ -102,7 +102,9 @@ fn no_error() -> JValue {
 struct ErrorSlots<'a> {
     last: Slot<'a>,
     current: Slot<'a>,
-    /// The error the innermost catching `xor` caught, for `(fail :error:)`.
+    /// The error an `xor` caught, for `(fail :error:)`: it belongs to the object the
+    /// `xor` left in `current` and goes with it, at the next write of that slot
+    /// (errors.md §3.2, last paragraph).
     original: Option<CatchableError>,
 }
 
@@ -402,6 +404,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 let result = self.exec(right);
                 if self.errors.current.open {
                     self.errors.current = Slot::empty();
+                    self.errors.original = None;
                 }
                 if result.is_ok() {
                     self.errors.current.open = true;
@@ -530,6 +533,7 @@ impl<'t, 'a> Execution<'t, 'a> {
                 tetraplet: origin.tetraplet.clone(),
                 open: false,
             };
+            self.errors.original = None;
         }
         self.errors.current.open = false;
     }
@@ -1128,24 +1132,18 @@ impl<'t, 'a> Execution<'t, 'a> {
         Ok(())
     }
 
-    /// Evaluates call arguments: `Ok(None)` when one is missing.
+    /// Evaluates call arguments left to right: the first that fails decides
+    /// (execution-model.md §5.1 step 3): `Ok(None)` when it is a missing variable, even
+    /// if a later argument would raise an error.
     fn eval_args(&self, args: &[Value<'a>]) -> Eval<Arguments> {
         let mut values = Vec::with_capacity(args.len());
         let mut tetraplets = Vec::with_capacity(args.len());
-        let mut pending = false;
         for arg in args {
-            match self.eval(arg)? {
-                Some(v) => {
-                    if !pending {
-                        values.push(v.json);
-                        tetraplets.push((v.each, v.single));
-                    }
-                }
-                None => pending = true,
-            }
-        }
-        if pending {
-            return Ok(None);
+            let Some(v) = self.eval(arg)? else {
+                return Ok(None);
+            };
+            values.push(v.json);
+            tetraplets.push((v.each, v.single));
         }
         let mut text = Vec::new();
         Json::array(values).write(&mut text);
@@ -1374,9 +1372,11 @@ impl<'t, 'a> Execution<'t, 'a> {
         self.append_ap(id, result, val)
     }
 
-    /// The value `ap` stores: the evaluated value with its own tetraplet, except for
-    /// error objects and `.length` results, which the reference stores as literals
-    /// with tetraplets of their own (verified with the oracle).
+    /// The tetraplet of the value `ap` stores, from the value's provenance
+    /// (execution-model.md §7.2, last paragraph): a service result keeps the operand's
+    /// tetraplet; a canon-map lens keeps the map's canon provenance (service and
+    /// function cleared); a literal, error object or `.length` result is stored as a
+    /// literal with a tetraplet of its own (verified with the oracle).
     fn stored_origin(&self, operand: &Value<'a>, value: &Evaluated<'a>) -> (Rc<Tetraplet>, bool) {
         let tetraplet = |peer_pk: &str, service_id: &str, lens: &str| {
             Rc::new(Tetraplet {
@@ -1396,7 +1396,12 @@ impl<'t, 'a> Execution<'t, 'a> {
                 VarKind::Canon => (tetraplet(self.current_peer(), "", ""), true),
                 _ => (value.single.clone(), true),
             },
-            _ => (value.single.clone(), value.literal),
+            Value::Var(var, Some(Lens::Path(_))) if var.kind == VarKind::CanonMap => (
+                tetraplet(&value.single.peer_pk, "", &value.single.lens),
+                false,
+            ),
+            _ if value.literal => (tetraplet(&value.single.peer_pk, "", ""), true),
+            _ => (value.single.clone(), false),
         }
     }
 
@@ -1900,9 +1905,10 @@ impl<'t, 'a> Execution<'t, 'a> {
                 break;
             }
             for values in round {
+                // A pass ended by a swallowed catchable error counts with the flag as
+                // it stood at the error (execution-model.md §5.13 step 4).
                 match self.stream_pass(id, fold, values, &mut state, &mut lore) {
-                    Ok(()) => complete_any |= self.complete,
-                    Err(Fault::Catchable(_)) => {}
+                    Ok(()) | Err(Fault::Catchable(_)) => complete_any |= self.complete,
                     Err(fault @ Fault::Uncatchable(..)) => {
                         outcome = Err(fault);
                         break 'rounds;
@@ -1960,7 +1966,8 @@ impl<'t, 'a> Execution<'t, 'a> {
             kind: FoldKind::Stream(s),
         });
         let at = self.folds.len() - 1;
-        self.complete = true;
+        // The passes share one flag: each starts with what the previous one (or the
+        // code before the fold) left.
         let result = self
             .start_iteration(id, at, 0)
             .and_then(|()| self.exec(fold.body));

@@ -38,8 +38,11 @@ use crate::transcript::{Cause, End};
 use program::{PEER_NAMES, Program, arb_program};
 
 /// The values services answer with: numbers, words, lists of peer names (to fold over
-/// and call), a list of numbers, an object.
-const VALUES: [&str; 8] = [
+/// and call), a list of numbers, objects whose field `k` names a peer or holds a list,
+/// a list of such objects, an empty list and a boolean. No string of digits: map keys
+/// come from these values, and a canon map with both key `1` and key `"1"` is not
+/// deterministic in the reference.
+const VALUES: [&str; 12] = [
     "1",
     "\"x\"",
     "[\"A\",\"B\"]",
@@ -48,6 +51,10 @@ const VALUES: [&str; 8] = [
     "[1,2,3]",
     "{\"k\":\"A\"}",
     "\"B\"",
+    "{\"k\":[\"B\",\"A\"]}",
+    "[{\"k\":\"C\"},{\"k\":\"A\"}]",
+    "[]",
+    "true",
 ];
 
 /// The highest step number `inject` and `drop` entries name.
@@ -84,6 +91,8 @@ enum ReplySpec {
     Delay(u8, usize),
     Sequence(Vec<ReplySpec>),
     Never,
+    /// A success whose text is not JSON (a failure with ret code 2147483647).
+    NotJson,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +118,7 @@ pub fn arb_scenario_with_depth(depth: u32) -> impl Strategy<Value = RandomScenar
             1 => (1u8..4).prop_map(ReplySpec::Error),
             2 => Just(ReplySpec::Echo),
             2 => (1u8..3, 0..VALUES.len()).prop_map(|(r, v)| ReplySpec::Delay(r, v)),
+            1 => Just(ReplySpec::NotJson),
         ]
     };
     let reply = prop_oneof![
@@ -126,7 +136,7 @@ pub fn arb_scenario_with_depth(depth: u32) -> impl Strategy<Value = RandomScenar
             service,
             reply,
         });
-    let list_value = || prop_oneof![Just(2usize), Just(3), Just(4), Just(5)];
+    let list_value = || prop_oneof![Just(2usize), Just(3), Just(4), Just(5), Just(9), Just(10)];
     let list_plain = || {
         prop_oneof![
             3 => list_value().prop_map(ReplySpec::Ok),
@@ -183,6 +193,15 @@ pub fn arb_scenario() -> impl Strategy<Value = RandomScenario> {
     arb_scenario_with_depth(4)
 }
 
+/// [`arb_scenario`] with replay-stable programs ([`Program::replay_stable`]): the
+/// scenarios of the merge-law tests.
+pub fn arb_scenario_for_laws() -> impl Strategy<Value = RandomScenario> {
+    arb_scenario().prop_map(|mut s| {
+        s.program = s.program.replay_stable();
+        s
+    })
+}
+
 impl RandomScenario {
     /// The script.
     pub fn script(&self) -> String {
@@ -197,8 +216,12 @@ impl RandomScenario {
     /// The scenario as FORMAT.md §1 JSON, named `name`.
     pub fn to_json_named(&self, name: &str, description: &str) -> Value {
         let peer = |n: usize| PEER_NAMES[n % self.peers];
+        // The service `err` takes error objects (whose messages are compared nowhere)
+        // and answers without echoing them.
+        let err_rule = json!({"service": "err", "result": {"ok": 1}});
         let list_rule = json!({"service": "list", "result": self.list.to_json()});
-        let rules: Vec<Value> = std::iter::once(list_rule)
+        let rules: Vec<Value> = [err_rule, list_rule]
+            .into_iter()
             .chain(self.rules.iter().map(|r| {
                 let mut rule = serde_json::Map::new();
                 if let Some(p) = r.peer {
@@ -289,6 +312,7 @@ impl ReplySpec {
                 json!({"sequence": entries.iter().map(ReplySpec::to_json).collect::<Vec<_>>()})
             }
             ReplySpec::Never => json!({"none": true}),
+            ReplySpec::NotJson => json!({"raw": {"ret_code": 0, "result": "not json"}}),
         }
     }
 }
