@@ -1,0 +1,779 @@
+//! The network's loop: one task owns the libp2p swarm (TCP and WebSocket, Noise,
+//! yamux; identify, ping, Kademlia, connection limits, the particle and notice
+//! protocols) and serves the [`NetworkHandle`]s' commands.
+//!
+//! Sending: a handle's `send` makes attempts until the deadline, with backoff between
+//! them. An attempt writes the frame on a new stream of a connection to the peer; with
+//! no connection it dials the peer at the addresses Kademlia's routing table holds, and
+//! when there are none, or they fail, looks the peer up by its id (a Kademlia query for
+//! the closest peers to it) and dials what the query found.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use braid_wire::{Notice, PARTICLE_PROTOCOL, Particle, frame_of_encoded};
+use futures::StreamExt;
+use libp2p::kad::store::MemoryStore;
+use libp2p::kad::{self, GetClosestPeersError, QueryId, QueryResult};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, identity, noise, ping,
+    tcp, yamux,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::NetConfig;
+use crate::error::NetworkError;
+use crate::protocol::{self, Failure, Kind, Outbound, ProtocolConfig};
+
+/// What the network tells the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// A particle arrived on the particle protocol. Only its format is checked: the
+    /// node runs the intake checks (sizes, signature, expiry; `braid_wire::check_*`).
+    Particle {
+        /// The peer whose connection it came over.
+        from: PeerId,
+        /// The particle.
+        particle: Particle,
+    },
+    /// A braid notice arrived.
+    Notice {
+        /// The peer it came from.
+        from: PeerId,
+        /// The notice.
+        notice: Notice,
+    },
+    /// An inbound stream was refused (malformed or oversized frame, a stream that
+    /// stalled, too many streams at once).
+    Rejected {
+        /// The peer.
+        from: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A connection to a peer was established.
+    ConnectionEstablished {
+        /// The peer.
+        peer: PeerId,
+        /// The address of the peer on this connection.
+        addr: Multiaddr,
+        /// Whether the peer dialed this node.
+        inbound: bool,
+    },
+    /// A connection to a peer closed.
+    ConnectionClosed {
+        /// The peer.
+        peer: PeerId,
+        /// Connections to the peer that remain open.
+        remaining: u32,
+    },
+}
+
+/// The libp2p peer id (`12D3KooW...`) of an Ed25519 secret key.
+pub fn peer_id_of_secret(secret: &[u8; 32]) -> PeerId {
+    keypair_of(secret).public().to_peer_id()
+}
+
+fn keypair_of(secret: &[u8; 32]) -> identity::Keypair {
+    let mut bytes = *secret;
+    // Invariant: every 32-byte string is an Ed25519 secret key.
+    identity::Keypair::ed25519_from_bytes(&mut bytes).expect("32 bytes are an ed25519 secret")
+}
+
+/// The network: started once per node.
+pub struct Network;
+
+impl Network {
+    /// Builds the swarm, listens on the configured addresses (waiting until each has
+    /// reported its address), dials the bootstrap peers and spawns the loop on the
+    /// current tokio runtime. The loop runs until every handle is dropped.
+    pub async fn start(
+        config: NetConfig,
+    ) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>), NetworkError> {
+        let mut swarm = build_swarm(&config).await?;
+        let local_peer_id = *swarm.local_peer_id();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|source| NetworkError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+        }
+        let mut pending = config.listen.len();
+        let listening = async {
+            while pending > 0 {
+                match swarm.select_next_some().await {
+                    SwarmEvent::NewListenAddr { address, .. } => {
+                        tracing::info!(%address, "listening");
+                        pending -= 1;
+                    }
+                    SwarmEvent::ListenerError { error, .. } => {
+                        return Err(NetworkError::Transport(error.to_string()));
+                    }
+                    SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+                        return Err(NetworkError::Transport(format!(
+                            "listener on {addresses:?} closed: {reason:?}"
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), listening)
+            .await
+            .map_err(|_| NetworkError::Transport("the listeners did not start in 10 s".into()))??;
+        for addr in &config.external {
+            swarm.add_external_address(addr.clone());
+        }
+        let mut bootstrap_peers = Vec::new();
+        for addr in &config.bootstrap {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+                return Err(NetworkError::Config(format!(
+                    "bootstrap address {addr} does not end in /p2p/<peer id>"
+                )));
+            };
+            let mut plain = addr.clone();
+            plain.pop();
+            swarm.behaviour_mut().kad.add_address(&peer, plain.clone());
+            bootstrap_peers.push(peer);
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![plain])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = swarm.dial(opts) {
+                tracing::warn!(%addr, error = %e, "dialing a bootstrap peer failed");
+            }
+        }
+        let (commands, command_rx) = mpsc::channel(256);
+        let (events, event_rx) = mpsc::channel(config.event_buffer.max(1));
+        let state = Loop {
+            swarm,
+            commands: command_rx,
+            events,
+            kad_protocol: StreamProtocol::try_from_owned(config.kad_protocol.clone())
+                .map_err(|e| NetworkError::Config(format!("kad protocol: {e}")))?,
+            bootstrap_peers,
+            next_id: 0,
+            attempts: HashMap::new(),
+            waiting: HashMap::new(),
+            queries: HashMap::new(),
+            connects: HashMap::new(),
+        };
+        tokio::spawn(state.run());
+        Ok((
+            NetworkHandle {
+                commands,
+                local_peer_id,
+            },
+            event_rx,
+        ))
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    kad: kad::Behaviour<MemoryStore>,
+    particles: protocol::Behaviour,
+}
+
+async fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetworkError> {
+    let keypair = keypair_of(&config.secret);
+    let local = keypair.public().to_peer_id();
+    let kad_protocol = StreamProtocol::try_from_owned(config.kad_protocol.clone())
+        .map_err(|e| NetworkError::Config(format!("kad protocol: {e}")))?;
+    let l = config.limits;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(l.max_established)
+        .with_max_established_per_peer(l.max_established_per_peer)
+        .with_max_pending_incoming(l.max_pending_incoming)
+        .with_max_pending_outgoing(l.max_pending_outgoing);
+    let protocol_config = ProtocolConfig {
+        max_frame_bytes: config.max_frame_bytes,
+        stream_timeout: config.stream_timeout,
+        max_inbound_streams: config.max_inbound_streams.max(1),
+    };
+    let mut kad_config = kad::Config::new(kad_protocol);
+    kad_config.set_query_timeout(config.lookup_timeout);
+    let transport = |e: &dyn std::fmt::Display| NetworkError::Transport(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_dns()
+        .map_err(|e| transport(&e))?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(|e| transport(&e))?
+        .with_behaviour(|key| {
+            let mut kad = kad::Behaviour::with_config(local, MemoryStore::new(local), kad_config);
+            kad.set_mode(Some(kad::Mode::Server));
+            Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(NetConfig::PROTOCOL_VERSION.into(), key.public())
+                        .with_agent_version(format!("braid/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                kad,
+                particles: protocol::Behaviour::new(protocol_config),
+            }
+        })
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .with_connection_timeout(config.handshake_timeout)
+        .build();
+    Ok(swarm)
+}
+
+/// A handle on a running network; cheap to clone. The network stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+enum Command {
+    Attempt {
+        peer: PeerId,
+        kind: Kind,
+        frame: Arc<Vec<u8>>,
+        reply: Reply<Result<(), Failure>>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: Reply<Result<PeerId, NetworkError>>,
+    },
+    Neighborhood {
+        key: PeerId,
+        count: NonZeroUsize,
+        reply: Reply<Result<Vec<PeerId>, NetworkError>>,
+    },
+    ListenAddrs(Reply<Vec<Multiaddr>>),
+    ExternalAddrs(Reply<Vec<Multiaddr>>),
+    ConnectedPeers(Reply<Vec<PeerId>>),
+}
+
+/// The first wait between attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl NetworkHandle {
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Sends `particle` to `peer` on the particle protocol; resolves once the frame was
+    /// written to a stream of a connection to the peer and the stream closed, or with
+    /// [`NetworkError::Undeliverable`] once `deadline` has passed (or at once, when the
+    /// peer does not speak the protocol).
+    pub async fn send(
+        &self,
+        peer: PeerId,
+        particle: &Particle,
+        deadline: Instant,
+    ) -> Result<(), NetworkError> {
+        self.send_encoded(peer, &particle.encode(), deadline).await
+    }
+
+    /// [`Self::send`] for a particle already encoded ([`Particle::encode`]).
+    pub async fn send_encoded(
+        &self,
+        peer: PeerId,
+        encoded: &[u8],
+        deadline: Instant,
+    ) -> Result<(), NetworkError> {
+        let frame = Arc::new(frame_of_encoded(encoded));
+        self.deliver(peer, Kind::Particle, frame, deadline).await
+    }
+
+    /// Sends a braid notice to `peer` (`/braid/notice/1.0.0`); as [`Self::send`].
+    pub async fn send_notice(
+        &self,
+        peer: PeerId,
+        notice: &Notice,
+        deadline: Instant,
+    ) -> Result<(), NetworkError> {
+        let frame = Arc::new(notice.encode_frame());
+        self.deliver(peer, Kind::Notice, frame, deadline).await
+    }
+
+    async fn deliver(
+        &self,
+        peer: PeerId,
+        kind: Kind,
+        frame: Arc<Vec<u8>>,
+        deadline: Instant,
+    ) -> Result<(), NetworkError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0;
+        let reason = loop {
+            attempts += 1;
+            let (reply, answer) = oneshot::channel();
+            let command = Command::Attempt {
+                peer,
+                kind,
+                frame: frame.clone(),
+                reply,
+            };
+            self.commands
+                .send(command)
+                .await
+                .map_err(|_| NetworkError::Stopped)?;
+            let failure = match tokio::time::timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(failure))) => failure,
+                Ok(Err(_)) => return Err(NetworkError::Stopped),
+                Err(_) => break "the deadline passed during an attempt".to_owned(),
+            };
+            tracing::debug!(%peer, attempts, reason = %failure.reason, "send attempt failed");
+            if !failure.retry || Instant::now() + backoff >= deadline {
+                break failure.reason;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        tracing::info!(%peer, attempts, %reason, "undeliverable");
+        Err(NetworkError::Undeliverable {
+            peer,
+            attempts,
+            reason,
+        })
+    }
+
+    /// Dials `addr`; with a `/p2p/<peer id>` ending, only that peer is accepted.
+    /// Resolves with the peer's id once connected (at once if it already is).
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetworkError> {
+        self.ask(|reply| Command::Connect { addr, reply }).await?
+    }
+
+    /// Up to `count` peers closest to `key` in the Kademlia space, by a query.
+    pub async fn neighborhood(
+        &self,
+        key: PeerId,
+        count: usize,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        let Some(count) = NonZeroUsize::new(count) else {
+            return Ok(Vec::new());
+        };
+        self.ask(|reply| Command::Neighborhood { key, count, reply })
+            .await?
+    }
+
+    /// The addresses this node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// The addresses this node announces as its external ones.
+    pub async fn external_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.ask(Command::ExternalAddrs).await
+    }
+
+    /// The peers with an open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.ask(Command::ConnectedPeers).await
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NetworkError> {
+        Ok(self.connected_peers().await?.contains(&peer))
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+}
+
+/// Attempts waiting for a connection to their peer.
+struct Waiting {
+    attempts: Vec<(Outbound, Reply<Result<(), Failure>>)>,
+    /// Whether a Kademlia lookup was made for this batch already.
+    looked_up: bool,
+}
+
+enum Query {
+    /// Looking for a peer to deliver to.
+    Route(PeerId),
+    /// A neighborhood asked for.
+    Neighborhood {
+        count: usize,
+        reply: Reply<Result<Vec<PeerId>, NetworkError>>,
+    },
+}
+
+struct Loop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    kad_protocol: StreamProtocol,
+    bootstrap_peers: Vec<PeerId>,
+    next_id: u64,
+    /// Attempts handed to the particle behaviour, by id.
+    attempts: HashMap<u64, Reply<Result<(), Failure>>>,
+    waiting: HashMap<PeerId, Waiting>,
+    queries: HashMap<QueryId, Query>,
+    connects: HashMap<ConnectionId, (Multiaddr, Reply<Result<PeerId, NetworkError>>)>,
+}
+
+impl Loop {
+    async fn run(mut self) {
+        if !self.bootstrap_peers.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+            }
+        }
+        tracing::debug!("network loop stopped: every handle was dropped");
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Attempt {
+                peer,
+                kind,
+                frame,
+                reply,
+            } => {
+                self.next_id += 1;
+                let outbound = Outbound {
+                    id: self.next_id,
+                    kind,
+                    frame,
+                };
+                self.attempt(peer, outbound, reply);
+            }
+            Command::Connect { addr, reply } => self.connect(addr, reply),
+            Command::Neighborhood { key, count, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_n_closest_peers(key, count);
+                self.queries.insert(
+                    id,
+                    Query::Neighborhood {
+                        count: count.get(),
+                        reply,
+                    },
+                );
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::ExternalAddrs(reply) => {
+                let _ = reply.send(self.swarm.external_addresses().cloned().collect());
+            }
+            Command::ConnectedPeers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+        }
+    }
+
+    fn attempt(&mut self, peer: PeerId, outbound: Outbound, reply: Reply<Result<(), Failure>>) {
+        if peer == *self.swarm.local_peer_id() {
+            let _ = reply.send(Err(Failure {
+                reason: "a node does not send to itself over the network".into(),
+                retry: false,
+            }));
+            return;
+        }
+        if self.swarm.is_connected(&peer) {
+            self.hand_over(peer, outbound, reply);
+            return;
+        }
+        let first = !self.waiting.contains_key(&peer);
+        self.waiting
+            .entry(peer)
+            .or_insert_with(|| Waiting {
+                attempts: Vec::new(),
+                looked_up: false,
+            })
+            .attempts
+            .push((outbound, reply));
+        if first {
+            self.dial(peer);
+        }
+    }
+
+    fn hand_over(&mut self, peer: PeerId, outbound: Outbound, reply: Reply<Result<(), Failure>>) {
+        let id = outbound.id;
+        match self.swarm.behaviour_mut().particles.send(peer, outbound) {
+            Ok(()) => {
+                self.attempts.insert(id, reply);
+            }
+            Err(_) => {
+                let _ = reply.send(Err(Failure::retry("no connection to the peer")));
+            }
+        }
+    }
+
+    /// Dials `peer` at the addresses the behaviours know; with none, looks it up.
+    fn dial(&mut self, peer: PeerId) {
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {}
+            Err(DialError::NoAddresses) => self.look_up(peer),
+            Err(e) => self.fail_waiting(peer, &format!("dialing failed: {e}")),
+        }
+    }
+
+    fn look_up(&mut self, peer: PeerId) {
+        if let Some(waiting) = self.waiting.get_mut(&peer) {
+            waiting.looked_up = true;
+        }
+        tracing::debug!(%peer, "looking the peer up");
+        let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+        self.queries.insert(id, Query::Route(peer));
+    }
+
+    fn fail_waiting(&mut self, peer: PeerId, reason: &str) {
+        for (_, reply) in self.waiting.remove(&peer).map(|w| w.attempts).unwrap_or_default() {
+            let _ = reply.send(Err(Failure::retry(reason)));
+        }
+    }
+
+    fn flush_waiting(&mut self, peer: PeerId) {
+        for (outbound, reply) in self.waiting.remove(&peer).map(|w| w.attempts).unwrap_or_default() {
+            self.hand_over(peer, outbound, reply);
+        }
+    }
+
+    fn connect(&mut self, addr: Multiaddr, reply: Reply<Result<PeerId, NetworkError>>) {
+        let opts = match addr.iter().last() {
+            Some(Protocol::P2p(peer)) => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::Always)
+                    .build()
+            }
+            _ => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.connects.insert(connection, (addr, reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetworkError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                }));
+            }
+        }
+    }
+
+    async fn emit(&mut self, event: NetEvent) {
+        // A node that dropped its receiver no longer wants events.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if let Some((_, reply)) = self.connects.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if self.bootstrap_peers.contains(&peer_id) {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+                self.flush_waiting(peer_id);
+                self.emit(NetEvent::ConnectionEstablished {
+                    peer: peer_id,
+                    addr: endpoint.get_remote_address().clone(),
+                    inbound: endpoint.is_listener(),
+                })
+                .await;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                self.emit(NetEvent::ConnectionClosed {
+                    peer: peer_id,
+                    remaining: num_established,
+                })
+                .await;
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some((addr, reply)) = self.connects.remove(&connection_id) {
+                    let _ = reply.send(Err(NetworkError::Dial {
+                        addr,
+                        reason: error.to_string(),
+                    }));
+                }
+                if let Some(peer) = peer_id {
+                    self.handle_dial_failure(peer, &error);
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
+            _ => {}
+        }
+    }
+
+    fn handle_dial_failure(&mut self, peer: PeerId, error: &DialError) {
+        if self.swarm.is_connected(&peer) {
+            return;
+        }
+        let Some(waiting) = self.waiting.get(&peer) else {
+            return;
+        };
+        if waiting.looked_up {
+            self.fail_waiting(peer, &format!("dialing failed: {error}"));
+        } else {
+            self.look_up(peer);
+        }
+    }
+
+    async fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Particles(event) => self.handle_particle_event(event).await,
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let particle = StreamProtocol::new(PARTICLE_PROTOCOL);
+                if !info.protocols.contains(&particle) {
+                    tracing::info!(peer = %peer_id, "the peer does not speak the particle protocol; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                if info.protocols.contains(&self.kad_protocol) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            }) => {
+                if !step.last {
+                    return;
+                }
+                let Some(query) = self.queries.remove(&id) else {
+                    return;
+                };
+                let (peers, error) = match result {
+                    Ok(ok) => (ok.peers, None),
+                    Err(GetClosestPeersError::Timeout { peers, .. }) => {
+                        (peers, Some("the query timed out"))
+                    }
+                };
+                match query {
+                    Query::Neighborhood { count, reply } => {
+                        let found: Vec<PeerId> =
+                            peers.into_iter().map(|p| p.peer_id).take(count).collect();
+                        let answer = match error {
+                            Some(e) if found.is_empty() => Err(NetworkError::Lookup(e.into())),
+                            _ => Ok(found),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    Query::Route(peer) => {
+                        if self.swarm.is_connected(&peer) {
+                            self.flush_waiting(peer);
+                            return;
+                        }
+                        if !self.waiting.contains_key(&peer) {
+                            return;
+                        }
+                        match peers.into_iter().find(|p| p.peer_id == peer) {
+                            Some(info) if !info.addrs.is_empty() => {
+                                for addr in &info.addrs {
+                                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                                }
+                                let opts = DialOpts::peer_id(peer)
+                                    .addresses(info.addrs)
+                                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                                    .build();
+                                if let Err(e) = self.swarm.dial(opts) {
+                                    if !matches!(e, DialError::DialPeerConditionFalse(_)) {
+                                        self.fail_waiting(peer, &format!("dialing failed: {e}"));
+                                    }
+                                }
+                            }
+                            _ => self.fail_waiting(
+                                peer,
+                                &format!(
+                                    "no address known, and a Kademlia lookup did not find the peer{}",
+                                    error.map(|e| format!(" ({e})")).unwrap_or_default()
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_particle_event(&mut self, event: protocol::Event) {
+        match event {
+            protocol::Event::Particle { from, particle } => {
+                self.emit(NetEvent::Particle { from, particle }).await;
+            }
+            protocol::Event::Notice { from, notice } => {
+                self.emit(NetEvent::Notice { from, notice }).await;
+            }
+            protocol::Event::Rejected { from, reason } => {
+                tracing::info!(peer = %from, %reason, "inbound stream refused");
+                self.emit(NetEvent::Rejected { from, reason }).await;
+            }
+            protocol::Event::Sent { id, result } => {
+                if let Some(reply) = self.attempts.remove(&id) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
