@@ -118,7 +118,9 @@ impl Network {
                     SwarmEvent::ListenerError { error, .. } => {
                         return Err(NetworkError::Transport(error.to_string()));
                     }
-                    SwarmEvent::ListenerClosed { addresses, reason, .. } => {
+                    SwarmEvent::ListenerClosed {
+                        addresses, reason, ..
+                    } => {
                         return Err(NetworkError::Transport(format!(
                             "listener on {addresses:?} closed: {reason:?}"
                         )));
@@ -412,8 +414,18 @@ impl NetworkHandle {
 /// Attempts waiting for a connection to their peer.
 struct Waiting {
     attempts: Vec<(Outbound, Reply<Result<(), Failure>>)>,
-    /// Whether a Kademlia lookup was made for this batch already.
-    looked_up: bool,
+    stage: Stage,
+}
+
+/// How far the search for a waiting peer has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Dialing the addresses the routing table holds.
+    Dialing,
+    /// A Kademlia query for the peer runs (its own dials may fail; they are no verdict).
+    LookingUp,
+    /// Dialing the addresses the query found: a failure now is final for this batch.
+    DialingFound,
 }
 
 enum Query {
@@ -517,7 +529,7 @@ impl Loop {
             .entry(peer)
             .or_insert_with(|| Waiting {
                 attempts: Vec::new(),
-                looked_up: false,
+                stage: Stage::Dialing,
             })
             .attempts
             .push((outbound, reply));
@@ -552,7 +564,7 @@ impl Loop {
 
     fn look_up(&mut self, peer: PeerId) {
         if let Some(waiting) = self.waiting.get_mut(&peer) {
-            waiting.looked_up = true;
+            waiting.stage = Stage::LookingUp;
         }
         tracing::debug!(%peer, "looking the peer up");
         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
@@ -560,13 +572,23 @@ impl Loop {
     }
 
     fn fail_waiting(&mut self, peer: PeerId, reason: &str) {
-        for (_, reply) in self.waiting.remove(&peer).map(|w| w.attempts).unwrap_or_default() {
+        for (_, reply) in self
+            .waiting
+            .remove(&peer)
+            .map(|w| w.attempts)
+            .unwrap_or_default()
+        {
             let _ = reply.send(Err(Failure::retry(reason)));
         }
     }
 
     fn flush_waiting(&mut self, peer: PeerId) {
-        for (outbound, reply) in self.waiting.remove(&peer).map(|w| w.attempts).unwrap_or_default() {
+        for (outbound, reply) in self
+            .waiting
+            .remove(&peer)
+            .map(|w| w.attempts)
+            .unwrap_or_default()
+        {
             self.hand_over(peer, outbound, reply);
         }
     }
@@ -668,10 +690,15 @@ impl Loop {
         let Some(waiting) = self.waiting.get(&peer) else {
             return;
         };
-        if waiting.looked_up {
-            self.fail_waiting(peer, &format!("dialing failed: {error}"));
-        } else {
-            self.look_up(peer);
+        match waiting.stage {
+            Stage::Dialing => {
+                // Every address the routing table held failed: forget them, or the
+                // query would try them again and never take the ones it learns.
+                self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                self.look_up(peer);
+            }
+            Stage::LookingUp => {}
+            Stage::DialingFound => self.fail_waiting(peer, &format!("dialing failed: {error}")),
         }
     }
 
@@ -724,9 +751,10 @@ impl Loop {
                             self.flush_waiting(peer);
                             return;
                         }
-                        if !self.waiting.contains_key(&peer) {
+                        let Some(waiting) = self.waiting.get_mut(&peer) else {
                             return;
-                        }
+                        };
+                        waiting.stage = Stage::DialingFound;
                         match peers.into_iter().find(|p| p.peer_id == peer) {
                             Some(info) if !info.addrs.is_empty() => {
                                 for addr in &info.addrs {
@@ -736,9 +764,12 @@ impl Loop {
                                     .addresses(info.addrs)
                                     .condition(PeerCondition::DisconnectedAndNotDialing)
                                     .build();
-                                if let Err(e) = self.swarm.dial(opts) {
-                                    if !matches!(e, DialError::DialPeerConditionFalse(_)) {
-                                        self.fail_waiting(peer, &format!("dialing failed: {e}"));
+                                match self.swarm.dial(opts) {
+                                    Ok(()) => {}
+                                    // Dialing already (kad's own dial): its outcome decides.
+                                    Err(DialError::DialPeerConditionFalse(_)) => {}
+                                    Err(e) => {
+                                        self.fail_waiting(peer, &format!("dialing failed: {e}"))
                                     }
                                 }
                             }

@@ -25,6 +25,7 @@ use braid_wire::{
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
 use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use libp2p::core::{Endpoint, Multiaddr};
@@ -33,10 +34,9 @@ use libp2p::swarm::handler::{
 };
 use libp2p::swarm::{
     ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
-    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, StreamUpgradeError,
-    SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::PeerId;
 
 /// Which of the two protocols a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +244,10 @@ pub(crate) enum HandlerEvent {
     Particle(Particle),
     Notice(Notice),
     Rejected(String),
-    Sent { id: u64, result: Result<(), Failure> },
+    Sent {
+        id: u64,
+        result: Result<(), Failure>,
+    },
 }
 
 /// The protocols a stream may be negotiated for.
@@ -345,17 +348,17 @@ impl ConnectionHandler for Handler {
         if let Poll::Ready(Some(event)) = self.outbound.poll_next_unpin(cx) {
             return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
         }
-        if self.opening < MAX_OPENING {
-            if let Some(outbound) = self.queued.pop_front() {
-                self.opening += 1;
-                return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                    protocol: SubstreamProtocol::new(
-                        Protocols(vec![outbound.kind.protocol()]),
-                        outbound,
-                    )
-                    .with_timeout(self.config.stream_timeout),
-                });
-            }
+        if self.opening < MAX_OPENING
+            && let Some(outbound) = self.queued.pop_front()
+        {
+            self.opening += 1;
+            return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                protocol: SubstreamProtocol::new(
+                    Protocols(vec![outbound.kind.protocol()]),
+                    outbound,
+                )
+                .with_timeout(self.config.stream_timeout),
+            });
         }
         Poll::Pending
     }
@@ -364,10 +367,7 @@ impl ConnectionHandler for Handler {
         self.queued.push_back(outbound);
     }
 
-    fn on_connection_event(
-        &mut self,
-        event: ConnectionEvent<Protocols, Protocols, (), Outbound>,
-    ) {
+    fn on_connection_event(&mut self, event: ConnectionEvent<Protocols, Protocols, (), Outbound>) {
         match event {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
                 protocol: (stream, protocol),
@@ -396,7 +396,8 @@ impl ConnectionHandler for Handler {
             }) => {
                 self.opening = self.opening.saturating_sub(1);
                 let timeout = self.config.stream_timeout;
-                self.outbound.push(write_outbound(stream, outbound, timeout).boxed());
+                self.outbound
+                    .push(write_outbound(stream, outbound, timeout).boxed());
             }
             ConnectionEvent::DialUpgradeError(DialUpgradeError { info, error }) => {
                 self.opening = self.opening.saturating_sub(1);
