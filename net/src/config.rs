@@ -39,7 +39,8 @@ pub struct NetConfig {
     pub max_inbound_streams: usize,
     /// Connection limits.
     pub limits: ConnectionLimits,
-    /// Events buffered for the node before the network waits for it.
+    /// Events buffered for the node. When the buffer is full the network waits for the
+    /// node to take one, and reads nothing meanwhile (back-pressure, never loss).
     pub event_buffer: usize,
 }
 

@@ -265,7 +265,7 @@ enum Command {
         reply: Reply<Result<PeerId, NetworkError>>,
     },
     Neighborhood {
-        key: PeerId,
+        key: Vec<u8>,
         count: NonZeroUsize,
         reply: Reply<Result<Vec<PeerId>, NetworkError>>,
     },
@@ -368,10 +368,21 @@ impl NetworkHandle {
         self.ask(|reply| Command::Connect { addr, reply }).await?
     }
 
-    /// Up to `count` peers closest to `key` in the Kademlia space, by a query.
+    /// Up to `count` (at most 20) peers closest to `peer` in the Kademlia space, by a
+    /// query; `peer` itself among them when it is reachable. This node is never in it.
     pub async fn neighborhood(
         &self,
-        key: PeerId,
+        peer: PeerId,
+        count: usize,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        self.neighborhood_of_key(peer.to_bytes(), count).await
+    }
+
+    /// [`Self::neighborhood`] of any key: its place in the Kademlia space is the SHA-256
+    /// of `key` (for a peer id, of its bytes).
+    pub async fn neighborhood_of_key(
+        &self,
+        key: Vec<u8>,
         count: usize,
     ) -> Result<Vec<PeerId>, NetworkError> {
         let Some(count) = NonZeroUsize::new(count) else {

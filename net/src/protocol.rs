@@ -480,7 +480,8 @@ pub(crate) enum FrameReadError {
 }
 
 /// Reads a length prefix (byte by byte, checked against `limit` as it grows), then
-/// exactly that many bytes, buffered only as they arrive.
+/// exactly that many bytes, buffered only as they arrive (the buffer never holds more
+/// than the announced length, which is within `limit`).
 pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,
@@ -499,17 +500,58 @@ pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
             Err(r) => return Err(FrameReadError::Rejected(r)),
         }
     };
-    let mut body = Vec::with_capacity(length.min(64 << 10));
-    let read = (&mut *reader)
-        .take(length as u64)
-        .read_to_end(&mut body)
-        .await
-        .map_err(FrameReadError::Io)?;
-    if read != length {
-        return Err(FrameReadError::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("the stream ended after {read} of {length} bytes"),
-        )));
+    // Grow the buffer as bytes arrive, doubling but never past `length`: a peer that
+    // announces a large frame and sends little costs little.
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 8 << 10];
+    while body.len() < length {
+        let want = (length - body.len()).min(chunk.len());
+        let n = reader
+            .read(&mut chunk[..want])
+            .await
+            .map_err(FrameReadError::Io)?;
+        if n == 0 {
+            return Err(FrameReadError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the stream ended after {} of {length} bytes", body.len()),
+            )));
+        }
+        if body.capacity() - body.len() < n {
+            let grow = body.capacity().max(chunk.len()).min(length - body.len());
+            body.reserve_exact(grow);
+        }
+        body.extend_from_slice(&chunk[..n]);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8], limit: usize) -> Result<Vec<u8>, FrameReadError> {
+        futures::executor::block_on(read_frame(&mut futures::io::Cursor::new(bytes), limit))
+    }
+
+    #[test]
+    fn frames_are_read_within_the_limit_and_buffered_as_they_arrive() {
+        let mut frame = Vec::new();
+        braid_wire::encode_varint(100_000, &mut frame);
+        frame.extend(std::iter::repeat_n(7u8, 100_000));
+        let body = read(&frame, 100_000).unwrap();
+        assert_eq!(body.len(), 100_000);
+        assert!(body.capacity() <= 100_000, "{}", body.capacity());
+        assert!(matches!(
+            read(&frame, 99_999),
+            Err(FrameReadError::Rejected(Rejection::TooLarge { .. }))
+        ));
+        // Announced 100 000, sent 10: an error, and nothing near 100 000 allocated.
+        let short = &frame[..13];
+        match read(short, 100_000) {
+            Err(FrameReadError::Io(e)) => assert!(e.to_string().contains("after 10 of 100000")),
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        assert!(matches!(read(&[], 10), Err(FrameReadError::Io(_))));
+        assert!(matches!(read(&[0], 10), Ok(b) if b.is_empty()));
+    }
 }

@@ -547,3 +547,29 @@ async fn twenty_nodes_that_know_one_bootstrap_node_reach_each_other_by_id() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_connection_outlives_libp2p_default_idle_timeout() {
+    bounded(async {
+        // The field's 180 s on both sides: still connected past rust-libp2p's default
+        // of 10 s, and the particle goes back over the connection the client made.
+        let a = start(config(71)).await;
+        let mut client_config = config(72);
+        client_config.listen.clear();
+        let mut client = start(client_config).await;
+        client.handle.connect(a.addr(true).await).await.unwrap();
+        // A short idle timeout is applied: that connection closes on its own.
+        let mut short = config(73);
+        short.idle_timeout = Duration::from_millis(500);
+        let brief = start(short).await;
+        brief.handle.connect(a.addr(false).await).await.unwrap();
+
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(a.handle.is_connected(client.id).await.unwrap());
+        assert!(!brief.handle.is_connected(a.id).await.unwrap());
+        let p = particle(71, "after-eleven-idle-seconds");
+        a.handle.send(client.id, &p, soon(5)).await.unwrap();
+        assert_eq!(client.particle().await, (a.id, p));
+    })
+    .await;
+}
