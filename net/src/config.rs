@@ -35,6 +35,9 @@ pub struct NetConfig {
     pub handshake_timeout: Duration,
     /// How long a Kademlia query may run.
     pub lookup_timeout: Duration,
+    /// How often bootstrap peers this node is not connected to are dialed again (a
+    /// bootstrap peer that restarts, or that started after this node, is found again).
+    pub bootstrap_redial: Duration,
     /// Inbound particle and notice streams read at once on one connection.
     pub max_inbound_streams: usize,
     /// Connection limits.
@@ -86,6 +89,7 @@ impl NetConfig {
             stream_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             lookup_timeout: Duration::from_secs(10),
+            bootstrap_redial: Duration::from_secs(15),
             max_inbound_streams: 32,
             limits: ConnectionLimits::DEFAULT,
             event_buffer: 1024,
@@ -107,6 +111,7 @@ impl std::fmt::Debug for NetConfig {
             .field("stream_timeout", &self.stream_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("lookup_timeout", &self.lookup_timeout)
+            .field("bootstrap_redial", &self.bootstrap_redial)
             .field("max_inbound_streams", &self.max_inbound_streams)
             .field("limits", &self.limits)
             .field("event_buffer", &self.event_buffer)

@@ -136,7 +136,7 @@ impl Network {
         for addr in &config.external {
             swarm.add_external_address(addr.clone());
         }
-        let mut bootstrap_peers = Vec::new();
+        let mut bootstrap = Vec::new();
         for addr in &config.bootstrap {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
                 return Err(NetworkError::Config(format!(
@@ -146,14 +146,7 @@ impl Network {
             let mut plain = addr.clone();
             plain.pop();
             swarm.behaviour_mut().kad.add_address(&peer, plain.clone());
-            bootstrap_peers.push(peer);
-            let opts = DialOpts::peer_id(peer)
-                .addresses(vec![plain])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(e) = swarm.dial(opts) {
-                tracing::warn!(%addr, error = %e, "dialing a bootstrap peer failed");
-            }
+            bootstrap.push((peer, plain));
         }
         let (commands, command_rx) = mpsc::channel(256);
         let (events, event_rx) = mpsc::channel(config.event_buffer.max(1));
@@ -163,7 +156,8 @@ impl Network {
             events,
             kad_protocol: StreamProtocol::try_from_owned(config.kad_protocol.clone())
                 .map_err(|e| NetworkError::Config(format!("kad protocol: {e}")))?,
-            bootstrap_peers,
+            bootstrap,
+            bootstrap_redial: config.bootstrap_redial.max(Duration::from_millis(10)),
             next_id: 0,
             attempts: HashMap::new(),
             waiting: HashMap::new(),
@@ -454,7 +448,9 @@ struct Loop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     kad_protocol: StreamProtocol,
-    bootstrap_peers: Vec<PeerId>,
+    /// Bootstrap peers and their addresses.
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    bootstrap_redial: Duration,
     next_id: u64,
     /// Attempts handed to the particle behaviour, by id.
     attempts: HashMap<u64, Reply<Result<(), Failure>>>,
@@ -465,9 +461,9 @@ struct Loop {
 
 impl Loop {
     async fn run(mut self) {
-        if !self.bootstrap_peers.is_empty() {
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
-        }
+        // The first tick is at once: it dials the bootstrap peers.
+        let mut redial = tokio::time::interval(self.bootstrap_redial);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -475,9 +471,26 @@ impl Loop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                _ = redial.tick(), if !self.bootstrap.is_empty() => self.dial_bootstrap(),
             }
         }
         tracing::debug!("network loop stopped: every handle was dropped");
+    }
+
+    /// Dials the bootstrap peers this node is not connected to.
+    fn dial_bootstrap(&mut self) {
+        for (peer, addr) in self.bootstrap.clone() {
+            if self.swarm.is_connected(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, %addr, error = %e, "dialing a bootstrap peer failed");
+            }
+        }
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -649,7 +662,8 @@ impl Loop {
                 if let Some((_, reply)) = self.connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                if self.bootstrap_peers.contains(&peer_id) {
+                if self.bootstrap.iter().any(|(p, _)| *p == peer_id) {
+                    // Joining (again): fill the routing table around this node's id.
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
                 self.flush_waiting(peer_id);

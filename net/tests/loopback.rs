@@ -573,3 +573,39 @@ async fn an_idle_client_connection_outlives_libp2p_default_idle_timeout() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_that_starts_later_is_dialed_again() {
+    bounded(async {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut a_config = config(81);
+        a_config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()];
+        let a_id = braid_net::peer_id_of_secret(&a_config.secret);
+        let mut b_config = config(82);
+        b_config.bootstrap = vec![
+            format!("/ip4/127.0.0.1/tcp/{port}/p2p/{a_id}")
+                .parse()
+                .unwrap(),
+        ];
+        b_config.bootstrap_redial = Duration::from_millis(200);
+        let b = start(b_config).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!b.handle.is_connected(a_id).await.unwrap());
+        let mut a = start(a_config).await;
+        let p = particle(82, "to-a-late-bootstrap-peer");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !b.handle.is_connected(a_id).await.unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "the bootstrap peer was not dialed again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        b.handle.send(a_id, &p, soon(5)).await.unwrap();
+        assert_eq!(a.particle().await, (b.id, p));
+    })
+    .await;
+}
