@@ -38,8 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let verified = PeerId::from_str(&particle.init_peer_id)
                     .ok()
                     .and_then(|id| {
-                        libp2p::identity::PublicKey::try_decode_protobuf(id.as_ref().digest())
-                            .ok()
+                        libp2p::identity::PublicKey::try_decode_protobuf(id.as_ref().digest()).ok()
                     })
                     .and_then(|key| key.try_into_ed25519().ok())
                     .is_some_and(|key| particle.verify(&key.to_bytes()));

@@ -609,3 +609,33 @@ async fn a_bootstrap_peer_that_starts_later_is_dialed_again() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_flood_is_capped_per_connection() {
+    bounded(async {
+        let mut config_a = config(91);
+        config_a.max_inbound_streams = 4;
+        config_a.stream_timeout = Duration::from_secs(3);
+        let mut a = start(config_a).await;
+        let b = start(config(92)).await;
+        let mut raw = raw_peer(a.addr(false).await, true).await;
+        // Ten silent streams at once: four are read (and time out), six are dropped.
+        let mut silent = Vec::new();
+        for _ in 0..10 {
+            silent.push(raw.open(a.id, PARTICLE_PROTOCOL).await);
+        }
+        let mut capped = 0;
+        while capped < 6 {
+            let reason = a.rejection().await;
+            assert!(reason.contains("over 4 inbound streams"), "{reason}");
+            capped += 1;
+        }
+        // Another peer is not held up by them.
+        b.handle.connect(a.addr(false).await).await.unwrap();
+        let p = particle(92, "past-the-stream-flood");
+        b.handle.send(a.id, &p, soon(10)).await.unwrap();
+        assert_eq!(a.particle().await, (b.id, p));
+        drop(silent);
+    })
+    .await;
+}
