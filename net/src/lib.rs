@@ -21,4 +21,4 @@ mod protocol;
 pub use config::{ConnectionLimits, NetConfig};
 pub use error::NetworkError;
 pub use libp2p::{Multiaddr, PeerId};
-pub use network::{NetEvent, Network, NetworkHandle, peer_id_of_secret};
+pub use network::{NetEvent, NetStats, Network, NetworkHandle, peer_id_of_secret};

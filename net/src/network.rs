@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use braid_wire::{Notice, PARTICLE_PROTOCOL, Particle, frame_of_encoded};
@@ -55,7 +56,10 @@ pub enum NetEvent {
     Rejected {
         /// The peer.
         from: PeerId,
-        /// Why.
+        /// A short stable name for counters: `too_large`, `malformed` (as
+        /// `braid_wire::Rejection::kind`), `io`, `stalled`, `too_many_streams`.
+        kind: &'static str,
+        /// Why, in words.
         reason: String,
     },
     /// A connection to a peer was established.
@@ -74,6 +78,61 @@ pub enum NetEvent {
         /// Connections to the peer that remain open.
         remaining: u32,
     },
+}
+
+/// What the network has done so far ([`NetworkHandle::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetStats {
+    /// Connections established, both ways.
+    pub connections_established: u64,
+    /// Connections closed.
+    pub connections_closed: u64,
+    /// Particles received (format checked).
+    pub particles_received: u64,
+    /// Notices received.
+    pub notices_received: u64,
+    /// Inbound streams refused ([`NetEvent::Rejected`]).
+    pub rejected: u64,
+    /// Particles and notices delivered (written to a stream of the peer).
+    pub sent: u64,
+    /// Attempts that failed and were made again.
+    pub retries: u64,
+    /// Particles and notices given up on ([`NetworkError::Undeliverable`]).
+    pub undeliverable: u64,
+    /// Kademlia lookups of a peer to deliver to.
+    pub lookups: u64,
+}
+
+/// The counters behind [`NetStats`], shared by the loop and the handles.
+#[derive(Debug, Default)]
+struct Counters {
+    connections_established: AtomicU64,
+    connections_closed: AtomicU64,
+    particles_received: AtomicU64,
+    notices_received: AtomicU64,
+    rejected: AtomicU64,
+    sent: AtomicU64,
+    retries: AtomicU64,
+    undeliverable: AtomicU64,
+    lookups: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> NetStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        NetStats {
+            connections_established: get(&self.connections_established),
+            connections_closed: get(&self.connections_closed),
+            particles_received: get(&self.particles_received),
+            notices_received: get(&self.notices_received),
+            rejected: get(&self.rejected),
+            sent: get(&self.sent),
+            retries: get(&self.retries),
+            undeliverable: get(&self.undeliverable),
+            lookups: get(&self.lookups),
+        }
+    }
 }
 
 /// The libp2p peer id (`12D3KooW...`) of an Ed25519 secret key.
@@ -150,7 +209,9 @@ impl Network {
         }
         let (commands, command_rx) = mpsc::channel(256);
         let (events, event_rx) = mpsc::channel(config.event_buffer.max(1));
+        let counters = Arc::new(Counters::default());
         let state = Loop {
+            counters: counters.clone(),
             swarm,
             commands: command_rx,
             events,
@@ -169,6 +230,7 @@ impl Network {
             NetworkHandle {
                 commands,
                 local_peer_id,
+                counters,
             },
             event_rx,
         ))
@@ -243,6 +305,7 @@ async fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetworkErro
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    counters: Arc<Counters>,
 }
 
 type Reply<T> = oneshot::Sender<T>;
@@ -276,6 +339,11 @@ impl NetworkHandle {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> NetStats {
+        self.counters.snapshot()
     }
 
     /// Sends `particle` to `peer` on the particle protocol; resolves once the frame was
@@ -336,7 +404,10 @@ impl NetworkHandle {
                 .await
                 .map_err(|_| NetworkError::Stopped)?;
             let failure = match tokio::time::timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Ok(()))) => {
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Ok(Ok(Err(failure))) => failure,
                 Ok(Err(_)) => return Err(NetworkError::Stopped),
                 Err(_) => break "the deadline passed during an attempt".to_owned(),
@@ -345,10 +416,12 @@ impl NetworkHandle {
             if !failure.retry || Instant::now() + backoff >= deadline {
                 break failure.reason;
             }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         };
         tracing::info!(%peer, attempts, %reason, "undeliverable");
+        self.counters.undeliverable.fetch_add(1, Ordering::Relaxed);
         Err(NetworkError::Undeliverable {
             peer,
             attempts,
@@ -445,6 +518,7 @@ enum Query {
 
 struct Loop {
     swarm: Swarm<Behaviour>,
+    counters: Arc<Counters>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     kad_protocol: StreamProtocol,
@@ -591,6 +665,7 @@ impl Loop {
             waiting.stage = Stage::LookingUp;
         }
         tracing::debug!(%peer, "looking the peer up");
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
         let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
         self.queries.insert(id, Query::Route(peer));
     }
@@ -659,6 +734,9 @@ impl Loop {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.counters
+                    .connections_established
+                    .fetch_add(1, Ordering::Relaxed);
                 if let Some((_, reply)) = self.connects.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -681,6 +759,9 @@ impl Loop {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "connection closed");
+                self.counters
+                    .connections_closed
+                    .fetch_add(1, Ordering::Relaxed);
                 self.emit(NetEvent::ConnectionClosed {
                     peer: peer_id,
                     remaining: num_established,
@@ -816,14 +897,21 @@ impl Loop {
     async fn handle_particle_event(&mut self, event: protocol::Event) {
         match event {
             protocol::Event::Particle { from, particle } => {
+                self.counters
+                    .particles_received
+                    .fetch_add(1, Ordering::Relaxed);
                 self.emit(NetEvent::Particle { from, particle }).await;
             }
             protocol::Event::Notice { from, notice } => {
+                self.counters
+                    .notices_received
+                    .fetch_add(1, Ordering::Relaxed);
                 self.emit(NetEvent::Notice { from, notice }).await;
             }
-            protocol::Event::Rejected { from, reason } => {
-                tracing::info!(peer = %from, %reason, "inbound stream refused");
-                self.emit(NetEvent::Rejected { from, reason }).await;
+            protocol::Event::Rejected { from, kind, reason } => {
+                tracing::info!(peer = %from, kind, %reason, "inbound stream refused");
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.emit(NetEvent::Rejected { from, kind, reason }).await;
             }
             protocol::Event::Sent { id, result } => {
                 if let Some(reply) = self.attempts.remove(&id) {

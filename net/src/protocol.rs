@@ -84,7 +84,11 @@ pub(crate) enum Event {
     /// A notice arrived.
     Notice { from: PeerId, notice: Notice },
     /// An inbound stream was refused, and why.
-    Rejected { from: PeerId, reason: String },
+    Rejected {
+        from: PeerId,
+        kind: &'static str,
+        reason: String,
+    },
     /// An outbound frame was written and its stream closed, or why not.
     Sent {
         id: u64,
@@ -219,7 +223,11 @@ impl NetworkBehaviour for Behaviour {
                 particle,
             },
             HandlerEvent::Notice(notice) => Event::Notice { from: peer, notice },
-            HandlerEvent::Rejected(reason) => Event::Rejected { from: peer, reason },
+            HandlerEvent::Rejected { kind, reason } => Event::Rejected {
+                from: peer,
+                kind,
+                reason,
+            },
             HandlerEvent::Sent { id, result } => {
                 if let Some(ids) = self.in_flight.get_mut(&connection) {
                     ids.remove(&id);
@@ -243,7 +251,12 @@ impl NetworkBehaviour for Behaviour {
 pub(crate) enum HandlerEvent {
     Particle(Particle),
     Notice(Notice),
-    Rejected(String),
+    Rejected {
+        /// A short stable name: a `Rejection::kind`, `io`, `stalled` or
+        /// `too_many_streams`.
+        kind: &'static str,
+        reason: String,
+    },
     Sent {
         id: u64,
         result: Result<(), Failure>,
@@ -375,10 +388,13 @@ impl ConnectionHandler for Handler {
             }) => {
                 if self.inbound.len() >= self.config.max_inbound_streams {
                     drop(stream);
-                    self.events.push_back(HandlerEvent::Rejected(format!(
-                        "over {} inbound streams at once on one connection; stream dropped",
-                        self.config.max_inbound_streams
-                    )));
+                    self.events.push_back(HandlerEvent::Rejected {
+                        kind: "too_many_streams",
+                        reason: format!(
+                            "over {} inbound streams at once on one connection; stream dropped",
+                            self.config.max_inbound_streams
+                        ),
+                    });
                     return;
                 }
                 let kind = if protocol.as_ref() == NOTICE_PROTOCOL {
@@ -452,15 +468,21 @@ async fn read_inbound(mut stream: Stream, kind: Kind, config: ProtocolConfig) ->
     drop(stream);
     let body = match read {
         Ok(Ok(body)) => body,
-        Ok(Err(FrameReadError::Rejected(r))) => return HandlerEvent::Rejected(r.to_string()),
+        Ok(Err(FrameReadError::Rejected(r))) => return rejected(&r),
         Ok(Err(FrameReadError::Io(e))) => {
-            return HandlerEvent::Rejected(format!("reading a {kind:?} frame failed: {e}"));
+            return HandlerEvent::Rejected {
+                kind: "io",
+                reason: format!("reading a {kind:?} frame failed: {e}"),
+            };
         }
         Err(_) => {
-            return HandlerEvent::Rejected(format!(
-                "no whole {kind:?} frame within {:?}; stream dropped",
-                config.stream_timeout
-            ));
+            return HandlerEvent::Rejected {
+                kind: "stalled",
+                reason: format!(
+                    "no whole {kind:?} frame within {:?}; stream dropped",
+                    config.stream_timeout
+                ),
+            };
         }
     };
     let decoded = match kind {
@@ -469,7 +491,14 @@ async fn read_inbound(mut stream: Stream, kind: Kind, config: ProtocolConfig) ->
             .map(HandlerEvent::Particle),
         Kind::Notice => Notice::decode(&body).map(HandlerEvent::Notice),
     };
-    decoded.unwrap_or_else(|r| HandlerEvent::Rejected(r.to_string()))
+    decoded.unwrap_or_else(|r| rejected(&r))
+}
+
+fn rejected(r: &Rejection) -> HandlerEvent {
+    HandlerEvent::Rejected {
+        kind: r.kind(),
+        reason: r.to_string(),
+    }
 }
 
 /// Why a frame could not be read.

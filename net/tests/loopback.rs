@@ -58,7 +58,7 @@ impl Node {
         loop {
             match timeout(Duration::from_secs(20), self.events.recv()).await {
                 Ok(Some(NetEvent::Particle { from, particle })) => return (from, particle),
-                Ok(Some(NetEvent::Rejected { from, reason })) => {
+                Ok(Some(NetEvent::Rejected { from, reason, .. })) => {
                     eprintln!("refused from {from}: {reason}")
                 }
                 Ok(Some(_)) => {}
@@ -314,6 +314,12 @@ async fn garbage_oversized_and_stalled_streams_are_refused_and_block_no_one() {
         let mut s = raw.write(a.id, &encode_particle_frame(&q)).await;
         s.close().await.unwrap();
         assert_eq!(a.particle().await.1, q);
+        let stats = a.handle.stats();
+        assert_eq!(
+            (stats.rejected, stats.particles_received),
+            (6, 2),
+            "{stats:?}"
+        );
     })
     .await;
 }
@@ -526,7 +532,7 @@ async fn twenty_nodes_that_know_one_bootstrap_node_reach_each_other_by_id() {
                         );
                         got.insert(particle.id);
                     }
-                    Ok(Some(NetEvent::Rejected { from, reason })) => {
+                    Ok(Some(NetEvent::Rejected { from, reason, .. })) => {
                         eprintln!("{j} refused from {from}: {reason}")
                     }
                     Ok(Some(_)) => {}
