@@ -24,6 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(dir.join(name), bytes)
     };
     let key = NodeKey::from_secret([7; 32]);
+    // The JS client's frame, as captured (`fixtures/interop/`).
+    write(
+        "particle_frame",
+        "js-client-0.9.0",
+        include_bytes!("../../fixtures/interop/js-client-0.9.0-particle-frame.bin"),
+    )?;
     let particle_of = |script: &str, data: &[u8]| {
         let mut p = Particle::new_signed(
             &key,
@@ -58,6 +64,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             write("invoke_step", &name, &step.encode())?;
             if scripts % 8 == 0 {
                 write("particle", &name, &particle_of(&script, &[]))?;
+                let frame = braid_wire::frame_of_encoded(&particle_of(&script, &[]));
+                write("particle_frame", &name, &frame)?;
             }
             scripts += 1;
         }

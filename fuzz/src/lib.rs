@@ -11,8 +11,9 @@
 //! decoder and encoder, [`data_decoder`]), `invoke_step` (every input of one invoke,
 //! seeded from conformance runs and the AIR corpus, [`step`]), `generated` (valid
 //! multi-peer programs of the property-test generator, [`generated`]), `particle`
-//! (a node's intake of a particle, [`particle`]), and the transport's `frame` (header
-//! and message) and `handshake` (payload) ([`transport`]).
+//! (a node's intake of a particle, [`particle`]), `particle_frame` (the libp2p
+//! particle protocol's frame, [`particle::particle_frame`]), and the transport's
+//! `frame` (header and message) and `handshake` (payload) ([`transport`]).
 
 pub mod data_decoder;
 pub mod generated;
@@ -22,7 +23,7 @@ pub mod transport;
 
 pub use data_decoder::data_decoder;
 pub use generated::generated_run;
-pub use particle::particle;
+pub use particle::{particle, particle_frame};
 pub use step::{Step, invoke_step};
 pub use transport::{frame, handshake};
 
@@ -229,6 +230,7 @@ pub const TARGETS: &[&str] = &[
     "invoke_step",
     "generated",
     "particle",
+    "particle_frame",
     "frame",
     "handshake",
 ];
@@ -263,6 +265,7 @@ pub fn replay(target: &str, input: &[u8]) -> Option<()> {
         "invoke_step" => invoke_step(&Step::decode(input)),
         "generated" => generated_run(input),
         "particle" => particle(input),
+        "particle_frame" => particle_frame(input),
         "frame" => frame(input),
         "handshake" => handshake(input),
         _ => return None,

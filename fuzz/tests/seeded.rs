@@ -249,6 +249,42 @@ fn particle_intake_on_mutated_particles() {
 }
 
 #[test]
+fn particle_frames_mutated_from_the_js_client_capture() {
+    let mut rng = Rng(19);
+    let capture: &[u8] =
+        include_bytes!("../../fixtures/interop/js-client-0.9.0-particle-frame.bin");
+    assert!(
+        braid_wire::decode_particle_frame(capture, braid_wire::DEFAULT_MAX_FRAME_BYTES).is_ok(),
+        "the JS client's frame decodes"
+    );
+    let mut particle = braid_wire::Particle::new_signed(
+        &braid_wire::NodeKey::from_secret([5; 32]),
+        "frame-seed".into(),
+        braid_fuzz::particle::NOW,
+        60_000,
+        "(null)".into(),
+    );
+    particle.data = vec![7; 200];
+    let ours = braid_wire::encode_particle_frame(&particle);
+    for seed in [capture, &ours[..]] {
+        braid_fuzz::particle_frame(seed);
+        for _ in 0..300 {
+            braid_fuzz::particle_frame(&mutate(&mut rng, seed));
+        }
+    }
+    for bytes in [
+        &[][..],
+        &[0x80],
+        &[0xff; 9],
+        &[0xff; 10],
+        &[0x00],
+        &[0x02, 0x81, 0x04],
+    ] {
+        braid_fuzz::particle_frame(bytes);
+    }
+}
+
+#[test]
 fn transport_frames_and_handshakes_mutated() {
     use braid_wire::{HandshakePayload, Message};
     let key = braid_wire::NodeKey::from_secret([5; 32]);

@@ -58,8 +58,8 @@ pub use backend::{
 };
 pub use braid_wire::public_key_of_peer_id;
 pub use braid_wire::{
-    DEFAULT_CLOCK_SKEW_MS, FORMAT_VERSION, IntakeLimits, Particle, Rejection, Undeliverable, check,
-    check_expiry, check_signature, check_sizes,
+    DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable, check, check_expiry,
+    check_signature, check_sizes,
 };
 pub use error::{ExecuteError, HostError};
 pub use identity::NodeKey;

@@ -1,23 +1,28 @@
-//! Particles: what travels between peers, its wire form, and the checks a node makes
-//! before it lets one in.
+//! Particles: what travels between peers, their wire form (the field's: Nox's and the
+//! JS client's), and the checks a node makes before it lets one in.
 //!
-//! Wire form: MessagePack of `[FORMAT_VERSION, {id, init_peer_id, timestamp, ttl,
-//! script, signature, data}]` (fields by name, byte fields as `bin`). The signature is
-//! the init peer's Ed25519 signature over [`ParticleIdentity`] (id, init peer, timestamp,
-//! ttl and a hash of the script); `data` is not signed, as every hop rewrites it (its
+//! Wire form: a MessagePack map `{action: "Particle", id, init_peer_id, timestamp,
+//! ttl, script, signature, data}` ([`Particle::encode`]); on a libp2p stream it is
+//! framed by [`crate::particle_frame`]. `signature` and `data` are written as
+//! MessagePack `bin`, and read as `bin` or as arrays of integers (the JS client sends
+//! arrays). `ttl` must be positive (the JS client refuses a zero ttl).
+//!
+//! The signature is the init peer's Ed25519 signature over `id` (UTF-8) ‖ `timestamp`
+//! (u64 little-endian) ‖ `ttl` (u32 little-endian) ‖ `script` (UTF-8)
+//! ([`Particle::signed_bytes`]); `data` is not signed, as every hop rewrites it (its
 //! integrity is the interpreter's job).
 //!
 //! Intake order: size limits on the wire bytes, decoding, size limits on script and
 //! data, the signature against the init peer's key (decoded from its peer id), then
 //! expiry against this node's clock.
 
-use braid_interpreter::ParticleIdentity;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{NodeKey, public_key_of_peer_id};
 
-/// The version of the particle wire format written first in every encoded particle.
-pub const FORMAT_VERSION: u8 = 1;
+/// The value of the `action` key of a particle's MessagePack map.
+pub const PARTICLE_ACTION: &str = "Particle";
 
 /// How far the node's clock may be behind or ahead of an init peer's: a particle is
 /// expired only once `timestamp + ttl + skew` has passed, and refused when its
@@ -59,6 +64,39 @@ impl std::fmt::Debug for Particle {
     }
 }
 
+/// The wire form as written: `action` first, byte fields as `bin`, keys in the order
+/// the JS client writes them.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    action: &'static str,
+    id: &'a str,
+    init_peer_id: &'a str,
+    timestamp: u64,
+    ttl: u32,
+    script: &'a str,
+    #[serde(with = "serde_bytes")]
+    signature: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+}
+
+/// The wire form as read: byte fields as `bin` or arrays of integers (`serde_bytes`
+/// accepts both, and grows a buffer from an array as its elements arrive rather than
+/// trusting the announced length); unknown keys are ignored, duplicate keys refused.
+#[derive(Deserialize)]
+struct WireIn {
+    action: String,
+    id: String,
+    init_peer_id: String,
+    timestamp: u64,
+    ttl: u32,
+    script: String,
+    #[serde(with = "serde_bytes")]
+    signature: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
 impl Particle {
     /// A new particle started and signed by `key`, with empty data.
     pub fn new_signed(key: &NodeKey, id: String, timestamp: u64, ttl: u32, script: String) -> Self {
@@ -71,19 +109,38 @@ impl Particle {
             signature: Vec::new(),
             data: Vec::new(),
         };
-        particle.signature = particle.identity().sign(key.secret()).to_vec();
+        particle.signature = particle.sign(key.secret()).to_vec();
         particle
     }
 
-    /// What the init peer signs.
-    pub fn identity(&self) -> ParticleIdentity<'_> {
-        ParticleIdentity {
-            id: &self.id,
-            init_peer_id: &self.init_peer_id,
-            timestamp: self.timestamp,
-            ttl: self.ttl,
-            script: &self.script,
-        }
+    /// What the init peer signs: `id` ‖ `timestamp` (u64 LE) ‖ `ttl` (u32 LE) ‖
+    /// `script`, the field's particle signature scheme.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.id.len() + 12 + self.script.len());
+        bytes.extend_from_slice(self.id.as_bytes());
+        bytes.extend_from_slice(&self.timestamp.to_le_bytes());
+        bytes.extend_from_slice(&self.ttl.to_le_bytes());
+        bytes.extend_from_slice(self.script.as_bytes());
+        bytes
+    }
+
+    /// The signature of [`Self::signed_bytes`] with this Ed25519 secret key.
+    pub fn sign(&self, secret: &[u8; 32]) -> [u8; 64] {
+        SigningKey::from_bytes(secret)
+            .sign(&self.signed_bytes())
+            .to_bytes()
+    }
+
+    /// Whether `signature` is this Ed25519 public key's signature of
+    /// [`Self::signed_bytes`] (strict verification: no malleable signatures).
+    pub fn verify(&self, public_key: &[u8; 32]) -> bool {
+        let Ok(signature) = <[u8; 64]>::try_from(self.signature.as_slice()) else {
+            return false;
+        };
+        VerifyingKey::from_bytes(public_key).is_ok_and(|key| {
+            key.verify_strict(&self.signed_bytes(), &Signature::from_bytes(&signature))
+                .is_ok()
+        })
     }
 
     /// When the particle expires (ms since the epoch); `None` if that overflows.
@@ -91,24 +148,54 @@ impl Particle {
         self.timestamp.checked_add(u64::from(self.ttl))
     }
 
-    /// The wire form.
+    /// The wire form: the field's MessagePack map, byte fields as `bin`.
     pub fn encode(&self) -> Vec<u8> {
+        let out = WireOut {
+            action: PARTICLE_ACTION,
+            id: &self.id,
+            init_peer_id: &self.init_peer_id,
+            timestamp: self.timestamp,
+            ttl: self.ttl,
+            script: &self.script,
+            signature: &self.signature,
+            data: &self.data,
+        };
         // Invariant: serializing plain strings, integers and bytes cannot fail.
-        rmp_serde::to_vec_named(&(FORMAT_VERSION, self)).expect("a particle serializes")
+        rmp_serde::to_vec_named(&out).expect("a particle serializes")
     }
 
-    /// Reads the wire form; checks only the format, not the contents.
+    /// Reads the wire form; checks only the format (a map with every key, `action`
+    /// `"Particle"`, a positive `ttl`), not the contents.
     pub fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
-        let (version, particle): (u8, Particle) = rmp_serde::from_slice(bytes).map_err(|e| {
-            match rmp_serde::from_slice::<(u8, serde::de::IgnoredAny)>(bytes) {
-                Ok((v, _)) if v != FORMAT_VERSION => Rejection::UnsupportedVersion(v),
-                _ => Rejection::Malformed(e.to_string()),
+        match bytes.first() {
+            Some(0x80..=0x8f | 0xde | 0xdf) => {}
+            Some(_) => {
+                return Err(Rejection::Malformed(
+                    "a particle is a MessagePack map".into(),
+                ));
             }
-        })?;
-        if version != FORMAT_VERSION {
-            return Err(Rejection::UnsupportedVersion(version));
+            None => return Err(Rejection::Malformed("no bytes".into())),
         }
-        Ok(particle)
+        let wire: WireIn =
+            rmp_serde::from_slice(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if wire.action != PARTICLE_ACTION {
+            return Err(Rejection::Malformed(format!(
+                "action is `{}`; expected `{PARTICLE_ACTION}`",
+                wire.action.escape_debug()
+            )));
+        }
+        if wire.ttl == 0 {
+            return Err(Rejection::Malformed("ttl is 0; it must be positive".into()));
+        }
+        Ok(Particle {
+            id: wire.id,
+            init_peer_id: wire.init_peer_id,
+            timestamp: wire.timestamp,
+            ttl: wire.ttl,
+            script: wire.script,
+            signature: wire.signature,
+            data: wire.data,
+        })
     }
 }
 
@@ -139,7 +226,7 @@ pub enum Rejection {
     /// Over a size limit.
     #[error("{what} is {actual} bytes, over the limit of {limit}")]
     TooLarge {
-        /// `particle`, `script` or `data`.
+        /// `frame`, `particle`, `script` or `data`.
         what: &'static str,
         /// Its size.
         actual: usize,
@@ -149,11 +236,8 @@ pub enum Rejection {
     /// Not a particle in the wire format.
     #[error("malformed particle: {0}")]
     Malformed(String),
-    /// A wire format version this node does not read.
-    #[error("particle format version {0} is not supported; this node reads version 1")]
-    UnsupportedVersion(u8),
-    /// The init peer id is not a braid key id, so the signature cannot be checked.
-    #[error("init peer id `{0}` is not a braid peer id (`braid-` and 64 hex digits)")]
+    /// The init peer id names no Ed25519 key, so the signature cannot be checked.
+    #[error("init peer id `{0}` names no Ed25519 public key")]
     UnknownInitPeer(String),
     /// The signature does not verify against the init peer's key.
     #[error("the signature does not match the init peer's key")]
@@ -190,7 +274,6 @@ impl Rejection {
         match self {
             Rejection::TooLarge { .. } => "too_large",
             Rejection::Malformed(_) => "malformed",
-            Rejection::UnsupportedVersion(_) => "unsupported_version",
             Rejection::UnknownInitPeer(_) => "unknown_init_peer",
             Rejection::BadSignature => "bad_signature",
             Rejection::Expired { .. } => "expired",
@@ -245,12 +328,7 @@ pub fn check_sizes(particle: &Particle, limits: &IntakeLimits) -> Result<(), Rej
 pub fn check_signature(particle: &Particle) -> Result<(), Rejection> {
     let key = public_key_of_peer_id(&particle.init_peer_id)
         .ok_or_else(|| Rejection::UnknownInitPeer(particle.init_peer_id.clone()))?;
-    let signature: [u8; 64] = particle
-        .signature
-        .as_slice()
-        .try_into()
-        .map_err(|_| Rejection::BadSignature)?;
-    if particle.identity().verify(&key, &signature) {
+    if particle.verify(&key) {
         Ok(())
     } else {
         Err(Rejection::BadSignature)
@@ -305,8 +383,8 @@ mod tests {
     fn a_signed_particle_round_trips_and_passes() {
         let (_, p) = signed();
         let bytes = p.encode();
-        assert_eq!(bytes[0], 0x92, "a two-element array");
-        assert_eq!(bytes[1], FORMAT_VERSION);
+        assert_eq!(bytes[0], 0x88, "a map of 8 entries");
+        assert_eq!(&bytes[1..17], b"\xa6action\xa8Particle");
         assert_eq!(check_now(&bytes), Ok(p));
     }
 
@@ -400,15 +478,126 @@ mod tests {
     }
 
     #[test]
-    fn garbage_and_other_versions_are_refused() {
-        assert!(matches!(
-            check_now(b"\x00\x01"),
-            Err(Rejection::Malformed(_))
-        ));
-        assert!(matches!(check_now(&[]), Err(Rejection::Malformed(_))));
+    fn garbage_other_actions_and_a_zero_ttl_are_refused() {
+        for bytes in [
+            &b"\x00\x01"[..],
+            &[],
+            b"\x92\x01\x80",
+            b"\x81\xa6action\xa8Particle",
+        ] {
+            assert!(
+                matches!(check_now(bytes), Err(Rejection::Malformed(_))),
+                "{bytes:?}"
+            );
+        }
         let (_, p) = signed();
-        let bytes = rmp_serde::to_vec_named(&(2u8, &p)).unwrap();
-        assert_eq!(check_now(&bytes), Err(Rejection::UnsupportedVersion(2)));
+        let edited = |action: &str, ttl: u32, extra: Option<u8>| {
+            #[derive(Serialize)]
+            struct Edited<'a> {
+                action: &'a str,
+                id: &'a str,
+                init_peer_id: &'a str,
+                timestamp: u64,
+                ttl: u32,
+                script: &'a str,
+                #[serde(with = "serde_bytes")]
+                signature: &'a [u8],
+                #[serde(with = "serde_bytes")]
+                data: &'a [u8],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                unknown: Option<u8>,
+            }
+            rmp_serde::to_vec_named(&Edited {
+                action,
+                id: &p.id,
+                init_peer_id: &p.init_peer_id,
+                timestamp: p.timestamp,
+                ttl,
+                script: &p.script,
+                signature: &p.signature,
+                data: &p.data,
+                unknown: extra,
+            })
+            .unwrap()
+        };
+        assert_eq!(edited("Particle", p.ttl, None), p.encode());
+        let err = check_now(&edited("Upgrade", p.ttl, None)).unwrap_err();
+        assert!(err.to_string().contains("action is `Upgrade`"), "{err}");
+        assert_eq!(
+            check_now(&edited("Particle", p.ttl, Some(1))),
+            Ok(p.clone())
+        );
+        let err = check_now(&edited("Particle", 0, None)).unwrap_err();
+        assert!(err.to_string().contains("ttl is 0"), "{err}");
+    }
+
+    #[test]
+    fn the_signed_bytes_match_the_field_test_vector() {
+        let p = Particle {
+            id: "2883f959-e9e7-4843-8c37-205d393ca372".into(),
+            init_peer_id: String::new(),
+            timestamp: 1_696_934_545_662,
+            ttl: 7_000,
+            script: "abc".into(),
+            signature: Vec::new(),
+            data: Vec::new(),
+        };
+        // base64 `Mjg4M2Y5NTktZTllNy00ODQzLThjMzctMjA1ZDM5M2NhMzcy/kguGYsBAABYGwAAYWJj`.
+        let mut expected = b"2883f959-e9e7-4843-8c37-205d393ca372".to_vec();
+        expected.extend_from_slice(&[0xfe, 0x48, 0x2e, 0x19, 0x8b, 0x01, 0, 0]);
+        expected.extend_from_slice(&[0x58, 0x1b, 0, 0]);
+        expected.extend_from_slice(b"abc");
+        assert_eq!(p.signed_bytes(), expected);
+        let secret = [9; 32];
+        let public = braid_interpreter::public_key_of(&secret);
+        let mut signed = p.clone();
+        signed.signature = p.sign(&secret).to_vec();
+        assert!(signed.verify(&public));
+        assert!(!signed.verify(&braid_interpreter::public_key_of(&[8; 32])));
+        signed.ttl += 1;
+        assert!(!signed.verify(&public));
+    }
+
+    /// One particle as `@fluencelabs/js-client` 0.9.0 sent it (`fixtures/interop/`):
+    /// `signature` and `data` as arrays of integers.
+    const JS_CLIENT_FRAME: &[u8] =
+        include_bytes!("../../fixtures/interop/js-client-0.9.0-particle-frame.bin");
+    /// The Ed25519 public key inside the frame's init peer id,
+    /// `12D3KooWHHA75eHnfbqJrnWZR4wrh7Bv7XxiFhytwfYHWAxai9tf` (braid-net's tests check
+    /// this against libp2p's reading of the id).
+    pub(crate) const JS_CLIENT_KEY: &str =
+        "6eded9b814a45bb9b9e039954e71cc9785bc6807873203f2eefb8d9182b8d06c";
+
+    #[test]
+    fn the_js_client_frame_decodes_and_its_signature_verifies() {
+        let (length, at) = crate::decode_length_prefix(JS_CLIENT_FRAME, 100 << 20)
+            .unwrap()
+            .unwrap();
+        assert_eq!((length, at), (899, 2));
+        let body = &JS_CLIENT_FRAME[at..];
+        assert_eq!(&body[..2], &[0x81, 0x04]);
+        let p = Particle::decode(&body[2..]).unwrap();
+        assert_eq!(p.id, "b791d8e3-bd04-4a9e-8577-8c4c6b851464");
+        assert_eq!(
+            p.init_peer_id,
+            "12D3KooWHHA75eHnfbqJrnWZR4wrh7Bv7XxiFhytwfYHWAxai9tf"
+        );
+        assert_eq!(p.ttl, 4_000);
+        assert!(p.script.starts_with("(xor (seq (call \"12D3KooWRaw"));
+        assert_eq!(p.signature.len(), 64);
+        assert_eq!(p.data.len(), 317);
+        let mut key = [0u8; 32];
+        for (byte, pair) in key.iter_mut().zip(JS_CLIENT_KEY.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap();
+        }
+        assert!(p.verify(&key));
+        // What braid writes back has the same keys, byte fields as `bin`.
+        let again = p.encode();
+        assert_eq!(Particle::decode(&again), Ok(p.clone()));
+        assert!(
+            again.len() < body.len() - 2,
+            "bin is shorter than integer arrays"
+        );
     }
 
     #[test]
@@ -416,6 +605,7 @@ mod tests {
         // The JS client writes `signature` and `data` as arrays of small integers.
         #[derive(Serialize)]
         struct Loose<'a> {
+            action: &'a str,
             id: &'a str,
             init_peer_id: &'a str,
             timestamp: u64,
@@ -426,6 +616,7 @@ mod tests {
         }
         let (_, p) = signed();
         let loose = Loose {
+            action: "Particle",
             id: &p.id,
             init_peer_id: &p.init_peer_id,
             timestamp: p.timestamp,
@@ -434,7 +625,7 @@ mod tests {
             signature: p.signature.clone(),
             data: p.data.clone(),
         };
-        let bytes = rmp_serde::to_vec_named(&(FORMAT_VERSION, loose)).unwrap();
+        let bytes = rmp_serde::to_vec_named(&loose).unwrap();
         assert_eq!(check_now(&bytes), Ok(p));
     }
 }

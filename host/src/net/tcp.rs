@@ -876,9 +876,11 @@ fn deadline_of(particle: &[u8]) -> Instant {
         timestamp: u64,
         ttl: u32,
     }
-    let deadline = rmp_serde::from_slice::<(u8, Times)>(particle)
+    // The particle's MessagePack map (`braid_wire::Particle::encode`); the other keys
+    // are skipped, not copied.
+    let deadline = rmp_serde::from_slice::<Times>(particle)
         .ok()
-        .and_then(|(_, t)| t.timestamp.checked_add(u64::from(t.ttl)));
+        .and_then(|t| t.timestamp.checked_add(u64::from(t.ttl)));
     let ahead = deadline.map_or(0, |d| d.saturating_sub(now_ms()));
     Instant::now() + Duration::from_millis(ahead.min(24 * 3600 * 1000))
 }

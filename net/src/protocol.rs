@@ -1,0 +1,586 @@
+//! The particle protocol (`/fluence/particle/2.0.0`) and braid's notice protocol
+//! (`/braid/notice/1.0.0`) as a libp2p behaviour and its connection handler.
+//!
+//! One message per stream, in both protocols: the sender opens an outbound stream,
+//! writes one frame and closes it; the receiver reads one frame (the length checked
+//! against the limit before the body is read, the body buffered only as it arrives)
+//! within a timeout, and drops the stream. A connection reads at most
+//! `max_inbound_streams` streams at once; further ones are dropped.
+//!
+//! The behaviour does not dial: the network loop ([`crate::network`]) sends on peers
+//! it is connected to and reports each send's result.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::io;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use braid_wire::{
+    MAX_NOTICE_BYTES, MAX_VARINT_BYTES, NOTICE_PROTOCOL, Notice, PARTICLE_PROTOCOL, Particle,
+    Rejection, decode_length_prefix, particle_of_frame_body,
+};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
+use libp2p::PeerId;
+use libp2p::core::transport::PortUse;
+use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
+use libp2p::core::{Endpoint, Multiaddr};
+use libp2p::swarm::handler::{
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
+    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+
+/// Which of the two protocols a stream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Particle,
+    Notice,
+}
+
+impl Kind {
+    fn protocol(self) -> StreamProtocol {
+        StreamProtocol::new(match self {
+            Kind::Particle => PARTICLE_PROTOCOL,
+            Kind::Notice => NOTICE_PROTOCOL,
+        })
+    }
+}
+
+/// Limits of the handler.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProtocolConfig {
+    /// Largest particle frame read, after its length prefix.
+    pub(crate) max_frame_bytes: usize,
+    /// How long an inbound stream may take to deliver its frame, and an outbound one
+    /// to take it.
+    pub(crate) stream_timeout: Duration,
+    /// Inbound streams read at once on one connection.
+    pub(crate) max_inbound_streams: usize,
+}
+
+/// One frame to write on a new stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    /// The network loop's number for this attempt.
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    /// The whole frame, length prefix included.
+    pub(crate) frame: Arc<Vec<u8>>,
+}
+
+/// What the behaviour reports to the network loop.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A particle arrived (format checked only).
+    Particle { from: PeerId, particle: Particle },
+    /// A notice arrived.
+    Notice { from: PeerId, notice: Notice },
+    /// An inbound stream was refused, and why.
+    Rejected {
+        from: PeerId,
+        kind: &'static str,
+        reason: String,
+    },
+    /// An outbound frame was written and its stream closed, or why not.
+    Sent {
+        id: u64,
+        result: Result<(), Failure>,
+    },
+}
+
+/// Why a send attempt failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) reason: String,
+    /// Whether another attempt may succeed (a peer that does not speak the protocol
+    /// will not start to).
+    pub(crate) retry: bool,
+}
+
+impl Failure {
+    pub(crate) fn retry(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            retry: true,
+        }
+    }
+}
+
+/// The behaviour: routes sends to a connection of their peer and reports what the
+/// handlers read and wrote.
+pub(crate) struct Behaviour {
+    config: ProtocolConfig,
+    connections: HashMap<PeerId, Vec<ConnectionId>>,
+    /// Attempts handed to a handler, by connection, to fail when it closes.
+    in_flight: HashMap<ConnectionId, HashSet<u64>>,
+    events: VecDeque<ToSwarm<Event, Outbound>>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(config: ProtocolConfig) -> Self {
+        Self {
+            config,
+            connections: HashMap::new(),
+            in_flight: HashMap::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Writes `outbound` on a stream of a connection to `peer`; its result comes as
+    /// [`Event::Sent`]. Fails at once if there is no connection.
+    pub(crate) fn send(&mut self, peer: PeerId, outbound: Outbound) -> Result<(), Outbound> {
+        // The newest connection: older ones may be on their way out.
+        let Some(&connection) = self.connections.get(&peer).and_then(|c| c.last()) else {
+            return Err(outbound);
+        };
+        self.in_flight
+            .entry(connection)
+            .or_default()
+            .insert(outbound.id);
+        self.events.push_back(ToSwarm::NotifyHandler {
+            peer_id: peer,
+            handler: NotifyHandler::One(connection),
+            event: outbound,
+        });
+        Ok(())
+    }
+
+    fn handler(&self) -> Handler {
+        Handler::new(self.config)
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler())
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler())
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.connections
+                    .entry(e.peer_id)
+                    .or_default()
+                    .push(e.connection_id);
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(list) = self.connections.get_mut(&e.peer_id) {
+                    list.retain(|c| *c != e.connection_id);
+                    if list.is_empty() {
+                        self.connections.remove(&e.peer_id);
+                    }
+                }
+                for id in self.in_flight.remove(&e.connection_id).unwrap_or_default() {
+                    self.events.push_back(ToSwarm::GenerateEvent(Event::Sent {
+                        id,
+                        result: Err(Failure::retry(
+                            "the connection closed before the frame was written",
+                        )),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        let event = match event {
+            HandlerEvent::Particle(particle) => Event::Particle {
+                from: peer,
+                particle,
+            },
+            HandlerEvent::Notice(notice) => Event::Notice { from: peer, notice },
+            HandlerEvent::Rejected { kind, reason } => Event::Rejected {
+                from: peer,
+                kind,
+                reason,
+            },
+            HandlerEvent::Sent { id, result } => {
+                if let Some(ids) = self.in_flight.get_mut(&connection) {
+                    ids.remove(&id);
+                }
+                Event::Sent { id, result }
+            }
+        };
+        self.events.push_back(ToSwarm::GenerateEvent(event));
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        match self.events.pop_front() {
+            Some(event) => Poll::Ready(event),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// What a handler tells the behaviour.
+#[derive(Debug)]
+pub(crate) enum HandlerEvent {
+    Particle(Particle),
+    Notice(Notice),
+    Rejected {
+        /// A short stable name: a `Rejection::kind`, `io`, `stalled` or
+        /// `too_many_streams`.
+        kind: &'static str,
+        reason: String,
+    },
+    Sent {
+        id: u64,
+        result: Result<(), Failure>,
+    },
+}
+
+/// The protocols a stream may be negotiated for.
+#[derive(Debug, Clone)]
+pub(crate) struct Protocols(Vec<StreamProtocol>);
+
+impl UpgradeInfo for Protocols {
+    type Info = StreamProtocol;
+    type InfoIter = std::vec::IntoIter<StreamProtocol>;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.0.clone().into_iter()
+    }
+}
+
+impl InboundUpgrade<Stream> for Protocols {
+    type Output = (Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Output, Self::Error>>;
+
+    fn upgrade_inbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
+        ready(Ok((stream, protocol)))
+    }
+}
+
+impl OutboundUpgrade<Stream> for Protocols {
+    type Output = (Stream, StreamProtocol);
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Output, Self::Error>>;
+
+    fn upgrade_outbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
+        ready(Ok((stream, protocol)))
+    }
+}
+
+/// One connection's streams of the two protocols.
+pub(crate) struct Handler {
+    config: ProtocolConfig,
+    /// Sends waiting for a stream to be opened.
+    queued: VecDeque<Outbound>,
+    /// Streams requested and not yet negotiated.
+    opening: usize,
+    inbound: FuturesUnordered<BoxFuture<'static, HandlerEvent>>,
+    outbound: FuturesUnordered<BoxFuture<'static, HandlerEvent>>,
+    /// Events decided outside a future (refusals, negotiation failures).
+    events: VecDeque<HandlerEvent>,
+}
+
+impl Handler {
+    fn new(config: ProtocolConfig) -> Self {
+        Self {
+            config,
+            queued: VecDeque::new(),
+            opening: 0,
+            inbound: FuturesUnordered::new(),
+            outbound: FuturesUnordered::new(),
+            events: VecDeque::new(),
+        }
+    }
+}
+
+/// How many streams one connection may be opening at once.
+const MAX_OPENING: usize = 16;
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = Outbound;
+    type ToBehaviour = HandlerEvent;
+    type InboundProtocol = Protocols;
+    type OutboundProtocol = Protocols;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = Outbound;
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Protocols, ()> {
+        SubstreamProtocol::new(
+            Protocols(vec![Kind::Particle.protocol(), Kind::Notice.protocol()]),
+            (),
+        )
+        .with_timeout(self.config.stream_timeout)
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        !(self.queued.is_empty()
+            && self.opening == 0
+            && self.inbound.is_empty()
+            && self.outbound.is_empty())
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Protocols, Outbound, HandlerEvent>> {
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
+        }
+        if let Poll::Ready(Some(event)) = self.inbound.poll_next_unpin(cx) {
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
+        }
+        if let Poll::Ready(Some(event)) = self.outbound.poll_next_unpin(cx) {
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
+        }
+        if self.opening < MAX_OPENING
+            && let Some(outbound) = self.queued.pop_front()
+        {
+            self.opening += 1;
+            return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                protocol: SubstreamProtocol::new(
+                    Protocols(vec![outbound.kind.protocol()]),
+                    outbound,
+                )
+                .with_timeout(self.config.stream_timeout),
+            });
+        }
+        Poll::Pending
+    }
+
+    fn on_behaviour_event(&mut self, outbound: Outbound) {
+        self.queued.push_back(outbound);
+    }
+
+    fn on_connection_event(&mut self, event: ConnectionEvent<Protocols, Protocols, (), Outbound>) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: (stream, protocol),
+                ..
+            }) => {
+                if self.inbound.len() >= self.config.max_inbound_streams {
+                    drop(stream);
+                    self.events.push_back(HandlerEvent::Rejected {
+                        kind: "too_many_streams",
+                        reason: format!(
+                            "over {} inbound streams at once on one connection; stream dropped",
+                            self.config.max_inbound_streams
+                        ),
+                    });
+                    return;
+                }
+                let kind = if protocol.as_ref() == NOTICE_PROTOCOL {
+                    Kind::Notice
+                } else {
+                    Kind::Particle
+                };
+                let config = self.config;
+                self.inbound
+                    .push(read_inbound(stream, kind, config).boxed());
+            }
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: (stream, _),
+                info: outbound,
+            }) => {
+                self.opening = self.opening.saturating_sub(1);
+                let timeout = self.config.stream_timeout;
+                self.outbound
+                    .push(write_outbound(stream, outbound, timeout).boxed());
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { info, error }) => {
+                self.opening = self.opening.saturating_sub(1);
+                let reason = match error {
+                    StreamUpgradeError::NegotiationFailed => Failure {
+                        reason: format!("the peer does not speak {}", info.kind.protocol()),
+                        retry: false,
+                    },
+                    StreamUpgradeError::Timeout => Failure::retry("opening a stream timed out"),
+                    StreamUpgradeError::Io(e) => {
+                        Failure::retry(format!("opening a stream failed: {e}"))
+                    }
+                    StreamUpgradeError::Apply(never) => match never {},
+                };
+                self.events.push_back(HandlerEvent::Sent {
+                    id: info.id,
+                    result: Err(reason),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Writes one frame and closes the stream, within `timeout`.
+async fn write_outbound(mut stream: Stream, outbound: Outbound, timeout: Duration) -> HandlerEvent {
+    let write = async {
+        stream.write_all(&outbound.frame).await?;
+        stream.close().await
+    };
+    let result = match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::retry(format!("writing the frame failed: {e}"))),
+        Err(_) => Err(Failure::retry(format!(
+            "writing the frame took over {timeout:?}"
+        ))),
+    };
+    HandlerEvent::Sent {
+        id: outbound.id,
+        result,
+    }
+}
+
+/// Reads one frame of `kind` within the timeout and decodes it.
+async fn read_inbound(mut stream: Stream, kind: Kind, config: ProtocolConfig) -> HandlerEvent {
+    let limit = match kind {
+        Kind::Particle => config.max_frame_bytes,
+        Kind::Notice => MAX_NOTICE_BYTES,
+    };
+    let read = tokio::time::timeout(config.stream_timeout, read_frame(&mut stream, limit)).await;
+    // Dropping the stream resets it: one frame per stream.
+    drop(stream);
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(FrameReadError::Rejected(r))) => return rejected(&r),
+        Ok(Err(FrameReadError::Io(e))) => {
+            return HandlerEvent::Rejected {
+                kind: "io",
+                reason: format!("reading a {kind:?} frame failed: {e}"),
+            };
+        }
+        Err(_) => {
+            return HandlerEvent::Rejected {
+                kind: "stalled",
+                reason: format!(
+                    "no whole {kind:?} frame within {:?}; stream dropped",
+                    config.stream_timeout
+                ),
+            };
+        }
+    };
+    let decoded = match kind {
+        Kind::Particle => particle_of_frame_body(&body)
+            .and_then(Particle::decode)
+            .map(HandlerEvent::Particle),
+        Kind::Notice => Notice::decode(&body).map(HandlerEvent::Notice),
+    };
+    decoded.unwrap_or_else(|r| rejected(&r))
+}
+
+fn rejected(r: &Rejection) -> HandlerEvent {
+    HandlerEvent::Rejected {
+        kind: r.kind(),
+        reason: r.to_string(),
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub(crate) enum FrameReadError {
+    Rejected(Rejection),
+    Io(io::Error),
+}
+
+/// Reads a length prefix (byte by byte, checked against `limit` as it grows), then
+/// exactly that many bytes, buffered only as they arrive (the buffer never holds more
+/// than the announced length, which is within `limit`).
+pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Result<Vec<u8>, FrameReadError> {
+    let mut prefix = Vec::with_capacity(MAX_VARINT_BYTES);
+    let length = loop {
+        let mut byte = [0u8];
+        reader
+            .read_exact(&mut byte)
+            .await
+            .map_err(FrameReadError::Io)?;
+        prefix.push(byte[0]);
+        match decode_length_prefix(&prefix, limit) {
+            Ok(Some((length, _))) => break length,
+            Ok(None) => {}
+            Err(r) => return Err(FrameReadError::Rejected(r)),
+        }
+    };
+    // Grow the buffer as bytes arrive, doubling but never past `length`: a peer that
+    // announces a large frame and sends little costs little.
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 8 << 10];
+    while body.len() < length {
+        let want = (length - body.len()).min(chunk.len());
+        let n = reader
+            .read(&mut chunk[..want])
+            .await
+            .map_err(FrameReadError::Io)?;
+        if n == 0 {
+            return Err(FrameReadError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the stream ended after {} of {length} bytes", body.len()),
+            )));
+        }
+        if body.capacity() - body.len() < n {
+            let grow = body.capacity().max(chunk.len()).min(length - body.len());
+            body.reserve_exact(grow);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8], limit: usize) -> Result<Vec<u8>, FrameReadError> {
+        futures::executor::block_on(read_frame(&mut futures::io::Cursor::new(bytes), limit))
+    }
+
+    #[test]
+    fn frames_are_read_within_the_limit_and_buffered_as_they_arrive() {
+        let mut frame = Vec::new();
+        braid_wire::encode_varint(100_000, &mut frame);
+        frame.extend(std::iter::repeat_n(7u8, 100_000));
+        let body = read(&frame, 100_000).unwrap();
+        assert_eq!(body.len(), 100_000);
+        assert!(body.capacity() <= 100_000, "{}", body.capacity());
+        assert!(matches!(
+            read(&frame, 99_999),
+            Err(FrameReadError::Rejected(Rejection::TooLarge { .. }))
+        ));
+        // Announced 100 000, sent 10: an error, and nothing near 100 000 allocated.
+        let short = &frame[..13];
+        match read(short, 100_000) {
+            Err(FrameReadError::Io(e)) => assert!(e.to_string().contains("after 10 of 100000")),
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        assert!(matches!(read(&[], 10), Err(FrameReadError::Io(_))));
+        assert!(matches!(read(&[0], 10), Ok(b) if b.is_empty()));
+    }
+}
