@@ -30,6 +30,7 @@ pub mod generate;
 pub mod pending_answers;
 #[cfg(feature = "random")]
 pub mod random_runs;
+pub mod reference_peer;
 pub mod scenario;
 pub mod scenario_files;
 pub mod service_rules;
@@ -42,6 +43,7 @@ pub use driver::{
     run_with,
 };
 pub use error::SimError;
+pub use reference_peer::{OracleServe, PeerSet, mixed};
 pub use scenario::Scenario;
 pub use scenario_files::scenario_files;
 pub use transcript::Transcript;
