@@ -47,8 +47,7 @@ pub(crate) const DATA_VERSION: &str = "0.17.2";
 /// metadata. AquaVM refuses current data from interpreters below 0.61.0, and build
 /// metadata does not lower a version, so the JS client's AquaVM 0.62.0, Nox's 0.63.0 and
 /// the reference 0.64.1 all accept it.
-pub(crate) const INTERPRETER_VERSION: &str =
-    concat!("0.64.1+braid.", env!("CARGO_PKG_VERSION"));
+pub(crate) const INTERPRETER_VERSION: &str = concat!("0.64.1+braid.", env!("CARGO_PKG_VERSION"));
 /// The oldest interpreter whose data is accepted as current data (as the reference).
 const MIN_INTERPRETER_VERSION: (u64, u64, u64) = (0, 61, 0);
 
@@ -75,8 +74,8 @@ pub(crate) fn decode(
     if bytes.is_empty() {
         return Ok((Data::default(), Vec::new()));
     }
-    let envelope = read_envelope(bytes)
-        .map_err(|detail| InterpreterError::EnvelopeDecode { side, detail })?;
+    let envelope =
+        read_envelope(bytes).map_err(|detail| InterpreterError::EnvelopeDecode { side, detail })?;
     if side == DataSide::Current && !at_least(envelope.interpreter_version, MIN_INTERPRETER_VERSION)
     {
         return Err(InterpreterError::UnsupportedInterpreterVersion {
@@ -150,7 +149,9 @@ fn read_envelope(bytes: &[u8]) -> Result<Envelope<'_>, String> {
             interpreter_version,
             inner_data,
         }),
-        _ => Err("missing field: the envelope has version, interpreter_version and inner_data".into()),
+        _ => Err(
+            "missing field: the envelope has version, interpreter_version and inner_data".into(),
+        ),
     }
 }
 
@@ -163,7 +164,9 @@ fn semver_parts(v: &str) -> Option<((u64, u64, u64), bool)> {
         None => (core, false),
     };
     let mut n = core.split('.').map(|p| {
-        let ok = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+        let ok = !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'));
         if ok { p.parse::<u64>().ok() } else { None }
     });
     let parts = (n.next()??, n.next()??, n.next()??);
@@ -266,9 +269,13 @@ impl<'a> Archive<'a> {
         let offset = self.u32(pos)? as i32;
         let target = (pos as i64) + i64::from(offset);
         let ok = target >= 0
-            && (target as u64).checked_add(size as u64).is_some_and(|end| end <= self.b.len() as u64);
+            && (target as u64)
+                .checked_add(size as u64)
+                .is_some_and(|end| end <= self.b.len() as u64);
         if !ok {
-            return Err(Failure::Format(format!("a pointer at {pos} is out of bounds")));
+            return Err(Failure::Format(format!(
+                "a pointer at {pos} is out of bounds"
+            )));
         }
         let target = target as usize;
         if target % align != 0 {
@@ -295,7 +302,9 @@ impl<'a> Archive<'a> {
         if last & 0x80 == 0 {
             let len = last as usize;
             if len > INLINE_CAPACITY {
-                return Err(Failure::Format(format!("an inline string at {pos} is too long")));
+                return Err(Failure::Format(format!(
+                    "an inline string at {pos} is too long"
+                )));
             }
             return utf8(&repr[..len]);
         }
@@ -385,7 +394,8 @@ impl<'a> Reader<'a> {
             let raw = a.target(entry + 8, 8, 4)?;
             let text = a.str_ptr(raw)?;
             let json = Rc::new(
-                Json::stored(text).map_err(|e| Failure::Format(format!("value {}: {e}", cid_text(&cid))))?,
+                Json::stored(text)
+                    .map_err(|e| Failure::Format(format!("value {}: {e}", cid_text(&cid))))?,
             );
             values.insert(cid, json.clone());
             stored_ids.push((json, cid));
@@ -459,7 +469,8 @@ impl<'a> Reader<'a> {
                 tetraplet: a.cid(e + 8)?,
                 provenance,
             };
-            if check && element_cid(&element.value, &element.tetraplet, &element.provenance) != cid {
+            if check && element_cid(&element.value, &element.tetraplet, &element.provenance) != cid
+            {
                 return Err(mismatch("canon element", &cid));
             }
             elements.insert(cid, element);
@@ -646,7 +657,9 @@ impl<'a> Reader<'a> {
             3 => {
                 let (g, gn) = a.vec(p + 4, 4)?;
                 if gn != 1 {
-                    return Err(Failure::Format(format!("an ap records {gn} generations, not 1")));
+                    return Err(Failure::Format(format!(
+                        "an ap records {gn} generations, not 1"
+                    )));
                 }
                 State::Ap {
                     generation: a.u32(g)?,
@@ -864,7 +877,9 @@ impl<'e, 'a> Stores<'e, 'a> {
         let mut s = Self::default();
         for state in trace {
             match state {
-                State::Call(CallState::Executed { result, output }) if *output != Output::Unused => {
+                State::Call(CallState::Executed { result, output })
+                    if *output != Output::Unused =>
+                {
                     s.result(result);
                 }
                 State::Call(CallState::Failed(result)) => {
@@ -1034,25 +1049,29 @@ fn write_tetraplets(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
 }
 
 fn write_elements(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
-    write_store(out, &s.elements, |out, (value, tetraplet, provenance, cid)| {
-        out.cid_text(cid);
-        let v = out.cid_text(value);
-        let t = out.cid_text(tetraplet);
-        let (tag, p) = match provenance {
-            Provenance::Literal => (0, None),
-            Provenance::ServiceResult(c) => (1, Some(out.cid_text(c))),
-            Provenance::Canon(c) => (2, Some(out.cid_text(c))),
-        };
-        let at = out.emit::<ELEMENT_SIZE>(|at, b| {
-            put_slice(b, at, 0, v, crate::ids::CID_TEXT_LEN);
-            put_slice(b, at, 8, t, crate::ids::CID_TEXT_LEN);
-            b[16] = tag;
-            if let Some(p) = p {
-                put_slice(b, at, 20, p, crate::ids::CID_TEXT_LEN);
-            }
-        });
-        (*cid, at)
-    })
+    write_store(
+        out,
+        &s.elements,
+        |out, (value, tetraplet, provenance, cid)| {
+            out.cid_text(cid);
+            let v = out.cid_text(value);
+            let t = out.cid_text(tetraplet);
+            let (tag, p) = match provenance {
+                Provenance::Literal => (0, None),
+                Provenance::ServiceResult(c) => (1, Some(out.cid_text(c))),
+                Provenance::Canon(c) => (2, Some(out.cid_text(c))),
+            };
+            let at = out.emit::<ELEMENT_SIZE>(|at, b| {
+                put_slice(b, at, 0, v, crate::ids::CID_TEXT_LEN);
+                put_slice(b, at, 8, t, crate::ids::CID_TEXT_LEN);
+                b[16] = tag;
+                if let Some(p) = p {
+                    put_slice(b, at, 20, p, crate::ids::CID_TEXT_LEN);
+                }
+            });
+            (*cid, at)
+        },
+    )
 }
 
 fn write_canons(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
@@ -1076,18 +1095,22 @@ fn write_canons(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
 }
 
 fn write_results(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
-    write_store(out, &s.results, |out, [value, arguments, tetraplet, cid]| {
-        out.cid_text(cid);
-        let v = out.cid_text(value);
-        let h = out.cid_text(arguments);
-        let t = out.cid_text(tetraplet);
-        let at = out.emit::<RESULT_SIZE>(|at, b| {
-            put_slice(b, at, 0, v, crate::ids::CID_TEXT_LEN);
-            put_slice(b, at, 8, h, crate::ids::CID_TEXT_LEN);
-            put_slice(b, at, 16, t, crate::ids::CID_TEXT_LEN);
-        });
-        (*cid, at)
-    })
+    write_store(
+        out,
+        &s.results,
+        |out, [value, arguments, tetraplet, cid]| {
+            out.cid_text(cid);
+            let v = out.cid_text(value);
+            let h = out.cid_text(arguments);
+            let t = out.cid_text(tetraplet);
+            let at = out.emit::<RESULT_SIZE>(|at, b| {
+                put_slice(b, at, 0, v, crate::ids::CID_TEXT_LEN);
+                put_slice(b, at, 8, h, crate::ids::CID_TEXT_LEN);
+                put_slice(b, at, 16, t, crate::ids::CID_TEXT_LEN);
+            });
+            (*cid, at)
+        },
+    )
 }
 
 fn write_signatures(out: &mut Out, signatures: &[StoredSignature]) -> (usize, usize) {

@@ -38,7 +38,8 @@ struct StringWriter<'s>(&'s mut String);
 impl std::io::Write for StringWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // serde_json writes whole UTF-8 sequences.
-        self.0.push_str(std::str::from_utf8(buf).map_err(std::io::Error::other)?);
+        self.0
+            .push_str(std::str::from_utf8(buf).map_err(std::io::Error::other)?);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -198,13 +199,18 @@ pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<String>> {
             State::Call(CallState::Executed { result, output }) if *output != Output::Unused => {
                 (&result.tetraplet.peer_pk, result_cid(result))
             }
-            State::Call(CallState::Failed(result)) => (&result.tetraplet.peer_pk, result_cid(result)),
+            State::Call(CallState::Failed(result)) => {
+                (&result.tetraplet.peer_pk, result_cid(result))
+            }
             State::Canon(CanonState::Executed(canon)) => {
                 (&canon.tetraplet.peer_pk, canon_cid(canon))
             }
             _ => continue,
         };
-        by_peer.entry(peer.clone()).or_default().push(cid_text(&cid));
+        by_peer
+            .entry(peer.clone())
+            .or_default()
+            .push(cid_text(&cid));
     }
     for cids in by_peer.values_mut() {
         cids.sort_unstable();
@@ -368,7 +374,10 @@ fn keys_of(
                 .ed25519_key()
                 .filter(|k| VerifyingKey::from_bytes(k).is_ok())
                 .ok_or_else(|| IntegrityError::MalformedKey {
-                    detail: format!("{} bytes that are not an Ed25519 public key", s.public_key.len()),
+                    detail: format!(
+                        "{} bytes that are not an Ed25519 public key",
+                        s.public_key.len()
+                    ),
                 })?;
             Ok((peer_of(&key, trusted_keys), key))
         })
@@ -387,7 +396,10 @@ pub(crate) fn verify(
     let current_keys = keys_of(current.1, trusted_keys)?;
     let prev_results = attributed(prev.0);
     let current_results = attributed(current.0);
-    for (results, keys) in [(&prev_results, &prev_keys), (&current_results, &current_keys)] {
+    for (results, keys) in [
+        (&prev_results, &prev_keys),
+        (&current_results, &current_keys),
+    ] {
         for peer in results.keys() {
             if !keys.iter().any(|(p, _)| p == peer) {
                 return Err(IntegrityError::UnknownPeer { peer: peer.clone() });

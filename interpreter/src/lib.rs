@@ -51,11 +51,11 @@ mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
+pub use ids::{peer_id_of, public_key_of_peer_id};
 pub use inspect::{
     DataView, ExecEvent, FaultView, IterationView, StateView, TracePoint, decode_for_inspection,
     invoke_inspected,
 };
-pub use ids::{peer_id_of, public_key_of_peer_id};
 pub use integrity::{IntegrityError, ParticleIdentity, public_key_of};
 pub use outcome::Outcome;
 pub use params::{
@@ -235,16 +235,11 @@ fn invoke_logged(
     } = execution;
     let trace = merger.into_result();
     let peer = params.current_peer_id.as_str();
-    let signatures = match integrity::sign_output(
-        &trace,
-        signatures,
-        peer,
-        &key,
-        &params.particle_id,
-    ) {
-        Ok(signatures) => signatures,
-        Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
-    };
+    let signatures =
+        match integrity::sign_output(&trace, signatures, peer, &key, &params.particle_id) {
+            Ok(signatures) => signatures,
+            Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
+        };
     let out_data = data::encode(&data::Data {
         trace,
         last_call_id,

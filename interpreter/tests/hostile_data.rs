@@ -119,7 +119,11 @@ fn versions_have_their_own_errors() {
     let old = replace(&data, b"\xb20.64.1+braid.", b"\xb20.60.9+braid.");
     let out = invoke(SCRIPT, &[], &old, &params("B"), &CallResults::new());
     assert_eq!(out.ret_code(), 6, "{}", out.error_message());
-    assert!(out.error_message().contains("`0.60.9+braid."), "{}", out.error_message());
+    assert!(
+        out.error_message().contains("`0.60.9+braid."),
+        "{}",
+        out.error_message()
+    );
     // Another data version whose inner data does not decode: error 4.
     let mut other = replace(&data, b"0.17.2", b"0.99.9");
     let root = other.len() - 60;
@@ -127,7 +131,8 @@ fn versions_have_their_own_errors() {
     let out = invoke(SCRIPT, &[], &other, &params("B"), &CallResults::new());
     assert_eq!(out.ret_code(), 4, "{}", out.error_message());
     assert!(
-        out.error_message().contains("Supplied data version is 0.99.9"),
+        out.error_message()
+            .contains("Supplied data version is 0.99.9"),
         "{}",
         out.error_message()
     );

@@ -127,7 +127,10 @@ fn signing_in_another_peers_name_is_caught() {
     let data = testing::resign(&forged, "A", &a, &secret("M"), "p1");
     let (code, message) = run("B", &data, "1", "p1").expect_err("a foreign key is detected");
     assert_eq!(code, 9, "{message}");
-    assert!(message.contains("signature mismatch for \"A\""), "{message}");
+    assert!(
+        message.contains("signature mismatch for \"A\""),
+        "{message}"
+    );
 }
 
 #[test]

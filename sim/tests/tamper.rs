@@ -48,7 +48,11 @@ fn b_step(transcript: &Transcript) -> (i32, String, usize) {
         .iter()
         .find(|s| s.peer == "B")
         .expect("B is invoked");
-    (step.ret_code, step.error_message.clone(), step.call_requests.len())
+    (
+        step.ret_code,
+        step.error_message.clone(),
+        step.call_requests.len(),
+    )
 }
 
 fn assert_refused(transcript: &Transcript, code: i32, words: &str) {

@@ -81,7 +81,10 @@ mod tests {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
         }
         let key = NodeKey::from_secret(secret);
-        assert_eq!(key.peer_id(), "12D3KooWNJFKt8hyd7W9PV466DwJ8yh5qeX2Ma3n3o26akpAHtCi");
+        assert_eq!(
+            key.peer_id(),
+            "12D3KooWNJFKt8hyd7W9PV466DwJ8yh5qeX2Ma3n3o26akpAHtCi"
+        );
         assert_eq!(public_key_of_peer_id(key.peer_id()), Some(*key.public()));
     }
 
