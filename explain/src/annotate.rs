@@ -769,10 +769,13 @@ impl std::fmt::Display for Pos {
     }
 }
 
-/// A peer id for display: braid's long ids shortened.
+/// A peer id for display: libp2p ids shortened to their distinguishing end (they all
+/// begin `12D3KooW`), other names as they are.
 pub fn short_peer(peer: &str) -> String {
-    match peer.strip_prefix("braid-") {
-        Some(hex) if hex.len() > 8 => format!("braid-{}…", &hex[..8]),
+    match peer.strip_prefix("12D3KooW") {
+        Some(rest) if rest.len() > 8 && rest.is_ascii() => {
+            format!("12D3…{}", &rest[rest.len() - 6..])
+        }
         _ => peer.to_owned(),
     }
 }

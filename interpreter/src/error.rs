@@ -28,27 +28,40 @@ pub enum InterpreterError {
         /// What was wrong.
         detail: String,
     },
-    /// 4: the envelope is readable but its format is not one this interpreter reads.
+    /// 4: the envelope is readable but the data in it is not, and its format version
+    /// is not the one this interpreter reads.
     #[error(
-        "an error occurred while data deserialization: {side} data has format version {format}, produced by interpreter {interpreter}; braid {ours} reads format {expected}"
+        "an error occurred while data deserialization: {side} data: {detail}.\nbraid ({ours}) expects data of {expected} version.\nSupplied data version is {format}, it's produced by AquaVM of {interpreter} version."
     )]
     IncompatibleDataVersion {
         /// Which input.
         side: DataSide,
+        /// What was wrong.
+        detail: String,
         /// The data's format version.
-        format: u32,
+        format: String,
         /// The interpreter version recorded in the data.
         interpreter: String,
         /// The format this interpreter reads.
-        expected: u32,
-        /// This interpreter's version.
+        expected: &'static str,
+        /// The interpreter version braid writes.
         ours: &'static str,
+    },
+    /// 6: the current data was written by an interpreter older than 0.61.0.
+    #[error(
+        "supplied data was produced by `{version}` version of interpreter, but minimum `0.61.0` version is required"
+    )]
+    UnsupportedInterpreterVersion {
+        /// The interpreter version recorded in the data.
+        version: String,
     },
     /// 7: the key is not a valid Ed25519 key in a supported format.
     #[error("malformed keypair format: {0}")]
     MalformedKeyPair(String),
-    /// 8: a value in the current data does not match its content id.
-    /// 9: a signature is missing, forged, not the peer's, or from another particle.
+    /// 8: a record in the current data does not match its content id, or refers to
+    /// one the data does not hold.
+    /// 9: a key is malformed, a producing peer has no key in the data, a signature is
+    /// forged or from another particle, or the two data disagree on a peer's results.
     #[error("{0}")]
     Integrity(crate::integrity::IntegrityError),
     /// 10: a hard size limit was exceeded.
@@ -90,9 +103,12 @@ impl InterpreterError {
             Self::DataDecode { .. } => 2,
             Self::EnvelopeDecode { .. } => 3,
             Self::IncompatibleDataVersion { .. } => 4,
+            Self::UnsupportedInterpreterVersion { .. } => 6,
             Self::MalformedKeyPair(_) => 7,
             Self::Integrity(e) => match e {
-                crate::integrity::IntegrityError::ValueMismatch { .. } => 8,
+                crate::integrity::IntegrityError::ValueMismatch { .. }
+                | crate::integrity::IntegrityError::StoreMismatch { .. }
+                | crate::integrity::IntegrityError::MissingReference { .. } => 8,
                 _ => 9,
             },
             Self::SizeLimit(_) => 10,

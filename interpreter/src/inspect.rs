@@ -96,11 +96,18 @@ pub struct IterationView {
 
 /// Decodes data for display: the same checks as `invoke` makes (no integrity check).
 pub fn decode_for_inspection(bytes: &[u8]) -> Result<DataView, InterpreterError> {
-    let (data, _) = crate::data::decode(bytes, DataSide::Current)?;
+    let (data, _) = crate::data::decode(bytes, DataSide::Current, false)?;
     Ok(DataView {
         states: data.trace.iter().map(view_state).collect(),
         last_call_id: data.last_call_id,
-        signers: data.signatures.into_iter().map(|s| s.peer).collect(),
+        signers: data
+            .signatures
+            .iter()
+            .map(|s| match s.ed25519_key() {
+                Some(key) => crate::ids::peer_id_of(&key),
+                None => format!("(a key of {} bytes)", s.public_key.len()),
+            })
+            .collect(),
     })
 }
 

@@ -1,105 +1,216 @@
-//! Tamper-evident data: content ids of what peers produced, and their signatures.
+//! Tamper-evident data, with the reference's scheme (data-integrity.md §2–3), so that
+//! a signature either braid or AquaVM makes is accepted by the other.
 //!
-//! Every call result (executed, unused or failed) and every canon result in a trace is
-//! attributed to the peer in its tetraplet. At the end of an invocation the current
-//! peer signs, with its Ed25519 key, the sorted multiset of the content ids of the
-//! results attributed to it, bound to the particle id. When checking is on, the data
-//! that arrives is verified before anything runs: every peer with results in it must
-//! have signed exactly those results, for this particle, with a key bound to its peer
-//! id. A peer on the way can therefore neither alter nor forge another peer's results,
-//! nor drop a signature, nor replay data from another particle.
+//! Every record in the data has a content id: blake3 of its JSON text (values as their
+//! canonical text; tetraplets, call result records, canon elements and canon results
+//! as the JSON objects the reference hashes), written as a CIDv1 (`ids.rs`). Call
+//! results (executed into a scalar or stream, or failed) and canon results are
+//! attributed to the peer in their tetraplet. At the end of every invocation the
+//! current peer signs, with its Ed25519 key, the Borsh serialization of the sorted
+//! multiset of its records' id texts and the particle id, and stores the signature
+//! under its public key (key format byte 0, then the key).
 //!
-//! Content ids are blake3 hashes of canonical bytes (values as compact JSON with sorted
-//! keys); a value's id is stored with it in the data and rechecked on arrival.
+//! When checking is on, arriving data is verified before anything runs: the ids of
+//! the stores' records (code 8), every signing key (9), every producing peer having a
+//! key in the data (9), every signature of the current data over what its peer has in
+//! it for this particle (9), and the merge of the two signature stores (9).
 
 use std::collections::BTreeMap;
 
 use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::{Sha512, Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
+use crate::ids::{cid_text, push_cid_text};
 use crate::params::Tetraplet;
-use crate::trace::{CallState, CanonResult, CanonState, ServiceResult, State};
+use crate::trace::{CallState, CanonResult, CanonState, Output, Provenance, ServiceResult, State};
 
+pub(crate) use crate::ids::peer_id_of;
 pub(crate) use crate::json::Cid;
 
-// What is hashed is gathered into one buffer first: blake3 spreads one long input over
-// its SIMD lanes, while many small updates go one 64-byte block at a time.
-
-fn put_str(bytes: &mut Vec<u8>, s: &str) {
-    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(s.as_bytes());
+/// Appends a JSON string as serde_json writes it.
+fn json_str(out: &mut String, s: &str) {
+    // Writing into a String cannot fail.
+    let _ = serde_json::to_writer(StringWriter(out), s);
 }
 
-fn put_tetraplet(bytes: &mut Vec<u8>, t: &Tetraplet) {
-    for part in [&t.peer_pk, &t.service_id, &t.function_name, &t.lens] {
-        put_str(bytes, part);
+struct StringWriter<'s>(&'s mut String);
+
+impl std::io::Write for StringWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // serde_json writes whole UTF-8 sequences.
+        self.0
+            .push_str(std::str::from_utf8(buf).map_err(std::io::Error::other)?);
+        Ok(buf.len())
     }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hash(text: &str) -> Cid {
+    *blake3::hash(text.as_bytes()).as_bytes()
+}
+
+/// The id of a tetraplet: `{"peer_pk","service_id","function_name","lens"}`.
+pub(crate) fn tetraplet_cid(t: &Tetraplet) -> Cid {
+    let mut text = String::with_capacity(96 + t.peer_pk.len());
+    for (i, (key, value)) in [
+        ("peer_pk", &t.peer_pk),
+        ("service_id", &t.service_id),
+        ("function_name", &t.function_name),
+        ("lens", &t.lens),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text.push(if i == 0 { '{' } else { ',' });
+        text.push('"');
+        text.push_str(key);
+        text.push_str("\":");
+        json_str(&mut text, value);
+    }
+    text.push('}');
+    hash(&text)
+}
+
+/// The id of a call result record from the ids it holds:
+/// `{"value_cid","argument_hash","tetraplet_cid"}`.
+pub(crate) fn result_cid_of(value: &Cid, argument_hash: &Cid, tetraplet: &Cid) -> Cid {
+    let mut text = String::with_capacity(240);
+    text.push_str("{\"value_cid\":\"");
+    push_cid_text(&mut text, value);
+    text.push_str("\",\"argument_hash\":\"");
+    push_cid_text(&mut text, argument_hash);
+    text.push_str("\",\"tetraplet_cid\":\"");
+    push_cid_text(&mut text, tetraplet);
+    text.push_str("\"}");
+    hash(&text)
 }
 
 /// The id of a call's record: what it returned, for which arguments, from where.
-/// Computed once per result and tag (data is checked, then carried and signed).
-fn result_cid(tag: &'static str, result: &ServiceResult<'_>) -> Cid {
-    if let Some((known, cid)) = result.cid.get() {
-        if known == tag {
-            return cid;
-        }
+/// Computed once per result (or taken as stored in data).
+pub(crate) fn result_cid(result: &ServiceResult<'_>) -> Cid {
+    if let Some(cid) = result.cid.get() {
+        return cid;
     }
-    let cid = compute_result_cid(tag, result);
-    result.cid.set(Some((tag, cid)));
+    let cid = result_cid_of(
+        &result.value.cid(),
+        &result.argument_hash,
+        &tetraplet_cid(&result.tetraplet),
+    );
+    result.cid.set(Some(cid));
     cid
 }
 
-fn compute_result_cid(tag: &str, result: &ServiceResult<'_>) -> Cid {
-    let mut bytes = Vec::with_capacity(256);
-    put_str(&mut bytes, tag);
-    bytes.extend_from_slice(&result.value.cid());
-    bytes.extend_from_slice(&result.argument_hash);
-    put_tetraplet(&mut bytes, &result.tetraplet);
-    *blake3::hash(&bytes).as_bytes()
+/// The id of a canon element: `{"value","tetraplet","provenance"}`.
+pub(crate) fn element_cid(value: &Cid, tetraplet: &Cid, provenance: &Provenance) -> Cid {
+    let mut text = String::with_capacity(256);
+    text.push_str("{\"value\":\"");
+    push_cid_text(&mut text, value);
+    text.push_str("\",\"tetraplet\":\"");
+    push_cid_text(&mut text, tetraplet);
+    text.push_str("\",\"provenance\":");
+    match provenance {
+        Provenance::Literal => text.push_str("{\"type\":\"literal\"}"),
+        Provenance::ServiceResult(cid) | Provenance::Canon(cid) => {
+            text.push_str(if matches!(provenance, Provenance::Canon(_)) {
+                "{\"type\":\"canon\",\"cid\":\""
+            } else {
+                "{\"type\":\"service_result\",\"cid\":\""
+            });
+            push_cid_text(&mut text, cid);
+            text.push_str("\"}");
+        }
+    }
+    text.push('}');
+    hash(&text)
 }
 
-/// The id of a canonicalization: its peer and every element with its origin.
-fn canon_cid(canon: &CanonResult<'_>) -> Cid {
+/// The id of a canon result from its tetraplet's and elements' ids:
+/// `{"tetraplet","values":[…]}`.
+pub(crate) fn canon_cid_of(tetraplet: &Cid, elements: &[Cid]) -> Cid {
+    let mut text = String::with_capacity(96 + elements.len() * 64);
+    text.push_str("{\"tetraplet\":\"");
+    push_cid_text(&mut text, tetraplet);
+    text.push_str("\",\"values\":[");
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push('"');
+        push_cid_text(&mut text, e);
+        text.push('"');
+    }
+    text.push_str("]}");
+    hash(&text)
+}
+
+/// The id of the JSON text `[]`: the argument hash of the call result records braid
+/// makes for canon elements of unknown origin.
+pub(crate) fn empty_arguments_cid() -> Cid {
+    hash("[]")
+}
+
+/// The provenance of a canon's element `i`: as stored, else literal for a literal,
+/// else a call result record of the element itself (see `Provenance`).
+pub(crate) fn element_provenance(canon: &CanonResult<'_>, i: usize) -> Provenance {
+    if let Some(p) = canon.stored_provenance(i) {
+        return p;
+    }
+    let e = &canon.elements[i];
+    if e.literal {
+        return Provenance::Literal;
+    }
+    Provenance::ServiceResult(result_cid_of(
+        &e.json.cid(),
+        &empty_arguments_cid(),
+        &tetraplet_cid(&e.tetraplet),
+    ))
+}
+
+/// The id of a canonicalization. Computed once (or taken as stored in data).
+pub(crate) fn canon_cid(canon: &CanonResult<'_>) -> Cid {
     if let Some(cid) = canon.cid.get() {
         return cid;
     }
-    let cid = compute_canon_cid(canon);
+    let elements: Vec<Cid> = canon
+        .elements
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            element_cid(
+                &e.json.cid(),
+                &tetraplet_cid(&e.tetraplet),
+                &element_provenance(canon, i),
+            )
+        })
+        .collect();
+    let cid = canon_cid_of(&tetraplet_cid(&canon.tetraplet), &elements);
     canon.cid.set(Some(cid));
     cid
 }
 
-fn compute_canon_cid(canon: &CanonResult<'_>) -> Cid {
-    // Per element: an id, a tetraplet (four lengths and the parts), a flag.
-    let mut bytes = Vec::with_capacity(64 + canon.elements.len() * 160);
-    put_str(&mut bytes, "canon");
-    put_tetraplet(&mut bytes, &canon.tetraplet);
-    bytes.extend_from_slice(&(canon.elements.len() as u64).to_le_bytes());
-    for e in &canon.elements {
-        bytes.extend_from_slice(&e.json.cid());
-        put_tetraplet(&mut bytes, &e.tetraplet);
-        bytes.extend_from_slice(&[u8::from(e.literal)]);
-    }
-    *blake3::hash(&bytes).as_bytes()
-}
-
-/// What each peer produced in a trace: its sorted multiset of record ids.
-pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<Cid>> {
-    let mut by_peer: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+/// What each peer produced in a trace: the sorted multiset of its records' id texts.
+/// Unused call results have no record and are not attributed.
+pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<String>> {
+    let mut by_peer: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for state in trace {
         let (peer, cid) = match state {
-            State::Call(CallState::Executed { result, output }) => (
-                &result.tetraplet.peer_pk,
-                result_cid(output.describe(), result),
-            ),
+            State::Call(CallState::Executed { result, output }) if *output != Output::Unused => {
+                (&result.tetraplet.peer_pk, result_cid(result))
+            }
             State::Call(CallState::Failed(result)) => {
-                (&result.tetraplet.peer_pk, result_cid("failed", result))
+                (&result.tetraplet.peer_pk, result_cid(result))
             }
             State::Canon(CanonState::Executed(canon)) => {
                 (&canon.tetraplet.peer_pk, canon_cid(canon))
             }
             _ => continue,
         };
-        by_peer.entry(peer.clone()).or_default().push(cid);
+        by_peer
+            .entry(peer.clone())
+            .or_default()
+            .push(cid_text(&cid));
     }
     for cids in by_peer.values_mut() {
         cids.sort_unstable();
@@ -107,39 +218,40 @@ pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<Cid>> {
     by_peer
 }
 
-/// The message a peer signs: its results in this particle.
-fn message(particle_id: &str, peer: &str, cids: &[Cid]) -> Cid {
-    let mut bytes = Vec::new();
-    put_str(&mut bytes, "braid data signature v1");
-    put_str(&mut bytes, particle_id);
-    put_str(&mut bytes, peer);
-    bytes.extend_from_slice(&(cids.len() as u64).to_le_bytes());
+/// The message a peer signs: Borsh of (its sorted record ids, the particle id).
+fn message(cids: &[String], particle_id: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + cids.len() * 65 + particle_id.len());
+    let put = |bytes: &mut Vec<u8>, s: &str| {
+        bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(s.as_bytes());
+    };
+    bytes.extend_from_slice(&(cids.len() as u32).to_le_bytes());
     for cid in cids {
-        bytes.extend_from_slice(cid);
+        put(&mut bytes, cid);
     }
-    *blake3::hash(&bytes).as_bytes()
+    put(&mut bytes, particle_id);
+    bytes
 }
 
-/// One peer's signature over its results, with the key to check it.
+/// The key format byte of Ed25519 keys and signatures in the signature store.
+const ED25519: u8 = 0;
+
+/// One entry of a data's signature store, as stored: the public key and the signature,
+/// each with its key format byte first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PeerSignature {
-    pub(crate) peer: String,
-    pub(crate) public_key: [u8; 32],
-    pub(crate) signature: [u8; 64],
-    /// The sorted multiset of result ids the signature covers. Replay may drop states
-    /// (unreached branches, iterations no longer visited), so data can hold fewer of a
-    /// peer's results than it signed, never one it did not sign.
-    pub(crate) signed: Vec<Cid>,
+pub(crate) struct StoredSignature {
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
 }
 
-/// The text form of the peer id of a public key: `braid-` and its lowercase hex.
-pub fn peer_id_of(public_key: &[u8; 32]) -> String {
-    let mut id = String::with_capacity(6 + 64);
-    id.push_str("braid-");
-    for b in public_key {
-        id.push_str(&format!("{b:02x}"));
+impl StoredSignature {
+    /// The Ed25519 public key, if the entry holds one.
+    pub(crate) fn ed25519_key(&self) -> Option<[u8; 32]> {
+        match self.public_key.split_first() {
+            Some((&ED25519, key)) => key.try_into().ok(),
+            _ => None,
+        }
     }
-    id
 }
 
 /// The public key of a 32-byte Ed25519 secret key.
@@ -157,15 +269,14 @@ pub(crate) enum OwnKey {
     Pair { secret: [u8; 32], public: [u8; 32] },
 }
 
-/// Signs the current peer's results. Fails only when a format 1 key's public half is
-/// not an Ed25519 public key.
+/// Signs records (sorted id texts) for a particle. Fails only when a format 1 key's
+/// public half is not an Ed25519 public key.
 pub(crate) fn sign(
     key: &OwnKey,
     particle_id: &str,
-    peer: &str,
-    cids: &[Cid],
-) -> Result<PeerSignature, String> {
-    let message = message(particle_id, peer, cids);
+    cids: &[String],
+) -> Result<StoredSignature, String> {
+    let message = message(cids, particle_id);
     let (public_key, signature) = match key {
         OwnKey::Secret(secret) => {
             let key = SigningKey::from_bytes(secret);
@@ -179,11 +290,13 @@ pub(crate) fn sign(
             (public, raw_sign::<Sha512>(&expanded, &message, &public))
         }
     };
-    Ok(PeerSignature {
-        peer: peer.to_owned(),
-        public_key: public_key.to_bytes(),
-        signature: signature.to_bytes(),
-        signed: cids.to_vec(),
+    let mut k = vec![ED25519];
+    k.extend_from_slice(public_key.as_bytes());
+    let mut s = vec![ED25519];
+    s.extend_from_slice(&signature.to_bytes());
+    Ok(StoredSignature {
+        public_key: k,
+        signature: s,
     })
 }
 
@@ -191,173 +304,181 @@ pub(crate) fn sign(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntegrityError {
-    /// A stored value does not hash to its id.
+    /// A stored value does not hash to its id (code 8).
     #[error("value #{index} does not match its content id: its bytes were altered")]
     ValueMismatch {
-        /// Its position in the data's value table.
+        /// Its position in the data's value store.
         index: usize,
     },
-    /// Results attributed to a peer carry no signature of that peer.
-    #[error("peer \"{peer}\" has {count} results in the data but no signature")]
-    MissingSignature {
+    /// A stored record does not hash to its id (code 8).
+    #[error("Value mismatch in the {store:?} store for CID {cid:?}")]
+    StoreMismatch {
+        /// Which store.
+        store: &'static str,
+        /// The id it is stored under.
+        cid: String,
+    },
+    /// A record refers to a record the data does not hold (code 8).
+    #[error("Reference CID from {cid:?} was not found")]
+    MissingReference {
+        /// The referring record's id.
+        cid: String,
+    },
+    /// A key in a signature store is not an Ed25519 public key (code 9).
+    #[error("malformed key: {detail}")]
+    MalformedKey {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Results attributed to a peer, but no key of that peer in the data (code 9).
+    #[error("peer_id doens't match any available public key: {peer:?}")]
+    UnknownPeer {
         /// The peer.
         peer: String,
-        /// How many results are attributed to it.
-        count: usize,
     },
-    /// The signing key is not the peer's.
-    #[error("the key that signed for peer \"{peer}\" is not bound to that peer id")]
-    UnboundKey {
-        /// The peer.
-        peer: String,
-    },
-    /// The signature does not cover these results for this particle.
+    /// The signature does not cover exactly the peer's results for this particle
+    /// (code 9).
     #[error(
-        "signature mismatch for \"{peer}\": its results were altered, or the data comes from another particle"
+        "signature mismatch for {peer:?}: its results were altered, or the data comes from another particle"
     )]
     BadSignature {
         /// The peer.
         peer: String,
     },
-    /// The data holds a result of a peer that its signature does not cover.
-    #[error(
-        "peer \"{peer}\" has results in the data that it did not sign: they were added or altered"
-    )]
-    UnsignedResult {
-        /// The peer.
-        peer: String,
-    },
-    /// Two signatures claim to be the same peer's.
-    #[error("two signatures for peer \"{peer}\"")]
-    DuplicateSignature {
+    /// A peer's results in the two data are not one a continuation of the other (9).
+    #[error("inconsistent CID multisets on merge for peer {peer:?}")]
+    InconsistentMerge {
         /// The peer.
         peer: String,
     },
 }
 
-/// Verifies arriving data: every peer with results signed exactly them.
+/// The peer id a stored key stands for: a trusted name bound to it, else its libp2p id.
+fn peer_of(key: &[u8; 32], trusted_keys: &BTreeMap<String, [u8; 32]>) -> String {
+    trusted_keys
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(name, _)| name.clone())
+        .unwrap_or_else(|| peer_id_of(key))
+}
+
+/// The store's keys, checked, with the peers they stand for.
+fn keys_of(
+    store: &[StoredSignature],
+    trusted_keys: &BTreeMap<String, [u8; 32]>,
+) -> Result<Vec<(String, [u8; 32])>, IntegrityError> {
+    store
+        .iter()
+        .map(|s| {
+            let key = s
+                .ed25519_key()
+                .filter(|k| VerifyingKey::from_bytes(k).is_ok())
+                .ok_or_else(|| IntegrityError::MalformedKey {
+                    detail: format!(
+                        "{} bytes that are not an Ed25519 public key",
+                        s.public_key.len()
+                    ),
+                })?;
+            Ok((peer_of(&key, trusted_keys), key))
+        })
+        .collect()
+}
+
+/// Verifies arriving data (data-integrity.md §3.3, steps 2–5) and merges the two
+/// signature stores: per key, the signature of the larger multiset of results.
 pub(crate) fn verify(
-    trace: &[State<'_>],
-    signatures: &[PeerSignature],
+    prev: (&[State<'_>], &[StoredSignature]),
+    current: (&[State<'_>], &[StoredSignature]),
     particle_id: &str,
     trusted_keys: &BTreeMap<String, [u8; 32]>,
-) -> Result<(), IntegrityError> {
-    let mut by_peer: BTreeMap<&str, &PeerSignature> = BTreeMap::new();
-    for s in signatures {
-        if by_peer.insert(&s.peer, s).is_some() {
-            return Err(IntegrityError::DuplicateSignature {
-                peer: s.peer.clone(),
-            });
+) -> Result<Vec<StoredSignature>, IntegrityError> {
+    let prev_keys = keys_of(prev.1, trusted_keys)?;
+    let current_keys = keys_of(current.1, trusted_keys)?;
+    let prev_results = attributed(prev.0);
+    let current_results = attributed(current.0);
+    for (results, keys) in [
+        (&prev_results, &prev_keys),
+        (&current_results, &current_keys),
+    ] {
+        for peer in results.keys() {
+            if !keys.iter().any(|(p, _)| p == peer) {
+                return Err(IntegrityError::UnknownPeer { peer: peer.clone() });
+            }
         }
     }
-    for (peer, cids) in attributed(trace) {
-        let Some(signature) = by_peer.get(peer.as_str()) else {
-            return Err(IntegrityError::MissingSignature {
-                count: cids.len(),
-                peer,
-            });
+    let empty = Vec::new();
+    for ((peer, key), stored) in current_keys.iter().zip(current.1) {
+        let cids = current_results.get(peer).unwrap_or(&empty);
+        let valid = match stored.signature.split_first() {
+            Some((&ED25519, sig)) => <[u8; 64]>::try_from(sig).is_ok_and(|sig| {
+                VerifyingKey::from_bytes(key).is_ok_and(|k| {
+                    k.verify(&message(cids, particle_id), &Signature::from_bytes(&sig))
+                        .is_ok()
+                })
+            }),
+            _ => false,
         };
-        let bound = match trusted_keys.get(&peer) {
-            Some(key) => *key == signature.public_key,
-            None => peer_id_of(&signature.public_key) == peer,
-        };
-        if !bound {
-            return Err(IntegrityError::UnboundKey { peer });
-        }
-        let valid = VerifyingKey::from_bytes(&signature.public_key).is_ok_and(|key| {
-            key.verify(
-                &message(particle_id, &peer, &signature.signed),
-                &Signature::from_bytes(&signature.signature),
-            )
-            .is_ok()
-        });
         if !valid {
-            return Err(IntegrityError::BadSignature { peer });
-        }
-        if !is_sub_multiset(&cids, &signature.signed) {
-            return Err(IntegrityError::UnsignedResult { peer });
+            return Err(IntegrityError::BadSignature { peer: peer.clone() });
         }
     }
-    Ok(())
+    // Merge: per key, the larger multiset must contain the smaller.
+    let mut merged: Vec<StoredSignature> = Vec::new();
+    for ((peer, key), stored) in prev_keys.iter().zip(prev.1) {
+        let in_current = current_keys.iter().position(|(_, k)| k == key);
+        let Some(c) = in_current else {
+            merged.push(stored.clone());
+            continue;
+        };
+        let a = prev_results.get(peer).unwrap_or(&empty);
+        let b = current_results.get(peer).unwrap_or(&empty);
+        let (small, large, larger) = if a.len() > b.len() {
+            (b, a, stored)
+        } else {
+            (a, b, &current.1[c])
+        };
+        if !is_sub_multiset(small, large) {
+            return Err(IntegrityError::InconsistentMerge { peer: peer.clone() });
+        }
+        merged.push(larger.clone());
+    }
+    for ((_, key), stored) in current_keys.iter().zip(current.1) {
+        if !prev_keys.iter().any(|(_, k)| k == key) && !merged.iter().any(|m| m == stored) {
+            merged.push(stored.clone());
+        }
+    }
+    Ok(merged)
 }
 
 /// True if every element of `small` is in `large` at least as often (both sorted).
-fn is_sub_multiset(small: &[Cid], large: &[Cid]) -> bool {
+fn is_sub_multiset(small: &[String], large: &[String]) -> bool {
     let mut rest = large.iter();
     small.iter().all(|c| rest.any(|l| l == c))
 }
 
-/// The multiset union (each element as often as in the side that has it more often)
-/// of two sorted multisets.
-fn multiset_union(a: &[Cid], b: &[Cid]) -> Vec<Cid> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x == y => {
-                out.push(*x);
-                i += 1;
-                j += 1;
-            }
-            (Some(x), Some(y)) if x < y => {
-                out.push(*x);
-                i += 1;
-            }
-            (Some(_), Some(y)) | (None, Some(y)) => {
-                out.push(*y);
-                j += 1;
-            }
-            (Some(x), None) => {
-                out.push(*x);
-                i += 1;
-            }
-            (None, None) => break,
-        }
-    }
-    out
+/// The signature store the output data carries: the verified, merged store (empty
+/// when nothing was checked, as the reference) with the current peer's fresh
+/// signature over its records in the output in place of its old one.
+pub(crate) fn sign_output(
+    output: &[State<'_>],
+    mut store: Vec<StoredSignature>,
+    current_peer: &str,
+    key: &OwnKey,
+    particle_id: &str,
+) -> Result<Vec<StoredSignature>, String> {
+    let mut attributed = attributed(output);
+    let own = attributed.remove(current_peer).unwrap_or_default();
+    let signature = sign(key, particle_id, &own)?;
+    store.retain(|s| s.public_key != signature.public_key);
+    store.push(signature);
+    store.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+    Ok(store)
 }
 
-/// The signatures the output data carries. For the current peer: its stored signature
-/// if that covers what it has in the output, else a fresh one over what it signed
-/// before and what it has now. For every other peer with results: an input's
-/// signature that covers the output's results (the stored data's first), else the
-/// widest one, for the next peer to judge. Fails when signing fails.
-pub(crate) fn carry<E>(
-    output: &[State<'_>],
-    prev: &[PeerSignature],
-    current: &[PeerSignature],
-    current_peer: &str,
-    sign_own: impl FnOnce(&[Cid]) -> Result<PeerSignature, E>,
-) -> Result<Vec<PeerSignature>, E> {
-    let produced = attributed(output);
-    let find = |sigs: &[PeerSignature], peer: &str| sigs.iter().find(|s| s.peer == peer).cloned();
-    let mut out = Vec::new();
-    let mut sign_own = Some(sign_own);
-    for (peer, cids) in &produced {
-        if peer == current_peer {
-            // Only our own stored signature is trusted for ourselves.
-            let stored = find(prev, peer);
-            match stored {
-                Some(s) if is_sub_multiset(cids, &s.signed) => out.push(s),
-                _ => {
-                    let before = stored.map(|s| s.signed).unwrap_or_default();
-                    let all = multiset_union(&before, cids);
-                    if let Some(sign) = sign_own.take() {
-                        out.push(sign(&all)?);
-                    }
-                }
-            }
-            continue;
-        }
-        let candidates = [find(prev, peer), find(current, peer)];
-        let covering = candidates
-            .iter()
-            .flatten()
-            .find(|s| is_sub_multiset(cids, &s.signed));
-        let widest = || candidates.iter().flatten().max_by_key(|s| s.signed.len());
-        out.extend(covering.or_else(widest).cloned());
-    }
-    Ok(out)
+/// A particle signature's message, as braid's particles carry it.
+fn put_str(bytes: &mut Vec<u8>, s: &str) {
+    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(s.as_bytes());
 }
 
 /// The identity of a particle, as its init peer signs it.
@@ -376,7 +497,7 @@ pub struct ParticleIdentity<'p> {
 }
 
 impl ParticleIdentity<'_> {
-    fn message(&self) -> Cid {
+    fn message(&self) -> [u8; 32] {
         let mut bytes = Vec::new();
         put_str(&mut bytes, "braid particle signature v1");
         put_str(&mut bytes, self.id);

@@ -172,15 +172,12 @@ impl<'a> Json<'a> {
         matches!((&self.repr, &other.repr), (Repr::Text(a), Repr::Text(b)) if a == b)
     }
 
-    /// The length of the canonical text.
-    pub(crate) fn text_len(&self) -> usize {
+    /// The length of the canonical text if it is at hand, else a small guess (for
+    /// sizing buffers).
+    pub(crate) fn text_len_hint(&self) -> usize {
         match &self.repr {
             Repr::Text(text) => text.len(),
-            _ => {
-                let mut count = Count(0);
-                self.write(&mut count);
-                count.0
-            }
+            _ => 64,
         }
     }
 
@@ -354,14 +351,6 @@ impl Sink for Vec<u8> {
 impl Sink for blake3::Hasher {
     fn put(&mut self, bytes: &[u8]) {
         self.update(bytes);
-    }
-}
-
-struct Count(usize);
-
-impl Sink for Count {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
     }
 }
 

@@ -34,6 +34,7 @@
 mod data;
 mod error;
 mod execute;
+mod ids;
 mod inspect;
 mod integrity;
 mod json;
@@ -50,11 +51,12 @@ mod value;
 
 pub use braid_grammar as grammar;
 pub use error::{CatchableError, DataSide, InterpreterError, SizeLimit, UncatchableError};
+pub use ids::{peer_id_of, public_key_of_peer_id};
 pub use inspect::{
     DataView, ExecEvent, FaultView, IterationView, StateView, TracePoint, decode_for_inspection,
     invoke_inspected,
 };
-pub use integrity::{IntegrityError, ParticleIdentity, peer_id_of, public_key_of};
+pub use integrity::{IntegrityError, ParticleIdentity, public_key_of};
 pub use outcome::Outcome;
 pub use params::{
     CallRequest, CallResult, CallResults, Integrity, KeyPair, LimitFlags, Limits, RunParams,
@@ -124,21 +126,23 @@ fn invoke_logged(
             );
         }
     }
-    // 2–3. Decode the data.
-    let (prev, prev_ids) = match data::decode(prev_data, DataSide::Prev) {
+    // 2–3. Decode the data. The previous data is this peer's own: only the current
+    // data's records are checked against their ids.
+    let check = params.integrity.check;
+    let (prev, prev_ids) = match data::decode(prev_data, DataSide::Prev, false) {
         Ok(d) => d,
         Err(e) => return unchanged(e, flags),
     };
-    let (current, current_ids) = match data::decode(data, DataSide::Current) {
+    let (current, current_ids) = match data::decode(data, DataSide::Current, check) {
         Ok(d) => d,
         Err(e) => return unchanged(e, flags),
     };
-    // 4. Integrity of the arriving data. The previous data is this peer's own.
+    // 4. Integrity of the arriving data.
     for (value, cid) in &prev_ids {
         value.know_cid(*cid);
     }
     // A value the stored data holds with the same id and text needs no hashing.
-    let stored: MixMap<Cid, &Json<'_>> = if params.integrity.check && !current_ids.is_empty() {
+    let stored: MixMap<Cid, &Json<'_>> = if check && !current_ids.is_empty() {
         prev_ids
             .iter()
             .map(|(value, cid)| (*cid, &**value))
@@ -148,7 +152,7 @@ fn invoke_logged(
     };
     for (index, (value, cid)) in current_ids.iter().enumerate() {
         let known = stored.get(cid).is_some_and(|s| s.same_text(value));
-        if !params.integrity.check || known {
+        if !check || known {
             value.know_cid(*cid);
         } else if value.cid() != *cid {
             return unchanged(
@@ -157,15 +161,18 @@ fn invoke_logged(
             );
         }
     }
-    if params.integrity.check {
-        let trusted = &params.integrity.trusted_keys;
-        if let Err(e) = integrity::verify(
-            &current.trace,
-            &current.signatures,
+    // Without checking no arriving signature is read (as the reference): the output
+    // carries the current peer's signature only.
+    let mut signatures = Vec::new();
+    if check {
+        match integrity::verify(
+            (&prev.trace, &prev.signatures),
+            (&current.trace, &current.signatures),
             &params.particle_id,
-            trusted,
+            &params.integrity.trusted_keys,
         ) {
-            return unchanged(InterpreterError::Integrity(e), flags);
+            Ok(merged) => signatures = merged,
+            Err(e) => return unchanged(InterpreterError::Integrity(e), flags),
         }
     }
     // 5. Parse.
@@ -193,7 +200,6 @@ fn invoke_logged(
         Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
     };
     // 8. Execute.
-    let (prev_signatures, current_signatures) = (prev.signatures, current.signatures);
     let merger = merge::Merger::new(prev.trace, current.trace);
     let mut execution = Execution::new(&ast, params, call_results, merger, prev.last_call_id);
     execution.log = log.is_some().then(Vec::new);
@@ -229,16 +235,11 @@ fn invoke_logged(
     } = execution;
     let trace = merger.into_result();
     let peer = params.current_peer_id.as_str();
-    let signatures = match integrity::carry(
-        &trace,
-        &prev_signatures,
-        &current_signatures,
-        peer,
-        |results| integrity::sign(&key, &params.particle_id, peer, results),
-    ) {
-        Ok(signatures) => signatures,
-        Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
-    };
+    let signatures =
+        match integrity::sign_output(&trace, signatures, peer, &key, &params.particle_id) {
+            Ok(signatures) => signatures,
+            Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
+        };
     let out_data = data::encode(&data::Data {
         trace,
         last_call_id,

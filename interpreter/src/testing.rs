@@ -1,5 +1,5 @@
 //! An attacker's tools, for tests of integrity checking (feature `testing`): they
-//! rewrite braid data the way a malicious peer on a particle's path could.
+//! rewrite particle data the way a malicious peer on a particle's path could.
 
 use std::rc::Rc;
 
@@ -10,7 +10,7 @@ use crate::json::Json;
 use crate::trace::{CallState, ServiceResult, State};
 
 fn decode(bytes: &[u8]) -> Data<'_> {
-    data::decode(bytes, DataSide::Current)
+    data::decode(bytes, DataSide::Current, false)
         .expect("test data decodes")
         .0
 }
@@ -41,24 +41,34 @@ pub fn rewrite_result(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     encode(&data)
 }
 
-/// Removes `peer`'s signature.
-pub fn drop_signature(bytes: &[u8], peer: &str) -> Vec<u8> {
+/// Removes the signature made with `public_key`.
+pub fn drop_signature(bytes: &[u8], public_key: &[u8; 32]) -> Vec<u8> {
     let mut data = decode(bytes);
-    data.signatures.retain(|s| s.peer != peer);
+    data.signatures
+        .retain(|s| s.ed25519_key().as_ref() != Some(public_key));
     encode(&data)
 }
 
-/// Signs `peer`'s results again, with `secret` instead of the peer's own key.
-pub fn resign(bytes: &[u8], peer: &str, secret: &[u8; 32], particle_id: &str) -> Vec<u8> {
+/// Signs `peer`'s results again with `secret` instead of the peer's own key, and
+/// stores that signature under the peer's `public_key` (a forged signature).
+pub fn resign(
+    bytes: &[u8],
+    peer: &str,
+    public_key: &[u8; 32],
+    secret: &[u8; 32],
+    particle_id: &str,
+) -> Vec<u8> {
     let mut data = decode(bytes);
     let cids = integrity::attributed(&data.trace)
         .remove(peer)
         .unwrap_or_default();
-    data.signatures.retain(|s| s.peer != peer);
     let key = integrity::OwnKey::Secret(*secret);
     // A format 0 key always signs.
-    if let Ok(signature) = integrity::sign(&key, particle_id, peer, &cids) {
-        data.signatures.push(signature);
+    if let Ok(mut forged) = integrity::sign(&key, particle_id, &cids) {
+        forged.public_key = [&[0u8][..], public_key].concat();
+        data.signatures
+            .retain(|s| s.ed25519_key().as_ref() != Some(public_key));
+        data.signatures.push(forged);
     }
     encode(&data)
 }

@@ -75,9 +75,8 @@ pub(crate) struct ServiceResult<'a> {
     pub(crate) value: Rc<Json<'a>>,
     pub(crate) argument_hash: [u8; 32],
     pub(crate) tetraplet: Rc<Tetraplet>,
-    /// The content id of the record (`integrity`), once computed, with the tag of the
-    /// state it was computed for.
-    pub(crate) cid: Cell<Option<(&'static str, Cid)>>,
+    /// The content id of the record (`integrity`), once computed or as stored.
+    pub(crate) cid: Cell<Option<Cid>>,
 }
 
 impl<'a> ServiceResult<'a> {
@@ -117,18 +116,56 @@ pub(crate) enum CanonState<'a> {
 pub(crate) struct CanonResult<'a> {
     pub(crate) tetraplet: Rc<Tetraplet>,
     pub(crate) elements: Vec<Val<'a>>,
-    /// The content id of the snapshot (`integrity`), once computed.
+    /// Each element's provenance as stored in data (empty for a canon made here:
+    /// every element is then recorded as a literal, see `Provenance`).
+    provenance: Vec<Provenance>,
+    /// The call result records that stored provenance refers to, so that the data
+    /// written keeps them (the stores are rebuilt from the trace).
+    pub(crate) origins: Vec<Rc<ServiceResult<'a>>>,
+    /// The content id of the snapshot (`integrity`), once computed or as stored.
     pub(crate) cid: Cell<Option<Cid>>,
 }
 
 impl<'a> CanonResult<'a> {
     pub(crate) fn new(tetraplet: Rc<Tetraplet>, elements: Vec<Val<'a>>) -> Self {
+        Self::with_provenance(tetraplet, elements, Vec::new())
+    }
+
+    /// A canon as decoded, with its elements' stored provenance.
+    pub(crate) fn with_provenance(
+        tetraplet: Rc<Tetraplet>,
+        elements: Vec<Val<'a>>,
+        provenance: Vec<Provenance>,
+    ) -> Self {
         Self {
             tetraplet,
             elements,
+            provenance,
+            origins: Vec::new(),
             cid: Cell::new(None),
         }
     }
+
+    /// The provenance of element `i` as stored in data, if this canon came in data.
+    pub(crate) fn stored_provenance(&self, i: usize) -> Option<Provenance> {
+        self.provenance.get(i).copied()
+    }
+}
+
+/// Where a canon element's value came from, as the reference records it in the canon
+/// element's record (data-integrity.md §2.2). Only whether it is a literal matters to
+/// the language (`Val::literal`). braid keeps what data records; for a canon it makes
+/// it records literals as such and, not tracing a value back to its call, any other
+/// element as coming from a call result record of the element itself (its value, its
+/// tetraplet, the empty argument list), which it adds to the data
+/// (`integrity::element_provenance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Provenance {
+    Literal,
+    /// The id of the call result record the value came from.
+    ServiceResult(Cid),
+    /// The id of the canon result the value came from.
+    Canon(Cid),
 }
 
 impl PartialEq for CanonResult<'_> {

@@ -99,17 +99,40 @@ fn every_truncation_is_an_error_or_a_prefix_that_decodes() {
     }
 }
 
+fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = data
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the text is in the data");
+    let mut out = data.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
 #[test]
-fn unknown_format_versions_have_their_own_error() {
+fn versions_have_their_own_errors() {
     let data = data_of_a();
-    // The envelope starts with a 3-element array marker, then the format version.
-    assert_eq!(data[0], 0x93);
-    let mut other = data.clone();
-    other[1] = 0x7f;
+    // The envelope is a map of three fields.
+    assert_eq!(data[0], 0x83);
+    // Current data of an interpreter older than 0.61.0: error 6, as the reference.
+    let old = replace(&data, b"\xb20.64.1+braid.", b"\xb20.60.9+braid.");
+    let out = invoke(SCRIPT, &[], &old, &params("B"), &CallResults::new());
+    assert_eq!(out.ret_code(), 6, "{}", out.error_message());
+    assert!(
+        out.error_message().contains("`0.60.9+braid."),
+        "{}",
+        out.error_message()
+    );
+    // Another data version whose inner data does not decode: error 4.
+    let mut other = replace(&data, b"0.17.2", b"0.99.9");
+    let root = other.len() - 60;
+    other[root..root + 4].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
     let out = invoke(SCRIPT, &[], &other, &params("B"), &CallResults::new());
     assert_eq!(out.ret_code(), 4, "{}", out.error_message());
     assert!(
-        out.error_message().contains("format version 127"),
+        out.error_message()
+            .contains("Supplied data version is 0.99.9"),
         "{}",
         out.error_message()
     );

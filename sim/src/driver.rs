@@ -141,7 +141,12 @@ fn trusted_keys(scenario: &Scenario) -> BTreeMap<String, [u8; 32]> {
     scenario
         .peers
         .iter()
-        .map(|p| (p.clone(), peer_public_key(p)))
+        .map(|p| {
+            (
+                p.clone(),
+                braid_interpreter::public_key_of(&scenario.secret_of(p)),
+            )
+        })
         .collect()
 }
 
@@ -156,7 +161,7 @@ fn params_with(
         timestamp: scenario.particle.timestamp,
         ttl: scenario.particle.ttl,
         particle_id: scenario.particle.id.clone(),
-        key: peer_key(peer),
+        key: KeyPair::ed25519(&scenario.secret_of(peer)),
         limits: Limits::REFERENCE_MAXIMA,
         integrity: Integrity {
             check: true,

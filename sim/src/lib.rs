@@ -30,6 +30,7 @@ pub mod generate;
 pub mod pending_answers;
 #[cfg(feature = "random")]
 pub mod random_runs;
+pub mod reference_peer;
 pub mod scenario;
 pub mod scenario_files;
 pub mod service_rules;
@@ -41,6 +42,7 @@ pub use driver::{
     Interpreter, KeepInputs, Run, StepRecord, native_invoke, peer_key, run, run_params, run_with,
 };
 pub use error::SimError;
+pub use reference_peer::{OracleServe, PeerSet, mixed};
 pub use scenario::Scenario;
 pub use scenario_files::scenario_files;
 pub use transcript::Transcript;

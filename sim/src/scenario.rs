@@ -51,6 +51,10 @@ pub struct Scenario {
     /// The reference transcript, kept as JSON: it is only ever compared.
     #[serde(default)]
     pub expected: Option<Value>,
+    /// Peers' Ed25519 secrets as 64 hex digits (FORMAT.md §2); a peer not listed has
+    /// the SHA-256 of its name. Scenarios renamed to real peer ids carry them.
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, String>,
 }
 
 fn default_max_steps() -> usize {
@@ -281,6 +285,15 @@ pub struct Bench {
 }
 
 impl Scenario {
+    /// A peer's Ed25519 secret: from `keys`, else the SHA-256 of its name.
+    pub fn secret_of(&self, peer: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        self.keys
+            .get(peer)
+            .and_then(|hex| parse_secret(hex))
+            .unwrap_or_else(|| Sha256::digest(peer.as_bytes()).into())
+    }
+
     /// Parses and validates a scenario.
     pub fn from_json(text: &str) -> Result<Scenario, SimError> {
         let scenario: Scenario = serde_json::from_str(text)?;
@@ -327,6 +340,13 @@ impl Scenario {
                 inject.to
             ));
         }
+        if let Some((peer, _)) = self
+            .keys
+            .iter()
+            .find(|(_, hex)| parse_secret(hex).is_none())
+        {
+            return invalid(format!("the key of {peer:?} is not 64 hex digits"));
+        }
         self.services.default.validate(false)?;
         for rule in &self.services.rules {
             rule.result.validate(false)?;
@@ -354,4 +374,16 @@ impl Reply {
             _ => Ok(()),
         }
     }
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_secret(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }

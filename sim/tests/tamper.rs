@@ -7,14 +7,13 @@
 //! | --- | --- |
 //! | alters the bytes of a value it received | 8 (a value does not match its content id) |
 //! | rewrites A's result (content id recomputed) | 9 (A's signature does not cover it) |
-//! | drops A's signature | 9 (results without a signature) |
-//! | signs A's rewritten result with its own key | 9 (key not bound to A's peer id) |
+//! | drops A's signature | 9 (A's results, but no key of A in the data) |
+//! | signs A's rewritten result with its own key | 9 (A's signature does not verify) |
 //! | sends data of another particle | 9 (signatures are bound to the particle id) |
 
 use std::path::Path;
 
-use braid_interpreter::Outcome;
-use braid_interpreter::{CallResults, RunParams, testing};
+use braid_interpreter::{CallResults, Outcome, RunParams, public_key_of, testing};
 use braid_sim::{KeepInputs, Scenario, Transcript, native_invoke, run_with};
 use sha2::{Digest, Sha256};
 
@@ -98,19 +97,23 @@ fn another_peers_rewritten_result_is_refused_with_9() {
 
 #[test]
 fn a_dropped_signature_is_refused_with_9() {
-    let transcript = run_with_m(&scenario(), |data| testing::drop_signature(&data, "A"));
-    assert_refused(&transcript, 9, "no signature");
+    let a_secret: [u8; 32] = Sha256::digest(b"A").into();
+    let transcript = run_with_m(&scenario(), |data| {
+        testing::drop_signature(&data, &public_key_of(&a_secret))
+    });
+    assert_refused(&transcript, 9, "match any available public key: \"A\"");
 }
 
 #[test]
 fn a_result_signed_in_another_peers_name_is_refused_with_9() {
     // The driver's keys: the secret of a peer is the SHA-256 of its name (FORMAT §2).
     let m_secret: [u8; 32] = Sha256::digest(b"M").into();
+    let a_public = public_key_of(&Sha256::digest(b"A").into());
     let transcript = run_with_m(&scenario(), |data| {
         let forged = testing::rewrite_result(&data, r#""from A""#, r#""forged""#);
-        testing::resign(&forged, "A", &m_secret, "p1")
+        testing::resign(&forged, "A", &a_public, &m_secret, "p1")
     });
-    assert_refused(&transcript, 9, "not bound");
+    assert_refused(&transcript, 9, "signature mismatch for \"A\"");
 }
 
 #[test]

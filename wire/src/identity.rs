@@ -1,14 +1,12 @@
 //! A node's identity: its Ed25519 key pair and the peer id derived from the public key.
 //!
-//! Peer ids are braid's text form of a public key (`braid-` and the key's 64 lowercase
-//! hex digits, [`braid_interpreter::peer_id_of`]), so anyone holding a peer id holds
-//! the key that verifies that peer's signatures: no directory is needed to check a
-//! particle's signature against its init peer.
+//! Peer ids are libp2p peer ids, as every Aqua peer uses them (`12D3KooW…`: base58 of
+//! the identity multihash of the protobuf-encoded Ed25519 public key,
+//! [`braid_interpreter::peer_id_of`]), so anyone holding a peer id holds the key that
+//! verifies that peer's signatures: no directory is needed to check a particle's
+//! signature against its init peer.
 
 use braid_interpreter::{peer_id_of, public_key_of};
-
-/// The prefix of braid peer ids.
-const PEER_ID_PREFIX: &str = "braid-";
 
 /// An Ed25519 key pair and the peer id it gives. Made from a secret the caller supplies
 /// (the host draws fresh ones from the operating system).
@@ -40,7 +38,7 @@ impl NodeKey {
         &self.public
     }
 
-    /// The peer id: `braid-` and the public key in hex.
+    /// The peer id: the libp2p peer id of the public key.
     pub fn peer_id(&self) -> &str {
         &self.peer_id
     }
@@ -55,22 +53,10 @@ impl std::fmt::Debug for NodeKey {
     }
 }
 
-/// The public key a braid peer id stands for, or `None` if the text is not one.
+/// The Ed25519 public key a libp2p peer id stands for, or `None` if the text is not
+/// the peer id of an Ed25519 key.
 pub fn public_key_of_peer_id(peer_id: &str) -> Option<[u8; 32]> {
-    let hex = peer_id.strip_prefix(PEER_ID_PREFIX)?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Some(key)
+    braid_interpreter::public_key_of_peer_id(peer_id)
 }
 
 #[cfg(test)]
@@ -80,9 +66,26 @@ mod tests {
     #[test]
     fn peer_id_round_trips_to_the_public_key() {
         let key = NodeKey::from_secret([7; 32]);
-        assert!(key.peer_id().starts_with("braid-"));
+        assert!(key.peer_id().starts_with("12D3KooW"));
         assert_eq!(public_key_of_peer_id(key.peer_id()), Some(*key.public()));
         assert!(!format!("{key:?}").contains(&format!("{:?}", key.secret())));
+    }
+
+    #[test]
+    fn peer_ids_are_the_references() {
+        // The secret sha256("A") and its peer id as the oracle's `peerids.py` (and
+        // libp2p) derive it.
+        let hex = "559aead08264d5795d3909718cdd05abd49572e84fe55590eef31a88a08fdffd";
+        let mut secret = [0u8; 32];
+        for (i, b) in secret.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        let key = NodeKey::from_secret(secret);
+        assert_eq!(
+            key.peer_id(),
+            "12D3KooWNJFKt8hyd7W9PV466DwJ8yh5qeX2Ma3n3o26akpAHtCi"
+        );
+        assert_eq!(public_key_of_peer_id(key.peer_id()), Some(*key.public()));
     }
 
     #[test]
@@ -91,9 +94,11 @@ mod tests {
             "",
             "braid-",
             "braid-00",
-            "12D3KooWBM3SdXWqGaawQDGQ6JprtwswEg3FWGvGhmgmMez1vRbR",
-            &format!("braid-{}", "A".repeat(64)),
-            &format!("braid-{}", "0".repeat(66)),
+            "12D3KooW",
+            "12D3KooWBM3SdXWqGaawQDGQ6JprtwswEg3FWGvGhmgmMez1vRbr0",
+            &format!("braid-{}", "0".repeat(64)),
+            // An RSA-style (non identity multihash) id.
+            "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
         ] {
             assert_eq!(public_key_of_peer_id(text), None, "{text}");
         }
