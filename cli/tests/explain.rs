@@ -81,7 +81,7 @@ fn explains_the_life_recorded_by_four_nodes() {
     assert!(steps[0].contains(" start | "), "{}", steps[0]);
     for line in &steps[1..] {
         assert!(
-            line.contains(" data from braid-") || line.contains(" call results"),
+            line.contains(" data from 12D3") || line.contains(" call results"),
             "{line}"
         );
     }

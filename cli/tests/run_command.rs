@@ -170,7 +170,7 @@ fn text_output_lists_nodes_calls_and_the_response() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("node client  braid-"), "{text}");
+    assert!(lines[0].starts_with("node client  12D3KooW"), "{text}");
     assert!(
         lines.contains(&r#"call client  op.concat_strings("Hello, ", "text") = "Hello, text""#),
         "{text}"
