@@ -16,6 +16,7 @@ mod pure;
 mod sig;
 mod vault;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,6 +158,10 @@ pub(crate) struct Builtins {
     deploy: deploy::Deploy,
     /// Built-ins running on the blocking threads at once.
     cpu: Arc<Semaphore>,
+    /// Each init peer's share of `cpu`: at most this many of its calls wait for or hold
+    /// a blocking slot, so one peer's queue never stands before everyone else's.
+    shares: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    share: usize,
 }
 
 impl Builtins {
@@ -176,6 +181,8 @@ impl Builtins {
             vault: vault::Vault::default(),
             deploy: deploy::Deploy::open(store, host),
             cpu: Arc::new(Semaphore::new(threads.max(1))),
+            shares: std::sync::Mutex::new(HashMap::new()),
+            share: (threads / 2).max(1),
         }
     }
 
@@ -196,23 +203,56 @@ impl Builtins {
         }
     }
 
-    /// Runs `f` on tokio's blocking threads, at most as many at once as the node allows
-    /// (waiting for a turn meanwhile). A panic is an error answer.
-    async fn blocking<F>(&self, f: F) -> ServiceResult
+    /// Runs `f` for `call`: at once when it is `cheap` and its arguments are small
+    /// (every pure built-in is linear, or bounded, in its input), else on tokio's blocking
+    /// threads, at most as many at once as the node allows and at most its share of
+    /// them for the call's init peer (waiting for a turn meanwhile). A panic is an
+    /// error answer.
+    async fn blocking<F>(&self, call: &ServiceCall, cheap: bool, f: F) -> ServiceResult
     where
         F: FnOnce() -> ServiceResult + Send + 'static,
     {
-        // Invariant: the semaphore is never closed.
+        if cheap && small(&call.args, INLINE_ARGUMENT_BYTES) {
+            return f();
+        }
+        let peer = call.particle.init_peer_id.clone();
+        let share = {
+            let mut shares = self.lock_shares();
+            Arc::clone(
+                shares
+                    .entry(peer.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.share))),
+            )
+        };
+        // Invariant: these semaphores are never closed.
+        let turn = Arc::clone(&share)
+            .acquire_owned()
+            .await
+            .expect("the built-in shares stay open");
         let permit = Arc::clone(&self.cpu)
             .acquire_owned()
             .await
             .expect("the built-in slots stay open");
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _turn = turn;
             f()
         })
         .await
-        .unwrap_or_else(|e| Err(ServiceError::new(format!("the built-in failed: {e}"))))
+        .unwrap_or_else(|e| Err(ServiceError::new(format!("the built-in failed: {e}"))));
+        drop(share);
+        let mut shares = self.lock_shares();
+        if shares.get(&peer).is_some_and(|s| Arc::strong_count(s) == 1) {
+            shares.remove(&peer);
+        }
+        result
+    }
+
+    fn lock_shares(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        // Invariant: nothing panics while holding this lock.
+        self.shares
+            .lock()
+            .expect("the built-in shares lock is never poisoned")
     }
 
     /// Answers a call to a built-in service, or `None` if `call.service_id` is none.
@@ -241,18 +281,30 @@ impl Builtins {
                 Err(e) => Err(e),
             },
             "peer" => peer::peer(self, call, now_ms).await,
-            "kad" if function == "merge" => self.blocking(move || peer::merge(&owned.args)).await,
+            "kad" if function == "merge" => {
+                self.blocking(call, true, move || peer::merge(&owned.args))
+                    .await
+            }
             "kad" => peer::kad(self, call).await,
             "run-console" => self.guard(call).map(|()| {
                 let line = Value::Array(call.args.clone()).to_string();
                 tracing::info!(target: "run-console", host = self.key.peer_id(), "{line}");
                 Value::String(String::new())
             }),
-            "sig" => self.blocking(move || sig::call(&me, &owned)).await,
-            "vault" => self.blocking(move || me.vault.call(&owned, now_ms)).await,
-            "srv" | "dist" | "stat" => self.blocking(move || me.deploy.call(&me, &owned)).await,
+            "sig" => {
+                self.blocking(call, true, move || sig::call(&me, &owned))
+                    .await
+            }
+            "vault" => {
+                self.blocking(call, true, move || me.vault.call(&owned, now_ms))
+                    .await
+            }
+            "srv" | "dist" | "stat" => {
+                self.blocking(call, false, move || me.deploy.call(&me, &owned))
+                    .await
+            }
             _ => {
-                self.blocking(move || {
+                self.blocking(call, true, move || {
                     pure::call(&owned.service_id, &owned.function_name, &owned.args).unwrap_or_else(
                         || {
                             Err(ServiceError::new(format!(
@@ -272,11 +324,44 @@ impl Builtins {
         let (service_id, service) = self.deploy.find(&call.service_id)?;
         let owned = Arc::clone(call);
         let started = std::time::Instant::now();
-        let result = self.blocking(move || service.call(&owned)).await;
+        let result = self
+            .blocking(call, false, move || service.call(&owned))
+            .await;
         self.deploy
             .record_call(&service_id, &call.function_name, &result, started.elapsed());
         Some(result)
     }
+}
+
+/// Arguments up to this size (about, as JSON) run a pure built-in on the calling task.
+const INLINE_ARGUMENT_BYTES: usize = 4096;
+
+/// Whether `args` take less than `budget` bytes, roughly as JSON (stops counting early).
+fn small(args: &[Value], budget: usize) -> bool {
+    let mut left = budget;
+    let mut stack: Vec<&Value> = args.iter().collect();
+    while let Some(v) = stack.pop() {
+        let cost = match v {
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                stack.extend(items);
+                2
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    left = left.saturating_sub(k.len() + 3);
+                    stack.push(item);
+                }
+                2
+            }
+            _ => 8,
+        };
+        left = match left.checked_sub(cost) {
+            Some(l) if l > 0 => l,
+            _ => return false,
+        };
+    }
+    true
 }
 
 /// Whether a call is `peer.timeout`, which sleeps: the node does not hold a call slot
