@@ -255,8 +255,9 @@ impl Builtins {
             .expect("the built-in shares lock is never poisoned")
     }
 
-    /// Answers a call to a built-in service, or `None` if `call.service_id` is none.
-    /// A function the service does not have is an error that says so.
+    /// Answers a call to a built-in function, or `None` if it is none (a service the
+    /// embedding program registered under a built-in's id may serve the functions the
+    /// built-in lacks, as in Nox; else [`unknown`] answers).
     pub(crate) async fn answer(
         self: &Arc<Self>,
         call: &Arc<ServiceCall>,
@@ -264,11 +265,8 @@ impl Builtins {
     ) -> Option<ServiceResult> {
         let service = call.service_id.as_str();
         let function = call.function_name.as_str();
-        let functions = functions_of(service)?;
-        if !functions.contains(&function) {
-            return Some(Err(ServiceError::new(format!(
-                "the node's service {service} has no function {function}"
-            ))));
+        if !functions_of(service)?.contains(&function) {
+            return None;
         }
         let me = Arc::clone(self);
         let owned = Arc::clone(call);
@@ -362,6 +360,18 @@ fn small(args: &[Value], budget: usize) -> bool {
         };
     }
     true
+}
+
+/// The answer to a call nothing serves: a built-in service without that function says
+/// so; any other service is not found, in the reference hosts' words.
+pub(crate) fn unknown(service: &str, function: &str) -> ServiceError {
+    if functions_of(service).is_some() {
+        ServiceError::new(format!(
+            "the node's service {service} has no function {function}"
+        ))
+    } else {
+        crate::services::not_found(service, function)
+    }
 }
 
 /// Whether a call is `peer.timeout`, which sleeps: the node does not hold a call slot

@@ -41,7 +41,7 @@ use crate::network_info::NetworkInfo;
 use crate::record::InvokeRecord;
 use crate::services::{
     Access, ParticleContext, Quotas, Registry, ServiceCall, ServiceError, ServiceResult, boxed,
-    not_found, to_call_result,
+    to_call_result,
 };
 use crate::store::{DataStore, DiskStore, StoreKey};
 use braid_wire::{
@@ -1498,7 +1498,7 @@ async fn answer(
     if let Some(result) = shared.builtins.answer_deployed(call).await {
         return result;
     }
-    Err(not_found(service, function))
+    Err(builtins::unknown(service, function))
 }
 
 /// This node's clock: ms since the Unix epoch.
