@@ -497,7 +497,8 @@ impl NetworkInfo for FakeInfo {
         Box::pin(async move { contact })
     }
     fn neighborhood(&self, key: Vec<u8>, count: usize) -> BoxFuture<Vec<String>> {
-        assert_eq!(key.len(), 34, "a SHA-256 multihash");
+        // Nox's key: the bytes as the digest of a SHA-256 multihash.
+        assert_eq!(key, [&[0x12, 8][..], b"some key"].concat());
         let peers: Vec<String> = ["near", "far"]
             .iter()
             .take(count)
@@ -752,8 +753,9 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
     );
     let target = node.peer_id().to_owned();
 
-    // The biggest base58 input, a big JSON text, big set operations, many kad keys,
-    // and a thousand ten-minute timeouts, all at once.
+    // The biggest base58 input, a big JSON text, big set operations, many kad keys, big
+    // texts, arrays, signature checks and vault files, and a thousand ten-minute
+    // timeouts, all at once.
     let big = "x".repeat(16 * 1024);
     let items: Vec<u32> = (0..8).collect();
     let strings: Vec<String> = (0..20_000).map(|i| format!("s{i}")).collect();
@@ -770,7 +772,8 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
                (seq (seq (call %init_peer_id% ("getDataSrv" "strings") [] strings)
                          (call %init_peer_id% ("getDataSrv" "json") [] json_text))
                     (seq (call %init_peer_id% ("getDataSrv" "keys") [] keys)
-                         (call %init_peer_id% ("getDataSrv" "timeouts") [] timeouts))))
+                         (seq (call %init_peer_id% ("getDataSrv" "timeouts") [] timeouts)
+                              (call %init_peer_id% ("getDataSrv" "bytes") [] bytes)))))
              (par
                (fold timeouts t (par (call "{target}" ("peer" "timeout") [600000] $slept) (next t)))
                (fold items i
@@ -781,7 +784,15 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
                        (call "{target}" ("json" "parse") [json_text] $parsed)
                        (seq
                          (call "{target}" ("array" "intersect") [strings strings] $common)
-                         (call "{target}" ("kad" "merge") [keys.$.[0] keys keys] $merged))))
+                         (seq
+                           (call "{target}" ("kad" "merge") [keys.$.[0] keys keys] $merged)
+                           (seq
+                             (call "{target}" ("debug" "stringify") [strings strings] $text)
+                             (seq
+                               (call "{target}" ("op" "concat") [strings strings] $all)
+                               (seq
+                                 (call "{target}" ("sig" "verify") [bytes bytes] $valid)
+                                 (call "{target}" ("vault" "put") [json_text] $path))))))))
                    (next i)))))"#
     );
     let attack_args = vec![
@@ -791,6 +802,7 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
         ("json", json!(json_text)),
         ("keys", json!(keys)),
         ("timeouts", json!(timeouts)),
+        ("bytes", json!(vec![7u8; 100_000])),
     ];
     let running = tokio::spawn({
         let attacker = attacker.clone();

@@ -108,15 +108,17 @@ pub(crate) async fn kad(b: &Builtins, call: &ServiceCall) -> ServiceResult {
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| arg_error("count", "a u32", Some(v)))?,
     };
-    // The key as a multihash: as given, or the SHA-256 multihash of the key's bytes.
+    // The key as a multihash: as given, or, as Nox makes it, the key's bytes wrapped
+    // as the digest of a SHA-256 multihash (code 0x12; a digest of at most 64 bytes).
     let key = if already_hashed {
         key
+    } else if key.len() > 64 {
+        return Err(ServiceError::new(format!(
+            "a key of {} bytes; kad wraps keys of at most 64 bytes in a multihash",
+            key.len()
+        )));
     } else {
-        use sha2::{Digest, Sha256};
-        [0x12, 0x20]
-            .into_iter()
-            .chain(Sha256::digest(&key))
-            .collect()
+        [0x12, key.len() as u8].into_iter().chain(key).collect()
     };
     let info = b.info();
     let peers = info.neighborhood(key, count).await;
