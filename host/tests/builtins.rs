@@ -844,3 +844,66 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
     );
     running.abort();
 }
+
+/// `peer.timeout` holds no call slot while it sleeps: a node with four call slots and
+/// sixteen sleeping timeouts of one particle still answers another particle's calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleeping_timeouts_hold_no_call_slot() {
+    let net = MemoryNetwork::new();
+    let node = attach(
+        &net,
+        Node::builder()
+            .key(key(14))
+            .network(net.clone())
+            .config(NodeConfig {
+                max_calls_in_flight: 4,
+                ..NodeConfig::standard()
+            })
+            .build()
+            .unwrap(),
+    );
+    let sleeper = attach(
+        &net,
+        Node::builder()
+            .key(key(15))
+            .network(net.clone())
+            .default_ttl(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    let victim = attach(
+        &net,
+        Node::builder()
+            .key(key(16))
+            .network(net.clone())
+            .build()
+            .unwrap(),
+    );
+    let target = node.peer_id().to_owned();
+    let sleep = format!(
+        r#"(seq
+             (call %init_peer_id% ("getDataSrv" "n") [] n)
+             (fold n i (par (call "{target}" ("peer" "timeout") [600000] $slept) (next i))))"#
+    );
+    let running = tokio::spawn({
+        let sleeper = sleeper.clone();
+        async move {
+            sleeper
+                .execute(sleep, [("n", json!((0..16).collect::<Vec<u32>>()))])
+                .await
+        }
+    });
+    // Wait until the sleeper's particle has reached the node and its calls are made.
+    while node.stats().invokes == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..8 {
+        assert_eq!(
+            call_on(&victim, &target, "op", "identity", vec![json!(1)]).await,
+            Ok(json!(1))
+        );
+    }
+    assert!(!running.is_finished(), "the timeouts still sleep");
+    running.abort();
+}
