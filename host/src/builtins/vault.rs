@@ -90,12 +90,9 @@ impl Vault {
     pub(crate) fn read(&self, call: &ServiceCall, path: &str, now_ms: u64) -> Option<Vec<u8>> {
         let prefix = format!("/tmp/vault/{}/", call.particle.id);
         let name = path.strip_prefix(&prefix)?;
-        let dirs = self.lock();
+        let mut dirs = self.lock();
+        dirs.retain(|_, dir| dir.deadline_ms > now_ms);
         let key = (call.particle.init_peer_id.clone(), call.particle.id.clone());
-        let dir = dirs.get(&key)?;
-        if dir.deadline_ms <= now_ms {
-            return None;
-        }
-        dir.files.get(name).cloned()
+        dirs.get(&key)?.files.get(name).cloned()
     }
 }
