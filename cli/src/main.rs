@@ -1,6 +1,7 @@
 //! The `braid` command line.
 
 mod bench_command;
+mod builtins_command;
 mod counting_alloc;
 mod explain_command;
 mod node_command;
@@ -112,6 +113,12 @@ enum Command {
     /// Send particles through three nodes on loopback over TCP; print how many were
     /// lost, particles per second and the latency of each hop (p50, p99).
     Load(node_command::LoadArgs),
+    /// Print the node's built-in services and their functions (`--json`: one object).
+    Builtins {
+        /// As JSON: `{"peer": ["identify", …], …}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -151,6 +158,7 @@ fn main() -> ExitCode {
             init_logging();
             node_command::demo(&args)
         }
+        Command::Builtins { json } => builtins_command::builtins(json),
         Command::Load(args) => {
             init_logging();
             node_command::load(&args)

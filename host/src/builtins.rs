@@ -1,799 +1,423 @@
-//! The built-in services that compiled Aqua calls: `op`, `peer`, `math`, `cmp`, `array`,
-//! `json`, `debug` and `run-console`, with the reference node's (Nox's) semantics and
-//! argument checks; typed as in aqua-lib's `builtin.aqua`.
+//! The built-in services of a node, with the reference node's (Nox's) semantics: `peer`,
+//! `kad`, `srv`, `dist`, `op`, `debug`, `stat`, `math`, `cmp`, `array`, `sig`, `json`,
+//! `vault` and `run-console` ([`BUILTIN_SERVICES`] lists every function, and is the one
+//! list the node dispatches from). `worker` and `spell` are not here.
 //!
-//! Everything here is a plain function of the call and of [`Context`] (the clock and the
-//! node's id); only `peer.timeout` waits, which it asks the caller to do.
-//!
-//! Where Nox has no defined order (set operations over hash sets) braid keeps the order
-//! of the first array; where Nox's `sha256_string` wraps the raw string bytes as if they
-//! were a digest, braid hashes them (as the JS client and Nox before 2024 did).
+//! Safe by construction: whatever computes or touches the disk runs on tokio's blocking
+//! threads behind a bounded semaphore ([`Builtins::blocking`]), never on the runtime's
+//! own threads; quadratic work (base58) has bounded inputs; `peer.timeout` sleeps at most
+//! until the particle's deadline, and the node does not hold a call slot while it
+//! sleeps. The guarded functions answer only the host itself and its owner (the
+//! management peer): "This function is only available to the host or worker spells".
 
+mod deploy;
+mod peer;
+mod pure;
+mod sig;
+mod vault;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
+use tokio::sync::Semaphore;
 
-use crate::services::{ServiceError, ServiceResult};
+pub(crate) use deploy::{DeployStore, DirDeployStore, MemoryDeployStore};
 
-/// What built-ins may read of the world.
-#[derive(Debug, Clone)]
-pub(crate) struct Context<'a> {
-    /// This node's clock, ms since the epoch.
-    pub(crate) now_ms: u64,
-    /// This node's peer id.
-    pub(crate) host_id: &'a str,
-}
+use crate::identity::NodeKey;
+use crate::network::Network;
+use crate::network_info::NetworkInfo;
+use crate::services::{ServiceCall, ServiceError, ServiceResult};
 
-/// A built-in's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Answer {
-    /// Answer now.
-    Now(ServiceResult),
-    /// Answer after waiting this long (`peer.timeout`).
-    After(Duration, ServiceResult),
-}
+/// Every built-in service of a node and its functions, in the order Nox lists them.
+/// `braid builtins --json` prints this list; the node dispatches from it.
+pub const BUILTIN_SERVICES: &[(&str, &[&str])] = &[
+    (
+        "peer",
+        &[
+            "identify",
+            "timestamp_ms",
+            "timestamp_sec",
+            "is_connected",
+            "connect",
+            "get_contact",
+            "timeout",
+        ],
+    ),
+    ("kad", &["neighborhood", "neigh_with_addrs", "merge"]),
+    (
+        "srv",
+        &[
+            "list",
+            "create",
+            "get_interface",
+            "resolve_alias",
+            "resolve_alias_opt",
+            "add_alias",
+            "remove",
+            "info",
+        ],
+    ),
+    (
+        "dist",
+        &[
+            "add_module_from_vault",
+            "add_module",
+            "add_module_bytes_from_vault",
+            "add_blueprint",
+            "make_module_config",
+            "load_module_config",
+            "default_module_config",
+            "make_blueprint",
+            "load_blueprint",
+            "list_modules",
+            "get_module_interface",
+            "list_blueprints",
+            "get_blueprint",
+        ],
+    ),
+    (
+        "op",
+        &[
+            "noop",
+            "array",
+            "array_length",
+            "concat",
+            "string_to_b58",
+            "string_from_b58",
+            "bytes_from_b58",
+            "bytes_to_b58",
+            "sha256_string",
+            "concat_strings",
+            "identity",
+        ],
+    ),
+    ("debug", &["stringify"]),
+    ("stat", &["service_memory", "service_stat"]),
+    (
+        "math",
+        &["add", "sub", "mul", "fmul", "div", "rem", "pow", "log"],
+    ),
+    ("cmp", &["gt", "gte", "lt", "lte", "cmp"]),
+    (
+        "array",
+        &[
+            "sum",
+            "dedup",
+            "intersect",
+            "diff",
+            "sdiff",
+            "slice",
+            "length",
+        ],
+    ),
+    ("sig", &["sign", "verify", "get_peer_id"]),
+    (
+        "json",
+        &[
+            "obj",
+            "put",
+            "puts",
+            "parse",
+            "stringify",
+            "obj_pairs",
+            "puts_pairs",
+        ],
+    ),
+    ("vault", &["put", "cat"]),
+    ("run-console", &["print"]),
+];
 
-/// Nox's "empty" result: the interpreter receives the JSON string `""`.
-fn empty() -> ServiceResult {
-    Ok(Value::String(String::new()))
-}
-
-/// Runs a built-in, or returns `None` if `(service, function)` is not one.
-pub(crate) fn call(
-    service: &str,
-    function: &str,
-    args: &[Value],
-    cx: &Context<'_>,
-) -> Option<Answer> {
-    let now = |r| Some(Answer::Now(r));
-    match (service, function) {
-        ("peer", "timestamp_ms") => now(Ok(json!(cx.now_ms))),
-        ("peer", "timestamp_sec") => now(Ok(json!(cx.now_ms / 1000))),
-        ("peer", "identify") => now(Ok(identify())),
-        ("peer", "timeout") => Some(match timeout(args) {
-            Ok((duration, message)) => Answer::After(duration, Ok(message)),
-            Err(e) => Answer::Now(Err(e)),
-        }),
-
-        ("op", "noop") => now(empty()),
-        ("op", "array") => now(Ok(Value::Array(args.to_vec()))),
-        ("op", "array_length") => now(array_length("op array_length", args)),
-        ("op", "identity") => now(identity(args)),
-        ("op", "concat") => now(concat(args)),
-        ("op", "concat_strings") => now(concat_strings(args)),
-        ("op", "string_to_b58") => {
-            now(string_arg(args, 0, "string").map(|s| json!(bs58::encode(s).into_string())))
-        }
-        ("op", "string_from_b58") => now(string_from_b58(args)),
-        ("op", "bytes_to_b58") => now(bytes_to_b58(args)),
-        ("op", "bytes_from_b58") => now(string_arg(args, 0, "b58_string")
-            .and_then(decode_b58)
-            .map(|bytes| json!(bytes))),
-        ("op", "sha256_string") => now(sha256_string(args)),
-
-        ("debug", "stringify") => now(Ok(stringify(args))),
-        ("run-console", "print") => {
-            let line = serde_json::to_string(args).unwrap_or_default();
-            tracing::info!(target: "run-console", host = cx.host_id, "{line}");
-            now(empty())
-        }
-
-        ("math", _) => math(function, args).map(Answer::Now),
-        ("cmp", _) => cmp(function, args).map(Answer::Now),
-        ("array", _) => array(function, args).map(Answer::Now),
-        ("json", _) => json_service(function, args).map(Answer::Now),
-        _ => None,
-    }
-}
-
-fn identify() -> Value {
-    let version = format!("braid-{}", env!("CARGO_PKG_VERSION"));
-    json!({
-        "external_addresses": [],
-        "node_version": version,
-        "air_version": version,
-        "spell_version": "",
-        "allowed_binaries": [],
-    })
-}
-
-/// `peer.timeout(duration_ms, message?)`: waits, then returns the message or `""`.
-fn timeout(args: &[Value]) -> Result<(Duration, Value), ServiceError> {
-    let ms = match args.first() {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| arg_error("duration_ms", "a non-negative integer", args.first()))?;
-    let message = match optional(args, 1) {
-        None => Value::String(String::new()),
-        Some(Value::String(s)) => Value::String(s.clone()),
-        Some(other) => return Err(arg_error("message", "a string", Some(other))),
-    };
-    Ok((Duration::from_millis(ms), message))
-}
-
-fn identity(args: &[Value]) -> ServiceResult {
-    match args {
-        [] => empty(),
-        [x] => Ok(x.clone()),
-        _ => Err(ServiceError::new(format!(
-            "identity accepts up to 1 arguments, received {} arguments",
-            args.len()
-        ))),
-    }
-}
-
-fn concat(args: &[Value]) -> ServiceResult {
-    let mut out = Vec::new();
-    for (i, v) in args.iter().enumerate() {
-        match v {
-            Value::Array(items) => out.extend(items.iter().cloned()),
-            _ => {
-                return Err(ServiceError::new(format!(
-                    "all arguments of 'concat' must be arrays: argument #{i} is not"
-                )));
-            }
-        }
-    }
-    Ok(Value::Array(out))
-}
-
-fn concat_strings(args: &[Value]) -> ServiceResult {
-    let mut out = String::new();
-    for (i, v) in args.iter().enumerate() {
-        match v {
-            Value::String(s) => out.push_str(s),
-            _ => {
-                return Err(ServiceError::new(format!(
-                    "all arguments of 'concat_strings' must be strings: argument #{i} is not"
-                )));
-            }
-        }
-    }
-    Ok(Value::String(out))
-}
-
-fn array_length(name: &str, args: &[Value]) -> ServiceResult {
-    match args {
-        [Value::Array(items)] => Ok(json!(items.len())),
-        [_] => Err(ServiceError::new(format!(
-            "{name}'s argument must be an array"
-        ))),
-        _ => Err(ServiceError::new(format!(
-            "{name} accepts exactly 1 argument: {} found",
-            args.len()
-        ))),
-    }
-}
-
-fn decode_b58(text: &str) -> Result<Vec<u8>, ServiceError> {
-    bs58::decode(text)
-        .into_vec()
-        .map_err(|e| ServiceError::new(format!("invalid base58 string: {e}")))
-}
-
-fn string_from_b58(args: &[Value]) -> ServiceResult {
-    let bytes = decode_b58(string_arg(args, 0, "b58_string")?)?;
-    String::from_utf8(bytes)
-        .map(Value::String)
-        .map_err(|e| ServiceError::new(format!("decoded base58 is not UTF-8: {e}")))
-}
-
-fn bytes_to_b58(args: &[Value]) -> ServiceResult {
-    let bytes = bytes_arg(args, 0, "bytes")?;
-    Ok(json!(bs58::encode(bytes).into_string()))
-}
-
-/// `sha256_string(s, digest_only?, as_bytes?)`: the SHA-256 multihash (code 0x12,
-/// length 32, digest) of the string, or only the digest, as base58 or as bytes.
-fn sha256_string(args: &[Value]) -> ServiceResult {
-    let text = string_arg(args, 0, "string")?;
-    let flag = |i: usize, name: &str| match optional(args, i) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(arg_error(name, "a boolean", Some(other))),
-    };
-    let digest_only = flag(1, "digest_only")?;
-    let as_bytes = flag(2, "as_bytes")?;
-    let digest = Sha256::digest(text.as_bytes());
-    let bytes: Vec<u8> = if digest_only {
-        digest.to_vec()
-    } else {
-        [0x12, 0x20].into_iter().chain(digest).collect()
-    };
-    Ok(if as_bytes {
-        json!(bytes)
-    } else {
-        json!(bs58::encode(bytes).into_string())
-    })
-}
-
-/// `debug.stringify`: the JSON text of the argument, of all arguments as an array, or
-/// `"<empty argument list>"` (itself JSON) when there are none.
-fn stringify(args: &[Value]) -> Value {
-    Value::String(match args {
-        [] => r#""<empty argument list>""#.to_owned(),
-        [x] => x.to_string(),
-        _ => Value::Array(args.to_vec()).to_string(),
-    })
-}
-
-fn math(function: &str, args: &[Value]) -> Option<ServiceResult> {
-    let overflow = |op: &str| ServiceError::new(format!("i64 {op} overflow"));
-    let ints = || -> Result<(i64, i64), ServiceError> {
-        arity(args, 2)?;
-        Ok((int_arg(args, 0, "x")?, int_arg(args, 1, "y")?))
-    };
-    let result = match function {
-        "add" => ints().and_then(|(x, y)| x.checked_add(y).ok_or_else(|| overflow("add"))),
-        "sub" => ints().and_then(|(x, y)| x.checked_sub(y).ok_or_else(|| overflow("sub"))),
-        "mul" => ints().and_then(|(x, y)| x.checked_mul(y).ok_or_else(|| overflow("mul"))),
-        "div" => ints().and_then(|(x, y)| x.checked_div(y).ok_or_else(|| overflow("div"))),
-        "rem" => ints().and_then(|(x, y)| x.checked_rem(y).ok_or_else(|| overflow("rem"))),
-        "pow" => ints().and_then(|(x, y)| {
-            let y = u32::try_from(y).map_err(|_| arg_error("y", "a u32", args.get(1)))?;
-            x.checked_pow(y).ok_or_else(|| overflow("pow"))
-        }),
-        "log" => {
-            return Some(ints().and_then(|(x, y)| {
-                y.checked_ilog(x)
-                    .map(|l| json!(l))
-                    .ok_or_else(|| overflow("log"))
-            }));
-        }
-        "fmul" => {
-            return Some((|| {
-                arity(args, 2)?;
-                let x = float_arg(args, 0, "x")?;
-                let y = float_arg(args, 1, "y")?;
-                // `as` saturates, as Nox's does.
-                Ok(json!((x * y).floor() as i64))
-            })());
-        }
-        _ => return None,
-    };
-    Some(result.map(|n| json!(n)))
-}
-
-fn cmp(function: &str, args: &[Value]) -> Option<ServiceResult> {
-    let ints = || -> Result<(i64, i64), ServiceError> {
-        arity(args, 2)?;
-        Ok((int_arg(args, 0, "x")?, int_arg(args, 1, "y")?))
-    };
-    let result = match function {
-        "gt" => ints().map(|(x, y)| json!(x > y)),
-        "gte" => ints().map(|(x, y)| json!(x >= y)),
-        "lt" => ints().map(|(x, y)| json!(x < y)),
-        "lte" => ints().map(|(x, y)| json!(x <= y)),
-        "cmp" => ints().map(|(x, y)| json!(x.cmp(&y) as i8)),
-        _ => return None,
-    };
-    Some(result)
-}
-
-fn array(function: &str, args: &[Value]) -> Option<ServiceResult> {
-    let result = match function {
-        "length" => array_length("array length", args),
-        "sum" => (|| {
-            arity(args, 1)?;
-            let items = array_arg(args, 0, "xs")?;
-            let mut sum = 0i64;
-            for (i, v) in items.iter().enumerate() {
-                let n = v
-                    .as_i64()
-                    .ok_or_else(|| arg_error(&format!("xs[{i}]"), "an i64", Some(v)))?;
-                sum = sum
-                    .checked_add(n)
-                    .ok_or_else(|| ServiceError::new("i64 add overflow"))?;
-            }
-            Ok(json!(sum))
-        })(),
-        "dedup" => (|| {
-            arity(args, 1)?;
-            Ok(json!(dedup(strings_arg(args, 0, "xs")?)))
-        })(),
-        "intersect" | "diff" | "sdiff" => (|| {
-            arity(args, 2)?;
-            let xs = dedup(strings_arg(args, 0, "xs")?);
-            let ys = dedup(strings_arg(args, 1, "ys")?);
-            let out: Vec<&str> = match function {
-                "intersect" => xs.iter().copied().filter(|x| ys.contains(x)).collect(),
-                "diff" => xs.iter().copied().filter(|x| !ys.contains(x)).collect(),
-                _ => xs
-                    .iter()
-                    .copied()
-                    .filter(|x| !ys.contains(x))
-                    .chain(ys.iter().copied().filter(|y| !xs.contains(y)))
-                    .collect(),
-            };
-            Ok(json!(out))
-        })(),
-        "slice" => slice(args),
-        _ => return None,
-    };
-    Some(result)
-}
-
-/// Distinct strings in order of first appearance.
-fn dedup(xs: Vec<&str>) -> Vec<&str> {
-    let mut seen = std::collections::HashSet::new();
-    xs.into_iter().filter(|x| seen.insert(*x)).collect()
-}
-
-fn slice(args: &[Value]) -> ServiceResult {
-    let [array, start, end] = args else {
-        return Err(ServiceError::new(
-            "invalid number of parameters. need array, start index and end index",
-        ));
-    };
-    let items = match array {
-        Value::Array(items) => items,
-        other => {
-            return Err(ServiceError::new(format!(
-                "first argument must be an array, was {other}"
-            )));
-        }
-    };
-    if items.is_empty() {
-        return Ok(json!([]));
-    }
-    let index = |v: &Value, what: &str| {
-        v.as_u64().map(|n| n as usize).ok_or_else(|| {
-            ServiceError::new(format!("{what} must be an unsigned integer, was {v}"))
-        })
-    };
-    let start = index(start, "second argument (start index)")?;
-    let end = index(end, "third argument (end index)")?;
-    if start > end || end > items.len() {
-        return Err(ServiceError::new(format!(
-            "slice indexes out of bounds. start index: {start}, end index: {end}, array length: {}",
-            items.len()
-        )));
-    }
-    Ok(Value::Array(items[start..end].to_vec()))
-}
-
-fn json_service(function: &str, args: &[Value]) -> Option<ServiceResult> {
-    let result = match function {
-        "obj" => put_pairs(Map::new(), args),
-        "put" => (|| {
-            arity(args, 3)?;
-            put_pairs(object_arg(args, 0)?.clone(), &args[1..])
-        })(),
-        "puts" => (|| {
-            if args.len() < 3 {
-                return Err(ServiceError::new(format!(
-                    "expected an object and at least one key and value, got {} arguments",
-                    args.len()
-                )));
-            }
-            put_pairs(object_arg(args, 0)?.clone(), &args[1..])
-        })(),
-        "parse" => (|| {
-            arity(args, 1)?;
-            let text = string_arg(args, 0, "json")?;
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| ServiceError::new(format!("error parsing json {text}: {e}")))
-        })(),
-        "stringify" => (|| {
-            arity(args, 1)?;
-            Ok(Value::String(args[0].to_string()))
-        })(),
-        "obj_pairs" => (|| {
-            arity(args, 1)?;
-            put_pairs(Map::new(), &flatten_pairs(&args[0])?)
-        })(),
-        "puts_pairs" => (|| {
-            arity(args, 2)?;
-            put_pairs(object_arg(args, 0)?.clone(), &flatten_pairs(&args[1])?)
-        })(),
-        _ => return None,
-    };
-    Some(result)
-}
-
-/// Inserts `key, value, key, value, …` into an object.
-fn put_pairs(mut object: Map<String, Value>, kvs: &[Value]) -> ServiceResult {
-    for pair in kvs.chunks(2) {
-        match pair {
-            [Value::String(k), v] => {
-                object.insert(k.clone(), v.clone());
-            }
-            [k] => {
-                return Err(ServiceError::new(format!("no value for key {k}")));
-            }
-            [k, v] => {
-                return Err(ServiceError::new(format!(
-                    "all keys must be strings; the key of this pair is not: ({k}, {v})"
-                )));
-            }
-            _ => unreachable!("chunks(2) yields one or two items"),
-        }
-    }
-    Ok(Value::Object(object))
-}
-
-/// `[[k, v], …]` as `[k, v, …]`.
-fn flatten_pairs(v: &Value) -> Result<Vec<Value>, ServiceError> {
-    let pairs = v
-        .as_array()
-        .ok_or_else(|| arg_error("pairs", "an array of [key, value] pairs", Some(v)))?;
-    let mut out = Vec::with_capacity(pairs.len() * 2);
-    for pair in pairs {
-        match pair.as_array().map(Vec::as_slice) {
-            Some([k, v]) => out.extend([k.clone(), v.clone()]),
-            _ => {
-                return Err(arg_error(
-                    "pairs",
-                    "an array of [key, value] pairs",
-                    Some(pair),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-// Argument helpers. Aqua options arrive as `[]` or `[x]`; a bare value is accepted too.
-
-fn arg_error(name: &str, expected: &str, got: Option<&Value>) -> ServiceError {
-    match got {
-        Some(v) => ServiceError::new(format!("argument `{name}` must be {expected}, got {v}")),
-        None => ServiceError::new(format!("argument `{name}` ({expected}) is missing")),
-    }
-}
-
-fn arity(args: &[Value], n: usize) -> Result<(), ServiceError> {
-    if args.len() == n {
-        Ok(())
-    } else {
-        Err(ServiceError::new(format!(
-            "expected {n} argument(s), got {}",
-            args.len()
-        )))
-    }
-}
-
-fn optional(args: &[Value], i: usize) -> Option<&Value> {
-    match args.get(i) {
-        Some(Value::Array(items)) if items.is_empty() => None,
-        Some(Value::Array(items)) if items.len() == 1 => items.first(),
-        Some(Value::Null) | None => None,
-        other => other,
-    }
-}
-
-fn string_arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<&'a str, ServiceError> {
-    args.get(i)
-        .and_then(Value::as_str)
-        .ok_or_else(|| arg_error(name, "a string", args.get(i)))
-}
-
-fn int_arg(args: &[Value], i: usize, name: &str) -> Result<i64, ServiceError> {
-    args.get(i)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| arg_error(name, "an i64", args.get(i)))
-}
-
-fn float_arg(args: &[Value], i: usize, name: &str) -> Result<f64, ServiceError> {
-    args.get(i)
-        .and_then(Value::as_f64)
-        .ok_or_else(|| arg_error(name, "a number", args.get(i)))
-}
-
-fn array_arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<&'a [Value], ServiceError> {
-    args.get(i)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .ok_or_else(|| arg_error(name, "an array", args.get(i)))
-}
-
-fn strings_arg<'a>(args: &'a [Value], i: usize, name: &str) -> Result<Vec<&'a str>, ServiceError> {
-    array_arg(args, i, name)?
+/// The functions of a built-in service, if `service` is one.
+pub(crate) fn functions_of(service: &str) -> Option<&'static [&'static str]> {
+    BUILTIN_SERVICES
         .iter()
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| arg_error(name, "an array of strings", args.get(i)))
-        })
-        .collect()
+        .find(|(name, _)| *name == service)
+        .map(|(_, functions)| *functions)
 }
 
-fn bytes_arg(args: &[Value], i: usize, name: &str) -> Result<Vec<u8>, ServiceError> {
-    array_arg(args, i, name)?
-        .iter()
-        .map(|v| {
-            v.as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .ok_or_else(|| arg_error(name, "an array of bytes (0-255)", args.get(i)))
-        })
-        .collect()
+/// Nox's answer to a guarded function called by anyone but the host and its owner.
+pub(crate) const GUARD_MESSAGE: &str =
+    "This function is only available to the host or worker spells";
+
+/// Where the built-ins learn about the network.
+pub(crate) enum InfoSource {
+    /// From the node's transport.
+    Transport(Arc<dyn Network>),
+    /// Given by whoever built the node.
+    Given(Arc<dyn NetworkInfo>),
 }
 
-fn object_arg(args: &[Value], i: usize) -> Result<&Map<String, Value>, ServiceError> {
-    args.get(i)
-        .and_then(Value::as_object)
-        .ok_or_else(|| arg_error("object", "an object", args.get(i)))
+/// The built-ins of one node, with what they need of it.
+pub(crate) struct Builtins {
+    key: NodeKey,
+    owner: Option<String>,
+    info: InfoSource,
+    vault: vault::Vault,
+    deploy: deploy::Deploy,
+    /// Built-ins running on the blocking threads at once.
+    cpu: Arc<Semaphore>,
+    /// Each init peer's share of `cpu`: at most this many of its calls wait for or hold
+    /// a blocking slot, so one peer's queue never stands before everyone else's.
+    shares: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    share: usize,
+}
+
+impl Builtins {
+    /// The built-ins of the node of `key`; deployed services come back from `store`.
+    pub(crate) fn new(
+        key: NodeKey,
+        owner: Option<String>,
+        info: InfoSource,
+        store: Arc<dyn DeployStore>,
+        threads: usize,
+    ) -> Self {
+        let host = key.peer_id().to_owned();
+        Builtins {
+            key,
+            owner,
+            info,
+            vault: vault::Vault::default(),
+            deploy: deploy::Deploy::open(store, host),
+            cpu: Arc::new(Semaphore::new(threads.max(1))),
+            shares: std::sync::Mutex::new(HashMap::new()),
+            share: (threads / 2).max(1),
+        }
+    }
+
+    fn info(&self) -> &dyn NetworkInfo {
+        match &self.info {
+            InfoSource::Transport(network) => network.info(),
+            InfoSource::Given(info) => info.as_ref(),
+        }
+    }
+
+    /// Whether the call's particle comes from the host itself or its owner.
+    fn guard(&self, call: &ServiceCall) -> Result<(), ServiceError> {
+        let init = call.particle.init_peer_id.as_str();
+        if init == self.key.peer_id() || self.owner.as_deref() == Some(init) {
+            Ok(())
+        } else {
+            Err(ServiceError::new(GUARD_MESSAGE))
+        }
+    }
+
+    /// Runs `f` for `call`: at once when it is `cheap` and its arguments are small
+    /// (every pure built-in is linear, or bounded, in its input), else on tokio's blocking
+    /// threads, at most as many at once as the node allows and at most its share of
+    /// them for the call's init peer (waiting for a turn meanwhile). A panic is an
+    /// error answer.
+    async fn blocking<F>(&self, call: &ServiceCall, cheap: bool, f: F) -> ServiceResult
+    where
+        F: FnOnce() -> ServiceResult + Send + 'static,
+    {
+        if cheap && small(&call.args, INLINE_ARGUMENT_BYTES) {
+            return f();
+        }
+        let peer = call.particle.init_peer_id.clone();
+        let share = {
+            let mut shares = self.lock_shares();
+            Arc::clone(
+                shares
+                    .entry(peer.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.share))),
+            )
+        };
+        // Invariant: these semaphores are never closed.
+        let turn = Arc::clone(&share)
+            .acquire_owned()
+            .await
+            .expect("the built-in shares stay open");
+        let permit = Arc::clone(&self.cpu)
+            .acquire_owned()
+            .await
+            .expect("the built-in slots stay open");
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _turn = turn;
+            f()
+        })
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::new(format!("the built-in failed: {e}"))));
+        drop(share);
+        let mut shares = self.lock_shares();
+        if shares.get(&peer).is_some_and(|s| Arc::strong_count(s) == 1) {
+            shares.remove(&peer);
+        }
+        result
+    }
+
+    fn lock_shares(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        // Invariant: nothing panics while holding this lock.
+        self.shares
+            .lock()
+            .expect("the built-in shares lock is never poisoned")
+    }
+
+    /// Answers a call to a built-in function, or `None` if it is none (a service the
+    /// embedding program registered under a built-in's id may serve the functions the
+    /// built-in lacks, as in Nox; else [`unknown`] answers).
+    pub(crate) async fn answer(
+        self: &Arc<Self>,
+        call: &Arc<ServiceCall>,
+        now_ms: u64,
+    ) -> Option<ServiceResult> {
+        let service = call.service_id.as_str();
+        let function = call.function_name.as_str();
+        if !functions_of(service)?.contains(&function) {
+            return None;
+        }
+        let me = Arc::clone(self);
+        let owned = Arc::clone(call);
+        Some(match service {
+            "peer" if function == "timeout" => match peer::timeout(&call.args) {
+                Ok((delay, message)) => {
+                    tokio::time::sleep(capped_delay(call, delay, now_ms)).await;
+                    Ok(message)
+                }
+                Err(e) => Err(e),
+            },
+            "peer" => peer::peer(self, call, now_ms).await,
+            "kad" if function == "merge" => {
+                self.blocking(call, true, move || peer::merge(&owned.args))
+                    .await
+            }
+            "kad" => peer::kad(self, call).await,
+            "run-console" => self.guard(call).map(|()| {
+                let line = Value::Array(call.args.clone()).to_string();
+                tracing::info!(target: "run-console", host = self.key.peer_id(), "{line}");
+                Value::String(String::new())
+            }),
+            "sig" => {
+                self.blocking(call, true, move || sig::call(&me, &owned))
+                    .await
+            }
+            "vault" => {
+                self.blocking(call, true, move || me.vault.call(&owned, now_ms))
+                    .await
+            }
+            "srv" | "dist" | "stat" => {
+                self.blocking(call, false, move || me.deploy.call(&me, &owned))
+                    .await
+            }
+            _ => {
+                self.blocking(call, true, move || {
+                    pure::call(&owned.service_id, &owned.function_name, &owned.args).unwrap_or_else(
+                        || {
+                            Err(ServiceError::new(format!(
+                                "internal error, please report: {}.{} is listed but not built",
+                                owned.service_id, owned.function_name
+                            )))
+                        },
+                    )
+                })
+                .await
+            }
+        })
+    }
+
+    /// Answers a call to a service deployed on this node (by id or alias), or `None`.
+    pub(crate) async fn answer_deployed(&self, call: &Arc<ServiceCall>) -> Option<ServiceResult> {
+        let (service_id, service) = self.deploy.find(&call.service_id)?;
+        let owned = Arc::clone(call);
+        let started = std::time::Instant::now();
+        let result = self
+            .blocking(call, false, move || service.call(&owned))
+            .await;
+        self.deploy
+            .record_call(&service_id, &call.function_name, &result, started.elapsed());
+        Some(result)
+    }
+}
+
+/// Arguments up to this size (about, as JSON) run a pure built-in on the calling task.
+const INLINE_ARGUMENT_BYTES: usize = 4096;
+
+/// Whether `args` take less than `budget` bytes, roughly as JSON (stops counting early).
+fn small(args: &[Value], budget: usize) -> bool {
+    let mut left = budget;
+    let mut stack: Vec<&Value> = args.iter().collect();
+    while let Some(v) = stack.pop() {
+        let cost = match v {
+            Value::String(s) => s.len() + 2,
+            Value::Array(items) => {
+                stack.extend(items);
+                2
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    left = left.saturating_sub(k.len() + 3);
+                    stack.push(item);
+                }
+                2
+            }
+            _ => 8,
+        };
+        left = match left.checked_sub(cost) {
+            Some(l) if l > 0 => l,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// The answer to a call nothing serves: a built-in service without that function says
+/// so; any other service is not found, in the reference hosts' words.
+pub(crate) fn unknown(service: &str, function: &str) -> ServiceError {
+    if functions_of(service).is_some() {
+        ServiceError::new(format!(
+            "the node's service {service} has no function {function}"
+        ))
+    } else {
+        crate::services::not_found(service, function)
+    }
+}
+
+/// Whether a call is `peer.timeout`, which sleeps: the node does not hold a call slot
+/// for it.
+pub(crate) fn sleeps(call: &ServiceCall) -> bool {
+    call.service_id == "peer" && call.function_name == "timeout"
+}
+
+/// `peer.timeout`'s delay, capped at the particle's remaining ttl (Nox has no cap).
+fn capped_delay(call: &ServiceCall, delay: Duration, now_ms: u64) -> Duration {
+    let deadline = call
+        .particle
+        .timestamp
+        .saturating_add(u64::from(call.particle.ttl));
+    delay.min(Duration::from_millis(deadline.saturating_sub(now_ms)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CX: Context<'static> = Context {
-        now_ms: 1_700_000_123_456,
-        host_id: "braid-host",
-    };
-
-    fn run(service: &str, function: &str, args: Value) -> ServiceResult {
-        let args = args.as_array().expect("test args are an array").clone();
-        match call(service, function, &args, &CX) {
-            Some(Answer::Now(r)) => r,
-            other => panic!("{service}.{function}: {other:?}"),
-        }
-    }
-
-    fn ok(service: &str, function: &str, args: Value) -> Value {
-        run(service, function, args.clone())
-            .unwrap_or_else(|e| panic!("{service}.{function}({args}) failed: {e}"))
-    }
-
-    fn err(service: &str, function: &str, args: Value) -> String {
-        match run(service, function, args.clone()) {
-            Err(e) => e.to_string(),
-            Ok(v) => panic!("{service}.{function}({args}) = {v}, expected an error"),
+    #[test]
+    fn the_list_has_no_duplicates() {
+        let mut services: Vec<&str> = BUILTIN_SERVICES.iter().map(|(s, _)| *s).collect();
+        services.sort();
+        services.dedup();
+        assert_eq!(services.len(), BUILTIN_SERVICES.len());
+        for (service, functions) in BUILTIN_SERVICES {
+            let mut sorted = functions.to_vec();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), functions.len(), "{service}");
         }
     }
 
     #[test]
-    fn unknown_functions_are_not_builtins() {
-        assert_eq!(call("op", "nope", &[], &CX), None);
-        assert_eq!(call("math", "sqrt", &[], &CX), None);
-        assert_eq!(call("getDataSrv", "x", &[], &CX), None);
-        assert_eq!(call("srv", "list", &[], &CX), None);
-    }
-
-    #[test]
-    fn op() {
-        assert_eq!(ok("op", "noop", json!([1, 2])), json!(""));
-        assert_eq!(
-            ok("op", "array", json!([1, "a", null])),
-            json!([1, "a", null])
-        );
-        assert_eq!(ok("op", "array", json!([])), json!([]));
-        assert_eq!(ok("op", "array_length", json!([[1, 2, 3]])), json!(3));
-        assert!(err("op", "array_length", json!([1])).contains("must be an array"));
-        assert!(err("op", "array_length", json!([[], []])).contains("exactly 1 argument: 2 found"));
-        assert_eq!(ok("op", "identity", json!([{"a": 1}])), json!({"a": 1}));
-        assert_eq!(ok("op", "identity", json!([])), json!(""));
-        assert!(err("op", "identity", json!([1, 2])).contains("up to 1 arguments, received 2"));
-        assert_eq!(
-            ok("op", "concat", json!([[1], [], [2, 3]])),
-            json!([1, 2, 3])
-        );
-        assert!(err("op", "concat", json!([[1], 2])).contains("argument #1 is not"));
-        assert_eq!(
-            ok("op", "concat_strings", json!(["a", "", "bc"])),
-            json!("abc")
-        );
-        assert_eq!(ok("op", "concat_strings", json!([])), json!(""));
-        assert!(err("op", "concat_strings", json!(["a", 1])).contains("argument #1 is not"));
-    }
-
-    #[test]
-    fn op_base58() {
-        // Vectors of the Bitcoin alphabet: "hello world" and leading zero bytes.
-        assert_eq!(
-            ok("op", "string_to_b58", json!(["hello world"])),
-            json!("StV1DL6CwTryKyV")
-        );
-        assert_eq!(
-            ok("op", "string_from_b58", json!(["StV1DL6CwTryKyV"])),
-            json!("hello world")
-        );
-        assert_eq!(ok("op", "bytes_to_b58", json!([[0, 0, 1]])), json!("112"));
-        assert_eq!(ok("op", "bytes_from_b58", json!(["112"])), json!([0, 0, 1]));
-        assert_eq!(ok("op", "bytes_to_b58", json!([[]])), json!(""));
-        assert!(err("op", "string_from_b58", json!(["0OIl"])).contains("invalid base58"));
-        // 0xff is not UTF-8.
-        assert!(err("op", "string_from_b58", json!(["5Q"])).contains("not UTF-8"));
-        assert!(err("op", "bytes_to_b58", json!([[256]])).contains("bytes (0-255)"));
-        assert!(err("op", "string_to_b58", json!([1])).contains("must be a string"));
-    }
-
-    #[test]
-    fn op_sha256_string() {
-        // SHA-256("abc") = ba7816bf…15ad; its multihash is 0x12 0x20 and the digest.
-        let digest = json!([
-            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
-            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
-            0xf2, 0x00, 0x15, 0xad
-        ]);
-        assert_eq!(
-            ok("op", "sha256_string", json!(["abc", [true], [true]])),
-            digest
-        );
-        let mut multihash = vec![json!(0x12), json!(0x20)];
-        multihash.extend(digest.as_array().unwrap().iter().cloned());
-        assert_eq!(
-            ok("op", "sha256_string", json!(["abc", false, true])),
-            json!(multihash)
-        );
-        let b58 = ok("op", "sha256_string", json!(["abc"]));
-        assert!(b58.as_str().unwrap().starts_with("Qm"), "{b58}");
-        assert_eq!(ok("op", "sha256_string", json!(["abc", [], []])), b58);
-        let bytes: Vec<u8> = multihash
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u8)
-            .collect();
-        assert_eq!(b58, json!(bs58::encode(bytes).into_string()));
-        assert!(err("op", "sha256_string", json!(["abc", "yes"])).contains("boolean"));
-    }
-
-    #[test]
-    fn peer() {
-        assert_eq!(
-            ok("peer", "timestamp_ms", json!([])),
-            json!(1_700_000_123_456u64)
-        );
-        assert_eq!(
-            ok("peer", "timestamp_sec", json!([])),
-            json!(1_700_000_123u64)
-        );
-        let id = ok("peer", "identify", json!([]));
-        for field in [
-            "external_addresses",
-            "node_version",
-            "air_version",
-            "spell_version",
-            "allowed_binaries",
-        ] {
-            assert!(id.get(field).is_some(), "{field} in {id}");
+    fn every_pure_function_listed_is_built() {
+        for (service, functions) in BUILTIN_SERVICES {
+            if matches!(*service, "op" | "debug" | "math" | "cmp" | "array" | "json") {
+                for function in *functions {
+                    assert!(
+                        pure::call(service, function, &[]).is_some(),
+                        "{service}.{function}"
+                    );
+                }
+            }
         }
-        assert_eq!(
-            call("peer", "timeout", &[json!(1500), json!("late")], &CX),
-            Some(Answer::After(
-                Duration::from_millis(1500),
-                Ok(json!("late"))
-            ))
-        );
-        assert_eq!(
-            call("peer", "timeout", &[json!("20")], &CX),
-            Some(Answer::After(Duration::from_millis(20), Ok(json!(""))))
-        );
-        assert!(matches!(
-            call("peer", "timeout", &[json!(-1)], &CX),
-            Some(Answer::Now(Err(_)))
-        ));
-    }
-
-    #[test]
-    fn math() {
-        assert_eq!(ok("math", "add", json!([2, 3])), json!(5));
-        assert_eq!(ok("math", "sub", json!([2, 3])), json!(-1));
-        assert_eq!(ok("math", "mul", json!([-4, 3])), json!(-12));
-        assert_eq!(ok("math", "div", json!([7, 2])), json!(3));
-        assert_eq!(ok("math", "div", json!([-7, 2])), json!(-3));
-        assert_eq!(ok("math", "rem", json!([7, 3])), json!(1));
-        assert_eq!(ok("math", "pow", json!([2, 10])), json!(1024));
-        assert_eq!(ok("math", "log", json!([2, 1024])), json!(10));
-        assert_eq!(ok("math", "fmul", json!([2.5, 3])), json!(7));
-        assert_eq!(ok("math", "fmul", json!([-0.5, 3])), json!(-2));
-        assert_eq!(err("math", "div", json!([1, 0])), "i64 div overflow");
-        assert_eq!(err("math", "add", json!([i64::MAX, 1])), "i64 add overflow");
-        assert_eq!(err("math", "sub", json!([i64::MIN, 1])), "i64 sub overflow");
-        assert_eq!(err("math", "pow", json!([10, 30])), "i64 pow overflow");
-        assert_eq!(err("math", "log", json!([2, 0])), "i64 log overflow");
-        assert!(err("math", "pow", json!([2, -1])).contains("a u32"));
-        assert!(err("math", "add", json!([1])).contains("expected 2 argument(s), got 1"));
-        assert!(err("math", "add", json!([1.5, 1])).contains("an i64"));
-        assert!(err("math", "add", json!(["1", 1])).contains("an i64"));
-    }
-
-    #[test]
-    fn cmp() {
-        assert_eq!(ok("cmp", "gt", json!([2, 1])), json!(true));
-        assert_eq!(ok("cmp", "gte", json!([1, 1])), json!(true));
-        assert_eq!(ok("cmp", "lt", json!([2, 1])), json!(false));
-        assert_eq!(ok("cmp", "lte", json!([1, 2])), json!(true));
-        assert_eq!(ok("cmp", "cmp", json!([1, 2])), json!(-1));
-        assert_eq!(ok("cmp", "cmp", json!([2, 2])), json!(0));
-        assert_eq!(ok("cmp", "cmp", json!([3, 2])), json!(1));
-        assert!(err("cmp", "lt", json!([1, "2"])).contains("an i64"));
-    }
-
-    #[test]
-    fn array() {
-        assert_eq!(ok("array", "sum", json!([[1, 2, -3, 10]])), json!(10));
-        assert_eq!(
-            err("array", "sum", json!([[i64::MAX, 1]])),
-            "i64 add overflow"
-        );
-        assert_eq!(
-            ok("array", "dedup", json!([["b", "a", "b", "c", "a"]])),
-            json!(["b", "a", "c"])
-        );
-        assert_eq!(
-            ok(
-                "array",
-                "intersect",
-                json!([["a", "b", "c", "b"], ["c", "b", "d"]])
-            ),
-            json!(["b", "c"])
-        );
-        assert_eq!(
-            ok("array", "diff", json!([["a", "b", "c"], ["b"]])),
-            json!(["a", "c"])
-        );
-        assert_eq!(
-            ok("array", "sdiff", json!([["a", "b"], ["b", "c"]])),
-            json!(["a", "c"])
-        );
-        assert_eq!(
-            ok("array", "slice", json!([[1, 2, 3, 4], 1, 3])),
-            json!([2, 3])
-        );
-        assert_eq!(ok("array", "slice", json!([[], 5, 9])), json!([]));
-        assert!(err("array", "slice", json!([[1], 0, 2])).contains("out of bounds"));
-        assert!(err("array", "slice", json!([[1], -1, 1])).contains("unsigned integer"));
-        assert_eq!(ok("array", "length", json!([[1, 2]])), json!(2));
-        assert!(err("array", "dedup", json!([[1]])).contains("array of strings"));
-    }
-
-    #[test]
-    fn json() {
-        assert_eq!(
-            ok("json", "obj", json!(["a", 1, "b", [true]])),
-            json!({"a": 1, "b": [true]})
-        );
-        assert_eq!(ok("json", "obj", json!([])), json!({}));
-        assert!(err("json", "obj", json!(["a"])).contains("no value for key \"a\""));
-        assert!(err("json", "obj", json!([1, 2])).contains("keys must be strings"));
-        assert_eq!(
-            ok("json", "put", json!([{"a": 1}, "b", 2])),
-            json!({"a": 1, "b": 2})
-        );
-        assert_eq!(
-            ok("json", "put", json!([{"a": 1}, "a", 2])),
-            json!({"a": 2})
-        );
-        assert!(err("json", "put", json!([[], "b", 2])).contains("an object"));
-        assert_eq!(
-            ok("json", "puts", json!([{}, "a", 1, "b", 2])),
-            json!({"a": 1, "b": 2})
-        );
-        assert!(err("json", "puts", json!([{}])).contains("at least one key"));
-        assert_eq!(
-            ok("json", "parse", json!([r#"{"x":[1,2]}"#])),
-            json!({"x": [1, 2]})
-        );
-        assert!(err("json", "parse", json!(["{"])).contains("error parsing json {"));
-        assert_eq!(
-            ok("json", "stringify", json!([{"b": 1, "a": "x"}])),
-            json!(r#"{"a":"x","b":1}"#)
-        );
-        assert_eq!(
-            ok("json", "obj_pairs", json!([[["a", 1], ["b", 2]]])),
-            json!({"a": 1, "b": 2})
-        );
-        assert_eq!(
-            ok("json", "puts_pairs", json!([{"a": 0}, [["a", 1]]])),
-            json!({"a": 1})
-        );
-    }
-
-    #[test]
-    fn debug_and_console() {
-        assert_eq!(
-            ok("debug", "stringify", json!([])),
-            json!(r#""<empty argument list>""#)
-        );
-        assert_eq!(ok("debug", "stringify", json!(["x"])), json!(r#""x""#));
-        assert_eq!(
-            ok("debug", "stringify", json!([1, {"a": null}])),
-            json!(r#"[1,{"a":null}]"#)
-        );
-        assert_eq!(ok("run-console", "print", json!(["hello", 1])), json!(""));
     }
 }

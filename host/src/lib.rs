@@ -46,6 +46,7 @@ mod identity;
 mod invoke_pool;
 pub mod net;
 mod network;
+mod network_info;
 mod node;
 mod record;
 mod services;
@@ -61,12 +62,16 @@ pub use braid_wire::{
     DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable, check, check_expiry,
     check_signature, check_sizes,
 };
+pub use builtins::BUILTIN_SERVICES;
 pub use error::{ExecuteError, HostError};
 pub use identity::NodeKey;
 pub use net::TcpNetwork;
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
+pub use network_info::{Contact, NetworkInfo};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
 pub use record::InvokeRecord;
-pub use services::{BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult};
+pub use services::{
+    Access, AccessCheck, BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult,
+};
 pub use store::{DataStore, DiskStore, MemoryStore, StoreKey};
 pub use wasm_service::{RunnerPolicy, WasmService, WasmServiceConfig};

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::network_info::NetworkInfo;
 use crate::node::{Inbox, Node, WeakNode};
 use crate::services::BoxFuture;
 use braid_wire::{Rejection, Undeliverable};
@@ -20,6 +21,12 @@ pub trait Network: Send + Sync + 'static {
     /// sending it on, so that an `execute` waiting there ends at once (the receiving
     /// transport hands it to [`Node::handle_undeliverable`]). Best effort: nothing
     /// answers a notice. The default carries no notices and says so.
+    /// What this transport knows of the network, for the built-ins `peer` and `kad`.
+    /// The default knows nothing.
+    fn info(&self) -> &dyn NetworkInfo {
+        &NoNetwork
+    }
+
     fn notify_undeliverable(&self, notice: Undeliverable) -> BoxFuture<Result<(), SendError>> {
         Box::pin(async move {
             Err(SendError::Transport(format!(
@@ -81,6 +88,19 @@ impl MemoryNetwork {
             .insert(node.peer_id().to_owned(), node.downgrade());
     }
 
+    /// The peers attached now, sorted.
+    pub(crate) fn peers(&self) -> Vec<String> {
+        let mut peers: Vec<String> = self
+            .inboxes
+            .read()
+            .expect("the inbox table lock is never poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        peers.sort();
+        peers
+    }
+
     /// Makes a peer unreachable (as if it went offline).
     pub fn detach(&self, peer_id: &str) {
         self.inboxes
@@ -95,6 +115,10 @@ impl MemoryNetwork {
 }
 
 impl Network for MemoryNetwork {
+    fn info(&self) -> &dyn NetworkInfo {
+        self
+    }
+
     fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
         let inbox = self
             .inboxes

@@ -33,14 +33,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, NativeBackend};
-use crate::builtins;
+use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource, MemoryDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
+use crate::network_info::NetworkInfo;
 use crate::record::InvokeRecord;
 use crate::services::{
-    ParticleContext, Registry, ServiceCall, ServiceError, ServiceResult, boxed, not_found,
+    Access, ParticleContext, Quotas, Registry, ServiceCall, ServiceError, ServiceResult, boxed,
     to_call_result,
 };
 use crate::store::{DataStore, DiskStore, StoreKey};
@@ -75,6 +76,16 @@ pub struct NodeConfig {
     pub send_timeout: Duration,
     /// The ttl of particles started by [`Node::execute`].
     pub default_ttl: Duration,
+    /// The node's owner (Nox's management peer id): besides the node itself, the only
+    /// init peer whose particles may call the guarded built-ins (`srv.create`,
+    /// `dist.add_module`, `peer.connect`, `sig.sign`, …).
+    pub owner: Option<String>,
+    /// Service calls of one init peer's particles in flight at once; more are answered
+    /// with an error.
+    pub max_calls_per_init_peer: usize,
+    /// Built-in and deployed service calls running at once on tokio's blocking threads;
+    /// more wait.
+    pub builtin_threads: usize,
 }
 
 impl NodeConfig {
@@ -96,6 +107,9 @@ impl NodeConfig {
             call_timeout: Duration::from_secs(20),
             send_timeout: Duration::from_secs(10),
             default_ttl: Duration::from_secs(7),
+            owner: None,
+            max_calls_per_init_peer: 1024,
+            builtin_threads: cores.max(2),
         }
     }
 }
@@ -206,6 +220,7 @@ pub struct NodeBuilder {
     store: StoreChoice,
     record_dir: Option<std::path::PathBuf>,
     backend: Arc<dyn Backend>,
+    network_info: Option<Arc<dyn NetworkInfo>>,
 }
 
 enum StoreChoice {
@@ -254,6 +269,19 @@ impl NodeBuilder {
     /// The network to send particles on (default: none, every send fails).
     pub fn network(mut self, network: Arc<dyn Network>) -> Self {
         self.network = network;
+        self
+    }
+
+    /// What the built-ins `peer` and `kad` learn of the network (default: what the
+    /// network's transport tells, [`Network::info`]).
+    pub fn network_info(mut self, info: Arc<dyn NetworkInfo>) -> Self {
+        self.network_info = Some(info);
+        self
+    }
+
+    /// The node's owner (see [`NodeConfig::owner`]).
+    pub fn owner(mut self, peer_id: impl Into<String>) -> Self {
+        self.config.owner = Some(peer_id.into());
         self
     }
 
@@ -309,6 +337,22 @@ impl NodeBuilder {
             self.backend,
         )?;
         let mut stats = NodeStats::default();
+        // Deployed services live beside the particle data, or in memory.
+        let deployed: Arc<dyn DeployStore> = match &self.store {
+            StoreChoice::Dir(dir) => Arc::new(DirDeployStore::new(dir.join("deployed"))),
+            _ => Arc::new(MemoryDeployStore::default()),
+        };
+        let info = match self.network_info {
+            Some(info) => InfoSource::Given(info),
+            None => InfoSource::Transport(Arc::clone(&self.network)),
+        };
+        let builtins = Arc::new(Builtins::new(
+            key.clone(),
+            config.owner.clone(),
+            info,
+            deployed,
+            config.builtin_threads,
+        ));
         let store: Option<Arc<dyn DataStore>> = match self.store {
             StoreChoice::Memory => None,
             StoreChoice::Custom(store) => Some(store),
@@ -339,6 +383,8 @@ impl NodeBuilder {
             invoke_key: KeyPair::ed25519(key.secret()),
             key,
             call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
+            quotas: Quotas::new(config.max_calls_per_init_peer),
+            builtins,
             config,
             network: self.network,
             registry: Registry::default(),
@@ -413,6 +459,7 @@ impl Node {
             store: StoreChoice::Memory,
             record_dir: None,
             backend: Arc::new(NativeBackend),
+            network_info: None,
         }
     }
 
@@ -444,10 +491,24 @@ impl Node {
         F: Fn(ServiceCall) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ServiceResult> + Send + 'static,
     {
+        self.register_service_with_access(service_id, Access::Anyone, service);
+    }
+
+    /// [`Node::register_service`] with a rule for who may call it: a call the rule
+    /// refuses is answered with its error, and the service does not run.
+    pub fn register_service_with_access<F, Fut>(
+        &self,
+        service_id: impl Into<String>,
+        access: Access,
+        service: F,
+    ) where
+        F: Fn(ServiceCall) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ServiceResult> + Send + 'static,
+    {
         self.inner
             .shared
             .registry
-            .register(service_id.into(), boxed(service));
+            .register(service_id.into(), boxed(service), access);
     }
 
     /// Removes a registered service; true if there was one.
@@ -775,6 +836,9 @@ struct Shared {
     pool: InvokePool,
     monitor: Arc<Monitor>,
     call_slots: Semaphore,
+    /// Calls in flight per init peer.
+    quotas: Arc<Quotas>,
+    builtins: Arc<Builtins>,
     inbox: Inbox,
     /// `None`: the data lives in the actors only (lost when the node stops).
     store: Option<Arc<dyn DataStore>>,
@@ -1390,52 +1454,63 @@ async fn notify_init_peer(
     }
 }
 
-/// Performs one call request: client conventions, built-ins, registered services, or
-/// "not found"; with the call timeout.
+/// Performs one call request: client conventions, built-ins, registered services,
+/// deployed services, or "not found"; within the init peer's quota, with the call
+/// timeout. `peer.timeout` holds no call slot while it sleeps (at most until the
+/// particle's deadline); everything that computes runs off the runtime's threads.
 async fn perform_call(
     shared: Arc<Shared>,
     session: Option<Arc<Session>>,
     particle: ParticleContext,
     request: CallRequest,
 ) -> (u32, CallResult) {
-    let args = match serde_json::from_str::<Value>(&request.arguments) {
-        Ok(Value::Array(args)) => args,
-        _ => {
-            let message = format!(
-                "internal error: call arguments are not a JSON array: {}",
-                request.arguments
-            );
+    // Big arguments are parsed on the blocking threads.
+    let arguments = request.arguments;
+    let parsed = if arguments.len() > 64 * 1024 {
+        tokio::task::spawn_blocking(move || parse_arguments(&arguments))
+            .await
+            .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+    } else {
+        parse_arguments(&arguments)
+    };
+    let args = match parsed {
+        Ok(args) => args,
+        Err(message) => {
             return (
                 request.id,
                 CallResult::error(1, Value::String(message).to_string()),
             );
         }
     };
-    let call = ServiceCall {
+    let call = Arc::new(ServiceCall {
         service_id: request.service_id,
         function_name: request.function_name,
         args,
         tetraplets: request.tetraplets,
         particle,
-    };
+    });
     let timeout = shared.config.call_timeout;
-    let result = {
-        // Invariant: the semaphore is never closed.
-        let _slot = shared
-            .call_slots
-            .acquire()
-            .await
-            .expect("call slots stay open");
-        match tokio::time::timeout(timeout, answer(&shared, session.as_deref(), &call)).await {
-            Ok(result) => result,
-            Err(_) => {
-                shared.monitor.update(|s| s.call_timeouts += 1);
-                Err(ServiceError::new(format!(
-                    "service call {}.{} timed out after {} ms",
-                    call.service_id,
-                    call.function_name,
-                    timeout.as_millis()
-                )))
+    let result = match shared.quotas.take(&call.particle.init_peer_id) {
+        Err(refused) => Err(refused),
+        Ok(_turn) if builtins::sleeps(&call) => answer(&shared, session.as_deref(), &call).await,
+        Ok(_turn) => {
+            // Invariant: the semaphore is never closed.
+            let _slot = shared
+                .call_slots
+                .acquire()
+                .await
+                .expect("call slots stay open");
+            match tokio::time::timeout(timeout, answer(&shared, session.as_deref(), &call)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    shared.monitor.update(|s| s.call_timeouts += 1);
+                    Err(ServiceError::new(format!(
+                        "service call {}.{} timed out after {} ms",
+                        call.service_id,
+                        call.function_name,
+                        timeout.as_millis()
+                    )))
+                }
             }
         }
     };
@@ -1459,6 +1534,17 @@ async fn perform_call(
     (request.id, call_result)
 }
 
+/// A call's arguments: a JSON array.
+fn parse_arguments(arguments: &str) -> Result<Vec<Value>, String> {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Array(args)) => Ok(args),
+        _ => Err(format!(
+            "internal error: call arguments are not a JSON array: {}",
+            arguments.chars().take(200).collect::<String>()
+        )),
+    }
+}
+
 /// What a call of the client conventions tells the `execute` caller: the response, or
 /// the script's error.
 fn session_outcome(call: &ServiceCall) -> Option<Result<Value, ExecuteError>> {
@@ -1476,7 +1562,11 @@ fn session_outcome(call: &ServiceCall) -> Option<Result<Value, ExecuteError>> {
 }
 
 /// The service registry, in order.
-async fn answer(shared: &Shared, session: Option<&Session>, call: &ServiceCall) -> ServiceResult {
+async fn answer(
+    shared: &Shared,
+    session: Option<&Session>,
+    call: &Arc<ServiceCall>,
+) -> ServiceResult {
     let (service, function) = (call.service_id.as_str(), call.function_name.as_str());
     if let Some(session) = session {
         match (service, function) {
@@ -1492,22 +1582,17 @@ async fn answer(shared: &Shared, session: Option<&Session>, call: &ServiceCall) 
             _ => {}
         }
     }
-    let cx = builtins::Context {
-        now_ms: now_ms(),
-        host_id: shared.key.peer_id(),
-    };
-    match builtins::call(service, function, &call.args, &cx) {
-        Some(builtins::Answer::Now(result)) => return result,
-        Some(builtins::Answer::After(delay, result)) => {
-            tokio::time::sleep(delay).await;
-            return result;
-        }
-        None => {}
+    if let Some(result) = shared.builtins.answer(call, now_ms()).await {
+        return result;
     }
-    if let Some(service) = shared.registry.find(service) {
-        return service(call.clone()).await;
+    if let Some((service, access)) = shared.registry.find(service) {
+        access.allows(call, shared.key.peer_id(), shared.config.owner.as_deref())?;
+        return service(ServiceCall::clone(call)).await;
     }
-    Err(not_found(service, function))
+    if let Some(result) = shared.builtins.answer_deployed(call).await {
+        return result;
+    }
+    Err(builtins::unknown(service, function))
 }
 
 /// This node's clock: ms since the Unix epoch.

@@ -224,6 +224,16 @@ impl TcpNetwork {
         lock(&self.inner.stats).clone()
     }
 
+    /// The peers this transport has a route to (for `peer.get_contact`).
+    pub(crate) fn routes(&self) -> Vec<(String, Route)> {
+        let mut routes: Vec<(String, Route)> = read(&self.inner.routes)
+            .iter()
+            .map(|(p, r)| (p.clone(), r.clone()))
+            .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        routes
+    }
+
     /// Peers with an open connection, sorted.
     pub fn connected_peers(&self) -> Vec<String> {
         self.inner.connected_peers()
@@ -252,6 +262,10 @@ impl TcpNetwork {
 }
 
 impl Network for TcpNetwork {
+    fn info(&self) -> &dyn crate::network_info::NetworkInfo {
+        self
+    }
+
     fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
         let inner = Arc::clone(&self.inner);
         let to = to.to_owned();
