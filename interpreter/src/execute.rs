@@ -1742,7 +1742,14 @@ impl<'t, 'a> Execution<'t, 'a> {
             let result = self.exec(body);
             self.scopes.leave(Some(running));
             self.folds[at].frame = running;
-            self.folds[at].index = index - 1;
+            // The iterator goes back to the previous element only when the nested
+            // iteration succeeded: after an error the rest of the previous iteration
+            // (the other branch of a `par`, the right branch of an `xor`) still sees the
+            // element that failed, while its own scalars are visible again (verified
+            // with the oracle; fixtures/scenarios/fold/next_error_*).
+            if result.is_ok() {
+                self.folds[at].index = index - 1;
+            }
             if is_stream {
                 let now = self.merger.result_len();
                 self.with_stream_fold(at, |s| {

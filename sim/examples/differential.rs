@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use braid_interpreter::grammar::{self, Ast, Fail, InstrId, InstrKind, Lens, Value, VarKind};
 use braid_interpreter::{CallResults, ExecEvent, Outcome, RunParams, invoke_inspected};
@@ -273,20 +274,12 @@ fn record(oracle: &Path, files: &[PathBuf]) -> Result<BTreeMap<PathBuf, String>,
     let mut crashes = BTreeMap::new();
     let mut rest = files;
     while !rest.is_empty() {
-        let output = Command::new(oracle)
-            .arg("record")
-            .args(rest)
-            .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", oracle.display()))?;
+        let (success, stderr) = record_some(oracle, rest)?;
         let recorded = rest.iter().take_while(|f| is_recorded(f)).count();
         if recorded == rest.len() {
             break;
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if output.status.success() {
+        if success {
             return Err(format!(
                 "the oracle left {} unrecorded: {stderr}",
                 rest[recorded].display()
@@ -308,6 +301,52 @@ fn record(oracle: &Path, files: &[PathBuf]) -> Result<BTreeMap<PathBuf, String>,
         rest = &rest[recorded + 1..];
     }
     Ok(crashes)
+}
+
+/// The longest an oracle process may run: a generated program whose values double in
+/// size with every pass would keep it busy for hours.
+const ORACLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `oracle record` process over `files`: whether it succeeded, and its stderr (or
+/// what stopped it). A process that runs longer than [`ORACLE_TIMEOUT`] is killed.
+fn record_some(oracle: &Path, files: &[PathBuf]) -> Result<(bool, String), String> {
+    // Its stderr goes to a file: a pipe nobody reads until the end could fill up.
+    let log = files
+        .first()
+        .and_then(|f| f.parent())
+        .unwrap_or(Path::new("."))
+        .join("oracle-stderr.txt");
+    let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = Command::new(oracle)
+        .arg("record")
+        .args(files)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", oracle.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > ORACLE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok((
+                    false,
+                    format!("timeout: the reference ran longer than {ORACLE_TIMEOUT:?}"),
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot wait for the oracle: {e}")),
+        }
+    };
+    let text = std::fs::read(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    Ok((
+        status.success(),
+        String::from_utf8_lossy(&text).into_owned(),
+    ))
 }
 
 /// Where the reference panicked, from the panic message: its source file and line, and
@@ -428,6 +467,20 @@ fn reference_fault(
                 "braid's signature check: a result processed under a call that now targets \
                  another peer is that peer's, unsigned (the reference's test build checks no \
                  signatures)",
+            );
+        }
+    }
+    // The reference asking again for a call whose result it was just given, leaving
+    // that result unconsumed (30000), has lost the call's state in its own data.
+    if let (Some(w), Some(g)) = (want.get(first_difference), got.get(first_difference)) {
+        let asks_again = w
+            .get("call_requests")
+            .and_then(Json::as_array)
+            .is_some_and(|r| !r.is_empty());
+        if code(w) == Some(30000) && code(g) == Some(0) && asks_again {
+            return Some(
+                "the reference loses a call's state in its own data (30000, asks again), \
+                 braid's steps the same until then",
             );
         }
     }

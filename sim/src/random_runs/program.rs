@@ -294,6 +294,10 @@ enum NextPlace {
     ParFirst,
     /// No `next`: only the first element (of each generation).
     Absent,
+    /// In the first fold over a scalar or canon nested in the body, as
+    /// `(seq (next OUTER) (next INNER))` there (an iteration of the outer fold restarts
+    /// the inner one while it runs: 20005); after the body when no such fold takes it.
+    Inner,
 }
 
 /// Programs of at most `depth + 1` levels of generated instructions, the root always a
@@ -512,6 +516,7 @@ fn arb_node(depth: u32) -> impl Strategy<Value = Node> {
             2 => Just(NextPlace::SeqFirst),
             1 => Just(NextPlace::ParFirst),
             1 => Just(NextPlace::Absent),
+            1 => Just(NextPlace::Inner),
         ];
         let over = prop_oneof![
             2 => (0u8..4, arb_scalar_lens()).prop_map(|(k, l)| FoldOver::Scalar(k, l)),
@@ -545,6 +550,22 @@ fn arb_node(depth: u32) -> impl Strategy<Value = Node> {
     })
 }
 
+/// What a stream fold may write to the stream it folds: operands that hold one value of
+/// bounded size. A whole canon (or a scalar that may hold one) appended to the stream
+/// it was taken from, once per element, doubles both the values and their size with
+/// every pass, and neither implementation finishes before the size limit.
+fn flat(arg: Arg) -> Arg {
+    match arg {
+        Arg::Canon(k, CanonLens::None | CanonLens::ByScalar(_)) => Arg::Canon(k, CanonLens::Length),
+        Arg::CanonMap(
+            k,
+            MapLens::None | MapLens::Key(_) | MapLens::IntKey(_) | MapLens::ByScalar(_),
+        ) => Arg::CanonMap(k, MapLens::Length),
+        Arg::Scalar(k, _) => Arg::Scalar(k, ScalarLens::Length),
+        other => other,
+    }
+}
+
 /// Prints a program, resolving references against what is defined so far.
 #[derive(Default)]
 struct Writer {
@@ -566,6 +587,9 @@ struct Writer {
     written: Vec<String>,
     /// Streams and maps of the enclosing stream folds.
     folded: Vec<String>,
+    /// The iterator of an enclosing fold whose `next` the next nested scalar fold takes
+    /// (`NextPlace::Inner`).
+    outer_next: Option<String>,
     replay_stable: bool,
     fresh_scalar: usize,
     fresh_error: usize,
@@ -628,11 +652,14 @@ impl Writer {
                     }
                 }
                 self.out.push_str(" \"f\") [");
+                let recursive =
+                    matches!(output, Output::Stream(s) if self.folding(&format!("$s{s}")));
                 for (i, arg) in args.iter().enumerate() {
                     if i > 0 {
                         self.out.push(' ');
                     }
-                    self.arg(*arg, errors_allowed);
+                    let arg = if recursive { flat(*arg) } else { *arg };
+                    self.arg(arg, errors_allowed);
                 }
                 self.out.push(']');
                 self.output(*output, true);
@@ -640,7 +667,11 @@ impl Writer {
             }
             Node::Ap { arg, output } => {
                 self.out.push_str("(ap ");
-                self.ap_arg(*arg);
+                let arg = match output {
+                    Output::Stream(s) if self.folding(&format!("$s{s}")) => flat(*arg),
+                    _ => *arg,
+                };
+                self.ap_arg(arg);
                 self.output(*output, false);
                 self.out.push(')');
             }
@@ -656,7 +687,12 @@ impl Writer {
                 self.out.push_str("(ap (");
                 self.key(*key);
                 self.out.push(' ');
-                self.ap_arg(*value);
+                let value = if self.folding(&format!("%m{map}")) {
+                    flat(*value)
+                } else {
+                    *value
+                };
+                self.ap_arg(value);
                 let _ = write!(self.out, ") %m{map})");
                 self.written.push(format!("%m{map}"));
             }
@@ -884,14 +920,34 @@ impl Writer {
         if stream {
             self.folded.push(iterable.clone());
         }
-        let next_text = format!("(next {iterator})");
+        let mut next_text = format!("(next {iterator})");
+        if !stream {
+            if let Some(outer) = self.outer_next.take() {
+                next_text = format!("(seq (next {outer}) {next_text})");
+            }
+        }
         // Folds over streams allow nothing after `next`.
         let next = match next {
             NextPlace::SeqFirst if stream => NextPlace::SeqLast,
             NextPlace::ParFirst if stream => NextPlace::ParLast,
+            NextPlace::Inner if stream => NextPlace::SeqLast,
             other => other,
         };
         match next {
+            NextPlace::Inner => {
+                let outer = self.outer_next.replace(iterator.clone());
+                self.indent(level + 1);
+                self.out.push_str("(seq");
+                self.node(body, level + 2);
+                self.indent(level + 2);
+                let taken = self.outer_next.take().is_none();
+                self.out
+                    .push_str(if taken { "(null))" } else { next_text.as_str() });
+                if !taken {
+                    self.out.push(')');
+                }
+                self.outer_next = outer;
+            }
             NextPlace::SeqFirst | NextPlace::ParFirst => {
                 self.indent(level + 1);
                 self.out.push_str(if matches!(next, NextPlace::SeqFirst) {
@@ -954,6 +1010,11 @@ impl Writer {
         self.node(node, level + 1);
         self.indent(level + 1);
         self.out.push_str("(null))");
+    }
+
+    /// Whether a fold over `stream` encloses this point.
+    fn folding(&self, stream: &str) -> bool {
+        self.folded.iter().any(|f| f == stream)
     }
 
     /// Whether writing `stream` here would make a recursive stream that
