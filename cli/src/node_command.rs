@@ -159,6 +159,8 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             service.register(&node);
         }
         net.serve(&node);
+        // Particles stored before a stop go on, now that the services are there.
+        node.resume();
         match net.local_addr() {
             Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),
             None => println!("braid node {} (not listening)", key.peer_id()),

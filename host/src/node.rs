@@ -397,9 +397,6 @@ impl NodeBuilder {
             record_dir: self.record_dir,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
-        if shared.store.is_some() {
-            runtime.spawn(resume(Arc::clone(&shared)));
-        }
         Ok(Node {
             inner: Arc::new(NodeInner {
                 shared,
@@ -509,6 +506,16 @@ impl Node {
             .shared
             .registry
             .register(service_id.into(), boxed(service), access);
+    }
+
+    /// Starts again every particle the node's store holds (what the node had live when
+    /// it stopped, by crash or on purpose): the calls each had in flight are made again
+    /// and it goes on, with nothing re-delivered. Call it once, after registering the
+    /// node's services, so that the calls find them. Without a store it does nothing.
+    pub fn resume(&self) {
+        if self.inner.shared.store.is_some() {
+            tokio::spawn(resume(Arc::clone(&self.inner.shared)));
+        }
     }
 
     /// Removes a registered service; true if there was one.

@@ -72,6 +72,7 @@ async fn a_call_in_flight_is_made_again_after_a_restart_and_the_particle_finishe
             Ok(Value::Null)
         }
     });
+    second.resume();
     let args = tokio::time::timeout(Duration::from_secs(10), done.recv())
         .await
         .expect("the particle finishes after the restart")
