@@ -101,14 +101,14 @@ impl NetConfig {
 /// advertise = "node1.example:7001" # BRAID_ADVERTISE
 /// key_file = "node.key"            # BRAID_KEY_FILE: 64 hex digits; made if missing
 /// data_dir = "data"                # BRAID_DATA_DIR: particle data survives restarts
-/// relay = "braid-…"                # BRAID_RELAY
+/// relay = "12D3KooW…"             # BRAID_RELAY
 /// backend = "native"               # BRAID_BACKEND: `native` or `wasm` (sandboxed)
 /// max_message_bytes = 1048576      # BRAID_MAX_MESSAGE_BYTES
 /// idle_timeout_ms = 120000         # BRAID_IDLE_TIMEOUT_MS
 /// max_connections = 1024           # BRAID_MAX_CONNECTIONS
 /// [peers]                          # BRAID_PEERS="id=addr,id=via:relay"
-/// "braid-…" = "10.0.0.2:7001"
-/// "braid-…" = "via:braid-…"
+/// "12D3KooW…" = "10.0.0.2:7001"
+/// "12D3KooW…" = "via:12D3KooW…"
 /// [[wasm_services]]                # file only: a service as a Wasm module
 /// id = "greeter"
 /// module = "greeter.wasm"
@@ -117,7 +117,7 @@ impl NetConfig {
 /// memory_bytes = 67108864
 /// fuel = 1000000000
 /// timeout_ms = 10000
-/// allowed_init_peers = ["braid-…"] # absent: every init peer
+/// allowed_init_peers = ["12D3KooW…"] # absent: every init peer
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
