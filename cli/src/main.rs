@@ -82,6 +82,18 @@ enum Command {
         /// replay`).
         #[arg(long, value_name = "DIR")]
         save_data: Option<PathBuf>,
+        /// Mixed runs: these peers run on the reference (AquaVM through `oracle serve`),
+        /// the others on braid: `odd`, `even` (by position in `peers`, from 1), `all`,
+        /// or a comma-separated list of names.
+        #[arg(long, value_name = "SPEC", requires = "oracle")]
+        reference_peers: Option<String>,
+        /// The `oracle` binary for `--reference-peers` (`../shared/oracle`).
+        #[arg(long, value_name = "PATH")]
+        oracle: Option<PathBuf>,
+        /// Whether braid's peers check the signatures of arriving data (`on`, `off`);
+        /// they sign what they produce either way.
+        #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+        integrity: String,
     },
     /// Explain a particle's life: its steps, and the script annotated with what the
     /// data records for each instruction (peers, values, iterations, errors with
@@ -137,7 +149,20 @@ fn main() -> ExitCode {
             backend,
             html,
             save_data,
-        } => sim_command::sim(&paths, check, &backend).and_then(|code| {
+            reference_peers,
+            oracle,
+            integrity,
+        } => sim_command::sim(
+            &paths,
+            check,
+            &backend,
+            &sim_command::Peers {
+                reference: reference_peers,
+                oracle,
+                checks: integrity == "on",
+            },
+        )
+        .and_then(|code| {
             if html.is_none() && save_data.is_none() {
                 return Ok(code);
             }

@@ -1,7 +1,7 @@
 //! A node's identity: its key pair, drawn fresh from the operating system's random
 //! number generator, and random particle ids.
 //!
-//! The key itself and its peer id (`braid-` and the public key in hex) are
+//! The key itself and its peer id (the libp2p peer id of the public key) are
 //! [`braid_wire::NodeKey`], which is pure; this module adds what needs randomness. A
 //! [`NodeKey`] derefs to the wire key, so it goes wherever one is asked for
 //! (`Particle::new_signed`, `HandshakePayload::new`).

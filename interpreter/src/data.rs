@@ -14,8 +14,9 @@
 //! value text from the input (no aligned copy of the archive, unlike the reference);
 //! writing puts the archive straight after the envelope's header in one buffer, in the
 //! order rkyv writes it (children before parents, fields in order), so that the
-//! reference's validator (`check_archived_root`) accepts it. Shared pointers are never
-//! shared here: each reference to a content id writes its text again.
+//! reference's validator (`check_archived_root`) accepts it. Each content id's text is
+//! written once, where it is first referenced, and shared by every later reference,
+//! as rkyv shares an `Rc`.
 //!
 //! The trace refers to records by content id (`ids.rs`); the stores map ids to
 //! records, each stored once. Decoding never trusts the bytes: every offset, length,
@@ -27,7 +28,7 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::rc::Rc;
 
 use crate::error::{DataSide, InterpreterError};
-use crate::ids::{cid_text, parse_cid, push_cid_text};
+use crate::ids::{cid_text, parse_cid};
 use crate::integrity::{
     self, Cid, IntegrityError, StoredSignature, canon_cid, element_cid, result_cid, tetraplet_cid,
 };
@@ -246,6 +247,9 @@ const INLINE_CAPACITY: usize = 7;
 /// reference does.
 struct Archive<'a> {
     b: &'a [u8],
+    /// Content ids parsed, by the position of their text: the reference shares the
+    /// text of an id among its references, so each is parsed once.
+    cids: std::cell::RefCell<MixMap<usize, Cid>>,
 }
 
 impl<'a> Archive<'a> {
@@ -326,7 +330,18 @@ impl<'a> Archive<'a> {
     }
 
     fn cid(&self, pos: usize) -> R<Cid> {
-        Ok(parse_cid(self.str_ptr(pos)?)?)
+        let len = self.u32(pos + 4)? as usize;
+        let target = self.target(pos, len, 1)?;
+        if let Some(cid) = self.cids.borrow().get(&target) {
+            if len == crate::ids::CID_TEXT_LEN {
+                return Ok(*cid);
+            }
+        }
+        // A content id is ASCII: no UTF-8 check is needed before parsing it.
+        let bytes = self.bytes(target, len)?;
+        let cid = crate::ids::parse_cid_bytes(bytes)?;
+        self.cids.borrow_mut().insert(target, cid);
+        Ok(cid)
     }
 
     fn tetraplet(&self, pos: usize) -> R<Tetraplet> {
@@ -376,7 +391,10 @@ impl<'a> Reader<'a> {
             )));
         }
         Ok(Self {
-            a: Archive { b },
+            a: Archive {
+                b,
+                cids: Default::default(),
+            },
             root: b.len() - ROOT_SIZE,
         })
     }
@@ -716,6 +734,11 @@ fn missing_in_trace(cid: &Cid, target: &str) -> Failure {
 struct Out {
     buf: Vec<u8>,
     base: usize,
+    /// Where each content id's text was written: every later reference points there
+    /// (a shared `Rc<str>`, as rkyv writes one; the validator checks the first
+    /// reference in its order, which is the one written first, and only bounds for the
+    /// others).
+    cids: MixMap<Cid, usize>,
 }
 
 /// Where an `ArchivedString`'s text went.
@@ -751,9 +774,12 @@ impl Out {
     }
 
     fn cid_text(&mut self, cid: &Cid) -> usize {
-        let mut text = String::with_capacity(crate::ids::CID_TEXT_LEN);
-        push_cid_text(&mut text, cid);
-        self.bytes(text.as_bytes())
+        if let Some(&at) = self.cids.get(cid) {
+            return at;
+        }
+        let at = self.bytes(crate::ids::cid_text_bytes(cid).as_str().as_bytes());
+        self.cids.insert(*cid, at);
+        at
     }
 
     /// Appends a struct of `N` bytes built by `fill(at, bytes)` at the next aligned
@@ -826,6 +852,7 @@ pub(crate) fn encode(data: &Data<'_>) -> Vec<u8> {
     let mut out = Out {
         base: buf.len(),
         buf,
+        cids: MixMap::default(),
     };
     let trace = write_trace(&mut out, &data.trace);
     let values = write_values(&mut out, &stores);
@@ -963,25 +990,27 @@ impl<'e, 'a> Stores<'e, 'a> {
             self.result(origin);
         }
         let tetraplet = self.tetraplet(&c.tetraplet);
-        let mut element_ids = Vec::with_capacity(c.elements.len());
-        for (i, e) in c.elements.iter().enumerate() {
-            let value = self.value(&e.json);
-            let t = self.tetraplet(&e.tetraplet);
-            let provenance = integrity::element_provenance(c, i);
-            if c.stored_provenance(i).is_none() {
-                if let Provenance::ServiceResult(record) = provenance {
+        let ids = integrity::element_ids(c);
+        let mut element_ids = Vec::with_capacity(ids.len());
+        for (e, id) in c.elements.iter().zip(ids) {
+            // Adds the value and tetraplet (their ids are known).
+            self.value(&e.json);
+            self.tetraplet(&e.tetraplet);
+            if c.stored_provenance(element_ids.len()).is_none() {
+                if let Provenance::ServiceResult(record) = id.provenance {
                     // The record of an element of unknown origin (`Provenance`).
                     if self.first(2, &record) {
                         let arguments = integrity::empty_arguments_cid();
-                        self.results.push([value, arguments, t, record]);
+                        self.results
+                            .push([id.value, arguments, id.tetraplet, record]);
                     }
                 }
             }
-            let cid = element_cid(&value, &t, &provenance);
-            if self.first(3, &cid) {
-                self.elements.push((value, t, provenance, cid));
+            if self.first(3, &id.element) {
+                self.elements
+                    .push((id.value, id.tetraplet, id.provenance, id.element));
             }
-            element_ids.push(cid);
+            element_ids.push(id.element);
         }
         let cid = c.cid.get().unwrap_or_else(|| {
             let cid = integrity::canon_cid_of(&tetraplet, &element_ids);
@@ -1001,15 +1030,13 @@ impl<'e, 'a> Stores<'e, 'a> {
 fn write_store<T>(
     out: &mut Out,
     items: &[T],
-    mut record: impl FnMut(&mut Out, &T) -> (Cid, usize),
+    mut record: impl FnMut(&mut Out, &T) -> (usize, usize),
 ) -> (usize, usize) {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
-        // The key's text first (the closure writes it), then the record's parts and
-        // the record itself.
-        let key_at = out.pos();
-        let (_, record_at) = record(out, item);
-        entries.push((key_at, record_at));
+        // The key's text first, then the record's parts and the record itself (the
+        // closure writes them and says where the key's text and the record are).
+        entries.push(record(out, item));
     }
     out.align();
     let start = out.pos();
@@ -1024,19 +1051,19 @@ fn write_store<T>(
 
 fn write_values(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
     write_store(out, &s.values, |out, (value, cid)| {
-        out.cid_text(cid);
+        let key = out.cid_text(cid);
         let text_at = out.pos();
         let before = out.buf.len();
         value.write(&mut out.buf);
         let len = out.buf.len() - before;
         let at = out.emit::<8>(|at, b| put_slice(b, at, 0, text_at, len));
-        (*cid, at)
+        (key, at)
     })
 }
 
 fn write_tetraplets(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
     write_store(out, &s.tetraplets, |out, (t, cid)| {
-        out.cid_text(cid);
+        let key = out.cid_text(cid);
         let parts = [&t.peer_pk, &t.service_id, &t.function_name, &t.lens];
         let places = parts.map(|p| out.string_text(p));
         let at = out.emit::<TETRAPLET_SIZE>(|at, b| {
@@ -1044,7 +1071,7 @@ fn write_tetraplets(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
                 put_string(b, at, i * 8, p, w);
             }
         });
-        (*cid, at)
+        (key, at)
     })
 }
 
@@ -1053,7 +1080,7 @@ fn write_elements(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
         out,
         &s.elements,
         |out, (value, tetraplet, provenance, cid)| {
-            out.cid_text(cid);
+            let key = out.cid_text(cid);
             let v = out.cid_text(value);
             let t = out.cid_text(tetraplet);
             let (tag, p) = match provenance {
@@ -1069,7 +1096,7 @@ fn write_elements(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
                     put_slice(b, at, 20, p, crate::ids::CID_TEXT_LEN);
                 }
             });
-            (*cid, at)
+            (key, at)
         },
     )
 }
@@ -1077,7 +1104,7 @@ fn write_elements(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
 fn write_canons(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
     write_store(out, &s.canons, |out, (canon, tetraplet, element_ids)| {
         let cid = canon.cid.get().unwrap_or_default();
-        out.cid_text(&cid);
+        let key = out.cid_text(&cid);
         let t = out.cid_text(tetraplet);
         let texts: Vec<usize> = element_ids.iter().map(|e| out.cid_text(e)).collect();
         out.align();
@@ -1090,7 +1117,7 @@ fn write_canons(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
             put_slice(b, at, 0, t, crate::ids::CID_TEXT_LEN);
             put_slice(b, at, 8, values_at, n);
         });
-        (cid, at)
+        (key, at)
     })
 }
 
@@ -1099,7 +1126,7 @@ fn write_results(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
         out,
         &s.results,
         |out, [value, arguments, tetraplet, cid]| {
-            out.cid_text(cid);
+            let key = out.cid_text(cid);
             let v = out.cid_text(value);
             let h = out.cid_text(arguments);
             let t = out.cid_text(tetraplet);
@@ -1108,7 +1135,7 @@ fn write_results(out: &mut Out, s: &Stores<'_, '_>) -> (usize, usize) {
                 put_slice(b, at, 8, h, crate::ids::CID_TEXT_LEN);
                 put_slice(b, at, 16, t, crate::ids::CID_TEXT_LEN);
             });
-            (*cid, at)
+            (key, at)
         },
     )
 }

@@ -24,56 +24,79 @@ pub(crate) fn cid_text(cid: &Cid) -> String {
 
 /// Appends the text form of a content id.
 pub(crate) fn push_cid_text(out: &mut String, cid: &Cid) {
-    let mut bytes = [0u8; 37];
+    out.push_str(cid_text_bytes(cid).as_str());
+}
+
+/// The text form of a content id, on the stack.
+pub(crate) struct CidText([u8; CID_TEXT_LEN]);
+
+impl CidText {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only base32 letters and digits were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// Base32 of the CID's 37 bytes: seven 5-byte groups of 8 digits, then 2 bytes of 4.
+pub(crate) fn cid_text_bytes(cid: &Cid) -> CidText {
+    let mut bytes = [0u8; 40];
     bytes[..5].copy_from_slice(&CID_PREFIX);
-    bytes[5..].copy_from_slice(cid);
-    out.push('b');
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &b in &bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((acc >> bits) & 31) as usize] as char);
+    bytes[5..37].copy_from_slice(cid);
+    let mut out = [0u8; CID_TEXT_LEN];
+    out[0] = b'b';
+    for group in 0..8 {
+        let chunk = &bytes[group * 5..group * 5 + 5];
+        let n = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        let digits = if group == 7 { 4 } else { 8 };
+        for d in 0..digits {
+            out[1 + group * 8 + d] = BASE32[((n >> (35 - 5 * d)) & 31) as usize];
         }
     }
-    if bits > 0 {
-        out.push(BASE32[((acc << (5 - bits)) & 31) as usize] as char);
-    }
+    CidText(out)
 }
 
 /// The digest of a content id's text form, if it is a blake3 JSON CIDv1 in base32.
 pub(crate) fn parse_cid(text: &str) -> Result<Cid, String> {
-    let bad = || format!("unsupported content id {text:?}: expected a blake3 JSON CIDv1 in base32");
-    let body = text.strip_prefix('b').ok_or_else(bad)?;
-    if text.len() != CID_TEXT_LEN {
+    parse_cid_bytes(text.as_bytes())
+}
+
+/// [`parse_cid`] of bytes.
+pub(crate) fn parse_cid_bytes(t: &[u8]) -> Result<Cid, String> {
+    let bad = || {
+        format!(
+            "unsupported content id {:?}: expected a blake3 JSON CIDv1 in base32",
+            String::from_utf8_lossy(t)
+        )
+    };
+    if t.len() != CID_TEXT_LEN || t[0] != b'b' {
         return Err(bad());
     }
-    let mut bytes = [0u8; 37];
-    let (mut acc, mut bits, mut n) = (0u32, 0, 0);
-    for c in body.bytes() {
-        let v = match c {
-            b'a'..=b'z' => c - b'a',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => return Err(bad()),
-        };
-        acc = (acc << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            if n < bytes.len() {
-                bytes[n] = (acc >> bits) as u8;
-            }
-            n += 1;
+    let mut bytes = [0u8; 40];
+    for group in 0..8 {
+        let digits = if group == 7 { 4 } else { 8 };
+        let mut n = 0u64;
+        for d in 0..8 {
+            let v = if d < digits {
+                match t[1 + group * 8 + d] {
+                    c @ b'a'..=b'z' => c - b'a',
+                    c @ b'2'..=b'7' => c - b'2' + 26,
+                    _ => return Err(bad()),
+                }
+            } else {
+                0
+            };
+            n = (n << 5) | u64::from(v);
         }
-        acc &= (1 << bits) - 1;
+        for (i, b) in bytes[group * 5..group * 5 + 5].iter_mut().enumerate() {
+            *b = (n >> (32 - 8 * i)) as u8;
+        }
     }
-    if n != bytes.len() || acc != 0 || bytes[..5] != CID_PREFIX {
+    // The last digit's low bit is padding and must be zero; the rest is the CID.
+    if bytes[37..] != [0, 0, 0] || bytes[..5] != CID_PREFIX {
         return Err(bad());
     }
     let mut cid = [0u8; 32];
-    cid.copy_from_slice(&bytes[5..]);
+    cid.copy_from_slice(&bytes[5..37]);
     Ok(cid)
 }
 

@@ -22,7 +22,9 @@ use ed25519_dalek::{Sha512, Signature, Signer, SigningKey, Verifier, VerifyingKe
 
 use crate::ids::{cid_text, push_cid_text};
 use crate::params::Tetraplet;
-use crate::trace::{CallState, CanonResult, CanonState, Output, Provenance, ServiceResult, State};
+use crate::trace::{
+    CallState, CanonResult, CanonState, ElementIds, Output, Provenance, ServiceResult, State,
+};
 
 pub(crate) use crate::ids::peer_id_of;
 pub(crate) use crate::json::Cid;
@@ -151,21 +153,44 @@ pub(crate) fn empty_arguments_cid() -> Cid {
     hash("[]")
 }
 
-/// The provenance of a canon's element `i`: as stored, else literal for a literal,
-/// else a call result record of the element itself (see `Provenance`).
-pub(crate) fn element_provenance(canon: &CanonResult<'_>, i: usize) -> Provenance {
-    if let Some(p) = canon.stored_provenance(i) {
-        return p;
-    }
-    let e = &canon.elements[i];
-    if e.literal {
-        return Provenance::Literal;
-    }
-    Provenance::ServiceResult(result_cid_of(
-        &e.json.cid(),
-        &empty_arguments_cid(),
-        &tetraplet_cid(&e.tetraplet),
-    ))
+/// The ids of a canon's elements, computed once. Elements that share a tetraplet
+/// (the usual case: one stream's values from one call) hash it once.
+pub(crate) fn element_ids<'c>(canon: &'c CanonResult<'_>) -> &'c [ElementIds] {
+    canon.element_ids.get_or_init(|| {
+        let mut last: Option<(*const Tetraplet, Cid)> = None;
+        canon
+            .elements
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let address = std::rc::Rc::as_ptr(&e.tetraplet);
+                let tetraplet = match last {
+                    Some((a, cid)) if a == address => cid,
+                    _ => {
+                        let cid = tetraplet_cid(&e.tetraplet);
+                        last = Some((address, cid));
+                        cid
+                    }
+                };
+                let value = e.json.cid();
+                let provenance = match canon.stored_provenance(i) {
+                    Some(p) => p,
+                    None if e.literal => Provenance::Literal,
+                    None => Provenance::ServiceResult(result_cid_of(
+                        &value,
+                        &empty_arguments_cid(),
+                        &tetraplet,
+                    )),
+                };
+                ElementIds {
+                    value,
+                    tetraplet,
+                    provenance,
+                    element: element_cid(&value, &tetraplet, &provenance),
+                }
+            })
+            .collect()
+    })
 }
 
 /// The id of a canonicalization. Computed once (or taken as stored in data).
@@ -173,18 +198,7 @@ pub(crate) fn canon_cid(canon: &CanonResult<'_>) -> Cid {
     if let Some(cid) = canon.cid.get() {
         return cid;
     }
-    let elements: Vec<Cid> = canon
-        .elements
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            element_cid(
-                &e.json.cid(),
-                &tetraplet_cid(&e.tetraplet),
-                &element_provenance(canon, i),
-            )
-        })
-        .collect();
+    let elements: Vec<Cid> = element_ids(canon).iter().map(|e| e.element).collect();
     let cid = canon_cid_of(&tetraplet_cid(&canon.tetraplet), &elements);
     canon.cid.set(Some(cid));
     cid
@@ -216,6 +230,30 @@ pub(crate) fn attributed(trace: &[State<'_>]) -> BTreeMap<String, Vec<String>> {
         cids.sort_unstable();
     }
     by_peer
+}
+
+/// What `peer` produced in a trace: the sorted multiset of its records' id texts.
+pub(crate) fn attributed_to(trace: &[State<'_>], peer: &str) -> Vec<String> {
+    let mut cids = Vec::new();
+    for state in trace {
+        let cid = match state {
+            State::Call(CallState::Executed { result, output })
+                if *output != Output::Unused && result.tetraplet.peer_pk == peer =>
+            {
+                result_cid(result)
+            }
+            State::Call(CallState::Failed(result)) if result.tetraplet.peer_pk == peer => {
+                result_cid(result)
+            }
+            State::Canon(CanonState::Executed(canon)) if canon.tetraplet.peer_pk == peer => {
+                canon_cid(canon)
+            }
+            _ => continue,
+        };
+        cids.push(cid_text(&cid));
+    }
+    cids.sort_unstable();
+    cids
 }
 
 /// The message a peer signs: Borsh of (its sorted record ids, the particle id).
@@ -267,6 +305,16 @@ pub(crate) enum OwnKey {
     Secret([u8; 32]),
     /// The secret and its public key, derived once by the host.
     Pair { secret: [u8; 32], public: [u8; 32] },
+}
+
+impl OwnKey {
+    /// The public key's bytes (a format 1 key's as given: `sign` checks them).
+    pub(crate) fn public_bytes(&self) -> [u8; 32] {
+        match self {
+            Self::Secret(secret) => public_key_of(secret),
+            Self::Pair { public, .. } => *public,
+        }
+    }
 }
 
 /// Signs records (sorted id texts) for a particle. Fails only when a format 1 key's
@@ -469,22 +517,49 @@ fn is_sub_multiset(small: &[String], large: &[String]) -> bool {
 }
 
 /// The signature store the output data carries: the verified, merged store (empty
-/// when nothing was checked, as the reference) with the current peer's fresh
-/// signature over its records in the output in place of its old one.
+/// when nothing was checked, as the reference) with the current peer's signature over
+/// its records in the output in place of its old one. A peer with no records needs no
+/// signature (nothing is attributed to it) and gets none; a peer whose records are
+/// those its stored data already signed keeps that signature (Ed25519 signatures are
+/// deterministic: signing again would give the same bytes). `stored` is the current
+/// peer's signature and records in its previous data.
 pub(crate) fn sign_output(
     output: &[State<'_>],
     mut store: Vec<StoredSignature>,
     current_peer: &str,
     key: &OwnKey,
     particle_id: &str,
+    stored: Option<(StoredSignature, Vec<String>)>,
 ) -> Result<Vec<StoredSignature>, String> {
-    let mut attributed = attributed(output);
-    let own = attributed.remove(current_peer).unwrap_or_default();
-    let signature = sign(key, particle_id, &own)?;
-    store.retain(|s| s.public_key != signature.public_key);
-    store.push(signature);
+    let own = attributed_to(output, current_peer);
+    if !store.is_empty() {
+        let public = key.public_bytes();
+        store.retain(|s| s.ed25519_key() != Some(public));
+    }
+    if !own.is_empty() {
+        let signature = match stored {
+            Some((signature, signed)) if signed == own => signature,
+            _ => sign(key, particle_id, &own)?,
+        };
+        store.push(signature);
+    }
     store.sort_by(|a, b| a.public_key.cmp(&b.public_key));
     Ok(store)
+}
+
+/// The current peer's signature in its previous data, with the records it covers.
+pub(crate) fn own_stored(
+    prev_trace: &[State<'_>],
+    prev_store: &[StoredSignature],
+    current_peer: &str,
+    key: &OwnKey,
+) -> Option<(StoredSignature, Vec<String>)> {
+    let public = key.public_bytes();
+    let signature = prev_store
+        .iter()
+        .find(|s| s.ed25519_key() == Some(public))?;
+    let signed = attributed_to(prev_trace, current_peer);
+    Some((signature.clone(), signed))
 }
 
 /// A particle signature's message, as braid's particles carry it.

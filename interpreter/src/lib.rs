@@ -200,6 +200,11 @@ fn invoke_logged(
         Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
     };
     // 8. Execute.
+    let own_stored = if prev.signatures.is_empty() {
+        None
+    } else {
+        integrity::own_stored(&prev.trace, &prev.signatures, &params.current_peer_id, &key)
+    };
     let merger = merge::Merger::new(prev.trace, current.trace);
     let mut execution = Execution::new(&ast, params, call_results, merger, prev.last_call_id);
     execution.log = log.is_some().then(Vec::new);
@@ -235,11 +240,17 @@ fn invoke_logged(
     } = execution;
     let trace = merger.into_result();
     let peer = params.current_peer_id.as_str();
-    let signatures =
-        match integrity::sign_output(&trace, signatures, peer, &key, &params.particle_id) {
-            Ok(signatures) => signatures,
-            Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
-        };
+    let signatures = match integrity::sign_output(
+        &trace,
+        signatures,
+        peer,
+        &key,
+        &params.particle_id,
+        own_stored,
+    ) {
+        Ok(signatures) => signatures,
+        Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),
+    };
     let out_data = data::encode(&data::Data {
         trace,
         last_call_id,

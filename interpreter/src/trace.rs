@@ -124,6 +124,18 @@ pub(crate) struct CanonResult<'a> {
     pub(crate) origins: Vec<Rc<ServiceResult<'a>>>,
     /// The content id of the snapshot (`integrity`), once computed or as stored.
     pub(crate) cid: Cell<Option<Cid>>,
+    /// Per element, once computed: the ids of its value, tetraplet and record, and
+    /// its provenance (`integrity::element_ids`).
+    pub(crate) element_ids: std::cell::OnceCell<Vec<ElementIds>>,
+}
+
+/// The ids of a canon element and what it refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ElementIds {
+    pub(crate) value: Cid,
+    pub(crate) tetraplet: Cid,
+    pub(crate) provenance: Provenance,
+    pub(crate) element: Cid,
 }
 
 impl<'a> CanonResult<'a> {
@@ -143,6 +155,7 @@ impl<'a> CanonResult<'a> {
             provenance,
             origins: Vec::new(),
             cid: Cell::new(None),
+            element_ids: std::cell::OnceCell::new(),
         }
     }
 
@@ -158,7 +171,7 @@ impl<'a> CanonResult<'a> {
 /// it records literals as such and, not tracing a value back to its call, any other
 /// element as coming from a call result record of the element itself (its value, its
 /// tetraplet, the empty argument list), which it adds to the data
-/// (`integrity::element_provenance`).
+/// (`integrity::element_ids`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Provenance {
     Literal,
