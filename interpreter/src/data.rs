@@ -986,24 +986,30 @@ impl<'e, 'a> Stores<'e, 'a> {
         if let Some(cid) = self.by_address.get(&address) {
             return *cid;
         }
-        for origin in &c.origins {
-            self.result(origin);
-        }
         let tetraplet = self.tetraplet(&c.tetraplet);
         let ids = integrity::element_ids(c);
         let mut element_ids = Vec::with_capacity(ids.len());
+        let mut origins = c.origins.iter();
         for (e, id) in c.elements.iter().zip(ids) {
             // Adds the value and tetraplet (their ids are known).
             self.value(&e.json);
             self.tetraplet(&e.tetraplet);
-            if c.stored_provenance(element_ids.len()).is_none() {
-                if let Provenance::ServiceResult(record) = id.provenance {
-                    // The record of an element of unknown origin (`Provenance`).
-                    if self.first(2, &record) {
-                        let arguments = integrity::empty_arguments_cid();
-                        self.results
-                            .push([id.value, arguments, id.tetraplet, record]);
+            if let Provenance::ServiceResult(record) = id.provenance {
+                if c.stored_provenance(element_ids.len()).is_some() {
+                    // The record stored provenance refers to, where the element that
+                    // first referred to it put it (data read and written again keeps
+                    // its order).
+                    for origin in origins.by_ref() {
+                        if origin.cid.get() == Some(record) {
+                            self.result(origin);
+                            break;
+                        }
                     }
+                } else if self.first(2, &record) {
+                    // The record of an element of unknown origin (`Provenance`).
+                    let arguments = integrity::empty_arguments_cid();
+                    self.results
+                        .push([id.value, arguments, id.tetraplet, record]);
                 }
             }
             if self.first(3, &id.element) {

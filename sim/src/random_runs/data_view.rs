@@ -1,19 +1,9 @@
-//! A structural reading of braid's particle data, for property tests that compare traces
-//! by content: every table reference is resolved, so two data are equal here exactly
-//! when they hold the same trace, whatever order their tables were written in.
-//!
-//! It mirrors the private layout of `interpreter/src/data.rs` (format 2: an envelope
-//! `[format, interpreter, body]`, body `[trace, last_call_id, values, tetraplets,
-//! results, canons, peers, signatures]`, values `[content id, canonical JSON text]`, signatures
-//! `[peer, public key, signature, [signed result id, …]]`, states as rmp-serde enums `{variant index:
-//! payload}` with the variant's name) and must change with it; [`read`] refuses data of any other shape with a
-//! message saying so.
+//! A structural reading of particle data, for property tests that compare traces by
+//! content: every store reference is resolved (through the interpreter's
+//! `testing::structure`), so two data are equal here exactly when they hold the same
+//! trace, whatever order their stores were written in.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
-
-/// The data format this module reads.
-pub const FORMAT: u64 = 2;
 
 /// Decoded particle data.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -171,344 +161,88 @@ pub fn read(bytes: &[u8]) -> Result<DataView, String> {
     if bytes.is_empty() {
         return Ok(DataView::default());
     }
-    let envelope: Msg =
-        rmp_serde::from_slice(bytes).map_err(|e| format!("not MessagePack: {e}"))?;
-    let envelope = envelope.array("envelope")?;
-    let format = field(envelope, 0, "format")?.uint("format")?;
-    if format != FORMAT {
-        return Err(format!(
-            "data format {format}, data_view reads format {FORMAT}: {UPDATE}"
-        ));
-    }
-    let body = field(envelope, 2, "body")?.array("body")?;
-    if body.len() != BODY_FIELDS {
-        return Err(format!(
-            "the data body has {} fields, data_view reads {BODY_FIELDS}: {UPDATE}",
-            body.len()
-        ));
-    }
-    let values: Vec<Value> = field(body, 2, "values")?
-        .array("values")?
-        .iter()
-        .map(|v| match v.array("value")? {
-            [Msg::Bin(_), Msg::Str(text)] => {
-                serde_json::from_str(text).map_err(|e| format!("value {text:?}: {e}"))
-            }
-            _ => Err(format!("value entry {v:?}: {UPDATE}")),
-        })
-        .collect::<Result<_, _>>()?;
-    let tetraplets: Vec<[String; 4]> = field(body, 3, "tetraplets")?
-        .array("tetraplets")?
-        .iter()
-        .map(|t| {
-            let t = t.array("tetraplet")?;
-            Ok([
-                field(t, 0, "peer")?.string()?,
-                field(t, 1, "service")?.string()?,
-                field(t, 2, "function")?.string()?,
-                field(t, 3, "lens")?.string()?,
-            ])
-        })
-        .collect::<Result<_, String>>()?;
-    let pick = |table_len: usize, index: &Msg, what: &str| -> Result<usize, String> {
-        let i = index.uint(what)? as usize;
-        if i < table_len {
-            Ok(i)
-        } else {
-            Err(format!("{what} #{i} of {table_len}"))
-        }
+    let v = braid_interpreter::testing::structure(bytes)?;
+    let strings = |v: &Value| -> [String; 4] {
+        let s = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        [s(0), s(1), s(2), s(3)]
     };
-    let results: Vec<ResultView> = field(body, 4, "results")?
-        .array("results")?
+    let result = |r: &Value| ResultView {
+        value: r["value"].clone(),
+        argument_hash: r["argument_hash"].as_str().unwrap_or_default().to_owned(),
+        tetraplet: strings(&r["tetraplet"]),
+    };
+    let u = |v: &Value| v.as_u64().unwrap_or_default();
+    let trace = v["trace"]
+        .as_array()
+        .ok_or("no trace")?
         .iter()
-        .map(|r| {
-            let r = r.array("result")?;
-            let hash = match field(r, 1, "argument hash")? {
-                Msg::Bin(bytes) => hex(bytes),
-                other => return Err(format!("argument hash is {other:?}")),
-            };
-            Ok(ResultView {
-                value: values[pick(values.len(), field(r, 0, "value")?, "value")?].clone(),
-                argument_hash: hash,
-                tetraplet: tetraplets
-                    [pick(tetraplets.len(), field(r, 2, "tetraplet")?, "tetraplet")?]
-                .clone(),
+        .map(|s| {
+            let (kind, x) = s
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .ok_or_else(|| format!("state {s}"))?;
+            Ok(match kind.as_str() {
+                "par" => StateView::Par {
+                    left: u(&x[0]),
+                    right: u(&x[1]),
+                },
+                "executed" => StateView::Executed {
+                    output: match &x["output"] {
+                        Value::String(o) if o == "scalar" => Output::Scalar,
+                        Value::String(_) => Output::Unused,
+                        o => Output::Stream {
+                            generation: u(&o["stream"]),
+                        },
+                    },
+                    result: result(&x["result"]),
+                },
+                "failed" => StateView::Failed(result(x)),
+                "sent" => StateView::Sent {
+                    peer: x[0].as_str().unwrap_or_default().to_owned(),
+                    request: x[1].as_u64(),
+                },
+                "ap" => StateView::Ap { generation: u(x) },
+                "fold" => StateView::Fold(
+                    x.as_array()
+                        .map(|rs| {
+                            rs.iter()
+                                .map(|r| [u(&r[0]), u(&r[1]), u(&r[2]), u(&r[3]), u(&r[4])])
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                ),
+                "canon_sent" => StateView::CanonSent {
+                    peer: x.as_str().unwrap_or_default().to_owned(),
+                },
+                "canon" => StateView::Canon(CanonView {
+                    tetraplet: strings(&x["tetraplet"]),
+                    elements: x["elements"]
+                        .as_array()
+                        .map(|es| {
+                            es.iter()
+                                .map(|e| (e[0].clone(), strings(&e[1]), e[2] == Value::Bool(true)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }),
+                other => return Err(format!("state kind {other}")),
             })
         })
         .collect::<Result<_, String>>()?;
-    let canons: Vec<CanonView> = field(body, 5, "canons")?
-        .array("canons")?
-        .iter()
-        .map(|c| {
-            let c = c.array("canon")?;
-            let elements = field(c, 1, "elements")?
-                .array("elements")?
-                .iter()
-                .map(|e| {
-                    let e = e.array("element")?;
-                    Ok((
-                        values[pick(values.len(), field(e, 0, "value")?, "value")?].clone(),
-                        tetraplets[pick(tetraplets.len(), field(e, 1, "tetraplet")?, "tetraplet")?]
-                            .clone(),
-                        matches!(field(e, 2, "literal")?, Msg::Bool(true)),
-                    ))
+    let signatures = v["signatures"]
+        .as_array()
+        .map(|ss| {
+            ss.iter()
+                .map(|s| {
+                    let x = |i: usize| s[i].as_str().unwrap_or_default().to_owned();
+                    [x(0), x(1), x(2)]
                 })
-                .collect::<Result<_, String>>()?;
-            Ok(CanonView {
-                tetraplet: tetraplets
-                    [pick(tetraplets.len(), field(c, 0, "tetraplet")?, "tetraplet")?]
-                .clone(),
-                elements,
-            })
+                .collect()
         })
-        .collect::<Result<_, String>>()?;
-    let peers: Vec<String> = field(body, 6, "peers")?
-        .array("peers")?
-        .iter()
-        .map(Msg::string)
-        .collect::<Result<_, _>>()?;
-    let signatures: Vec<[String; 3]> = field(body, 7, "signatures")?
-        .array("signatures")?
-        .iter()
-        .map(|s| match s.array("signature")? {
-            // The signed ids are implied by the signature; the view keeps who signed.
-            [
-                Msg::Str(peer),
-                Msg::Bin(key),
-                Msg::Bin(signature),
-                Msg::Array(_),
-            ] => Ok([peer.clone(), hex(key), hex(signature)]),
-            _ => Err(format!("signature entry {s:?}: {UPDATE}")),
-        })
-        .collect::<Result<_, String>>()?;
-    let trace = field(body, 0, "trace")?
-        .array("trace")?
-        .iter()
-        .map(|s| state(s, &results, &canons, &peers))
-        .collect::<Result<_, _>>()?;
+        .unwrap_or_default();
     Ok(DataView {
         trace,
-        last_call_id: field(body, 1, "last call id")?.uint("last call id")?,
+        last_call_id: u(&v["last_call_id"]),
         signatures,
     })
-}
-
-const BODY_FIELDS: usize = 8;
-const UPDATE: &str = "update sim/src/random_runs/data_view.rs to interpreter/src/data.rs";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `EncState`'s variants, in order.
-const VARIANTS: [&str; 10] = [
-    "Par",
-    "CallScalar",
-    "CallStream",
-    "CallUnused",
-    "CallFailed",
-    "CallSent",
-    "Ap",
-    "Fold",
-    "CanonSent",
-    "CanonExecuted",
-];
-
-/// One state: `{variant: payload}`, the variant named or numbered as in `EncState`.
-fn state(
-    msg: &Msg,
-    results: &[ResultView],
-    canons: &[CanonView],
-    peers: &[String],
-) -> Result<StateView, String> {
-    let Msg::Map(entries) = msg else {
-        return Err(format!("state is {msg:?}"));
-    };
-    let [(variant, payload)] = entries.as_slice() else {
-        return Err(format!("state is {msg:?}"));
-    };
-    let get = |table_len: usize, index: &Msg, what: &str| -> Result<usize, String> {
-        let i = index.uint(what)? as usize;
-        if i < table_len {
-            Ok(i)
-        } else {
-            Err(format!("{what} #{i} of {table_len}"))
-        }
-    };
-    let result = |m: &Msg| -> Result<ResultView, String> {
-        Ok(results[get(results.len(), m, "result")?].clone())
-    };
-    let peer =
-        |m: &Msg| -> Result<String, String> { Ok(peers[get(peers.len(), m, "peer")?].clone()) };
-    let executed = |output, m: &Msg| -> Result<StateView, String> {
-        Ok(StateView::Executed {
-            output,
-            result: result(m)?,
-        })
-    };
-    let variant = match variant {
-        Msg::Str(name) => VARIANTS
-            .iter()
-            .position(|v| v == name)
-            .ok_or_else(|| format!("unknown state variant {name}: {UPDATE}"))?
-            as u64,
-        other => other.uint("state variant")?,
-    };
-    Ok(match variant {
-        0 => {
-            let p = payload.array("par")?;
-            StateView::Par {
-                left: field(p, 0, "left")?.uint("left")?,
-                right: field(p, 1, "right")?.uint("right")?,
-            }
-        }
-        1 => executed(Output::Scalar, payload)?,
-        2 => {
-            let p = payload.array("stream call")?;
-            executed(
-                Output::Stream {
-                    generation: field(p, 1, "generation")?.uint("generation")?,
-                },
-                field(p, 0, "result")?,
-            )?
-        }
-        3 => executed(Output::Unused, payload)?,
-        4 => StateView::Failed(result(payload)?),
-        5 => {
-            let p = payload.array("sent")?;
-            StateView::Sent {
-                peer: peer(field(p, 0, "peer")?)?,
-                request: match field(p, 1, "request")? {
-                    Msg::Nil => None,
-                    id => Some(id.uint("request")?),
-                },
-            }
-        }
-        6 => StateView::Ap {
-            generation: payload.uint("generation")?,
-        },
-        7 => StateView::Fold(
-            payload
-                .array("fold")?
-                .iter()
-                .map(|r| {
-                    let r = r.array("fold record")?;
-                    let mut out = [0; 5];
-                    for (i, o) in out.iter_mut().enumerate() {
-                        *o = field(r, i, "fold record")?.uint("fold record")?;
-                    }
-                    Ok(out)
-                })
-                .collect::<Result<_, String>>()?,
-        ),
-        8 => StateView::CanonSent {
-            peer: peer(payload)?,
-        },
-        9 => StateView::Canon(canons[get(canons.len(), payload, "canon")?].clone()),
-        other => return Err(format!("unknown state variant {other}")),
-    })
-}
-
-fn field<'m>(items: &'m [Msg], i: usize, what: &str) -> Result<&'m Msg, String> {
-    items.get(i).ok_or_else(|| format!("{what} is missing"))
-}
-
-/// Any MessagePack value.
-#[derive(Debug, Clone, PartialEq)]
-enum Msg {
-    Nil,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Bin(Vec<u8>),
-    Array(Vec<Msg>),
-    Map(Vec<(Msg, Msg)>),
-}
-
-impl Msg {
-    fn array(&self, what: &str) -> Result<&[Msg], String> {
-        match self {
-            Msg::Array(items) => Ok(items),
-            other => Err(format!("{what} is {other:?}, not an array")),
-        }
-    }
-
-    fn uint(&self, what: &str) -> Result<u64, String> {
-        match self {
-            Msg::Int(i) => u64::try_from(*i).map_err(|_| format!("{what} is {i}")),
-            other => Err(format!("{what} is {other:?}, not a number")),
-        }
-    }
-
-    fn string(&self) -> Result<String, String> {
-        match self {
-            Msg::Str(s) => Ok(s.clone()),
-            other => Err(format!("{other:?} is not a string")),
-        }
-    }
-
-}
-
-impl<'de> Deserialize<'de> for Msg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Msg, D::Error> {
-        d.deserialize_any(MsgVisitor)
-    }
-}
-
-struct MsgVisitor;
-
-impl<'de> Visitor<'de> for MsgVisitor {
-    type Value = Msg;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a MessagePack value")
-    }
-    fn visit_unit<E>(self) -> Result<Msg, E> {
-        Ok(Msg::Nil)
-    }
-    fn visit_none<E>(self) -> Result<Msg, E> {
-        Ok(Msg::Nil)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Msg, D::Error> {
-        Msg::deserialize(d)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Msg, E> {
-        Ok(Msg::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Msg, E> {
-        Ok(Msg::Int(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Msg, E> {
-        Ok(Msg::Int(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Msg, E> {
-        Ok(Msg::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Msg, E> {
-        Ok(Msg::Str(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Msg, E> {
-        Ok(Msg::Str(v))
-    }
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<Msg, E> {
-        Ok(Msg::Bin(v.to_vec()))
-    }
-    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Msg, E> {
-        Ok(Msg::Bin(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Msg, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Msg::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Msg, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
-        }
-        Ok(Msg::Map(entries))
-    }
 }
