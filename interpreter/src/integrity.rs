@@ -457,18 +457,6 @@ pub(crate) fn verify(
     let empty = Vec::new();
     for ((peer, key), stored) in current_keys.iter().zip(current.1) {
         let cids = current_results.get(peer).unwrap_or(&empty);
-        // The same signature by the same key over the same results is in the data this
-        // peer stored, which was checked when it arrived (or made here): the bytes
-        // verify alike, so they are not verified again (a particle coming back along
-        // its route carries mostly signatures its peers have seen).
-        let known = prev_keys.iter().zip(prev.1).any(|((prev_peer, prev_key), prev_stored)| {
-            prev_key == key
-                && prev_stored.signature == stored.signature
-                && prev_results.get(prev_peer).unwrap_or(&empty) == cids
-        });
-        if known {
-            continue;
-        }
         let valid = match stored.signature.split_first() {
             Some((&ED25519, sig)) => <[u8; 64]>::try_from(sig).is_ok_and(|sig| {
                 VerifyingKey::from_bytes(key).is_ok_and(|k| {
