@@ -102,7 +102,7 @@ fn load_life(args: &ExplainArgs, script: &str) -> anyhow::Result<Life> {
 }
 
 /// Every `*.json` record of a folder, by file name.
-fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
+pub(crate) fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -124,7 +124,10 @@ fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
 }
 
 /// Groups records by peer (keeping their order) and orders the steps by causality.
-fn life_of_records(records: Vec<InvokeRecord>, particle: Option<&str>) -> anyhow::Result<Life> {
+pub(crate) fn life_of_records(
+    records: Vec<InvokeRecord>,
+    particle: Option<&str>,
+) -> anyhow::Result<Life> {
     let mut per_peer: BTreeMap<String, Vec<StepInput>> = BTreeMap::new();
     let mut first_seen: Vec<String> = Vec::new();
     for r in records {

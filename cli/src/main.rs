@@ -7,6 +7,7 @@ mod node_command;
 mod run_command;
 mod settings;
 mod sim_command;
+mod user_services;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -46,6 +46,8 @@ pub(crate) struct NodeArgs {
     /// The interpreter backend (`BRAID_BACKEND`).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    #[command(flatten)]
+    services: crate::user_services::ServiceArgs,
 }
 
 /// Arguments of `braid send`.
@@ -133,6 +135,7 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|config| braid_host::WasmService::load(config).map(std::sync::Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
+    let user_services = crate::user_services::UserServices::load(&args.services)?;
     let key = match &settings.key_file {
         Some(path) => load_or_make_key(path)?,
         None => {
@@ -158,6 +161,7 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         for service in services {
             service.register(&node);
         }
+        user_services.register(&node);
         net.serve(&node);
         match net.local_addr() {
             Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use braid_host::{ExecuteError, MemoryNetwork, Node, NodeEvent, NodeKey};
+
+use crate::user_services::{MockFunction, ServiceArgs, UserServices};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -33,6 +35,16 @@ pub(crate) struct RunArgs {
     /// Write every invocation's inputs and outcome to DIR as JSON (for `braid replay`).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// Answer an arrow (callback) argument NAME of the function, i.e. calls of
+    /// `callbackSrv.NAME` on the client: NAME=JSON.
+    #[arg(long = "callback", value_name = "NAME=JSON")]
+    callbacks: Vec<String>,
+    /// Answer callback NAME by running a command (the call as JSON on stdin, the answer
+    /// as JSON on stdout): NAME=COMMAND.
+    #[arg(long = "callback-command", value_name = "NAME=COMMAND")]
+    callback_commands: Vec<String>,
+    #[command(flatten)]
+    services: ServiceArgs,
 }
 
 /// Fixed keys for the nodes of `braid run`: the secret of node N is the SHA-256 of
@@ -57,11 +69,28 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let keys: Vec<NodeKey> = (0..args.peers).map(node_key).collect();
     let data = parse_args(&args.args, &keys)?;
+    let services = UserServices::load(&args.services)?;
+    let callbacks = callback_services(args, &keys)?;
+    check_args(&script, &data, &services)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    let names: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.peer_id().to_owned(), node_name(i)))
+        .collect();
+    // Every run is recorded: the records tell what still waits when no response came.
+    let scratch = ScratchDir::new()?;
+    let record_dir = args.record.clone().unwrap_or_else(|| scratch.0.clone());
+    let stream = !args.json;
+    if stream {
+        for (id, name) in &names {
+            println!("node {name:<7} {id}");
+        }
+    }
     let events = Arc::new(Mutex::new(Vec::new()));
     let ttl = Duration::from_millis(u64::from(args.ttl));
     let result = runtime.block_on(async {
@@ -69,21 +98,29 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let mut nodes = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let log = Arc::clone(&events);
-            let mut builder = Node::builder()
+            let names = names.clone();
+            let builder = Node::builder()
                 .key(key.clone())
                 .network(net.clone())
+                .record_dir(&record_dir)
                 .observer(move |event| {
+                    if stream {
+                        print_event(&names, event);
+                    }
                     log.lock()
                         .expect("no panics while logging")
                         .push(event.clone())
                 });
-            if let Some(dir) = &args.record {
-                builder = builder.record_dir(dir);
-            }
-            if i == 0 && keys.len() > 1 {
-                builder = builder.relay(keys[1].peer_id());
-            }
+            let builder = if i == 0 && keys.len() > 1 {
+                builder.relay(keys[1].peer_id())
+            } else {
+                builder
+            };
             let node = builder.build()?;
+            services.register(&node);
+            if i == 0 {
+                callbacks.register(&node);
+            }
             net.attach(&node);
             nodes.push(node);
         }
@@ -91,21 +128,196 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(result)
     })?;
     let events = events.lock().expect("no panics while logging").clone();
-    let names: Vec<(String, String)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.peer_id().to_owned(), node_name(i)))
-        .collect();
+    let responded = events.iter().any(|e| {
+        matches!(e, NodeEvent::Call { service, function, .. }
+            if service == "callbackSrv" && function == "response")
+    });
+    let outcome = match result {
+        Ok(_) if !responded => Err(RunEnd::Quiet),
+        Ok(v) => Ok(v),
+        Err(e) => Err(RunEnd::Failed(e)),
+    };
+    let waiting = match &outcome {
+        Ok(_) => Vec::new(),
+        Err(_) => waiting(&record_dir, keys[0].peer_id(), &names),
+    };
     if args.json {
-        println!("{}", report_json(&names, &events, &result));
+        println!("{}", report_json(&names, &events, &outcome, &waiting));
     } else {
-        print_report(&names, &events, &result);
+        print_end(&outcome, &waiting);
     }
-    Ok(if result.is_ok() {
+    Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How a run ended without a response.
+pub(crate) enum RunEnd {
+    /// The particle stopped everywhere without calling `callbackSrv.response`.
+    Quiet,
+    /// The node said why.
+    Failed(ExecuteError),
+}
+
+/// A fresh folder under the system's temporary folder, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("braid-run-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `callbackSrv` functions `--callback` and `--callback-command` define.
+fn callback_services(args: &RunArgs, keys: &[NodeKey]) -> anyhow::Result<UserServices> {
+    let mut functions = Vec::new();
+    for entry in &args.callbacks {
+        let Some((name, text)) = entry.split_once('=') else {
+            bail!("--callback {entry}: expected NAME=JSON");
+        };
+        let mut value: Value = serde_json::from_str(text).with_context(|| {
+            format!("--callback {entry}: the value is not JSON (a string needs quotes)")
+        })?;
+        replace_node_refs(&mut value, keys).with_context(|| format!("--callback {entry}"))?;
+        functions.push(MockFunction::answer(name, value));
+    }
+    for entry in &args.callback_commands {
+        let Some((name, command)) = entry.split_once('=') else {
+            bail!("--callback-command {entry}: expected NAME=COMMAND");
+        };
+        functions.push(MockFunction::command(name, command));
+    }
+    let mut services = UserServices::default();
+    if !functions.is_empty() {
+        services.add_mocks("callbackSrv".to_owned(), functions);
+    }
+    Ok(services)
+}
+
+/// The names the script asks `getDataSrv` for (its `--arg`s), in order of appearance.
+fn data_names(script: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = script;
+    while let Some(at) = rest.find("\"getDataSrv\"") {
+        rest = &rest[at + "\"getDataSrv\"".len()..];
+        let after = rest.trim_start();
+        let Some(quoted) = after.strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = quoted.find('"') else {
+            continue;
+        };
+        let name = &quoted[..end];
+        if name != "-relay-" && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Fails, before anything runs, when the script asks for data no `--arg` gives, or an
+/// `--arg` names data the script never asks for.
+fn check_args(
+    script: &str,
+    data: &Map<String, Value>,
+    services: &UserServices,
+) -> anyhow::Result<()> {
+    let wanted = data_names(script);
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|n| !data.contains_key(n.as_str()) && !services.defines("getDataSrv", n))
+        .collect();
+    let unused: Vec<&String> = data.keys().filter(|n| !wanted.contains(n)).collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "the script needs {} (give each as --arg NAME=JSON)",
+            list(&missing)
+        ));
+    }
+    if !unused.is_empty() {
+        let known = if wanted.is_empty() {
+            "it asks for none".to_owned()
+        } else {
+            format!("it asks for {}", list(&wanted.iter().collect::<Vec<_>>()))
+        };
+        problems.push(format!(
+            "the script never asks for {} ({known})",
+            list(&unused)
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(())
+}
+
+fn list(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What still waits, from the records of the client's particle: one line per
+/// instruction that waits on the last step of each peer (`peer line:col instruction #
+/// why`).
+fn waiting(dir: &std::path::Path, client: &str, names: &[(String, String)]) -> Vec<String> {
+    let Ok(records) = crate::explain_command::read_records(dir) else {
+        return Vec::new();
+    };
+    // The client's latest particle (a --record folder may hold earlier runs).
+    let Some(latest) = records
+        .iter()
+        .filter(|r| r.params.init_peer_id == client)
+        .max_by_key(|r| r.params.timestamp)
+        .map(|r| r.params.particle_id.clone())
+    else {
+        return Vec::new();
+    };
+    let Ok(life) = crate::explain_command::life_of_records(records, Some(&latest)) else {
+        return Vec::new();
+    };
+    let Ok(ast) = braid_grammar::parse(&life.script) else {
+        return Vec::new();
+    };
+    let lines = braid_explain::script_lines(&ast);
+    let mut last = std::collections::BTreeMap::new();
+    for step in &life.steps {
+        last.insert(step.peer.clone(), step);
+    }
+    let mut out = Vec::new();
+    for (peer, step) in last {
+        let notes = braid_explain::annotate(&ast, step);
+        for line in &lines {
+            for note in notes.notes.get(&line.instr).into_iter().flatten() {
+                if note.contains("waits") {
+                    out.push(format!(
+                        "{} {}:{} {} # {note}",
+                        name_in(names, &peer),
+                        line.location.line,
+                        line.location.column,
+                        line.text
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, Value>> {
@@ -114,25 +326,46 @@ fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, V
         let Some((name, text)) = arg.split_once('=') else {
             bail!("--arg {arg}: expected NAME=JSON");
         };
-        let value = if let Some(index) = text.strip_prefix('@') {
-            let index: usize = index
-                .parse()
-                .with_context(|| format!("--arg {arg}: `@N` needs a node number"))?;
-            let key = keys.get(index).with_context(|| {
-                format!(
-                    "--arg {arg}: there is no node {index} (--peers {})",
-                    keys.len()
-                )
-            })?;
-            Value::String(key.peer_id().to_owned())
+        let mut value = if text.starts_with('@') {
+            Value::String(text.to_owned())
         } else {
             serde_json::from_str(text).with_context(|| {
                 format!("--arg {arg}: the value is not JSON (a string needs quotes: {name}='\"{text}\"')")
             })?
         };
+        replace_node_refs(&mut value, keys).with_context(|| format!("--arg {arg}"))?;
         out.insert(name.to_owned(), value);
     }
     Ok(out)
+}
+
+/// Replaces every string `@N` in `value` (at any depth) with node N's peer id.
+fn replace_node_refs(value: &mut Value, keys: &[NodeKey]) -> anyhow::Result<()> {
+    match value {
+        Value::String(text) => {
+            if let Some(index) = text.strip_prefix('@') {
+                let index: usize = index
+                    .parse()
+                    .with_context(|| format!("`{text}`: `@N` needs a node number"))?;
+                let key = keys.get(index).with_context(|| {
+                    format!("there is no node {index} (--peers {})", keys.len())
+                })?;
+                *text = key.peer_id().to_owned();
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                replace_node_refs(item, keys)?;
+            }
+        }
+        Value::Object(fields) => {
+            for item in fields.values_mut() {
+                replace_node_refs(item, keys)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn compact(values: &[Value]) -> String {
@@ -156,54 +389,11 @@ pub(crate) fn print_report(
     events: &[NodeEvent],
     result: &Result<Value, ExecuteError>,
 ) {
-    let name_of = |peer: &str| name_in(names, peer);
     for (id, name) in names {
         println!("node {name:<7} {id}");
     }
     for event in events {
-        match event {
-            NodeEvent::Call {
-                peer,
-                service,
-                function,
-                args,
-                result,
-                ..
-            } => {
-                let answer = match result {
-                    Ok(v) => format!("= {v}"),
-                    Err(e) => format!("failed: {}", e.0),
-                };
-                println!(
-                    "call {:<7} {service}.{function}({}) {answer}",
-                    name_of(peer),
-                    compact(args)
-                );
-            }
-            NodeEvent::InvokeFailed {
-                peer,
-                code,
-                message,
-                ..
-            } => println!(
-                "error {:<6} interpreter error {code}: {message}",
-                name_of(peer)
-            ),
-            NodeEvent::Rejected { peer, reason, .. } => {
-                println!("error {:<6} particle rejected: {reason}", name_of(peer));
-            }
-            NodeEvent::SendFailed {
-                peer, to, error, ..
-            } => {
-                println!(
-                    "error {:<6} not sent to {}: {error}",
-                    name_of(peer),
-                    name_of(to)
-                );
-            }
-            NodeEvent::Expired { .. } => {}
-            _ => {}
-        }
+        print_event(names, event);
     }
     match result {
         Ok(value) => println!("response {value}"),
@@ -212,10 +402,79 @@ pub(crate) fn print_report(
     }
 }
 
+/// Prints one event as a line (nothing for the events not shown).
+pub(crate) fn print_event(names: &[(String, String)], event: &NodeEvent) {
+    let name_of = |peer: &str| name_in(names, peer);
+    match event {
+        NodeEvent::Call {
+            peer,
+            service,
+            function,
+            args,
+            result,
+            ..
+        } => {
+            let answer = match result {
+                Ok(v) => format!("= {v}"),
+                Err(e) => format!("failed: {}", e.0),
+            };
+            println!(
+                "call {:<7} {service}.{function}({}) {answer}",
+                name_of(peer),
+                compact(args)
+            );
+        }
+        NodeEvent::InvokeFailed {
+            peer,
+            code,
+            message,
+            ..
+        } => println!(
+            "error {:<6} interpreter error {code}: {message}",
+            name_of(peer)
+        ),
+        NodeEvent::Rejected { peer, reason, .. } => {
+            println!("error {:<6} particle rejected: {reason}", name_of(peer));
+        }
+        NodeEvent::SendFailed {
+            peer, to, error, ..
+        } => {
+            println!(
+                "error {:<6} not sent to {}: {error}",
+                name_of(peer),
+                name_of(to)
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The last lines of `braid run`: the response, or why there was none and what waits.
+fn print_end(outcome: &Result<Value, RunEnd>, waiting: &[String]) {
+    match outcome {
+        Ok(value) => {
+            println!("response {value}");
+            return;
+        }
+        Err(RunEnd::Quiet) => {
+            println!("no response: the particle stopped without calling callbackSrv.response")
+        }
+        Err(RunEnd::Failed(ExecuteError::Script(error))) => println!("script error {error}"),
+        Err(RunEnd::Failed(e)) => println!("failed: {e}"),
+    }
+    if !waiting.is_empty() {
+        println!("still waiting:");
+        for line in waiting {
+            println!("  {line}");
+        }
+    }
+}
+
 fn report_json(
     names: &[(String, String)],
     events: &[NodeEvent],
-    result: &Result<Value, ExecuteError>,
+    outcome: &Result<Value, RunEnd>,
+    waiting: &[String],
 ) -> Value {
     let name_of = |peer: &str| name_in(names, peer);
     let nodes: Map<String, Value> = names
@@ -261,12 +520,19 @@ fn report_json(
         }
     }
     let mut report = json!({"nodes": nodes, "calls": calls, "errors": errors});
-    let (key, value) = match result {
+    let (key, value) = match outcome {
         Ok(v) => ("response", v.clone()),
-        Err(ExecuteError::Script(e)) => ("script_error", e.clone()),
-        Err(e) => ("failed", json!(e.to_string())),
+        Err(RunEnd::Quiet) => (
+            "failed",
+            json!("no response: the particle stopped without calling callbackSrv.response"),
+        ),
+        Err(RunEnd::Failed(ExecuteError::Script(e))) => ("script_error", e.clone()),
+        Err(RunEnd::Failed(e)) => ("failed", json!(e.to_string())),
     };
     report[key] = value;
+    if !waiting.is_empty() {
+        report["waiting"] = json!(waiting);
+    }
     report
 }
 
