@@ -35,6 +35,10 @@ pub(crate) struct RunArgs {
     /// Write every invocation's inputs and outcome to DIR as JSON (for `braid replay`).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// With --record: keep each node's secret key in the records (braid run's keys are
+    /// fixed test keys; `braid replay` finds them without this).
+    #[arg(long, requires = "record")]
+    record_secret_keys: bool,
     /// Answer an arrow (callback) argument NAME of the function, i.e. calls of
     /// `callbackSrv.NAME` on the client: NAME=JSON.
     #[arg(long = "callback", value_name = "NAME=JSON")]
@@ -127,6 +131,9 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let result = nodes[0].execute_with_ttl(script, data, ttl).await;
         anyhow::Ok(result)
     })?;
+    if args.record_secret_keys {
+        add_secret_keys(&record_dir)?;
+    }
     let events = events.lock().expect("no panics while logging").clone();
     let responded = events.iter().any(|e| {
         matches!(e, NodeEvent::Call { service, function, .. }
@@ -151,6 +158,34 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes the test key of `braid run`'s node into each record of `dir` without one.
+fn add_secret_keys(dir: &std::path::Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let Ok(json) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let Ok(record) = braid_host::InvokeRecord::from_json(&json) else {
+            continue;
+        };
+        if record.has_secret_key() {
+            continue;
+        }
+        if let Some(secret) = key_for(&record.params.current_peer_id, None) {
+            let text = serde_json::to_string_pretty(
+                &record.with_secret_key(secret).to_json_with_secret_key(),
+            )?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// How a run ended without a response.
@@ -277,6 +312,7 @@ fn list(names: &[&String]) -> String {
 /// instruction that waits on the last step of each peer (`peer line:col instruction #
 /// why`).
 fn waiting(dir: &std::path::Path, client: &str, names: &[(String, String)]) -> Vec<String> {
+    // The records get braid run's test keys back as they are read.
     let Ok(records) = crate::explain_command::read_records(dir) else {
         return Vec::new();
     };
@@ -536,8 +572,36 @@ fn report_json(
     report
 }
 
-/// `braid replay`: re-runs recorded invocations and compares their outcomes.
-pub(crate) fn replay(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// The secret key for a record written without one: `given` (`--key`, `--key-file`)
+/// when it is the key of the recorded peer, else one of `braid run`'s fixed test keys
+/// when the peer is one of its nodes.
+pub(crate) fn key_for(peer_id: &str, given: Option<[u8; 32]>) -> Option<[u8; 32]> {
+    let matches = |secret: [u8; 32]| NodeKey::from_secret(secret).peer_id() == peer_id;
+    if let Some(secret) = given.filter(|s| matches(*s)) {
+        return Some(secret);
+    }
+    (0..256)
+        .map(|i| Sha256::digest(format!("braid run node {i}")).into())
+        .find(|s| matches(*s))
+}
+
+/// 64 hex digits as a 32-byte key.
+pub(crate) fn parse_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        bail!("a key is 64 hex digits");
+    }
+    let mut secret = [0u8; 32];
+    for (i, byte) in secret.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).context("a key is hex")?;
+    }
+    Ok(secret)
+}
+
+/// `braid replay`: re-runs recorded invocations and compares their outcomes. Records
+/// without the node's secret key take it from `key` (`--key`, `--key-file`) or, for
+/// `braid run`'s nodes, from their fixed test keys.
+pub(crate) fn replay(paths: &[PathBuf], key: Option<[u8; 32]>) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -558,8 +622,18 @@ pub(crate) fn replay(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", file.display()))?;
         let json: Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not JSON", file.display()))?;
-        let record = braid_host::InvokeRecord::from_json(&json)
+        let mut record = braid_host::InvokeRecord::from_json(&json)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        if !record.has_secret_key() {
+            let peer = &record.params.current_peer_id;
+            let Some(secret) = key_for(peer, key) else {
+                bail!(
+                    "{}: the record has no secret key and none given is {peer}'s: pass the node's key with --key-file FILE or --key HEX",
+                    file.display()
+                );
+            };
+            record = record.with_secret_key(secret);
+        }
         // The interpreter recurses as deep as the script nests: give it a big stack.
         let differences = std::thread::Builder::new()
             .stack_size(256 << 20)

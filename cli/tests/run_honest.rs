@@ -310,3 +310,86 @@ fn text_output_streams_calls_before_the_end() {
     );
     assert_eq!(lines.last(), Some(&r#"response "Hello, x""#), "{stdout}");
 }
+
+#[test]
+fn records_leave_the_secret_key_out_unless_asked_and_still_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(dir.path(), "echo.air", ECHO);
+    let out = braid_run(dir.path(), &[&script, "--arg", "x=1", "--record", "rec"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("rec"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    for file in &files {
+        let record: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(record["params"]["secret_key"], Value::Null);
+        assert!(
+            record["params"]["secret_key_note"]
+                .as_str()
+                .unwrap()
+                .contains("--key-file")
+        );
+    }
+    // braid run's keys are fixed test keys: replay finds them.
+    let replay = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .current_dir(dir.path())
+        .args(["replay", "rec"])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", text(&replay));
+    // A wrong key given explicitly is not used for a peer it does not belong to.
+    let replay = Command::new(env!("CARGO_BIN_EXE_braid"))
+        .current_dir(dir.path())
+        .args(["replay", "rec", "--key", &"ab".repeat(32)])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", text(&replay));
+    // Asked for, the keys are written.
+    let out = braid_run(
+        dir.path(),
+        &[
+            &script,
+            "--arg",
+            "x=1",
+            "--record",
+            "keys",
+            "--record-secret-keys",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let file = std::fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert!(record["params"]["secret_key"].as_str().unwrap().len() >= 64);
+}
+
+#[test]
+fn version_completions_and_man_page() {
+    let braid = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_braid"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let version = braid(&["--version"]);
+    let version = String::from_utf8_lossy(&version.stdout);
+    // "braid 0.1.0 (<commit or unknown>)"
+    assert!(
+        version.starts_with("braid ") && version.contains(" ("),
+        "{version}"
+    );
+    let bash = braid(&["completions", "bash"]);
+    assert!(bash.status.success());
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("_braid()"));
+    let man = braid(&["man"]);
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH braid 1"), "{man}");
+    assert!(man.contains(".TH run 1"), "{man}");
+}
