@@ -3,6 +3,7 @@
 mod bench_command;
 mod counting_alloc;
 mod explain_command;
+mod metrics_server;
 mod node_command;
 mod run_command;
 mod settings;

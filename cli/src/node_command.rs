@@ -46,6 +46,10 @@ pub(crate) struct NodeArgs {
     /// The interpreter backend (`BRAID_BACKEND`).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// Serve `/metrics` (Prometheus) and `/health` over HTTP on this address
+    /// (`127.0.0.1:9100`; port 0 picks one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     #[command(flatten)]
     services: crate::user_services::ServiceArgs,
 }
@@ -166,6 +170,10 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         match net.local_addr() {
             Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),
             None => println!("braid node {} (not listening)", key.peer_id()),
+        }
+        if let Some(addr) = &args.metrics {
+            let bound = crate::metrics_server::serve(addr, node.clone()).await?;
+            println!("metrics on http://{bound}/metrics, health on http://{bound}/health");
         }
         shutdown_signal().await?;
         eprintln!("braid node: stopping intake; finishing sends");

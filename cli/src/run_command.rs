@@ -131,6 +131,8 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let result = nodes[0].execute_with_ttl(script, data, ttl).await;
         anyhow::Ok(result)
     })?;
+    // Dropping the runtime waits for record writes in progress.
+    drop(runtime);
     if args.record_secret_keys {
         add_secret_keys(&record_dir)?;
     }
