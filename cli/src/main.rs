@@ -3,6 +3,7 @@
 mod bench_command;
 mod counting_alloc;
 mod explain_command;
+mod local_network;
 mod metrics_server;
 mod node_command;
 mod run_command;
@@ -136,6 +137,13 @@ enum Command {
     /// Send particles through three nodes on loopback over TCP; print how many were
     /// lost, particles per second and the latency of each hop (p50, p99).
     Load(node_command::LoadArgs),
+    /// Start a local network of `braid node` processes that stays up across commands:
+    /// keys, ports, data and logs in `.braid/` of this folder (kept across `down`).
+    Up(local_network::UpArgs),
+    /// Stop the local network of this folder (SIGTERM to each node).
+    Down,
+    /// List the local network's nodes: name, peer id, address, up or down.
+    Ps,
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     ///
     /// E.g. `braid completions bash > ~/.local/share/bash-completion/completions/braid`.
@@ -161,6 +169,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man => man(),
+        Command::Up(args) => local_network::up(&args),
+        Command::Down => local_network::down(),
+        Command::Ps => local_network::ps(),
         Command::Run(args) => {
             init_logging();
             run_command::run(&args)

@@ -218,7 +218,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Reads a key file (64 hex digits), or makes one.
-fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
+pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let text = text.trim();
@@ -252,7 +252,7 @@ fn write_secret(path: &Path, hex: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(format!("{hex}\n").as_bytes())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -261,7 +261,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Node settings for the TCP transport: the transport retries within each particle's
 /// ttl, so the node's own send timeout only guards against a stuck transport.
-fn tcp_node_config() -> NodeConfig {
+pub(crate) fn tcp_node_config() -> NodeConfig {
     let mut config = NodeConfig::standard();
     config.send_timeout = Duration::from_secs(600);
     config

@@ -39,6 +39,10 @@ pub(crate) struct RunArgs {
     /// fixed test keys; `braid replay` finds them without this).
     #[arg(long, requires = "record")]
     record_secret_keys: bool,
+    /// Run on the local network of this folder (`braid up`) instead of in-process
+    /// nodes: the client connects to its first node, its relay; `@N` is node N (1…).
+    #[arg(long, conflicts_with = "peers")]
+    network: bool,
     /// Answer an arrow (callback) argument NAME of the function, i.e. calls of
     /// `callbackSrv.NAME` on the client: NAME=JSON.
     #[arg(long = "callback", value_name = "NAME=JSON")]
@@ -71,21 +75,50 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.peers == 0 {
         bail!("--peers must be at least 1");
     }
-    let keys: Vec<NodeKey> = (0..args.peers).map(node_key).collect();
-    let data = parse_args(&args.args, &keys)?;
+    let local = if args.network {
+        let Some(network) = crate::local_network::LocalNetwork::load()? else {
+            bail!("--network: no local network here (braid up starts one)");
+        };
+        if network.nodes.iter().all(|n| n.pid.is_none()) {
+            bail!("--network: the local network is down (braid up)");
+        }
+        Some(network)
+    } else {
+        None
+    };
+    // With --network only the client (node 0) runs here, with a fresh key.
+    let keys: Vec<NodeKey> = match &local {
+        Some(_) => vec![NodeKey::generate()?],
+        None => (0..args.peers).map(node_key).collect(),
+    };
+    let mut peer_ids: Vec<String> = keys.iter().map(|k| k.peer_id().to_owned()).collect();
+    if let Some(network) = &local {
+        peer_ids.extend(network.nodes.iter().map(|n| n.peer_id.clone()));
+    }
+    let data = parse_args(&args.args, &peer_ids)?;
     let services = UserServices::load(&args.services)?;
-    let callbacks = callback_services(args, &keys)?;
+    let callbacks = callback_services(args, &peer_ids)?;
     check_args(&script, &data, &services)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let names: Vec<(String, String)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.peer_id().to_owned(), node_name(i)))
-        .collect();
+    let names: Vec<(String, String)> = match &local {
+        Some(network) => std::iter::once((peer_ids[0].clone(), node_name(0)))
+            .chain(
+                network
+                    .nodes
+                    .iter()
+                    .map(|n| (n.peer_id.clone(), n.name.clone())),
+            )
+            .collect(),
+        None => peer_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), node_name(i)))
+            .collect(),
+    };
     // Every run is recorded: the records tell what still waits when no response came.
     let scratch = ScratchDir::new()?;
     let record_dir = args.record.clone().unwrap_or_else(|| scratch.0.clone());
@@ -98,6 +131,39 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let ttl = Duration::from_millis(u64::from(args.ttl));
     let result = runtime.block_on(async {
+        if let Some(network) = &local {
+            let log = Arc::clone(&events);
+            let names = names.clone();
+            let key = keys[0].clone();
+            let net =
+                braid_host::TcpNetwork::bind(key.clone(), braid_host::net::NetConfig::standard())
+                    .await?;
+            let relay = net
+                .connect(&network.nodes[0].address)
+                .await
+                .with_context(|| format!("cannot connect to {}", network.nodes[0].address))?;
+            let node = Node::builder()
+                .key(key)
+                .network(net.clone())
+                .config(crate::node_command::tcp_node_config())
+                .relay(relay)
+                .record_dir(&record_dir)
+                .observer(move |event| {
+                    if stream {
+                        print_event(&names, event);
+                    }
+                    log.lock()
+                        .expect("no panics while logging")
+                        .push(event.clone())
+                })
+                .build()?;
+            net.serve(&node);
+            callbacks.register(&node);
+            services.register(&node);
+            let result = node.execute_with_ttl(script, data, ttl).await;
+            net.close_all();
+            return anyhow::Ok(result);
+        }
         let net = MemoryNetwork::new();
         let mut nodes = Vec::new();
         for (i, key) in keys.iter().enumerate() {
@@ -148,7 +214,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let waiting = match &outcome {
         Ok(_) => Vec::new(),
-        Err(_) => waiting(&record_dir, keys[0].peer_id(), &names),
+        Err(_) => waiting(&record_dir, &peer_ids[0], &names),
     };
     if args.json {
         println!("{}", report_json(&names, &events, &outcome, &waiting));
@@ -219,7 +285,7 @@ impl Drop for ScratchDir {
 }
 
 /// The `callbackSrv` functions `--callback` and `--callback-command` define.
-fn callback_services(args: &RunArgs, keys: &[NodeKey]) -> anyhow::Result<UserServices> {
+fn callback_services(args: &RunArgs, keys: &[String]) -> anyhow::Result<UserServices> {
     let mut functions = Vec::new();
     for entry in &args.callbacks {
         let Some((name, text)) = entry.split_once('=') else {
@@ -358,7 +424,7 @@ fn waiting(dir: &std::path::Path, client: &str, names: &[(String, String)]) -> V
     out
 }
 
-fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, Value>> {
+fn parse_args(args: &[String], keys: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     for arg in args {
         let Some((name, text)) = arg.split_once('=') else {
@@ -378,7 +444,7 @@ fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, V
 }
 
 /// Replaces every string `@N` in `value` (at any depth) with node N's peer id.
-fn replace_node_refs(value: &mut Value, keys: &[NodeKey]) -> anyhow::Result<()> {
+fn replace_node_refs(value: &mut Value, keys: &[String]) -> anyhow::Result<()> {
     match value {
         Value::String(text) => {
             if let Some(index) = text.strip_prefix('@') {
@@ -386,9 +452,9 @@ fn replace_node_refs(value: &mut Value, keys: &[NodeKey]) -> anyhow::Result<()> 
                     .parse()
                     .with_context(|| format!("`{text}`: `@N` needs a node number"))?;
                 let key = keys.get(index).with_context(|| {
-                    format!("there is no node {index} (--peers {})", keys.len())
+                    format!("there is no node {index} (nodes 0 to {})", keys.len() - 1)
                 })?;
-                *text = key.peer_id().to_owned();
+                *text = key.clone();
             }
         }
         Value::Array(items) => {
