@@ -1,5 +1,6 @@
 //! The `braid` command line.
 
+mod aqua;
 mod bench_command;
 mod counting_alloc;
 mod explain_command;

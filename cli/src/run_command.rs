@@ -16,8 +16,14 @@ use sha2::{Digest, Sha256};
 /// Arguments of `braid run`.
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
-    /// The script file (`-` for standard input).
+    /// The script file (`-` for standard input): AIR, or Aqua source (`.aqua`, with
+    /// `--func`).
     script: PathBuf,
+    /// With an `.aqua` file: the function call to compile and run, e.g.
+    /// `--func 'greet(1, "a")'` (variables in it are `--arg`s). Needs Node.js and
+    /// `npm ci` in `clients/aqua`.
+    #[arg(short = 'f', long = "func", value_name = "CALL")]
+    func: Option<String>,
     /// What `getDataSrv.NAME` answers: NAME=JSON (a string needs its quotes:
     /// `name='"braid"'`). `NAME=@N` is node N's peer id (0 the client, 1 its relay).
     #[arg(long = "arg", value_name = "NAME=JSON")]
@@ -71,7 +77,7 @@ fn node_name(index: usize) -> String {
 }
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let script = crate::read(&args.script)?;
+    let aqua = args.script.extension().is_some_and(|x| x == "aqua");
     if args.peers == 0 {
         bail!("--peers must be at least 1");
     }
@@ -96,6 +102,15 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         peer_ids.extend(network.nodes.iter().map(|n| n.peer_id.clone()));
     }
     let data = parse_args(&args.args, &peer_ids)?;
+    let script = match (&args.func, aqua) {
+        (Some(call), true) => crate::aqua::compile(&args.script, call, &data)?,
+        (None, true) => bail!(
+            "{} is Aqua source: name the function to run with --func 'name(args)'",
+            args.script.display()
+        ),
+        (Some(_), false) => bail!("--func needs an .aqua file"),
+        (None, false) => crate::read(&args.script)?,
+    };
     let services = UserServices::load(&args.services)?;
     let callbacks = callback_services(args, &peer_ids)?;
     check_args(&script, &data, &services)?;

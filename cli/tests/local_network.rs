@@ -37,7 +37,14 @@ fn a_local_network_stays_up_across_commands_and_keeps_its_ids() {
     assert!(dir.path().join(".braid/node1.log").exists());
     let ps = text(&braid(dir.path(), &["ps"]));
     assert_eq!(ps.matches(" up (pid ").count(), 2, "{ps}");
-    let node1 = ps.lines().next().unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let node1 = ps
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
 
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -45,7 +52,14 @@ fn a_local_network_stays_up_across_commands_and_keeps_its_ids() {
     );
     let run = braid(
         dir.path(),
-        &["run", "--network", example, "--arg", r#"name="up""#, "--json"],
+        &[
+            "run",
+            "--network",
+            example,
+            "--arg",
+            r#"name="up""#,
+            "--json",
+        ],
     );
     assert!(run.status.success(), "{}", text(&run));
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
@@ -57,7 +71,10 @@ fn a_local_network_stays_up_across_commands_and_keeps_its_ids() {
     assert!(down.status.success(), "{}", text(&down));
     let ps = text(&braid(dir.path(), &["ps"]));
     assert_eq!(ps.matches(" down").count(), 2, "{ps}");
-    let run = braid(dir.path(), &["run", "--network", example, "--arg", r#"name="x""#]);
+    let run = braid(
+        dir.path(),
+        &["run", "--network", example, "--arg", r#"name="x""#],
+    );
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
 
     // Up again: the same peer ids.
