@@ -26,12 +26,9 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
             };
             let node = node.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let read =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
-                        .await;
-                let Ok(Ok(n)) = read else { return };
-                let request = String::from_utf8_lossy(&buf[..n]);
+                let Some(request) = read_head(&mut stream).await else {
+                    return;
+                };
                 let path = request.split_whitespace().nth(1).unwrap_or("/");
                 let (status, kind, body) = match path {
                     "/metrics" => (
@@ -56,6 +53,24 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
         }
     });
     Ok(bound)
+}
+
+/// Reads a request's head (up to the blank line, at most 8 KiB, within 5 s).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// The node's counters as a Prometheus (OpenMetrics) text.

@@ -342,7 +342,11 @@ fn status_json(status: &Status) -> Value {
 
 fn print_status(status: &Status) {
     println!("peer id             {}", status.peer_id);
-    println!("particles in flight {}", status.particles_in_flight);
+    // The node counts a particle until its deadline, finished or not.
+    println!(
+        "particles live      {} (each until its ttl ends)",
+        status.particles_in_flight
+    );
     println!("sends in flight     {}", status.sends_in_flight);
     println!(
         "intake pressure     {} (times a full queue made a sender wait)",
