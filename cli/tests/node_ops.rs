@@ -15,6 +15,18 @@ fn get(addr: &str, path: &str) -> String {
     text
 }
 
+/// Stops the node however the test ends.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_node_serves_mock_services_metrics_and_health() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +58,9 @@ fn a_node_serves_mock_services_metrics_and_health() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let stdout = node.stdout.take().unwrap();
+    let node = Stop(node);
+    let mut lines = BufReader::new(stdout).lines();
     let listening = lines.next().unwrap().unwrap();
     let address = listening.split_whitespace().nth(5).unwrap().to_owned();
     let metrics_line = lines.next().unwrap().unwrap();
@@ -65,10 +79,7 @@ fn a_node_serves_mock_services_metrics_and_health() {
         .unwrap();
     let health = get(&metrics, "/health");
     let exposition = get(&metrics, "/metrics");
-    let _ = Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
-        .status();
-    let _ = node.wait();
+    drop(node);
 
     assert!(
         sent.status.success(),
