@@ -72,7 +72,7 @@ fn load_life(args: &ExplainArgs, script: &str) -> anyhow::Result<Life> {
             let record = InvokeRecord::from_json(&json)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("{}", path.display()))?;
-            return life_of_records(vec![record], None);
+            return life_of_records(vec![with_known_key(record)], None);
         }
         if json.get("air").is_some() || json.get("air_generator").is_some() {
             let scenario = Scenario::load(path).with_context(|| format!("{}", path.display()))?;
@@ -102,7 +102,7 @@ fn load_life(args: &ExplainArgs, script: &str) -> anyhow::Result<Life> {
 }
 
 /// Every `*.json` record of a folder, by file name.
-fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
+pub(crate) fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -116,15 +116,31 @@ fn read_records(dir: &Path) -> anyhow::Result<Vec<InvokeRecord>> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let json: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
-            InvokeRecord::from_json(&json)
+            let record = InvokeRecord::from_json(&json)
                 .map_err(anyhow::Error::msg)
-                .with_context(|| format!("{}", file.display()))
+                .with_context(|| format!("{}", file.display()))?;
+            Ok(with_known_key(record))
         })
         .collect()
 }
 
+/// A record written without its secret key gets it back when it is one of `braid
+/// run`'s test keys (else it is re-run with none, and its signatures differ).
+fn with_known_key(record: InvokeRecord) -> InvokeRecord {
+    if record.has_secret_key() {
+        return record;
+    }
+    match crate::run_command::key_for(&record.params.current_peer_id, None) {
+        Some(secret) => record.with_secret_key(secret),
+        None => record,
+    }
+}
+
 /// Groups records by peer (keeping their order) and orders the steps by causality.
-fn life_of_records(records: Vec<InvokeRecord>, particle: Option<&str>) -> anyhow::Result<Life> {
+pub(crate) fn life_of_records(
+    records: Vec<InvokeRecord>,
+    particle: Option<&str>,
+) -> anyhow::Result<Life> {
     let mut per_peer: BTreeMap<String, Vec<StepInput>> = BTreeMap::new();
     let mut first_seen: Vec<String> = Vec::new();
     for r in records {
@@ -215,8 +231,9 @@ pub(crate) fn sim_outputs(
                 outcome,
             };
             let name = format!("step-{:03}-{}", r.step, file_safe(&r.peer));
+            // A scenario's keys are test keys: keep them, so the records replay as they are.
             record
-                .write(dir, &name)
+                .write_with_secret_key(dir, &name)
                 .with_context(|| format!("cannot write {}", dir.display()))?;
         }
         eprintln!(

@@ -1,13 +1,17 @@
 //! The `braid` command line.
 
+mod aqua;
 mod bench_command;
 mod builtins_command;
 mod counting_alloc;
 mod explain_command;
+mod local_network;
+mod metrics_server;
 mod node_command;
 mod run_command;
 mod settings;
 mod sim_command;
+mod user_services;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,11 +20,25 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// The version and the commit it was built from (`cli/build.rs`).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BRAID_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "braid", version, about = "An AIR interpreter and peer")]
+#[command(name = "braid", version = VERSION, about = "An AIR interpreter and peer")]
 struct Cli {
+    /// Log format on standard error: `text` (coloured only on a terminal) or `json`
+    /// (one object a line).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -41,6 +59,14 @@ enum Command {
         /// Record files, or folders of them (`*.json`).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// The node's secret key (64 hex digits), for records written without it.
+        /// Records of `braid run`'s nodes need none: their test keys are known.
+        #[arg(long, value_name = "HEX", conflicts_with = "key_file")]
+        key: Option<String>,
+        /// A node key file (as `braid node --key-file` writes), for records written
+        /// without the key.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
     },
     /// Parse and validate AIR scripts; exit 0 iff every one is valid.
     ///
@@ -131,16 +157,51 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a local network of `braid node` processes that stays up across commands:
+    /// keys, ports, data and logs in `.braid/` of this folder (kept across `down`).
+    Up(local_network::UpArgs),
+    /// Stop the local network of this folder (SIGTERM to each node).
+    Down,
+    /// List the local network's nodes: name, peer id, address, up or down.
+    Ps,
+    /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    ///
+    /// E.g. `braid completions bash > ~/.local/share/bash-completion/completions/braid`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print braid's man page (roff) to standard output: `braid man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = cli.log_format;
+    let init_logging = || init_logging(log_format);
     let result = match cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "braid", &mut out);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &out);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => man(),
+        Command::Up(args) => local_network::up(&args),
+        Command::Down => local_network::down(),
+        Command::Ps => local_network::ps(),
         Command::Run(args) => {
             init_logging();
             run_command::run(&args)
         }
-        Command::Replay { paths } => run_command::replay(&paths),
+        Command::Replay {
+            paths,
+            key,
+            key_file,
+        } => replay_key(key.as_deref(), key_file.as_deref())
+            .and_then(|key| run_command::replay(&paths, key)),
         Command::Parse { files, explain } => parse(&files, explain),
         Command::Fmt { file } => fmt(&file),
         Command::Sim {
@@ -198,14 +259,53 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default: warnings).
-fn init_logging() {
+/// Logs to standard error, filtered by `RUST_LOG` (default: warnings); colour only
+/// when standard error is a terminal and `NO_COLOR` is unset.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+    }
+}
+
+/// `braid man`: the man page of the command, then one of each subcommand, as roff.
+fn man() -> anyhow::Result<ExitCode> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .render(&mut out)
+        .context("cannot render the man page")?;
+    for sub in command.get_subcommands() {
+        clap_mangen::Man::new(sub.clone())
+            .render(&mut out)
+            .context("cannot render the man page")?;
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), &out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The key `braid replay` was given, if any.
+fn replay_key(key: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<[u8; 32]>> {
+    if let Some(hex) = key {
+        return run_command::parse_key(hex).map(Some).context("--key");
+    }
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    run_command::parse_key(&text)
+        .map(Some)
+        .with_context(|| format!("{}", file.display()))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {

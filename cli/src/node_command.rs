@@ -46,6 +46,12 @@ pub(crate) struct NodeArgs {
     /// The interpreter backend (`BRAID_BACKEND`).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// Serve `/metrics` (Prometheus) and `/health` over HTTP on this address
+    /// (`127.0.0.1:9100`; port 0 picks one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    #[command(flatten)]
+    services: crate::user_services::ServiceArgs,
 }
 
 /// Arguments of `braid send`.
@@ -133,6 +139,7 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|config| braid_host::WasmService::load(config).map(std::sync::Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
+    let user_services = crate::user_services::UserServices::load(&args.services)?;
     let key = match &settings.key_file {
         Some(path) => load_or_make_key(path)?,
         None => {
@@ -158,12 +165,17 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         for service in services {
             service.register(&node);
         }
+        user_services.register(&node);
         net.serve(&node);
         // Particles stored before a stop go on, now that the services are there.
         node.resume();
         match net.local_addr() {
             Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),
             None => println!("braid node {} (not listening)", key.peer_id()),
+        }
+        if let Some(addr) = &args.metrics {
+            let bound = crate::metrics_server::serve(addr, node.clone()).await?;
+            println!("metrics on http://{bound}/metrics, health on http://{bound}/health");
         }
         shutdown_signal().await?;
         eprintln!("braid node: stopping intake; finishing sends");
@@ -208,7 +220,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Reads a key file (64 hex digits), or makes one.
-fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
+pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let text = text.trim();
@@ -242,7 +254,7 @@ fn write_secret(path: &Path, hex: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(format!("{hex}\n").as_bytes())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -251,7 +263,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Node settings for the TCP transport: the transport retries within each particle's
 /// ttl, so the node's own send timeout only guards against a stuck transport.
-fn tcp_node_config() -> NodeConfig {
+pub(crate) fn tcp_node_config() -> NodeConfig {
     let mut config = NodeConfig::standard();
     config.send_timeout = Duration::from_secs(600);
     config
@@ -332,7 +344,11 @@ fn status_json(status: &Status) -> Value {
 
 fn print_status(status: &Status) {
     println!("peer id             {}", status.peer_id);
-    println!("particles in flight {}", status.particles_in_flight);
+    // The node counts a particle until its deadline, finished or not.
+    println!(
+        "particles live      {} (each until its ttl ends)",
+        status.particles_in_flight
+    );
     println!("sends in flight     {}", status.sends_in_flight);
     println!(
         "intake pressure     {} (times a full queue made a sender wait)",

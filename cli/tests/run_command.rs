@@ -148,16 +148,12 @@ fn structural_typing_concatenates_four_strings() {
 }
 
 #[test]
-fn a_missing_argument_is_the_scripts_error() {
-    let (report, ok) = run_json("hello_world", &[]);
-    assert!(!ok);
-    let message = report["script_error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("Service with id 'getDataSrv' not found (function name)"),
-        "{message}"
-    );
-    let last = report["calls"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["service"], json!("errorHandlingSrv"));
+fn a_missing_argument_is_named_before_the_run() {
+    let out = braid_run(&[example("hello_world").to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the script needs `name`"), "{stderr}");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! file that `braid replay` runs again and compares. Because `invoke` is a function of
 //! its arguments, a record reproduces the step exactly, on any machine.
 //!
-//! A record holds the node's secret key (the interpreter signs with it, so the output
-//! depends on it): record only nodes with test keys, as `braid run --record` does.
+//! The interpreter signs with the node's secret key, so the output depends on it; a
+//! record leaves the key out (`"secret_key": null`, and a note saying so) unless it is
+//! written with [`InvokeRecord::to_json_with_secret_key`]. A record without its key
+//! needs one from elsewhere to be replayed ([`InvokeRecord::with_secret_key`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,8 +82,29 @@ impl InvokeRecord {
         differences
     }
 
-    /// The JSON form.
+    /// Whether the record holds the node's secret key (needed to replay it).
+    pub fn has_secret_key(&self) -> bool {
+        !self.params.key.secret.is_empty()
+    }
+
+    /// The record with this Ed25519 secret key in its parameters (as a node passes it).
+    pub fn with_secret_key(mut self, secret: [u8; 32]) -> Self {
+        self.params.key = KeyPair::ed25519(&secret);
+        self
+    }
+
+    /// The JSON form, without the node's secret key.
     pub fn to_json(&self) -> Value {
+        let mut v = self.to_json_with_secret_key();
+        v["params"]["secret_key"] = Value::Null;
+        v["params"]["secret_key_note"] = json!(
+            "left out: replaying needs the node's key (braid replay --key-file FILE or --key HEX)"
+        );
+        v
+    }
+
+    /// The JSON form with the node's secret key in plain text: only for test keys.
+    pub fn to_json_with_secret_key(&self) -> Value {
         let p = &self.params;
         let trusted: Map<String, Value> = p
             .integrity
@@ -178,7 +201,10 @@ impl InvokeRecord {
                 particle_id: string(&p["particle_id"], "particle_id")?.to_owned(),
                 key: KeyPair {
                     format: uint(&p["key_format"], "key_format")? as u8,
-                    secret: unhex(string(&p["secret_key"], "secret_key")?)?,
+                    secret: match &p["secret_key"] {
+                        Value::Null => Vec::new(),
+                        key => unhex(string(key, "secret_key")?)?,
+                    },
                 },
                 limits: Limits {
                     air_size: uint(&limits["air_size"], "air_size")?,
@@ -212,10 +238,17 @@ impl InvokeRecord {
         })
     }
 
-    /// Writes the record as `dir/name.json`.
+    /// Writes the record as `dir/name.json`, without the secret key.
     pub fn write(&self, dir: &Path, name: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let text = serde_json::to_string_pretty(&self.to_json())?;
+        std::fs::write(dir.join(format!("{name}.json")), text)
+    }
+
+    /// Writes the record as `dir/name.json` with the secret key in plain text.
+    pub fn write_with_secret_key(&self, dir: &Path, name: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let text = serde_json::to_string_pretty(&self.to_json_with_secret_key())?;
         std::fs::write(dir.join(format!("{name}.json")), text)
     }
 }

@@ -3,8 +3,10 @@
 //! (the host's build builds it too, for its tests).
 //!
 //! Functions: `greet(name: string) -> string` and `sum(numbers: [number]) -> number`.
-//! `fixtures/examples/wasm_service.air` calls both; a node runs the module when its
-//! configuration lists it (see the host's `WasmServiceConfig`).
+//! `fixtures/examples/greeter_wasm_service.air` calls `greet`; a node runs the module
+//! when its configuration lists it (`fixtures/examples/wasm-service-node.toml`, the
+//! host's `WasmServiceConfig`), or by path: `braid run --wasm-service greeter=PATH`
+//! and `braid node --wasm-service greeter=PATH`.
 //!
 //! The ABI (see the host's `wasm_service` module): `braid_service_alloc(len) -> ptr`
 //! and `braid_service_call(name_ptr, name_len, args_ptr, args_len) -> (ptr << 32) | len`

@@ -1,0 +1,136 @@
+//! `braid node --metrics ADDR`: a minimal HTTP server with `/metrics` (the node's
+//! counters in the Prometheus text format, by `prometheus-client`) and `/health`.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use braid_host::{Node, NodeStats};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Binds `addr` and serves until the runtime stops; returns the bound address.
+pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+    let bound = listener.local_addr()?;
+    let started = Instant::now();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let node = node.clone();
+            tokio::spawn(async move {
+                let Some(request) = read_head(&mut stream).await else {
+                    return;
+                };
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let (status, kind, body) = match path {
+                    "/metrics" => (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        exposition(&node.stats(), started),
+                    ),
+                    "/health" => ("200 OK", "text/plain", "ok\n".to_owned()),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "try /metrics or /health\n".to_owned(),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// Reads a request's head (up to the blank line, at most 8 KiB, within 5 s).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The node's counters as a Prometheus (OpenMetrics) text.
+fn exposition(stats: &NodeStats, started: Instant) -> String {
+    let mut registry = Registry::with_prefix("braid");
+    let counters: [(&str, &str, u64); 12] = [
+        ("particles_accepted", "Particles let in", stats.accepted),
+        (
+            "intake_pressure",
+            "Times a full intake queue made a sender wait",
+            stats.intake_pressure,
+        ),
+        ("invokes", "Invocations run", stats.invokes),
+        (
+            "failed_invokes",
+            "Invocations with a non-zero return code",
+            stats.failed_invokes,
+        ),
+        ("calls", "Service calls answered", stats.calls),
+        (
+            "call_timeouts",
+            "Service calls that timed out",
+            stats.call_timeouts,
+        ),
+        ("particles_sent", "Particles sent to peers", stats.sent),
+        ("send_failures", "Sends that failed", stats.send_failures),
+        (
+            "particles_expired",
+            "Particles that reached their deadline here",
+            stats.expired,
+        ),
+        (
+            "cancelled_calls",
+            "Service calls cancelled by expiry",
+            stats.cancelled_calls,
+        ),
+        (
+            "store_failures",
+            "Failed reads and writes of the data store",
+            stats.store_failures,
+        ),
+        (
+            "particles_rejected",
+            "Particles refused at intake",
+            stats.rejected.values().sum(),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
+    let live: Gauge = Gauge::default();
+    live.set(i64::try_from(stats.live_particles).unwrap_or(i64::MAX));
+    registry.register("live_particles", "Particles alive on the node now", live);
+    let uptime: Gauge = Gauge::default();
+    uptime.set(i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX));
+    registry.register("uptime_seconds", "Seconds since the node started", uptime);
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}

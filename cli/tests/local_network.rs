@@ -1,0 +1,84 @@
+//! `braid up`, `ps`, `run --network` and `down` in a project folder, on loopback.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn braid(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the braid binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Stops the network however the test ends.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = braid(self.0, &["down"]);
+    }
+}
+
+#[test]
+fn a_local_network_stays_up_across_commands_and_keeps_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = braid(dir.path(), &["up", "--nodes", "2"]);
+    let _down = Down(dir.path());
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(dir.path().join(".braid/node1.log").exists());
+    let ps = text(&braid(dir.path(), &["ps"]));
+    assert_eq!(ps.matches(" up (pid ").count(), 2, "{ps}");
+    let node1 = ps
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/examples/hello_world_remote.air"
+    );
+    let run = braid(
+        dir.path(),
+        &[
+            "run",
+            "--network",
+            example,
+            "--arg",
+            r#"name="up""#,
+            "--json",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["response"], format!("Hello, up! From {node1}"));
+
+    // Already up: refused.
+    assert!(!braid(dir.path(), &["up"]).status.success());
+    let down = braid(dir.path(), &["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    let ps = text(&braid(dir.path(), &["ps"]));
+    assert_eq!(ps.matches(" down").count(), 2, "{ps}");
+    let run = braid(
+        dir.path(),
+        &["run", "--network", example, "--arg", r#"name="x""#],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+
+    // Up again: the same peer ids.
+    let up = braid(dir.path(), &["up"]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(text(&up).contains(&node1), "{}", text(&up));
+}
