@@ -95,7 +95,7 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
                 crate::node_command::load_or_make_key(&Path::new(DIR).join(format!("{name}.key")))?;
             network.nodes.push(LocalNode {
                 peer_id: key.peer_id().to_owned(),
-                address: format!("127.0.0.1:{}", free_port()?),
+                address: format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
                 name,
                 pid: None,
             });
@@ -103,7 +103,7 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     let exe = std::env::current_exe().context("cannot find the braid binary")?;
     let all = network.nodes.clone();
-    for node in &mut network.nodes {
+    for (i, node) in network.nodes.iter_mut().enumerate() {
         let dir = Path::new(DIR);
         let log = std::fs::File::create(dir.join(format!("{}.log", node.name)))?;
         let mut command = Command::new(&exe);
@@ -112,8 +112,9 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             .arg(dir.join(format!("{}.key", node.name)))
             .arg("--data-dir")
             .arg(dir.join(format!("{}.data", node.name)));
-        for other in all.iter().filter(|o| o.name != node.name) {
-            command.args(["--peer", &format!("{}={}", other.peer_id, other.address)]);
+        // Each node joins through the ones started before it; Kademlia finds the rest.
+        for other in &all[..i] {
+            command.args(["--bootstrap", &format!("{}/p2p/{}", other.address, other.peer_id)]);
         }
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);

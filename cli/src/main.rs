@@ -131,24 +131,26 @@ enum Command {
     /// runs the measured step's exact inputs: a warm-up, one run counting the peak
     /// heap, N timed runs. With `--all DIR`, every workload of DIR as a table.
     Bench(bench_command::BenchArgs),
-    /// Run a node on the encrypted TCP transport until SIGINT or SIGTERM.
+    /// Run a node on libp2p (TCP and WebSocket, Noise, yamux, Kademlia) until SIGINT
+    /// or SIGTERM.
     ///
     /// Settings: a TOML file (`--config`), overridden by `BRAID_*` environment
-    /// variables, overridden by flags. On a signal it stops intake, finishes its sends
-    /// (up to 10 s) and exits; with a data dir, live particles continue after a restart.
+    /// variables, overridden by flags. On a signal it stops and exits; sends still in
+    /// flight are dropped; with a data dir, live particles continue after a restart.
     Node(node_command::NodeArgs),
     /// Send a script to a node as a client peer and print the response (JSON).
     ///
-    /// Connects over the same transport; the node is the script's relay. Exit 0 iff
-    /// there was a response.
+    /// Connects to the node's multiaddr over libp2p, without listening; the node is the
+    /// script's relay. Exit 0 iff there was a response.
     Send(node_command::SendArgs),
     /// Print a node's particles in flight, connected peers, services, queue pressure,
-    /// memory and counters.
+    /// memory and counters (asked over `/braid/notice/1.0.0`; a node with an owner
+    /// answers only its owner: pass the owner's `--key-file`).
     Status(node_command::StatusArgs),
     /// Start three nodes on loopback (real sockets), run a compiled Aqua program across
     /// them from a client peer, and print the result and what each node did.
     Demo(node_command::DemoArgs),
-    /// Send particles through three nodes on loopback over TCP; print how many were
+    /// Send particles through three nodes on loopback over libp2p; print how many were
     /// lost, particles per second and the latency of each hop (p50, p99).
     Load(node_command::LoadArgs),
     /// Print the node's built-in services and their functions (`--json`: one object).

@@ -1,5 +1,5 @@
 //! `braid node`, `braid send`, `braid status`, `braid demo` and `braid load`: nodes on
-//! the encrypted TCP transport ([`braid_host::net`]).
+//! libp2p ([`braid_host::p2p`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use braid_host::net::{NetConfig, Route, Status};
+use braid_host::p2p::{Multiaddr, NetConfig, NetStats, P2pNetwork, Status, request_status};
 
-use crate::settings::{NodeSettings, parse_peer};
-use braid_host::{Node, NodeConfig, NodeEvent, NodeKey, TcpNetwork};
+use crate::settings::{DEFAULT_NETWORK, NodeSettings};
+use braid_host::{Node, NodeConfig, NodeEvent, NodeKey};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -22,12 +22,22 @@ pub(crate) struct NodeArgs {
     /// it, and flags override both.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Where to accept connections, `host:port` (`BRAID_LISTEN`).
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    /// The address told to peers (`BRAID_ADVERTISE`; default: the bound one).
-    #[arg(long, value_name = "ADDR")]
-    advertise: Option<String>,
+    /// A multiaddr to listen on, e.g. `/ip4/0.0.0.0/tcp/7001` or
+    /// `/ip4/0.0.0.0/tcp/7002/ws`; repeat for more (`BRAID_LISTEN`, comma-separated;
+    /// default: both of those).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// A multiaddr peers are told to reach this node at (`BRAID_EXTERNAL`).
+    #[arg(long, value_name = "MULTIADDR")]
+    external: Vec<String>,
+    /// A peer to join the network through, ending in `/p2p/<peer id>`; repeat for more
+    /// (`BRAID_BOOTSTRAP`, comma-separated).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// The Kademlia network name: `/fluence/kad/<NAME>/1.0.0` (`BRAID_NETWORK`; default
+    /// `braid`).
+    #[arg(long, value_name = "NAME")]
+    network: Option<String>,
     /// The node key file: 64 hex digits, made if missing (`BRAID_KEY_FILE`). Without
     /// one, the node has a fresh key and peer id on every start.
     #[arg(long, value_name = "FILE")]
@@ -36,13 +46,21 @@ pub(crate) struct NodeArgs {
     /// (`BRAID_DATA_DIR`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The relay's peer id: it forwards for this node (`BRAID_RELAY`).
+    /// What `getDataSrv.-relay-` answers for particles this node starts
+    /// (`BRAID_RELAY`; default: the node itself).
     #[arg(long, value_name = "PEER_ID")]
     relay: Option<String>,
-    /// A known peer: PEER_ID=HOST:PORT or PEER_ID=via:RELAY_ID (`BRAID_PEERS`,
-    /// comma-separated).
-    #[arg(long = "peer", value_name = "ID=ADDR")]
-    peers: Vec<String>,
+    /// The only peer whose `braid status` requests are answered (`BRAID_OWNER`;
+    /// default: everyone's are).
+    #[arg(long, value_name = "PEER_ID")]
+    owner: Option<String>,
+    /// How long a connection without streams stays open, ms (`BRAID_IDLE_TIMEOUT_MS`;
+    /// default 180000).
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Most connections open at once (`BRAID_MAX_CONNECTIONS`; default 1024).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u32>,
     /// The interpreter backend (`BRAID_BACKEND`).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
@@ -57,9 +75,10 @@ pub(crate) struct NodeArgs {
 /// Arguments of `braid send`.
 #[derive(clap::Args)]
 pub(crate) struct SendArgs {
-    /// The node to connect to, `host:port`; it is the script's relay.
-    #[arg(long, value_name = "ADDR")]
-    node: String,
+    /// The node to connect to, a multiaddr (`/ip4/127.0.0.1/tcp/7001`, optionally
+    /// ending in `/p2p/<peer id>`); it is the script's relay.
+    #[arg(long, value_name = "MULTIADDR")]
+    node: Multiaddr,
     /// The script file (`-` for standard input).
     script: PathBuf,
     /// What `getDataSrv.NAME` answers: NAME=JSON (a string needs its quotes).
@@ -73,9 +92,16 @@ pub(crate) struct SendArgs {
 /// Arguments of `braid status`.
 #[derive(clap::Args)]
 pub(crate) struct StatusArgs {
-    /// The node, `host:port`.
-    #[arg(long, value_name = "ADDR")]
-    node: String,
+    /// The node, a multiaddr.
+    #[arg(long, value_name = "MULTIADDR")]
+    node: Multiaddr,
+    /// Ask as the peer of this key file (the node's owner, for a node that answers only
+    /// its owner); default: a fresh key.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// How long to wait for the answer, ms.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    timeout_ms: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -101,6 +127,9 @@ pub(crate) struct LoadArgs {
     /// Particles in flight at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Particles offered per second (default: as fast as `--concurrency` allows).
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
 }
 
 /// The demo's script: a compiled Aqua function that asks three peers for their time
@@ -117,19 +146,19 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         None => NodeSettings::default(),
     };
     let env = NodeSettings::from_env(|name| std::env::var(name).ok())?;
-    let mut peers = std::collections::BTreeMap::new();
-    for entry in &args.peers {
-        let (id, addr) = parse_peer(entry)?;
-        peers.insert(id, addr);
-    }
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let flags = NodeSettings {
-        listen: args.listen.clone(),
-        advertise: args.advertise.clone(),
+        listen: list(&args.listen),
+        external: list(&args.external),
+        bootstrap: list(&args.bootstrap),
+        network: args.network.clone(),
         key_file: args.key_file.clone(),
         data_dir: args.data_dir.clone(),
         relay: args.relay.clone(),
+        owner: args.owner.clone(),
         backend: args.backend.clone(),
-        peers,
+        idle_timeout_ms: args.idle_timeout_ms,
+        max_connections: args.max_connections,
         ..NodeSettings::default()
     };
     let settings = flags.over(env.over(file));
@@ -147,13 +176,15 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             NodeKey::generate()?
         }
     };
+    let net_config = settings.net_config(*key.secret())?;
+    let owner = settings.owner()?;
     let runtime = runtime()?;
     runtime.block_on(async {
-        let net = TcpNetwork::bind(key.clone(), settings.net_config()).await?;
+        let net = P2pNetwork::start(net_config).await?;
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())
-            .config(tcp_node_config())
+            .config(p2p_node_config())
             .backend(backend);
         if let Some(dir) = &settings.data_dir {
             builder = builder.data_dir(dir);
@@ -166,35 +197,46 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             service.register(&node);
         }
         user_services.register(&node);
-        net.serve(&node);
+        net.serve(node.inbox(), owner);
         // Particles stored before a stop go on, now that the services are there.
         node.resume();
-        match net.local_addr() {
-            Some(addr) => println!("braid node {} listening on {addr}", key.peer_id()),
-            None => println!("braid node {} (not listening)", key.peer_id()),
+        let addrs: Vec<String> = net
+            .listen_addrs()
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if addrs.is_empty() {
+            println!("braid node {} (not listening)", key.peer_id());
+        } else {
+            println!(
+                "braid node {} listening on {}",
+                key.peer_id(),
+                addrs.join(" ")
+            );
+        }
+        match owner {
+            Some(owner) => eprintln!("braid node: answers status requests of {owner} only"),
+            None => eprintln!("braid node: answers everyone's status requests (no --owner)"),
         }
         if let Some(addr) = &args.metrics {
             let bound = crate::metrics_server::serve(addr, node.clone()).await?;
             println!("metrics on http://{bound}/metrics, health on http://{bound}/health");
         }
         shutdown_signal().await?;
-        eprintln!("braid node: stopping intake; finishing sends");
-        net.stop_intake();
-        let grace = Instant::now() + Duration::from_secs(10);
-        while net.sends_in_flight() > 0 && Instant::now() < grace {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let stats = node.stats();
-        let left = net.sends_in_flight();
-        net.close_all();
+        let net_stats = net.handle().stats();
+        drop(node);
         eprintln!(
-            "braid node: stopped; {} particles still live{}, {left} sends unfinished",
+            "braid node: stopped; {} particles still live{}; {} particles sent, {} undeliverable",
             stats.live_particles,
             if settings.data_dir.is_some() {
                 " (their data is in the data dir)"
             } else {
                 " (no data dir: their data is dropped)"
-            }
+            },
+            net_stats.sent,
+            net_stats.undeliverable,
         );
         anyhow::Ok(())
     })?;
@@ -219,21 +261,30 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads a key file (64 hex digits).
+fn load_key(path: &Path) -> anyhow::Result<NodeKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    key_of_hex(path, &text)
+}
+
+fn key_of_hex(path: &Path, text: &str) -> anyhow::Result<NodeKey> {
+    let text = text.trim();
+    let mut secret = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        bail!("{}: expected 64 hex digits", path.display());
+    }
+    for (i, byte) in secret.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .with_context(|| format!("{}: not hex", path.display()))?;
+    }
+    Ok(NodeKey::from_secret(secret))
+}
+
 /// Reads a key file (64 hex digits), or makes one.
 pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let text = text.trim();
-            let mut secret = [0u8; 32];
-            if text.len() != 64 {
-                bail!("{}: expected 64 hex digits", path.display());
-            }
-            for (i, byte) in secret.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                    .with_context(|| format!("{}: not hex", path.display()))?;
-            }
-            Ok(NodeKey::from_secret(secret))
-        }
+        Ok(text) => key_of_hex(path, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = NodeKey::generate()?;
             let hex: String = key.secret().iter().map(|b| format!("{b:02x}")).collect();
@@ -261,30 +312,30 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// Node settings for the TCP transport: the transport retries within each particle's
-/// ttl, so the node's own send timeout only guards against a stuck transport.
-pub(crate) fn tcp_node_config() -> NodeConfig {
+/// Node settings for libp2p: braid-net retries each send until the particle's
+/// deadline, so the node's own send timeout only guards against a stuck network.
+pub(crate) fn p2p_node_config() -> NodeConfig {
     let mut config = NodeConfig::standard();
     config.send_timeout = Duration::from_secs(600);
     config
 }
 
 /// A client peer: a node that does not listen, connected to `addr` (its relay).
-async fn client(addr: &str) -> anyhow::Result<(Node, Arc<TcpNetwork>, String)> {
+async fn client(addr: &Multiaddr) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
     let key = NodeKey::generate()?;
-    let net = TcpNetwork::bind(key.clone(), NetConfig::standard()).await?;
+    let net = P2pNetwork::start(NetConfig::new(*key.secret(), DEFAULT_NETWORK)).await?;
     let relay = net
-        .connect(addr)
+        .connect(addr.clone())
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
     let node = Node::builder()
         .key(key)
         .network(net.clone())
-        .config(tcp_node_config())
-        .relay(relay.clone())
+        .config(p2p_node_config())
+        .relay(relay.to_string())
         .build()?;
-    net.serve(&node);
-    Ok((node, net, relay))
+    net.serve(node.inbox(), None);
+    Ok((node, net))
 }
 
 pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
@@ -292,7 +343,7 @@ pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
     let data = parse_args(&args.args, &[])?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let (node, _net, _relay) = client(&args.node).await?;
+        let (node, _net) = client(&args.node).await?;
         let ttl = Duration::from_millis(u64::from(args.ttl));
         anyhow::Ok(node.execute_with_ttl(script, data, ttl).await)
     })?;
@@ -309,18 +360,16 @@ pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let key = match &args.key_file {
+        Some(path) => load_key(path)?,
+        None => NodeKey::generate()?,
+    };
     let runtime = runtime()?;
-    let status = runtime.block_on(async {
-        let key = NodeKey::generate()?;
-        let net = TcpNetwork::bind(key, NetConfig::standard()).await?;
-        let peer = net
-            .connect(&args.node)
-            .await
-            .with_context(|| format!("cannot connect to {}", args.node))?;
-        let status = net.status_of(&peer).await?;
-        net.close_all();
-        anyhow::Ok(status)
-    })?;
+    let status = runtime.block_on(request_status(
+        *key.secret(),
+        args.node.clone(),
+        Duration::from_millis(args.timeout_ms),
+    ))?;
     if args.json {
         println!("{}", status_json(&status));
     } else {
@@ -396,12 +445,14 @@ fn parse_args(args: &[String], keys: &[NodeKey]) -> anyhow::Result<Map<String, V
     Ok(out)
 }
 
-/// Three nodes on loopback, each knowing the others' addresses, and a client connected
-/// to the first.
+/// Three nodes on loopback, connected to each other (nodes 2 and 3 bootstrap from
+/// node 1), and a client (node 0) connected to node 1, which does not listen.
 struct Cluster {
     nodes: Vec<Node>,
-    nets: Vec<Arc<TcpNetwork>>,
+    nets: Vec<Arc<P2pNetwork>>,
     keys: Vec<NodeKey>,
+    /// Each node's listen address (none for the client).
+    addrs: Vec<Option<Multiaddr>>,
 }
 
 /// Fixed keys for `braid demo` and `braid load`: node N's secret is the SHA-256 of
@@ -415,28 +466,26 @@ type ClusterObserver = Arc<dyn Fn(usize, &NodeEvent) + Send + Sync>;
 
 async fn cluster(observe: ClusterObserver) -> anyhow::Result<Cluster> {
     let keys: Vec<NodeKey> = (0..4).map(demo_key).collect();
-    let mut nets = Vec::new();
-    for key in &keys {
-        let mut config = NetConfig::standard();
-        if nets.is_empty() {
-            // The client does not listen; it reaches everyone through node 1.
-            config.relay = Some(keys[1].peer_id().to_owned());
-        } else {
-            config.listen = Some("127.0.0.1:0".to_owned());
+    let mut nets: Vec<Arc<P2pNetwork>> = Vec::new();
+    let mut addrs: Vec<Option<Multiaddr>> = vec![None];
+    for (i, key) in keys.iter().enumerate() {
+        let mut config = NetConfig::new(*key.secret(), "braid-demo");
+        if i > 0 {
+            config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
         }
-        nets.push(TcpNetwork::bind(key.clone(), config).await?);
-    }
-    for (i, net) in nets.iter().enumerate().skip(1) {
-        let addr = net.local_addr().context("a bound address")?.to_string();
-        for (j, other) in nets.iter().enumerate() {
-            if j != i && (j != 0 || i == 1) {
-                other.add_peer(keys[i].peer_id(), Route::Direct(addr.clone()));
-            }
+        if i > 1 {
+            config.bootstrap = addrs[1].iter().cloned().collect();
         }
+        let net = P2pNetwork::start(config).await?;
+        if i > 0 {
+            addrs.push(net.listen_addrs().await?.into_iter().next());
+        }
+        nets.push(net);
     }
-    // The client has no address: nodes 2 and 3 reach it through node 1.
-    for net in &nets[2..] {
-        net.add_peer(keys[0].peer_id(), Route::Via(keys[1].peer_id().to_owned()));
+    // Everyone dials node 1; node 2 dials node 3: the demo does not wait for Kademlia.
+    for (i, j) in [(0, 1), (2, 1), (3, 1), (2, 3)] {
+        let addr = addrs[j].clone().context("a listen address")?;
+        nets[i].connect(addr).await?;
     }
     let mut nodes = Vec::new();
     for (i, (key, net)) in keys.iter().zip(&nets).enumerate() {
@@ -444,16 +493,21 @@ async fn cluster(observe: ClusterObserver) -> anyhow::Result<Cluster> {
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())
-            .config(tcp_node_config())
+            .config(p2p_node_config())
             .observer(move |event| observe(i, event));
         if i == 0 {
             builder = builder.relay(keys[1].peer_id());
         }
         let node = builder.build()?;
-        net.serve(&node);
+        net.serve(node.inbox(), None);
         nodes.push(node);
     }
-    Ok(Cluster { nodes, nets, keys })
+    Ok(Cluster {
+        nodes,
+        nets,
+        keys,
+        addrs,
+    })
 }
 
 fn demo_name(index: usize) -> String {
@@ -477,7 +531,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let events = Arc::new(Mutex::new(Vec::new()));
     let runtime = runtime()?;
-    let (result, nets) = runtime.block_on(async {
+    let (result, nets): (_, Vec<NetStats>) = runtime.block_on(async {
         let log = Arc::clone(&events);
         let cluster = cluster(Arc::new(move |_, event: &NodeEvent| {
             log.lock()
@@ -485,13 +539,15 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 .push(event.clone());
         }))
         .await?;
-        println!("three nodes on loopback and a client connected to node1 (Noise XX over TCP):");
-        for (i, net) in cluster.nets.iter().enumerate() {
-            let place = net
-                .local_addr()
-                .map_or("(client, not listening)".to_owned(), |a| a.to_string());
+        println!(
+            "three nodes on loopback and a client connected to node1 (libp2p: TCP, Noise, yamux):"
+        );
+        for (i, addr) in cluster.addrs.iter().enumerate() {
+            let place = addr
+                .as_ref()
+                .map_or("(client, not listening)".to_owned(), ToString::to_string);
             println!(
-                "  {:<7} {place:<24} {}",
+                "  {:<7} {place:<28} {}",
                 demo_name(i),
                 cluster.keys[i].peer_id()
             );
@@ -502,10 +558,7 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             .await;
         // Let the last sends' answers arrive before reading the counters.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let nets: Vec<_> = cluster.nets.iter().map(|n| n.stats()).collect();
-        for net in &cluster.nets {
-            net.close_all();
-        }
+        let nets = cluster.nets.iter().map(|n| n.handle().stats()).collect();
         anyhow::Ok((result, nets))
     })?;
     let events = events.lock().expect("no panics while logging").clone();
@@ -522,14 +575,12 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             .filter(|e| matches!(e, NodeEvent::Call { peer, .. } if name_of(peer) == demo_name(i)))
             .count();
         println!(
-            "  {:<7} {calls} service calls, took {} particles from peers, sent {}, forwarded {}, {} connections ({} accepted, {} dialled), {} undeliverable",
+            "  {:<7} {calls} service calls, took {} particles from peers, sent {}, {} connections, {} retries, {} undeliverable",
             demo_name(i),
             stats.particles_received,
-            stats.particles_sent,
-            stats.forwarded,
-            stats.established,
-            stats.accepted,
-            stats.dialled,
+            stats.sent,
+            stats.connections_established,
+            stats.retries,
             stats.undeliverable,
         );
     }
@@ -558,6 +609,9 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if args.particles == 0 || args.concurrency == 0 {
         bail!("--particles and --concurrency must be at least 1");
     }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of particles per second");
+    }
     type Marks = HashMap<String, Vec<(usize, Instant)>>;
     let marks: Arc<Mutex<Marks>> = Arc::new(Mutex::new(HashMap::new()));
     let runtime = runtime()?;
@@ -578,7 +632,11 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..args.particles {
+        for n in 0..args.particles {
+            if let Some(rate) = args.rate {
+                let at = started + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(at.into()).await;
+            }
             let permit = Arc::clone(&slots).acquire_owned().await?;
             let client = cluster.nodes[0].clone();
             let script = script.clone();
@@ -602,8 +660,16 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let elapsed = started.elapsed();
-        let undeliverable: u64 = cluster.nets.iter().map(|n| n.stats().undeliverable).sum();
-        let retries: u64 = cluster.nets.iter().map(|n| n.stats().retries).sum();
+        let undeliverable: u64 = cluster
+            .nets
+            .iter()
+            .map(|n| n.handle().stats().undeliverable)
+            .sum();
+        let retries: u64 = cluster
+            .nets
+            .iter()
+            .map(|n| n.handle().stats().retries)
+            .sum();
         anyhow::Ok((elapsed, failures, undeliverable, retries))
     })?;
     let (elapsed, failures, undeliverable, retries) = outcome;
@@ -623,9 +689,11 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let done = args.particles - failures.len();
     println!(
-        "{} particles through three nodes over TCP ({} at once): {done} answered, {} lost",
+        "{} particles through three nodes over libp2p ({} at once{}): {done} answered, {} lost",
         args.particles,
         args.concurrency,
+        args.rate
+            .map_or(String::new(), |r| format!(", {r} offered per second")),
         failures.len()
     );
     println!(

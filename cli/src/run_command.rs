@@ -150,18 +150,24 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             let log = Arc::clone(&events);
             let names = names.clone();
             let key = keys[0].clone();
-            let net =
-                braid_host::TcpNetwork::bind(key.clone(), braid_host::net::NetConfig::standard())
-                    .await?;
+            let address: braid_host::p2p::Multiaddr = network.nodes[0]
+                .address
+                .parse()
+                .with_context(|| format!("{} is not a multiaddr", network.nodes[0].address))?;
+            let net = braid_host::p2p::P2pNetwork::start(braid_host::p2p::NetConfig::new(
+                *key.secret(),
+                crate::settings::DEFAULT_NETWORK,
+            ))
+            .await?;
             let relay = net
-                .connect(&network.nodes[0].address)
+                .connect(address)
                 .await
                 .with_context(|| format!("cannot connect to {}", network.nodes[0].address))?;
             let node = Node::builder()
                 .key(key)
                 .network(net.clone())
-                .config(crate::node_command::tcp_node_config())
-                .relay(relay)
+                .config(crate::node_command::p2p_node_config())
+                .relay(relay.to_string())
                 .record_dir(&record_dir)
                 .observer(move |event| {
                     if stream {
@@ -172,11 +178,10 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                         .push(event.clone())
                 })
                 .build()?;
-            net.serve(&node);
+            net.serve(node.inbox(), None);
             callbacks.register(&node);
             services.register(&node);
             let result = node.execute_with_ttl(script, data, ttl).await;
-            net.close_all();
             return anyhow::Ok(result);
         }
         let net = MemoryNetwork::new();

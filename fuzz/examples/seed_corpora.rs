@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use braid_fuzz::Step;
 use braid_sim::{KeepInputs, Scenario};
-use braid_wire::{HandshakePayload, Message, NodeKey, Particle, Status};
+use braid_wire::{NodeKey, Particle};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -120,55 +120,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             write("invoke_bytes", &format!("seed-{n}-{check}-prev"), &prev)?;
             write("data", &format!("seed-{n}-{check}-prev"), &prev)?;
         }
-    }
-
-    // Transport frames carrying every kind of message, and handshake payloads.
-    let particle = particle_of(braid_fuzz::SCRIPTS[1], &braid_fuzz::valid_data()[2].1);
-    let messages = [
-        Message::Particle {
-            seq: 1,
-            particle: particle.clone(),
-        },
-        Message::Forward {
-            seq: 2,
-            to: key.peer_id().into(),
-            particle,
-        },
-        Message::Ack {
-            seq: 1,
-            refused: None,
-        },
-        Message::Ack {
-            seq: 2,
-            refused: Some("expired".into()),
-        },
-        Message::StatusRequest { seq: 3 },
-        Message::Status {
-            seq: 3,
-            status: Status {
-                peer_id: key.peer_id().into(),
-                connected_peers: vec![key.peer_id().into()],
-                services: vec!["op".into()],
-                counters: [("particles".to_owned(), 7)].into(),
-                memory_bytes: Some(1 << 20),
-                ..Status::default()
-            },
-        },
-    ];
-    for (n, message) in messages.iter().enumerate() {
-        let body = message.encode();
-        let mut frame = braid_wire::frame::encode_frame_header(body.len())?.to_vec();
-        frame.extend_from_slice(&body);
-        write("frame", &format!("seed-{n}"), &frame)?;
-    }
-    for (n, listen) in [None, Some("127.0.0.1:7777".to_owned())]
-        .into_iter()
-        .enumerate()
-    {
-        let noise = [n as u8 + 1; 32];
-        let mut input = noise.to_vec();
-        input.extend_from_slice(&HandshakePayload::new(&key, &noise, listen).encode());
-        write("handshake", &format!("seed-{n}"), &input)?;
     }
 
     // Generated programs.

@@ -12,20 +12,17 @@
 //! seeded from conformance runs and the AIR corpus, [`step`]), `generated` (valid
 //! multi-peer programs of the property-test generator, [`generated`]), `particle`
 //! (a node's intake of a particle, [`particle`]), `particle_frame` (the libp2p
-//! particle protocol's frame, [`particle::particle_frame`]), and the transport's
-//! `frame` (header and message) and `handshake` (payload) ([`transport`]).
+//! particle protocol's frame, [`particle::particle_frame`]).
 
 pub mod data_decoder;
 pub mod generated;
 pub mod particle;
 pub mod step;
-pub mod transport;
 
 pub use data_decoder::data_decoder;
 pub use generated::generated_run;
 pub use particle::{particle, particle_frame};
 pub use step::{Step, invoke_step};
-pub use transport::{frame, handshake};
 
 use braid_interpreter::{CallResult, CallResults, Integrity, KeyPair, Limits, Outcome, RunParams};
 
@@ -231,8 +228,6 @@ pub const TARGETS: &[&str] = &[
     "generated",
     "particle",
     "particle_frame",
-    "frame",
-    "handshake",
 ];
 
 /// Runs one input through the oracle of the target named `target`, exactly as that
@@ -266,8 +261,6 @@ pub fn replay(target: &str, input: &[u8]) -> Option<()> {
         "generated" => generated_run(input),
         "particle" => particle(input),
         "particle_frame" => particle_frame(input),
-        "frame" => frame(input),
-        "handshake" => handshake(input),
         _ => return None,
     }
     Some(())

@@ -283,39 +283,3 @@ fn particle_frames_mutated_from_the_js_client_capture() {
         braid_fuzz::particle_frame(bytes);
     }
 }
-
-#[test]
-fn transport_frames_and_handshakes_mutated() {
-    use braid_wire::{HandshakePayload, Message};
-    let key = braid_wire::NodeKey::from_secret([5; 32]);
-    let mut rng = Rng(29);
-    let particle =
-        braid_wire::Particle::new_signed(&key, "p".into(), 1, 2, "(null)".into()).encode();
-    let body = Message::Forward {
-        seq: 9,
-        to: key.peer_id().into(),
-        particle,
-    }
-    .encode();
-    let mut frame = braid_wire::frame::encode_frame_header(body.len())
-        .expect("a small length")
-        .to_vec();
-    frame.extend_from_slice(&body);
-    braid_fuzz::frame(&frame);
-    let noise = [4u8; 32];
-    let mut handshake = noise.to_vec();
-    handshake.extend_from_slice(&HandshakePayload::new(&key, &noise, None).encode());
-    assert!(
-        HandshakePayload::decode(&handshake[32..])
-            .and_then(|p| p.verify(&noise))
-            .is_ok(),
-        "the seed handshake verifies"
-    );
-    braid_fuzz::handshake(&handshake);
-    for _ in 0..300 {
-        braid_fuzz::frame(&mutate(&mut rng, &frame));
-        braid_fuzz::handshake(&mutate(&mut rng, &handshake));
-    }
-    braid_fuzz::frame(&[]);
-    braid_fuzz::handshake(&[]);
-}

@@ -22,6 +22,9 @@ pub enum HostError {
     /// The interpreter backend could not run an invocation.
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
+    /// The libp2p network failed (to start, listen, dial or deliver).
+    #[error("network: {0}")]
+    Network(#[from] braid_net::NetworkError),
     /// Internal error, please report.
     #[error("internal error, please report: {0}")]
     Internal(String),

@@ -4,7 +4,7 @@
 //! The key itself and its peer id (the libp2p peer id of the public key) are
 //! [`braid_wire::NodeKey`], which is pure; this module adds what needs randomness. A
 //! [`NodeKey`] derefs to the wire key, so it goes wherever one is asked for
-//! (`Particle::new_signed`, `HandshakePayload::new`).
+//! (`Particle::new_signed`).
 
 use crate::error::HostError;
 

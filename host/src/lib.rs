@@ -36,18 +36,18 @@
 //! ([`NodeBuilder::record_dir`]) and replayed ([`InvokeRecord::replay`]). Nodes of one
 //! process talk through a [`MemoryNetwork`].
 //!
-//! Nodes on different machines talk through a [`TcpNetwork`] ([`net`]): Noise-encrypted
-//! TCP connections authenticated by the nodes' keys.
+//! Nodes on different machines talk through a [`P2pNetwork`] ([`p2p`]): braid-net's
+//! libp2p network (TCP and WebSocket, Noise, yamux, Kademlia), as the field speaks it.
 
 mod backend;
 mod builtins;
 mod error;
 mod identity;
 mod invoke_pool;
-pub mod net;
 mod network;
 mod network_info;
 mod node;
+pub mod p2p;
 mod record;
 mod services;
 mod store;
@@ -65,10 +65,10 @@ pub use braid_wire::{
 pub use builtins::BUILTIN_SERVICES;
 pub use error::{ExecuteError, HostError};
 pub use identity::NodeKey;
-pub use net::TcpNetwork;
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use network_info::{Contact, NetworkInfo};
 pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
+pub use p2p::P2pNetwork;
 pub use record::InvokeRecord;
 pub use services::{
     Access, AccessCheck, BoxFuture, ParticleContext, ServiceCall, ServiceError, ServiceResult,

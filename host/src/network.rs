@@ -1,7 +1,7 @@
 //! How nodes reach each other. A [`Network`] sends an encoded particle to a peer id; a
 //! node receives through its [`crate::Inbox`]. [`MemoryNetwork`] connects nodes of one
-//! process through their inboxes (for tests and `braid run --peers N`); the TCP
-//! transport implements the same trait.
+//! process through their inboxes (for tests and `braid run --peers N`); the libp2p
+//! transport ([`crate::p2p::P2pNetwork`]) implements the same trait.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,8 +14,14 @@ use braid_wire::{Rejection, Undeliverable};
 /// Sends encoded particles to peers.
 pub trait Network: Send + Sync + 'static {
     /// Sends `particle` (the wire form) to the peer `to`. Resolves when the peer has
-    /// taken it (or the transport has), or with why it could not be delivered.
-    fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>>;
+    /// taken it (or the transport has), or with why it could not be delivered; a
+    /// transport that retries stops at `deadline_ms` (the particle's deadline, Unix ms).
+    fn send(
+        &self,
+        to: &str,
+        particle: Vec<u8>,
+        deadline_ms: u64,
+    ) -> BoxFuture<Result<(), SendError>>;
 
     /// Tells a particle's init peer (`notice.init_peer_id`) that this node gave up
     /// sending it on, so that an `execute` waiting there ends at once (the receiving
@@ -57,7 +63,7 @@ pub enum SendError {
 pub struct NoNetwork;
 
 impl Network for NoNetwork {
-    fn send(&self, to: &str, _particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
+    fn send(&self, to: &str, _particle: Vec<u8>, _: u64) -> BoxFuture<Result<(), SendError>> {
         let to = to.to_owned();
         Box::pin(async move { Err(SendError::Unreachable(to)) })
     }
@@ -119,7 +125,7 @@ impl Network for MemoryNetwork {
         self
     }
 
-    fn send(&self, to: &str, particle: Vec<u8>) -> BoxFuture<Result<(), SendError>> {
+    fn send(&self, to: &str, particle: Vec<u8>, _: u64) -> BoxFuture<Result<(), SendError>> {
         let inbox = self
             .inboxes
             .read()

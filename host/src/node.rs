@@ -371,12 +371,14 @@ impl NodeBuilder {
             observer: self.observer,
         });
         let (tx, rx) = mpsc::channel(config.intake_queue.max(1));
+        let waiting: Arc<WaitingMap> = Arc::default();
         let inbox = Inbox {
             queue: tx,
             limits: config.intake_limits,
             skew_ms: config.clock_skew_ms,
             monitor: Arc::clone(&monitor),
             verified: Arc::new(Verified::new(config.max_particles)),
+            waiting: Arc::clone(&waiting),
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
@@ -389,7 +391,7 @@ impl NodeBuilder {
             network: self.network,
             registry: Registry::default(),
             sessions: Mutex::new(HashMap::new()),
-            waiting: Mutex::new(HashMap::new()),
+            waiting,
             pool,
             monitor,
             inbox,
@@ -585,42 +587,10 @@ impl Node {
     /// the `execute` ends with [`ExecuteError::Undeliverable`] and this returns true;
     /// any other notice is ignored (logged) and this returns false.
     pub fn handle_undeliverable(&self, notice: &Undeliverable, reported_by: &str) -> bool {
-        let shared = &self.inner.shared;
-        let key = ActorKey {
-            id: notice.particle_id.clone(),
-            signature: notice.signature.clone(),
-        };
-        let session = if notice.init_peer_id == shared.key.peer_id() {
-            shared.lock_waiting().get(&key).and_then(Weak::upgrade)
-        } else {
-            None
-        };
-        let Some(session) = session.filter(|s| s.pending()) else {
-            tracing::info!(
-                peer = %shared.monitor.peer,
-                particle_id = %notice.particle_id,
-                reported_by = %reported_by,
-                "ignored an undeliverable notice for no particle this node waits on"
-            );
-            return false;
-        };
-        let mut reason = notice.reason.clone();
-        if reported_by != notice.from {
-            reason.push_str(&format!(" (reported by {reported_by})"));
-        }
-        tracing::warn!(
-            peer = %shared.monitor.peer,
-            particle_id = %notice.particle_id,
-            from = %notice.from,
-            to = %notice.to,
-            "a particle this node started could not be delivered: {reason}"
-        );
-        session.resolve(Err(ExecuteError::Undeliverable {
-            from: notice.from.clone(),
-            to: notice.to.clone(),
-            reason,
-        }));
-        true
+        self.inner
+            .shared
+            .inbox
+            .handle_undeliverable(notice, reported_by)
     }
 }
 
@@ -641,6 +611,8 @@ pub struct Inbox {
     skew_ms: u64,
     monitor: Arc<Monitor>,
     verified: Arc<Verified>,
+    /// [`Shared::waiting`], for undeliverable notices.
+    waiting: Arc<WaitingMap>,
 }
 
 impl Inbox {
@@ -658,6 +630,15 @@ impl Inbox {
         self.enqueue(particle).await
     }
 
+    /// [`Self::deliver`] for a particle a transport has already decoded (braid-net
+    /// reads frames up to its own limit): the same checks but the encoded size.
+    pub async fn deliver_particle(&self, particle: Particle) -> Result<(), Rejection> {
+        let particle = self
+            .check_decoded(particle)
+            .inspect_err(|reason| self.monitor.rejected(None, reason))?;
+        self.enqueue(particle).await
+    }
+
     /// [`wire::check`]'s checks in its order, with the signature check skipped for a
     /// particle [`Verified`] already.
     fn check(&self, bytes: &[u8]) -> Result<Particle, Rejection> {
@@ -668,7 +649,10 @@ impl Inbox {
                 limit: self.limits.wire,
             });
         }
-        let particle = Particle::decode(bytes)?;
+        self.check_decoded(Particle::decode(bytes)?)
+    }
+
+    fn check_decoded(&self, particle: Particle) -> Result<Particle, Rejection> {
         wire::check_sizes(&particle, &self.limits)?;
         let now = now_ms();
         let digest = Verified::digest(&particle);
@@ -720,6 +704,57 @@ impl Inbox {
         }
         self.monitor.update(|s| s.accepted += 1);
         Ok(())
+    }
+
+    /// [`Node::handle_undeliverable`], for a transport that holds only the inbox.
+    pub fn handle_undeliverable(&self, notice: &Undeliverable, reported_by: &str) -> bool {
+        let key = ActorKey {
+            id: notice.particle_id.clone(),
+            signature: notice.signature.clone(),
+        };
+        let session = if notice.init_peer_id == self.monitor.peer {
+            lock_waiting(&self.waiting)
+                .get(&key)
+                .and_then(Weak::upgrade)
+        } else {
+            None
+        };
+        let Some(session) = session.filter(|s| s.pending()) else {
+            tracing::info!(
+                peer = %self.monitor.peer,
+                particle_id = %notice.particle_id,
+                reported_by = %reported_by,
+                "ignored an undeliverable notice for no particle this node waits on"
+            );
+            return false;
+        };
+        let mut reason = notice.reason.clone();
+        if reported_by != notice.from {
+            reason.push_str(&format!(" (reported by {reported_by})"));
+        }
+        tracing::warn!(
+            peer = %self.monitor.peer,
+            particle_id = %notice.particle_id,
+            from = %notice.from,
+            to = %notice.to,
+            "a particle this node started could not be delivered: {reason}"
+        );
+        session.resolve(Err(ExecuteError::Undeliverable {
+            from: notice.from.clone(),
+            to: notice.to.clone(),
+            reason,
+        }));
+        true
+    }
+
+    /// The node's counters ([`Node::stats`]).
+    pub fn stats(&self) -> NodeStats {
+        self.monitor.stats()
+    }
+
+    /// The peer id of the node this inbox feeds.
+    pub fn peer_id(&self) -> &str {
+        &self.monitor.peer
     }
 
     fn stopped(&self) -> Rejection {
@@ -839,7 +874,7 @@ struct Shared {
     sessions: Mutex<HashMap<ActorKey, Arc<Session>>>,
     /// Every particle an `execute` waits on, until it returns: weak, so that the
     /// session still ends when its actor drops it at the deadline.
-    waiting: Mutex<HashMap<ActorKey, Weak<Session>>>,
+    waiting: Arc<WaitingMap>,
     pool: InvokePool,
     monitor: Arc<Monitor>,
     call_slots: Semaphore,
@@ -860,9 +895,7 @@ impl Shared {
     }
 
     fn lock_waiting(&self) -> std::sync::MutexGuard<'_, HashMap<ActorKey, Weak<Session>>> {
-        self.waiting
-            .lock()
-            .expect("the waiting lock is never poisoned")
+        lock_waiting(&self.waiting)
     }
 
     fn params(&self, particle: &ParticleContext) -> RunParams {
@@ -880,6 +913,14 @@ impl Shared {
             },
         }
     }
+}
+
+type WaitingMap = Mutex<HashMap<ActorKey, Weak<Session>>>;
+
+fn lock_waiting(
+    waiting: &WaitingMap,
+) -> std::sync::MutexGuard<'_, HashMap<ActorKey, Weak<Session>>> {
+    waiting.lock().expect("the waiting lock is never poisoned")
 }
 
 /// A particle's identity on a node: its id and its init peer's signature, so that a
@@ -1363,6 +1404,7 @@ fn send(
     session: Option<Arc<Session>>,
 ) {
     let bytes = particle.encode();
+    let deadline_ms = particle.deadline().unwrap_or(u64::MAX);
     for to in peers {
         let shared = Arc::clone(shared);
         let bytes = bytes.clone();
@@ -1379,7 +1421,7 @@ fn send(
             } else {
                 match tokio::time::timeout(
                     shared.config.send_timeout,
-                    shared.network.send(&to, bytes),
+                    shared.network.send(&to, bytes, deadline_ms),
                 )
                 .await
                 {

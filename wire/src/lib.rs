@@ -8,12 +8,10 @@
 //! - The libp2p particle protocol's frame ([`encode_particle_frame`],
 //!   [`decode_particle_frame`]: a varint length, the multicodec 0x0201, the map), the
 //!   varint length prefix read before any allocation ([`decode_length_prefix`]), and
-//!   braid's own [`Notice`]s (`/braid/notice/1.0.0`).
+//!   braid's own [`Notice`]s (`/braid/notice/1.0.0`: undeliverable particles,
+//!   status requests and answers).
 //! - [`NodeKey`]: an Ed25519 key pair and its peer id (`braid-` and the public key in
 //!   hex); [`public_key_of_peer_id`] reads the key back out of a peer id.
-//! - The TCP transport's encodings: the frame header ([`frame`]), the handshake payload
-//!   binding a Noise static key to a node key ([`HandshakePayload`]), and the messages of
-//!   a connection ([`Message`]), whose decoding errors are [`NetError`]s.
 //!
 //! ```
 //! use braid_wire::{DEFAULT_CLOCK_SKEW_MS, IntakeLimits, NodeKey, Particle, check};
@@ -25,29 +23,21 @@
 //! assert_eq!(check(&bytes, &IntakeLimits::REFERENCE, now, DEFAULT_CLOCK_SKEW_MS), Ok(particle));
 //! ```
 //!
-//! What it does not do: generate keys, read sockets, run the Noise session or encrypt
-//! frames; `braid-host` does all of that. This crate exists so that the fuzz targets can
+//! What it does not do: generate keys or read sockets; `braid-net` and `braid-host`
+//! do. This crate exists so that the fuzz targets can
 //! reach every decoder of untrusted bytes without depending on the host.
 
 #![warn(missing_docs)]
 
-pub mod frame;
-mod handshake;
 mod identity;
 mod length_prefix;
-mod message;
-mod net_error;
 mod notice;
 mod particle;
 mod particle_frame;
 
-pub use frame::decode_frame_header;
-pub use handshake::{HandshakePayload, PAYLOAD_VERSION, binding_message};
 pub use identity::{NodeKey, public_key_of_peer_id};
 pub use length_prefix::{MAX_VARINT_BYTES, decode_length_prefix, encode_varint};
-pub use message::{Message, Status, Undeliverable};
-pub use net_error::NetError;
-pub use notice::{MAX_NOTICE_BYTES, NOTICE_PROTOCOL, Notice};
+pub use notice::{MAX_NOTICE_BYTES, NOTICE_PROTOCOL, Notice, Status, Undeliverable};
 pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, IntakeLimits, PARTICLE_ACTION, Particle, Rejection, check, check_expiry,
     check_signature, check_sizes,

@@ -2,12 +2,15 @@
 //! about particles beyond the field's particle protocol, which other peers simply do
 //! not speak. One notice per stream, framed as an unsigned-varint length and a
 //! MessagePack map tagged by `kind`: `{kind: "undeliverable", init_peer_id,
-//! particle_id, signature, from, to, reason}`.
+//! particle_id, signature, from, to, reason}`,
+//! `{kind: "status_request"}` and `{kind: "status", peer_id, …}` ([`Status`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::length_prefix::{decode_length_prefix, encode_varint};
-use crate::{Rejection, Undeliverable};
+use std::collections::BTreeMap;
+
+use crate::Rejection;
 
 /// The libp2p protocol name of braid's notices.
 pub const NOTICE_PROTOCOL: &str = "/braid/notice/1.0.0";
@@ -21,6 +24,53 @@ pub const MAX_NOTICE_BYTES: usize = 64 << 10;
 pub enum Notice {
     /// A peer gave up delivering a particle (for its init peer).
     Undeliverable(Undeliverable),
+    /// Asks the receiving node for its [`Status`] (what `braid status` prints); answered
+    /// by a `Status` notice on a stream of its own, or not at all when the node answers
+    /// only its owner and the asker is not.
+    StatusRequest,
+    /// A node's answer to `StatusRequest`.
+    Status(Status),
+}
+
+/// What [`Notice::Undeliverable`] says: which particle did not get from where to
+/// where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undeliverable {
+    /// The particle's init peer, whom the notice is for.
+    pub init_peer_id: String,
+    /// The particle's id.
+    pub particle_id: String,
+    /// The init peer's signature of the particle: with the id, it names the particle
+    /// the init peer started (ids alone may be reused).
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// The peer that gave up.
+    pub from: String,
+    /// The peer it could not reach.
+    pub to: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What `braid status` shows of a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's peer id.
+    pub peer_id: String,
+    /// Particles alive on the node (each until its deadline).
+    pub particles_in_flight: u64,
+    /// Peers with an open connection.
+    pub connected_peers: Vec<String>,
+    /// The services the node answers.
+    pub services: Vec<String>,
+    /// Times a full intake queue made a sender wait.
+    pub intake_pressure: u64,
+    /// Particles being sent (including retries).
+    pub sends_in_flight: u64,
+    /// Resident memory of the process, bytes, where the system tells.
+    pub memory_bytes: Option<u64>,
+    /// The node's and the transport's counters.
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl Notice {

@@ -1,0 +1,405 @@
+//! The node's libp2p transport: drives a `braid-net` network for one node.
+//!
+//! [`P2pNetwork`] implements [`Network`]: a particle goes to a peer id through
+//! braid-net (dialing, or looking the peer up through Kademlia, and retrying until the
+//! particle's deadline, less a margin for the undeliverable notice to reach the init
+//! peer in time); one for this node's own id goes back into its inbox. Once the
+//! node is built, [`P2pNetwork::serve`] starts the task that hands what arrives to the
+//! node through its [`Inbox`]: particles (which the inbox checks: sizes, signature,
+//! expiry), undeliverable notices ([`Inbox::handle_undeliverable`]) and status
+//! requests (answered with a [`Status`] notice). The transport holds only the inbox,
+//! never the node, so nothing circles: dropping the node drops the network.
+//!
+//! Status requests (`{kind: "status_request"}` on `/braid/notice/1.0.0`) are answered
+//! to the node's owner only when one is set ([`P2pNetwork::serve`]'s `owner`), to
+//! everyone otherwise. A request is not a particle: it is counted as a notice, and the
+//! asker's connection is left out of the answer's `connected_peers`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use braid_net::{NetEvent, NetworkHandle};
+use braid_wire::{Notice, Undeliverable};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::HostError;
+use crate::network::{Network, SendError};
+use crate::node::Inbox;
+use crate::services::BoxFuture;
+
+pub use braid_net::{ConnectionLimits, Multiaddr, NetConfig, NetStats, PeerId, peer_id_of_secret};
+pub use braid_wire::Status;
+
+/// How long a notice (undeliverable, status) may take to reach its peer.
+const NOTICE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The most time a send gives up before its particle's deadline ([`give_up_at`]).
+const NOTICE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Most peers listed in a status answer (a notice is at most 64 KiB); the count of all
+/// is in its counters.
+const MAX_LISTED_PEERS: usize = 256;
+
+/// The built-in services every node answers (listed in its status).
+const BUILTIN_SERVICES: &[&str] = &[
+    "array",
+    "cmp",
+    "debug",
+    "json",
+    "math",
+    "op",
+    "peer",
+    "run-console",
+    "stat",
+];
+
+/// A node's libp2p network.
+pub struct P2pNetwork {
+    handle: NetworkHandle,
+    local: String,
+    events: Mutex<Option<mpsc::Receiver<NetEvent>>>,
+    inbox: OnceLock<Inbox>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+    counters: Arc<Counters>,
+}
+
+/// What the serving task counts beyond braid-net's own counters.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Inbound streams braid-net refused.
+    net_rejected: AtomicU64,
+    /// Status requests from peers other than the owner, not answered.
+    status_refused: AtomicU64,
+    /// Status requests answered.
+    status_answered: AtomicU64,
+}
+
+impl P2pNetwork {
+    /// Starts the network (listening on `config.listen`, dialing the bootstrap peers)
+    /// on the current tokio runtime. Nothing is taken in until [`Self::serve`].
+    pub async fn start(config: NetConfig) -> Result<Arc<Self>, HostError> {
+        let (handle, events) = braid_net::Network::start(config).await?;
+        Ok(Arc::new(P2pNetwork {
+            local: handle.local_peer_id().to_string(),
+            handle,
+            events: Mutex::new(Some(events)),
+            inbox: OnceLock::new(),
+            task: Mutex::new(None),
+            counters: Arc::default(),
+        }))
+    }
+
+    /// Hands what arrives to the node behind `inbox` (a second call does nothing).
+    /// With `owner`, status requests of other peers are refused (not answered).
+    pub fn serve(&self, inbox: Inbox, owner: Option<PeerId>) {
+        let Some(events) = lock(&self.events).take() else {
+            return;
+        };
+        let _ = self.inbox.set(inbox.clone());
+        let server = Server {
+            inbox,
+            handle: self.handle.clone(),
+            owner,
+            counters: Arc::clone(&self.counters),
+        };
+        let task = tokio::spawn(server.run(events));
+        *lock(&self.task) = Some(task.abort_handle());
+    }
+
+    /// braid-net's handle: addresses, connections, lookups, counters.
+    pub fn handle(&self) -> &NetworkHandle {
+        &self.handle
+    }
+
+    /// Dials `addr` (ending in `/p2p/<peer id>` to insist on that peer); resolves with
+    /// the peer's id once connected.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, HostError> {
+        Ok(self.handle.connect(addr).await?)
+    }
+
+    /// The addresses this node listens on, each ending in `/p2p/<its peer id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, HostError> {
+        let local: PeerId = self.handle.local_peer_id();
+        Ok(self
+            .handle
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .map(|a| a.with_p2p(local).unwrap_or_else(|a| a))
+            .collect())
+    }
+
+    /// braid-net's counters, with the serving task's.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        net_counters(&self.handle.stats(), &self.counters)
+    }
+}
+
+impl Drop for P2pNetwork {
+    fn drop(&mut self) {
+        // The task holds a handle of the network: stop it, so the network stops too.
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+impl Network for P2pNetwork {
+    fn send(
+        &self,
+        to: &str,
+        particle: Vec<u8>,
+        deadline_ms: u64,
+    ) -> BoxFuture<Result<(), SendError>> {
+        if to == self.local {
+            let inbox = self.inbox.get().cloned();
+            return Box::pin(async move {
+                let inbox = inbox.ok_or_else(|| {
+                    SendError::Transport("the node does not take particles yet".into())
+                })?;
+                inbox.deliver(particle).await.map_err(SendError::Refused)
+            });
+        }
+        let handle = self.handle.clone();
+        let to = to.to_owned();
+        Box::pin(async move {
+            let peer: PeerId = to.parse().map_err(|_| SendError::Unreachable(to.clone()))?;
+            handle
+                .send_encoded(peer, &particle, give_up_at(deadline_ms))
+                .await
+                .map_err(|e| SendError::Transport(e.to_string()))
+        })
+    }
+
+    fn notify_undeliverable(&self, notice: Undeliverable) -> BoxFuture<Result<(), SendError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let peer: PeerId = notice
+                .init_peer_id
+                .parse()
+                .map_err(|_| SendError::Unreachable(notice.init_peer_id.clone()))?;
+            handle
+                .send_notice(
+                    peer,
+                    &Notice::Undeliverable(notice),
+                    Instant::now() + NOTICE_DEADLINE,
+                )
+                .await
+                .map_err(|e| SendError::Transport(e.to_string()))
+        })
+    }
+}
+
+/// The task that takes braid-net's events to the node.
+struct Server {
+    inbox: Inbox,
+    handle: NetworkHandle,
+    owner: Option<PeerId>,
+    counters: Arc<Counters>,
+}
+
+impl Server {
+    async fn run(self, mut events: mpsc::Receiver<NetEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetEvent::Particle { particle, .. } => {
+                    // Refusals are logged and counted by the inbox; the stream is gone.
+                    let delivered = self.inbox.deliver_particle(particle).await;
+                    if delivered == Err(braid_wire::Rejection::Stopped) {
+                        return; // the node has stopped
+                    }
+                }
+                NetEvent::Notice { from, notice } => self.handle_notice(from, notice),
+                NetEvent::Rejected { from, kind, reason } => {
+                    self.counters.net_rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %self.inbox.peer_id(), %from, kind, "refused a stream: {reason}");
+                }
+                NetEvent::ConnectionEstablished {
+                    peer,
+                    addr,
+                    inbound,
+                } => {
+                    tracing::debug!(%peer, %addr, inbound, "connection established");
+                }
+                NetEvent::ConnectionClosed { peer, remaining } => {
+                    tracing::debug!(%peer, remaining, "connection closed");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_notice(&self, from: PeerId, notice: Notice) {
+        match notice {
+            Notice::Undeliverable(notice) => {
+                self.inbox.handle_undeliverable(&notice, &from.to_string());
+            }
+            Notice::StatusRequest => {
+                if self.owner.is_some_and(|owner| owner != from) {
+                    self.counters.status_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(peer = %self.inbox.peer_id(), %from, "refused a status request: not the owner");
+                    return;
+                }
+                self.counters
+                    .status_answered
+                    .fetch_add(1, Ordering::Relaxed);
+                let (inbox, handle, counters) = (
+                    self.inbox.clone(),
+                    self.handle.clone(),
+                    Arc::clone(&self.counters),
+                );
+                tokio::spawn(async move {
+                    let status = status(&inbox, &handle, &counters, from).await;
+                    let deadline = Instant::now() + NOTICE_DEADLINE;
+                    if let Err(e) = handle
+                        .send_notice(from, &Notice::Status(status), deadline)
+                        .await
+                    {
+                        tracing::warn!(%from, "cannot answer a status request: {e}");
+                    }
+                });
+            }
+            other => {
+                tracing::info!(peer = %self.inbox.peer_id(), %from, "ignored a notice: {other:?}");
+            }
+        }
+    }
+}
+
+/// The node's status, as `asker` is told it (its own connection left out).
+async fn status(
+    inbox: &Inbox,
+    handle: &NetworkHandle,
+    counters: &Counters,
+    asker: PeerId,
+) -> Status {
+    let node = inbox.stats();
+    let mut peers: Vec<String> = handle
+        .connected_peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| *p != asker)
+        .map(|p| p.to_string())
+        .collect();
+    peers.sort();
+    let mut all = net_counters(&handle.stats(), counters);
+    all.insert("connected_peers".into(), peers.len() as u64);
+    peers.truncate(MAX_LISTED_PEERS);
+    for (name, value) in [
+        ("accepted", node.accepted),
+        ("invokes", node.invokes),
+        ("failed_invokes", node.failed_invokes),
+        ("calls", node.calls),
+        ("call_timeouts", node.call_timeouts),
+        ("sent", node.sent),
+        ("send_failures", node.send_failures),
+        ("expired", node.expired),
+        ("cancelled_calls", node.cancelled_calls),
+        ("store_failures", node.store_failures),
+    ] {
+        all.insert(name.to_owned(), value);
+    }
+    for (kind, n) in &node.rejected {
+        all.insert(format!("rejected_{kind}"), *n);
+    }
+    Status {
+        peer_id: inbox.peer_id().to_owned(),
+        particles_in_flight: node.live_particles,
+        connected_peers: peers,
+        services: BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+        intake_pressure: node.intake_pressure,
+        sends_in_flight: 0,
+        memory_bytes: resident_memory(),
+        counters: all,
+    }
+}
+
+fn net_counters(stats: &NetStats, counters: &Counters) -> BTreeMap<String, u64> {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    BTreeMap::from([
+        (
+            "net_connections_established".to_owned(),
+            stats.connections_established,
+        ),
+        (
+            "net_connections_closed".to_owned(),
+            stats.connections_closed,
+        ),
+        (
+            "net_particles_received".to_owned(),
+            stats.particles_received,
+        ),
+        ("net_notices_received".to_owned(), stats.notices_received),
+        ("net_rejected".to_owned(), stats.rejected),
+        ("net_sent".to_owned(), stats.sent),
+        ("net_retries".to_owned(), stats.retries),
+        ("net_undeliverable".to_owned(), stats.undeliverable),
+        ("net_lookups".to_owned(), stats.lookups),
+        ("status_answered".to_owned(), get(&counters.status_answered)),
+        ("status_refused".to_owned(), get(&counters.status_refused)),
+    ])
+}
+
+/// Asks the node at `addr` for its status, as the peer of `secret` (the node answers
+/// only its owner when it has one). A peer of its own: it does not listen, and stops
+/// when this returns.
+pub async fn request_status(
+    secret: [u8; 32],
+    addr: Multiaddr,
+    timeout: Duration,
+) -> Result<Status, HostError> {
+    let (handle, mut events) = braid_net::Network::start(NetConfig::new(secret, "braid")).await?;
+    let deadline = Instant::now() + timeout;
+    let node = tokio::time::timeout_at(deadline, handle.connect(addr.clone()))
+        .await
+        .map_err(|_| HostError::Config(format!("no connection to {addr} within {timeout:?}")))??;
+    handle
+        .send_notice(node, &Notice::StatusRequest, deadline)
+        .await?;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(NetEvent::Notice {
+                from,
+                notice: Notice::Status(status),
+            })) if from == node => {
+                return Ok(status);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(HostError::Stopped),
+            Err(_) => {
+                return Err(HostError::Config(format!(
+                    "{node} sent no status within {timeout:?} (does it answer only its owner?)"
+                )));
+            }
+        }
+    }
+}
+
+/// When to stop retrying a particle whose deadline is `deadline_ms` (Unix ms): a
+/// quarter of its remaining time, at most [`NOTICE_MARGIN`], before it, so that the
+/// undeliverable notice can still reach its init peer while that one waits (at most a
+/// day ahead).
+fn give_up_at(deadline_ms: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = deadline_ms.saturating_sub(now).min(24 * 3600 * 1000);
+    let margin = (left / 4).min(NOTICE_MARGIN.as_millis() as u64);
+    Instant::now() + Duration::from_millis(left - margin)
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux).
+fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Invariant: no code panics while holding these locks (an `Option` take or set).
+    m.lock().expect("p2p locks are never poisoned")
+}
