@@ -1,12 +1,11 @@
 //! What the built-in services `peer` and `kad` may learn from the node's transport:
 //! its addresses, who it is connected to, how to reach a peer, and which peers are
-//! closest to a key. [`NetworkInfo`] is that small interface; the in-memory network and
-//! the TCP transport answer what they can, a transport with a DHT answers the rest.
+//! closest to a key. [`NetworkInfo`] is that small interface; the in-memory network
+//! answers what it can; the libp2p transport (`p2p.rs`) answers with its DHT.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::net::{Route, TcpNetwork};
 use crate::network::{MemoryNetwork, NoNetwork};
 use crate::services::BoxFuture;
 
@@ -107,110 +106,9 @@ impl NetworkInfo for MemoryNetwork {
     }
 }
 
-/// The TCP transport knows its listening address, its connections and its routes; it
-/// has no DHT, so a neighborhood is drawn from the peers it knows.
-impl NetworkInfo for TcpNetwork {
-    fn listen_addresses(&self) -> Vec<String> {
-        self.local_addr()
-            .map(|a| socket_multiaddr(&a))
-            .into_iter()
-            .collect()
-    }
-
-    fn external_addresses(&self) -> Vec<String> {
-        self.listen_addresses()
-    }
-
-    fn is_connected(&self, peer_id: &str) -> bool {
-        self.connected_peers().iter().any(|p| p == peer_id)
-    }
-
-    fn connect(&self, peer_id: &str, addresses: Vec<String>) -> BoxFuture<bool> {
-        // The transport dials on first send; a known route is as good as a connection.
-        let route = addresses.iter().find_map(|a| multiaddr_socket(a));
-        if let Some(addr) = route {
-            self.add_peer(peer_id, Route::Direct(addr));
-        }
-        let known = self.is_connected(peer_id) || self.routes().iter().any(|(p, _)| p == peer_id);
-        Box::pin(async move { known })
-    }
-
-    fn contact(&self, peer_id: &str) -> BoxFuture<Option<Contact>> {
-        let contact = self
-            .routes()
-            .into_iter()
-            .find(|(p, _)| p == peer_id)
-            .map(|(peer_id, route)| Contact {
-                peer_id,
-                addresses: match route {
-                    Route::Direct(addr) => vec![socket_text_multiaddr(&addr)],
-                    Route::Via(_) => Vec::new(),
-                },
-            })
-            .or_else(|| {
-                self.is_connected(peer_id).then(|| Contact {
-                    peer_id: peer_id.to_owned(),
-                    addresses: Vec::new(),
-                })
-            });
-        Box::pin(async move { contact })
-    }
-
-    fn neighborhood(&self, key: Vec<u8>, count: usize) -> BoxFuture<Vec<String>> {
-        let mut peers = self.connected_peers();
-        peers.extend(self.routes().into_iter().map(|(p, _)| p));
-        Box::pin(async move { closest(&key, peers, count) })
-    }
-}
-
-/// `/ip4/1.2.3.4/tcp/977` of a socket address.
-fn socket_multiaddr(addr: &std::net::SocketAddr) -> String {
-    match addr {
-        std::net::SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
-        std::net::SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
-    }
-}
-
-/// A route's `host:port` as a multiaddr (`/dns/…` for names).
-fn socket_text_multiaddr(text: &str) -> String {
-    match text.parse::<std::net::SocketAddr>() {
-        Ok(addr) => socket_multiaddr(&addr),
-        Err(_) => match text.rsplit_once(':') {
-            Some((host, port)) => format!("/dns/{host}/tcp/{port}"),
-            None => text.to_owned(),
-        },
-    }
-}
-
-/// `host:port` of `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>[/…]`.
-fn multiaddr_socket(multiaddr: &str) -> Option<String> {
-    let parts: Vec<&str> = multiaddr.split('/').collect();
-    match parts.as_slice() {
-        ["", "ip4" | "dns" | "dns4" | "dns6", host, "tcp", port, ..] => {
-            Some(format!("{host}:{port}"))
-        }
-        ["", "ip6", host, "tcp", port, ..] => Some(format!("[{host}]:{port}")),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn multiaddrs_and_sockets() {
-        assert_eq!(
-            multiaddr_socket("/ip4/10.0.0.1/tcp/977/p2p/x").as_deref(),
-            Some("10.0.0.1:977")
-        );
-        assert_eq!(multiaddr_socket("/ip4/10.0.0.1/udp/1"), None);
-        assert_eq!(socket_text_multiaddr("127.0.0.1:5"), "/ip4/127.0.0.1/tcp/5");
-        assert_eq!(
-            socket_text_multiaddr("example.org:5"),
-            "/dns/example.org/tcp/5"
-        );
-    }
 
     #[test]
     fn closest_orders_by_xor_distance_and_dedups() {

@@ -15,7 +15,7 @@
 //! everyone otherwise. A request is not a particle: it is counted as a notice, and the
 //! asker's connection is left out of the answer's `connected_peers`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::error::HostError;
 use crate::network::{Network, SendError};
+use crate::network_info::{Contact, NetworkInfo};
 use crate::node::Inbox;
 use crate::services::BoxFuture;
 
@@ -43,19 +44,6 @@ const NOTICE_MARGIN: Duration = Duration::from_secs(1);
 /// is in its counters.
 const MAX_LISTED_PEERS: usize = 256;
 
-/// The built-in services every node answers (listed in its status).
-const BUILTIN_SERVICES: &[&str] = &[
-    "array",
-    "cmp",
-    "debug",
-    "json",
-    "math",
-    "op",
-    "peer",
-    "run-console",
-    "stat",
-];
-
 /// A node's libp2p network.
 pub struct P2pNetwork {
     handle: NetworkHandle,
@@ -64,6 +52,34 @@ pub struct P2pNetwork {
     inbox: OnceLock<Inbox>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
     counters: Arc<Counters>,
+    view: Arc<Mutex<View>>,
+}
+
+/// What the built-ins ask of the network without waiting ([`NetworkInfo`]'s quick
+/// questions): kept up to date by the serving task from braid-net's events.
+#[derive(Debug, Default)]
+struct View {
+    listen: Vec<String>,
+    external: Vec<String>,
+    connected: BTreeSet<String>,
+}
+
+impl View {
+    /// Asks braid-net for the node's addresses again.
+    async fn refresh(view: &Mutex<View>, handle: &NetworkHandle) {
+        let local = handle.local_peer_id();
+        let with_id = |addrs: Vec<Multiaddr>| -> Vec<String> {
+            addrs
+                .into_iter()
+                .map(|a| a.with_p2p(local).unwrap_or_else(|a| a).to_string())
+                .collect()
+        };
+        let listen = with_id(handle.listen_addrs().await.unwrap_or_default());
+        let external = with_id(handle.external_addrs().await.unwrap_or_default());
+        let mut view = lock(view);
+        view.listen = listen;
+        view.external = external;
+    }
 }
 
 /// What the serving task counts beyond braid-net's own counters.
@@ -89,6 +105,7 @@ impl P2pNetwork {
             inbox: OnceLock::new(),
             task: Mutex::new(None),
             counters: Arc::default(),
+            view: Arc::default(),
         }))
     }
 
@@ -104,6 +121,7 @@ impl P2pNetwork {
             handle: self.handle.clone(),
             owner,
             counters: Arc::clone(&self.counters),
+            view: Arc::clone(&self.view),
         };
         let task = tokio::spawn(server.run(events));
         *lock(&self.task) = Some(task.abort_handle());
@@ -148,6 +166,10 @@ impl Drop for P2pNetwork {
 }
 
 impl Network for P2pNetwork {
+    fn info(&self) -> &dyn NetworkInfo {
+        self
+    }
+
     fn send(
         &self,
         to: &str,
@@ -193,16 +215,74 @@ impl Network for P2pNetwork {
     }
 }
 
+/// The transport's answers for the built-ins `peer` and `kad`: addresses and
+/// connections as of the last events, dials and Kademlia lookups through braid-net.
+impl NetworkInfo for P2pNetwork {
+    fn listen_addresses(&self) -> Vec<String> {
+        lock(&self.view).listen.clone()
+    }
+
+    fn external_addresses(&self) -> Vec<String> {
+        lock(&self.view).external.clone()
+    }
+
+    fn is_connected(&self, peer_id: &str) -> bool {
+        lock(&self.view).connected.contains(peer_id)
+    }
+
+    fn connect(&self, peer_id: &str, addresses: Vec<String>) -> BoxFuture<bool> {
+        let handle = self.handle.clone();
+        let peer_id = peer_id.to_owned();
+        Box::pin(async move {
+            let Ok(peer) = peer_id.parse::<PeerId>() else {
+                return false;
+            };
+            for address in addresses {
+                if let Ok(address) = address.parse::<Multiaddr>() {
+                    let address = address.with_p2p(peer).unwrap_or_else(|a| a);
+                    if handle.connect(address).await.is_ok() {
+                        return true;
+                    }
+                }
+            }
+            handle.is_connected(peer).await.unwrap_or(false)
+        })
+    }
+
+    fn contact(&self, peer_id: &str) -> BoxFuture<Option<Contact>> {
+        let contact = self.is_connected(peer_id).then(|| Contact {
+            peer_id: peer_id.to_owned(),
+            addresses: Vec::new(),
+        });
+        Box::pin(async move { contact })
+    }
+
+    fn neighborhood(&self, key: Vec<u8>, count: usize) -> BoxFuture<Vec<String>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            handle
+                .neighborhood_of_key(key, count)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect()
+        })
+    }
+}
+
 /// The task that takes braid-net's events to the node.
 struct Server {
     inbox: Inbox,
     handle: NetworkHandle,
     owner: Option<PeerId>,
     counters: Arc<Counters>,
+    view: Arc<Mutex<View>>,
 }
 
 impl Server {
     async fn run(self, mut events: mpsc::Receiver<NetEvent>) {
+        View::refresh(&self.view, &self.handle).await;
         while let Some(event) = events.recv().await {
             match event {
                 NetEvent::Particle { particle, .. } => {
@@ -223,9 +303,14 @@ impl Server {
                     inbound,
                 } => {
                     tracing::debug!(%peer, %addr, inbound, "connection established");
+                    lock(&self.view).connected.insert(peer.to_string());
+                    View::refresh(&self.view, &self.handle).await;
                 }
                 NetEvent::ConnectionClosed { peer, remaining } => {
                     tracing::debug!(%peer, remaining, "connection closed");
+                    if remaining == 0 {
+                        lock(&self.view).connected.remove(&peer.to_string());
+                    }
                 }
                 _ => {}
             }
@@ -310,7 +395,10 @@ async fn status(
         peer_id: inbox.peer_id().to_owned(),
         particles_in_flight: node.live_particles,
         connected_peers: peers,
-        services: BUILTIN_SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+        services: crate::builtins::BUILTIN_SERVICES
+            .iter()
+            .map(|(s, _)| (*s).to_owned())
+            .collect(),
         intake_pressure: node.intake_pressure,
         sends_in_flight: 0,
         memory_bytes: resident_memory(),
