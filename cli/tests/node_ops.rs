@@ -49,7 +49,7 @@ fn a_node_serves_mock_services_metrics_and_health() {
         .args([
             "node",
             "--listen",
-            "127.0.0.1:0",
+            "/ip4/127.0.0.1/tcp/0",
             "--metrics",
             "127.0.0.1:0",
         ])
