@@ -91,6 +91,8 @@ struct Counters {
     status_refused: AtomicU64,
     /// Status requests answered.
     status_answered: AtomicU64,
+    /// Particle sends under way (attempts and the waits between them).
+    sends_in_flight: AtomicU64,
 }
 
 impl P2pNetwork {
@@ -186,9 +188,11 @@ impl Network for P2pNetwork {
             });
         }
         let handle = self.handle.clone();
+        let counters = Arc::clone(&self.counters);
         let to = to.to_owned();
         Box::pin(async move {
             let peer: PeerId = to.parse().map_err(|_| SendError::Unreachable(to.clone()))?;
+            let _in_flight = InFlight::start(&counters);
             handle
                 .send_encoded(peer, &particle, give_up_at(deadline_ms))
                 .await
@@ -268,6 +272,22 @@ impl NetworkInfo for P2pNetwork {
                 .map(|p| p.to_string())
                 .collect()
         })
+    }
+}
+
+/// One send under way in [`Counters::sends_in_flight`], until dropped.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn start(counters: &'a Counters) -> Self {
+        counters.sends_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.sends_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -400,7 +420,7 @@ async fn status(
             .map(|(s, _)| (*s).to_owned())
             .collect(),
         intake_pressure: node.intake_pressure,
-        sends_in_flight: 0,
+        sends_in_flight: counters.sends_in_flight.load(Ordering::Relaxed),
         memory_bytes: resident_memory(),
         counters: all,
     }

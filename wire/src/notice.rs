@@ -130,6 +130,17 @@ mod tests {
         assert_eq!(&bytes[6..20], b"\xadundeliverable");
         assert_eq!(Notice::decode(&bytes), Ok(notice.clone()));
         assert_eq!(Notice::decode_frame(&notice.encode_frame()), Ok(notice));
+        let request = Notice::StatusRequest;
+        assert_eq!(request.encode(), b"\x81\xa4kind\xaestatus_request");
+        assert_eq!(Notice::decode_frame(&request.encode_frame()), Ok(request));
+        let status = Notice::Status(Status {
+            peer_id: "a".into(),
+            connected_peers: vec!["b".into()],
+            counters: [("accepted".to_owned(), 3)].into(),
+            memory_bytes: Some(1 << 20),
+            ..Status::default()
+        });
+        assert_eq!(Notice::decode_frame(&status.encode_frame()), Ok(status));
         assert!(Notice::decode(b"\x81\xa4kind\xa5other").is_err());
         assert!(Notice::decode_frame(b"\x05\x01").is_err());
     }
