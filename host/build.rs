@@ -39,8 +39,17 @@ fn main() {
         "wasm/build.rs",
         "Cargo.lock",
     ] {
-        println!("cargo::rerun-if-changed={}", root.join(input).display());
+        // Relative to the package root: a target folder shared by several checkouts
+        // (worktrees) keeps one run of this script for all of them (the package's
+        // fingerprint does not depend on where it is), and absolute paths would watch
+        // the checkout that ran it last, keeping its module for the others.
+        println!("cargo::rerun-if-changed=../{input}");
     }
+    // Where the module's sources were: the host's tests check that it is this checkout.
+    println!(
+        "cargo::rustc-env=BRAID_WASM_MODULE_SOURCE={}",
+        root.display()
+    );
 
     let status = match std::env::var_os("BRAID_WASM_MODULE") {
         Some(prebuilt) => std::fs::copy(&prebuilt, &module)

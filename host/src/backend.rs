@@ -144,6 +144,11 @@ impl std::fmt::Debug for WasmBackend {
     }
 }
 
+/// The checkout whose sources the module built with the host was built from (a target
+/// folder shared by several checkouts can hold another one's module; tests check it).
+#[doc(hidden)]
+pub const WASM_MODULE_SOURCE: &str = env!("BRAID_WASM_MODULE_SOURCE");
+
 /// The interpreter module built with the host (see `host/build.rs`).
 static MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/braid_interpreter.wasm"));
 

@@ -54,8 +54,8 @@ mod store;
 mod wasm_service;
 
 pub use backend::{
-    Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WasmBackend, WasmLimits,
-    backend_by_name,
+    Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WASM_MODULE_SOURCE, WasmBackend,
+    WasmLimits, backend_by_name,
 };
 pub use braid_wire::public_key_of_peer_id;
 pub use braid_wire::{

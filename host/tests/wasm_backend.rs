@@ -21,6 +21,16 @@ fn shared(folder: &str) -> PathBuf {
 }
 
 fn wasm(limits: WasmLimits) -> WasmBackend {
+    // A target folder shared with another checkout can hold that checkout's module:
+    // comparing it with this checkout's native interpreter tells nothing.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert_eq!(
+        std::fs::canonicalize(&here).ok(),
+        std::fs::canonicalize(braid_host::WASM_MODULE_SOURCE).ok(),
+        "the Wasm module was built from {} (a target folder shared with another checkout); \
+         touch host/build.rs or use a target folder of this checkout's own",
+        braid_host::WASM_MODULE_SOURCE
+    );
     WasmBackend::new(limits).expect("the interpreter module is built with the host")
 }
 
