@@ -169,14 +169,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .config(crate::node_command::p2p_node_config())
                 .relay(relay.to_string())
                 .record_dir(&record_dir)
-                .observer(move |event| {
-                    if stream {
-                        print_event(&names, event);
-                    }
-                    log.lock()
-                        .expect("no panics while logging")
-                        .push(event.clone())
-                })
+                .observer(observer(names, log, stream))
                 .build()?;
             net.serve(node.inbox(), None);
             callbacks.register(&node);
@@ -193,14 +186,7 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .key(key.clone())
                 .network(net.clone())
                 .record_dir(&record_dir)
-                .observer(move |event| {
-                    if stream {
-                        print_event(&names, event);
-                    }
-                    log.lock()
-                        .expect("no panics while logging")
-                        .push(event.clone())
-                });
+                .observer(observer(names, log, stream));
             let builder = if i == 0 && keys.len() > 1 {
                 builder.relay(keys[1].peer_id())
             } else {
@@ -527,6 +513,23 @@ pub(crate) fn print_report(
 }
 
 /// Prints one event as a line (nothing for the events not shown).
+/// A node's observer for `braid run`: prints each event as it happens (unless `--json`)
+/// and keeps it for the report.
+fn observer(
+    names: Vec<(String, String)>,
+    log: Arc<Mutex<Vec<NodeEvent>>>,
+    stream: bool,
+) -> impl Fn(&NodeEvent) + Send + Sync + 'static {
+    move |event| {
+        if stream {
+            print_event(&names, event);
+        }
+        log.lock()
+            .expect("no panics while logging")
+            .push(event.clone())
+    }
+}
+
 pub(crate) fn print_event(names: &[(String, String)], event: &NodeEvent) {
     let name_of = |peer: &str| name_in(names, peer);
     match event {
