@@ -408,6 +408,20 @@ async fn a_deployed_service_answers_by_id_and_alias_and_survives_a_restart() {
         call(&node, "greeter", "sum", vec![json!([1, 2])]).await,
         Ok(json!(3))
     );
+    // The interface is what the module says of its functions, in Nox's shape.
+    let interface = call(&node, "srv", "get_interface", vec![json!("greeter")])
+        .await
+        .unwrap();
+    assert_eq!(
+        interface["function_signatures"][0],
+        json!({"name": "greet", "arguments": [["name", "string"]], "output_types": ["string"]})
+    );
+    assert_eq!(interface["function_signatures"][1]["name"], "sum");
+    assert_eq!(interface["record_types"], json!([]));
+    assert_eq!(
+        call(&node, "dist", "get_module_interface", vec![hash.clone()]).await,
+        Ok(interface)
+    );
     let info = call(&node, "srv", "info", vec![json!("greeter")])
         .await
         .unwrap();
@@ -444,6 +458,69 @@ async fn a_deployed_service_answers_by_id_and_alias_and_survives_a_restart() {
         .await
         .unwrap_err();
     assert!(e.contains("not found"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blueprint_of_several_modules_is_refused_saying_why() {
+    let node = Node::builder().key(key(7)).build().unwrap();
+    let hash = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(EXAMPLE)), json!({"name": "first"})],
+    )
+    .await
+    .unwrap();
+    let hash = format!("hash:{}", hash.as_str().unwrap());
+    let blueprint = call(
+        &node,
+        "dist",
+        "make_blueprint",
+        vec![json!("pair"), json!(["name:first", hash])],
+    )
+    .await
+    .unwrap();
+    let e = call(&node, "dist", "add_blueprint", vec![blueprint])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("blueprint 'pair' has 2 modules") && e.contains("cannot call each other"),
+        "{e}"
+    );
+    assert_eq!(
+        call(&node, "dist", "list_blueprints", vec![]).await,
+        Ok(json!([]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_does_not_describe_itself_says_so_when_asked_its_interface() {
+    let node = Node::builder().key(key(7)).build().unwrap();
+    // The ABI's three exports and nothing else: every call answers {"ok":1}.
+    let quiet = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (data (i32.const 64) "{\"ok\":1}")
+             (func (export "braid_service_alloc") (param i32) (result i32) i32.const 1024)
+             (func (export "braid_service_call") (param i32 i32 i32 i32) (result i64)
+               i64.const 274877906952))"#,
+    )
+    .unwrap();
+    let hash = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(&quiet)), json!({"name": "quiet"})],
+    )
+    .await
+    .unwrap();
+    let e = call(&node, "dist", "get_module_interface", vec![hash])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("does not describe its functions") && e.contains("braid_service_interface"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,6 +746,51 @@ async fn vault_files_belong_to_their_particle() {
         .await
         .unwrap_err();
     assert!(e.contains("Error reading vault file"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_files_of_a_node_with_a_data_dir_are_files_removed_with_their_particle() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder()
+        .key(key(9))
+        .data_dir(dir.path())
+        .build()
+        .unwrap();
+    let script = r#"
+      (seq
+        (call %init_peer_id% ("vault" "put") ["kept on disk"] path)
+        (seq
+          (call %init_peer_id% ("vault" "cat") [path] back)
+          (call %init_peer_id% ("callbackSrv" "response") [path back])))"#;
+    let answer = node
+        .execute_with_ttl(
+            script,
+            Vec::<(String, Value)>::new(),
+            Duration::from_millis(1500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer[1], "kept on disk");
+    // Nox's virtual path; the file itself is under the data dir.
+    let path = answer[0].as_str().unwrap();
+    let name = path.rsplit('/').next().unwrap();
+    assert!(
+        path.starts_with("/tmp/vault/") && !path.contains(".."),
+        "{path}"
+    );
+    let vault = dir.path().join("vault");
+    let particle_dirs: Vec<_> = std::fs::read_dir(&vault).unwrap().flatten().collect();
+    assert_eq!(particle_dirs.len(), 1);
+    assert_eq!(
+        std::fs::read(particle_dirs[0].path().join(name)).unwrap(),
+        b"kept on disk"
+    );
+    // The particle ends at its deadline (plus the clock skew allowance), and its files
+    // with it.
+    while node.stats().expired == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read_dir(&vault).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,10 @@
 //!
 //! braid differs from Nox where its runtime does: a module is one braid-ABI module (a
 //! module built for Nox's Marine runtime is refused, saying so), a blueprint has exactly
-//! one module, module hashes are SHA-256 (Nox: blake3), and services have no interface
-//! description (`get_interface` lists no functions).
+//! one module (the ABI has no imports, so there is nothing to link: a blueprint of
+//! several is refused with that reason), module hashes are SHA-256 (Nox: blake3), and a
+//! module's interface (`srv.get_interface`, `dist.get_module_interface`) is what its
+//! optional `braid_service_interface` export says (see `wasm_service.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -340,13 +342,22 @@ impl Deploy {
             )),
             ("dist", "get_module_interface") => {
                 let hash = string_arg(args, 0, "module_hash")?;
-                if lock(&self.table).modules.contains_key(strip_hash(hash)) {
-                    Ok(empty_interface())
-                } else {
-                    Err(ServiceError::new(format!(
-                        "Module with hash '{hash}' not found"
-                    )))
-                }
+                let hash = strip_hash(hash);
+                let name = match lock(&self.table).modules.get(hash) {
+                    Some(module) => module.name.clone(),
+                    None => {
+                        return Err(ServiceError::new(format!(
+                            "Module with hash '{hash}' not found"
+                        )));
+                    }
+                };
+                let bytes = self
+                    .store
+                    .load_module(hash)
+                    .map_err(|e| ServiceError::new(format!("cannot load module {hash}: {e}")))?;
+                WasmService::from_bytes(&name, &bytes, RunnerPolicy::default())
+                    .map_err(|e| ServiceError::new(e.to_string()))?
+                    .interface()
             }
             ("dist", "list_blueprints") => Ok(json!(
                 lock(&self.table).blueprints.values().collect::<Vec<_>>()
@@ -382,13 +393,8 @@ impl Deploy {
             }
             ("srv", "get_interface") => {
                 let id = string_arg(args, 0, "service_id")?;
-                let table = lock(&self.table);
-                let sid = self.resolve(&table, id).ok_or_else(|| not_found(id))?;
-                Ok(json!({
-                    "blueprint_id": table.services[&sid].blueprint_id,
-                    "service_id": sid,
-                    "interface": empty_interface(),
-                }))
+                let (_, service) = self.find(id).ok_or_else(|| not_found(id))?;
+                service.interface()
             }
             ("srv", "resolve_alias") => {
                 let alias = string_arg(args, 0, "alias")?;
@@ -551,7 +557,7 @@ impl Deploy {
         }
         if hashes.len() != 1 {
             return Err(ServiceError::new(format!(
-                "blueprint '{name}' has {} modules; braid runs services of exactly one module",
+                "blueprint '{name}' has {} modules; a braid service is exactly one module (braid's service ABI has no imports, so modules cannot call each other: link shared code into the module when building it)",
                 hashes.len()
             )));
         }
@@ -634,14 +640,8 @@ fn strip_hash(dependency: &str) -> &str {
     dependency.strip_prefix("hash:").unwrap_or(dependency)
 }
 
-fn empty_interface() -> Value {
-    json!({"function_signatures": [], "record_types": []})
-}
-
 fn vault_file(b: &Builtins, call: &ServiceCall, path: &str) -> Result<Vec<u8>, ServiceError> {
-    b.vault
-        .read(call, path, crate::node::now_ms())
-        .ok_or_else(|| ServiceError::new(format!("Error reading vault file `{path}`")))
+    b.vault.read(call, path, crate::node::now_ms())
 }
 
 fn strings(v: Option<&Value>, name: &str) -> Result<Vec<String>, ServiceError> {
