@@ -49,6 +49,10 @@ pub(crate) struct RunArgs {
     /// nodes: the client connects to its first node, its relay; `@N` is node N (1…).
     #[arg(long, conflicts_with = "peers")]
     network: bool,
+    /// With --network: the project folder of the local network (`braid up --dir`;
+    /// default: the current directory).
+    #[arg(long = "dir", value_name = "DIR", requires = "network")]
+    network_dir: Option<PathBuf>,
     /// Answer an arrow (callback) argument NAME of the function, i.e. calls of
     /// `callbackSrv.NAME` on the client: NAME=JSON.
     #[arg(long = "callback", value_name = "NAME=JSON")]
@@ -82,8 +86,15 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--peers must be at least 1");
     }
     let local = if args.network {
-        let Some(network) = crate::local_network::LocalNetwork::load()? else {
-            bail!("--network: no local network here (braid up starts one)");
+        let project = args
+            .network_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        let Some(network) = crate::local_network::LocalNetwork::load(&project)? else {
+            bail!(
+                "--network: no local network in {} (braid up starts one)",
+                project.display()
+            );
         };
         if network.nodes.iter().all(|n| n.pid.is_none()) {
             bail!("--network: the local network is down (braid up)");
