@@ -62,14 +62,11 @@ impl Vault {
         }
     }
 
-    /// A vault in `root` (made if missing): the directories of particles that expired
+    /// A vault in `root` (made at the first `put`): the directories of particles that expired
     /// before `now_ms`, and whatever else is there, are removed; the others are kept
     /// for their particles, which a restarted node resumes.
     pub(crate) fn on_disk(root: PathBuf, now_ms: u64) -> Self {
         let mut dirs = HashMap::new();
-        if let Err(e) = std::fs::create_dir_all(&root) {
-            tracing::error!(dir = %root.display(), "cannot make the vault directory: {e}");
-        }
         for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name();
