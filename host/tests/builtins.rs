@@ -77,10 +77,31 @@ fn key(n: u8) -> NodeKey {
     NodeKey::from_secret([n; 32])
 }
 
-/// Nodes on one in-memory network.
+/// A node built for the in-memory network `net`, attached to it.
 fn attach(net: &Arc<MemoryNetwork>, node: Node) -> Node {
     net.attach(&node);
     node
+}
+
+/// A node of `key` on the in-memory network `net`.
+fn peer(net: &Arc<MemoryNetwork>, key: NodeKey) -> Node {
+    let node = Node::builder()
+        .key(key)
+        .network(net.clone())
+        .build()
+        .unwrap();
+    attach(net, node)
+}
+
+/// A node of `key` owned by `owner` on the in-memory network `net`.
+fn owned_peer(net: &Arc<MemoryNetwork>, key: NodeKey, owner: &str) -> Node {
+    let node = Node::builder()
+        .key(key)
+        .owner(owner)
+        .network(net.clone())
+        .build()
+        .unwrap();
+    attach(net, node)
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -209,31 +230,9 @@ async fn a_function_a_builtin_service_lacks_is_named_as_such() {
 async fn guarded_functions_refuse_strangers_and_answer_the_host_and_owner() {
     let net = MemoryNetwork::new();
     let owner_key = key(2);
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(1))
-            .owner(owner_key.peer_id())
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let owner = attach(
-        &net,
-        Node::builder()
-            .key(owner_key)
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let stranger = attach(
-        &net,
-        Node::builder()
-            .key(key(3))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = owned_peer(&net, key(1), owner_key.peer_id());
+    let owner = peer(&net, owner_key);
+    let stranger = peer(&net, key(3));
     let target = node.peer_id().to_owned();
     let guarded: Vec<(&str, &str, Vec<Value>)> = vec![
         ("srv", "create", vec![json!("bp")]),
@@ -291,31 +290,9 @@ async fn guarded_functions_refuse_strangers_and_answer_the_host_and_owner() {
 async fn a_registered_service_answers_only_whom_its_access_rule_allows() {
     let net = MemoryNetwork::new();
     let owner_key = key(5);
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(4))
-            .owner(owner_key.peer_id())
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let owner = attach(
-        &net,
-        Node::builder()
-            .key(owner_key)
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let stranger = attach(
-        &net,
-        Node::builder()
-            .key(key(6))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = owned_peer(&net, key(4), owner_key.peer_id());
+    let owner = peer(&net, owner_key);
+    let stranger = peer(&net, key(6));
     node.register_service_with_access("admin", Access::HostAndOwner, |_| async {
         Ok(json!("done"))
     });
@@ -647,22 +624,8 @@ async fn peer_and_kad_answer_from_the_network_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_memory_network_tells_its_peers() {
     let net = MemoryNetwork::new();
-    let a = attach(
-        &net,
-        Node::builder()
-            .key(key(8))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let b = attach(
-        &net,
-        Node::builder()
-            .key(key(9))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let a = peer(&net, key(8));
+    let b = peer(&net, key(9));
     let b_id = json!(b.peer_id());
     assert_eq!(
         call(&a, "peer", "is_connected", vec![b_id.clone()]).await,
@@ -848,14 +811,7 @@ async fn calls_in_flight_are_bounded_per_init_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_particle_running_the_worst_cases_does_not_stop_another() {
     let net = MemoryNetwork::new();
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(11))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = peer(&net, key(11));
     let attacker = attach(
         &net,
         Node::builder()
@@ -865,14 +821,7 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
             .build()
             .unwrap(),
     );
-    let victim = attach(
-        &net,
-        Node::builder()
-            .key(key(13))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let victim = peer(&net, key(13));
     let target = node.peer_id().to_owned();
 
     // The biggest base58 input, a big JSON text, big set operations, many kad keys, big
@@ -993,14 +942,7 @@ async fn sleeping_timeouts_hold_no_call_slot() {
             .build()
             .unwrap(),
     );
-    let victim = attach(
-        &net,
-        Node::builder()
-            .key(key(16))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let victim = peer(&net, key(16));
     let target = node.peer_id().to_owned();
     let sleep = format!(
         r#"(seq

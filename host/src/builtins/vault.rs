@@ -206,6 +206,10 @@ impl Vault {
                     "cannot write the vault file: {e}"
                 )));
             }
+            // The particle ended while this was written: its directory goes too.
+            if !self.lock().contains_key(&key) {
+                remove_path(&dir);
+            }
         }
         Ok(format!("/tmp/vault/{}/{name}", particle.id))
     }
