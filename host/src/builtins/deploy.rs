@@ -175,6 +175,8 @@ pub(crate) struct Deploy {
     table: Mutex<Table>,
     running: Mutex<HashMap<String, Arc<WasmService>>>,
     stats: Mutex<HashMap<String, BTreeMap<String, FunctionStat>>>,
+    /// The interfaces of modules asked for, by hash (a module's bytes never change).
+    interfaces: Mutex<HashMap<String, Value>>,
 }
 
 /// The largest module `dist` takes, bytes.
@@ -203,6 +205,7 @@ impl Deploy {
             table: Mutex::new(Table::default()),
             running: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            interfaces: Mutex::new(HashMap::new()),
         };
         let mut running = HashMap::new();
         for service in table.services.values() {
@@ -343,6 +346,9 @@ impl Deploy {
             ("dist", "get_module_interface") => {
                 let hash = string_arg(args, 0, "module_hash")?;
                 let hash = strip_hash(hash);
+                if let Some(interface) = lock(&self.interfaces).get(hash) {
+                    return Ok(interface.clone());
+                }
                 let name = match lock(&self.table).modules.get(hash) {
                     Some(module) => module.name.clone(),
                     None => {
@@ -355,9 +361,11 @@ impl Deploy {
                     .store
                     .load_module(hash)
                     .map_err(|e| ServiceError::new(format!("cannot load module {hash}: {e}")))?;
-                WasmService::from_bytes(&name, &bytes, RunnerPolicy::default())
+                let interface = WasmService::from_bytes(&name, &bytes, RunnerPolicy::default())
                     .map_err(|e| ServiceError::new(e.to_string()))?
-                    .interface()
+                    .interface()?;
+                lock(&self.interfaces).insert(hash.to_owned(), interface.clone());
+                Ok(interface)
             }
             ("dist", "list_blueprints") => Ok(json!(
                 lock(&self.table).blueprints.values().collect::<Vec<_>>()
@@ -765,30 +773,19 @@ fn marine_sign(bytes: &[u8]) -> Option<String> {
     None
 }
 
-/// Standard base64 (with or without padding); what `dist.add_module` takes.
+/// Standard base64 (with or without padding, whitespace ignored); what
+/// `dist.add_module` takes.
 fn base64_decode(text: &str) -> Result<Vec<u8>, ServiceError> {
-    let bad = || ServiceError::new("the module is not base64");
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return Err(bad()),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT
+        .decode(compact)
+        .map_err(|e| ServiceError::new(format!("the module is not base64: {e}")))
 }
 
 #[cfg(test)]
