@@ -254,34 +254,27 @@ fn the_owner_setting_governs_the_guarded_builtins_and_wasm_services_load_by_path
     // The guarded built-ins answer the owner, and refuse a stranger.
     let print = on_relay(dir.path(), "run-console", "print");
     let create = on_relay(dir.path(), "srv", "create");
-    let owned = braid(
-        dir.path(),
-        &[
-            "send",
-            "--node",
-            &address,
-            "--key-file",
-            "owner.key",
-            &print,
-        ],
-    );
+    let as_owner = |script: &str| {
+        braid(
+            dir.path(),
+            &[
+                "send",
+                "--node",
+                &address,
+                "--key-file",
+                "owner.key",
+                script,
+            ],
+        )
+    };
+    let owned = as_owner(&print);
     assert!(
         owned.status.success(),
         "{}",
         String::from_utf8_lossy(&owned.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&owned.stdout).trim(), "\"\"");
-    let owned = braid(
-        dir.path(),
-        &[
-            "send",
-            "--node",
-            &address,
-            "--key-file",
-            "owner.key",
-            &create,
-        ],
-    );
+    let owned = as_owner(&create);
     let err = String::from_utf8_lossy(&owned.stderr);
     assert!(err.contains("Blueprint 'x' not found"), "{err}");
     for script in [&print, &create] {
