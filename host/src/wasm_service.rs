@@ -185,7 +185,10 @@ impl WasmService {
             None => false,
             Some(wasmtime::ExternType::Func(f))
                 if f.params().len() == 0
-                    && f.results().map(|r| r.to_string()).collect::<Vec<_>>() == ["i64"] =>
+                    && matches!(
+                        f.results().collect::<Vec<_>>().as_slice(),
+                        [wasmtime::ValType::I64]
+                    ) =>
             {
                 true
             }
@@ -206,6 +209,11 @@ impl WasmService {
             describes_itself,
             interface: OnceLock::new(),
         })
+    }
+
+    /// Whether the module describes its functions (exports `braid_service_interface`).
+    pub(crate) fn describes_itself(&self) -> bool {
+        self.describes_itself
     }
 
     /// What the module says of its functions, in Nox's `Interface` shape (blocking: the

@@ -498,6 +498,30 @@ async fn a_module_that_does_not_describe_itself_says_so_when_asked_its_interface
         e.contains("does not describe its functions") && e.contains("braid_service_interface"),
         "{e}"
     );
+    // One whose description is not an interface is refused when it is added.
+    let garbled = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (data (i32.const 64) "{\"functions\":[]}")
+             (func (export "braid_service_alloc") (param i32) (result i32) i32.const 1024)
+             (func (export "braid_service_call") (param i32 i32 i32 i32) (result i64)
+               i64.const 274877906952)
+             (func (export "braid_service_interface") (result i64)
+               i64.const 274877906960))"#,
+    )
+    .unwrap();
+    let e = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(&garbled)), json!({"name": "garbled"})],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("module 'garbled' cannot run here") && e.contains("gave no interface"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -731,8 +731,17 @@ fn make_module_config(args: &[Value]) -> ServiceResult {
 /// Refuses what braid cannot run, saying why: not Wasm, built for Marine, or not of
 /// braid's service ABI.
 fn check_module(name: &str, bytes: &[u8]) -> Result<(), ServiceError> {
-    let Err(e) = WasmService::from_bytes(name, bytes, RunnerPolicy::default()) else {
-        return Ok(());
+    let e = match WasmService::from_bytes(name, bytes, RunnerPolicy::default()) {
+        // A description it gives must be one: better refused now than at every
+        // `get_interface`.
+        Ok(service) if service.describes_itself() => {
+            return service
+                .interface()
+                .map(drop)
+                .map_err(|e| ServiceError::new(format!("module '{name}' cannot run here: {e}")));
+        }
+        Ok(_) => return Ok(()),
+        Err(e) => e,
     };
     if let Some(marine) = marine_sign(bytes) {
         return Err(ServiceError::new(format!(
