@@ -165,6 +165,9 @@ fn build_once(root: &Path, out_dir: &Path, module: &Path) -> Missing {
         ("braid_wasm.wasm", module),
         ("braid_example_service.wasm", &example),
     ] {
+        // A new file, not a write into the old one: target folders seeded by hard links
+        // (`cp -al`) share the old one's inode with other checkouts.
+        let _ = std::fs::remove_file(to);
         if let Err(e) = std::fs::copy(built.join(from), to) {
             return Missing::Other(format!("cannot copy {}: {e}", built.join(from).display()));
         }

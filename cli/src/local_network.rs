@@ -1,8 +1,9 @@
 //! `braid up`, `braid down`, `braid ps`: a local network of `braid node` processes that
-//! stays up across commands, kept in a project folder (`.braid/`): one key file, data
-//! dir and log per node, and `network.json` with each node's peer id, address and
-//! process id. Keys and ports persist across `down` and `up`. `braid run --network`
-//! runs a script through it. How the nodes talk (today braid's TCP transport) is the
+//! stays up across commands, kept in a project folder (`.braid/` in the current
+//! directory, or in `--dir DIR`): one key file, data dir and log per node, and
+//! `network.json` with each node's peer id, address and process id. Keys and ports
+//! persist across `down` and `up`. `braid run --network [--dir DIR]` runs a script
+//! through it. How the nodes talk (today braid's TCP transport) is the
 //! `braid node` command's business; this file only starts processes and reads their
 //! first line.
 
@@ -13,8 +14,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-/// The project folder.
+/// The folder of the network's files, in the project folder.
 const DIR: &str = ".braid";
+
+/// Which project folder's network.
+#[derive(clap::Args)]
+pub(crate) struct ProjectArgs {
+    /// The project folder: the network's files are in `DIR/.braid` (default: the
+    /// current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+}
+
+impl ProjectArgs {
+    /// `DIR/.braid`.
+    fn folder(&self) -> PathBuf {
+        self.dir.join(DIR)
+    }
+}
 
 /// Arguments of `braid up`.
 #[derive(clap::Args)]
@@ -22,6 +39,8 @@ pub(crate) struct UpArgs {
     /// How many nodes (the first time; later `up`s reuse the folder's nodes).
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    #[command(flatten)]
+    project: ProjectArgs,
 }
 
 /// One node of the local network.
@@ -40,24 +59,26 @@ pub(crate) struct LocalNetwork {
 }
 
 impl LocalNetwork {
-    fn path() -> PathBuf {
-        Path::new(DIR).join("network.json")
+    fn path(project: &Path) -> PathBuf {
+        project.join(DIR).join("network.json")
     }
 
-    /// The network of this folder, if `braid up` ever ran here.
-    pub(crate) fn load() -> anyhow::Result<Option<Self>> {
-        match std::fs::read_to_string(Self::path()) {
+    /// The network of the project folder `project`, if `braid up` ever ran there.
+    pub(crate) fn load(project: &Path) -> anyhow::Result<Option<Self>> {
+        let path = Self::path(project);
+        match std::fs::read_to_string(&path) {
             Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a network file", Self::path().display())
+                format!("{} is not a network file", path.display())
             })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", Self::path().display())),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
 
-    fn save(&self) -> anyhow::Result<()> {
-        std::fs::write(Self::path(), serde_json::to_string_pretty(self)?)
-            .with_context(|| format!("cannot write {}", Self::path().display()))
+    fn save(&self, project: &Path) -> anyhow::Result<()> {
+        let path = Self::path(project);
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -80,8 +101,10 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(DIR).with_context(|| format!("cannot make {DIR}"))?;
-    let mut network = LocalNetwork::load()?.unwrap_or_default();
+    let project = args.project.dir.as_path();
+    let dir = args.project.folder();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let mut network = LocalNetwork::load(project)?.unwrap_or_default();
     if network.nodes.iter().any(|n| alive(n.pid)) {
         bail!("the local network is already up (braid ps; braid down stops it)");
     }
@@ -91,8 +114,7 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         for i in 1..=args.nodes {
             let name = format!("node{i}");
-            let key =
-                crate::node_command::load_or_make_key(&Path::new(DIR).join(format!("{name}.key")))?;
+            let key = crate::node_command::load_or_make_key(&dir.join(format!("{name}.key")))?;
             network.nodes.push(LocalNode {
                 peer_id: key.peer_id().to_owned(),
                 address: format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
@@ -104,7 +126,6 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the braid binary")?;
     let all = network.nodes.clone();
     for (i, node) in network.nodes.iter_mut().enumerate() {
-        let dir = Path::new(DIR);
         let log = std::fs::File::create(dir.join(format!("{}.log", node.name)))?;
         let mut command = Command::new(&exe);
         command
@@ -114,7 +135,10 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             .arg(dir.join(format!("{}.data", node.name)));
         // Each node joins through the ones started before it; Kademlia finds the rest.
         for other in &all[..i] {
-            command.args(["--bootstrap", &format!("{}/p2p/{}", other.address, other.peer_id)]);
+            command.args([
+                "--bootstrap",
+                &format!("{}/p2p/{}", other.address, other.peer_id),
+            ]);
         }
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
@@ -150,17 +174,26 @@ pub(crate) fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             child.id()
         );
     }
-    network.save()?;
+    network.save(project)?;
+    let with_dir = if project == Path::new(".") {
+        String::new()
+    } else {
+        format!(" --dir {}", project.display())
+    };
     println!(
-        "up: {} nodes (logs in {DIR}/*.log; braid run --network SCRIPT; braid down)",
-        network.nodes.len()
+        "up: {} nodes (logs in {}/*.log; braid run --network{with_dir} SCRIPT; braid down{with_dir})",
+        network.nodes.len(),
+        dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn down() -> anyhow::Result<ExitCode> {
-    let Some(mut network) = LocalNetwork::load()? else {
-        bail!("no local network here (braid up starts one)");
+pub(crate) fn down(args: &ProjectArgs) -> anyhow::Result<ExitCode> {
+    let Some(mut network) = LocalNetwork::load(&args.dir)? else {
+        bail!(
+            "no local network in {} (braid up starts one)",
+            args.dir.display()
+        );
     };
     for node in &mut network.nodes {
         if let Some(pid) = node.pid.filter(|_| alive(node.pid)) {
@@ -175,13 +208,16 @@ pub(crate) fn down() -> anyhow::Result<ExitCode> {
         }
         node.pid = None;
     }
-    network.save()?;
+    network.save(&args.dir)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn ps() -> anyhow::Result<ExitCode> {
-    let Some(network) = LocalNetwork::load()? else {
-        bail!("no local network here (braid up starts one)");
+pub(crate) fn ps(args: &ProjectArgs) -> anyhow::Result<ExitCode> {
+    let Some(network) = LocalNetwork::load(&args.dir)? else {
+        bail!(
+            "no local network in {} (braid up starts one)",
+            args.dir.display()
+        );
     };
     for node in &network.nodes {
         let state = match node.pid {

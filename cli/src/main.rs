@@ -163,9 +163,9 @@ enum Command {
     /// keys, ports, data and logs in `.braid/` of this folder (kept across `down`).
     Up(local_network::UpArgs),
     /// Stop the local network of this folder (SIGTERM to each node).
-    Down,
+    Down(local_network::ProjectArgs),
     /// List the local network's nodes: name, peer id, address, up or down.
-    Ps,
+    Ps(local_network::ProjectArgs),
     /// Print a shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     ///
     /// E.g. `braid completions bash > ~/.local/share/bash-completion/completions/braid`.
@@ -192,8 +192,8 @@ fn main() -> ExitCode {
         }
         Command::Man => man(),
         Command::Up(args) => local_network::up(&args),
-        Command::Down => local_network::down(),
-        Command::Ps => local_network::ps(),
+        Command::Down(args) => local_network::down(&args),
+        Command::Ps(args) => local_network::ps(&args),
         Command::Run(args) => {
             init_logging();
             run_command::run(&args)

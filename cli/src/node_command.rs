@@ -50,8 +50,11 @@ pub(crate) struct NodeArgs {
     /// (`BRAID_RELAY`; default: the node itself).
     #[arg(long, value_name = "PEER_ID")]
     relay: Option<String>,
-    /// The only peer whose `braid status` requests are answered (`BRAID_OWNER`;
-    /// default: everyone's are).
+    /// The node's owner (Nox's management peer id; `BRAID_OWNER`): besides the node
+    /// itself, the only peer whose particles may call the guarded built-ins
+    /// (`srv.create`, `dist.add_module`, `peer.connect`, `sig.sign`, …), and the only
+    /// one whose `braid status` requests are answered. Default: none (the guarded
+    /// built-ins answer the node alone; status requests are answered for everyone).
     #[arg(long, value_name = "PEER_ID")]
     owner: Option<String>,
     /// How long a connection without streams stays open, ms (`BRAID_IDLE_TIMEOUT_MS`;
@@ -87,6 +90,10 @@ pub(crate) struct SendArgs {
     /// The particle's time to live, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     ttl: u32,
+    /// Send as the peer of this key file (e.g. the node's owner, to call the guarded
+    /// built-ins); default: a fresh key.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
 }
 
 /// Arguments of `braid status`.
@@ -192,6 +199,10 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         if let Some(relay) = &settings.relay {
             builder = builder.relay(relay);
         }
+        // One owner setting governs the guarded built-ins and status requests.
+        if let Some(owner) = &owner {
+            builder = builder.owner(owner.to_string());
+        }
         let node = builder.build()?;
         for service in services {
             service.register(&node);
@@ -216,8 +227,12 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         match owner {
-            Some(owner) => eprintln!("braid node: answers status requests of {owner} only"),
-            None => eprintln!("braid node: answers everyone's status requests (no --owner)"),
+            Some(owner) => eprintln!(
+                "braid node: owned by {owner}: its particles may call the guarded built-ins, and only its status requests are answered"
+            ),
+            None => eprintln!(
+                "braid node: no --owner: the guarded built-ins answer only this node, and everyone's status requests are answered"
+            ),
         }
         if let Some(addr) = &args.metrics {
             let bound = crate::metrics_server::serve(addr, node.clone()).await?;
@@ -321,8 +336,7 @@ pub(crate) fn p2p_node_config() -> NodeConfig {
 }
 
 /// A client peer: a node that does not listen, connected to `addr` (its relay).
-async fn client(addr: &Multiaddr) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
-    let key = NodeKey::generate()?;
+async fn client(addr: &Multiaddr, key: NodeKey) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
     let net = P2pNetwork::start(NetConfig::new(*key.secret(), DEFAULT_NETWORK)).await?;
     let relay = net
         .connect(addr.clone())
@@ -343,7 +357,11 @@ pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
     let data = parse_args(&args.args, &[])?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let (node, _net) = client(&args.node).await?;
+        let key = match &args.key_file {
+            Some(path) => load_key(path)?,
+            None => NodeKey::generate()?,
+        };
+        let (node, _net) = client(&args.node, key).await?;
         let ttl = Duration::from_millis(u64::from(args.ttl));
         anyhow::Ok(node.execute_with_ttl(script, data, ttl).await)
     })?;
@@ -393,11 +411,13 @@ fn status_json(status: &Status) -> Value {
 
 fn print_status(status: &Status) {
     println!("peer id             {}", status.peer_id);
-    // The node counts a particle until its deadline, finished or not.
     println!(
-        "particles live      {} (each until its ttl ends)",
+        "particles in flight {} (an invoke or service calls under way)",
         status.particles_in_flight
     );
+    if let Some(live) = status.counters.get("live_particles") {
+        println!("particles live      {live} (each until its ttl ends, finished or not)");
+    }
     println!("sends in flight     {}", status.sends_in_flight);
     println!(
         "intake pressure     {} (times a full queue made a sender wait)",

@@ -49,6 +49,10 @@ pub(crate) struct RunArgs {
     /// nodes: the client connects to its first node, its relay; `@N` is node N (1…).
     #[arg(long, conflicts_with = "peers")]
     network: bool,
+    /// With --network: the project folder of the local network (`braid up --dir`;
+    /// default: the current directory).
+    #[arg(long = "dir", value_name = "DIR", requires = "network")]
+    network_dir: Option<PathBuf>,
     /// Answer an arrow (callback) argument NAME of the function, i.e. calls of
     /// `callbackSrv.NAME` on the client: NAME=JSON.
     #[arg(long = "callback", value_name = "NAME=JSON")]
@@ -82,8 +86,15 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--peers must be at least 1");
     }
     let local = if args.network {
-        let Some(network) = crate::local_network::LocalNetwork::load()? else {
-            bail!("--network: no local network here (braid up starts one)");
+        let project = args
+            .network_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        let Some(network) = crate::local_network::LocalNetwork::load(&project)? else {
+            bail!(
+                "--network: no local network in {} (braid up starts one)",
+                project.display()
+            );
         };
         if network.nodes.iter().all(|n| n.pid.is_none()) {
             bail!("--network: the local network is down (braid up)");
@@ -145,11 +156,24 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     let events = Arc::new(Mutex::new(Vec::new()));
     let ttl = Duration::from_millis(u64::from(args.ttl));
+    // Every node of the run, the client first: recorded, observed, with the services.
+    let builder = |key: &NodeKey| {
+        Node::builder()
+            .key(key.clone())
+            .record_dir(&record_dir)
+            .observer(observer(names.clone(), Arc::clone(&events), stream))
+    };
+    let register = |node: &Node, client: bool| {
+        services.register(node);
+        if client {
+            callbacks.register(node);
+        }
+    };
     let result = runtime.block_on(async {
-        if let Some(network) = &local {
-            let log = Arc::clone(&events);
-            let names = names.clone();
-            let key = keys[0].clone();
+        // The other nodes stay alive (in `_peers`) while the client runs the script.
+        let (client, _peers) = if let Some(network) = &local {
+            // On the local network: the client alone here, its relay the first node.
+            let key = &keys[0];
             let address: braid_host::p2p::Multiaddr = network.nodes[0]
                 .address
                 .parse()
@@ -163,45 +187,33 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .connect(address)
                 .await
                 .with_context(|| format!("cannot connect to {}", network.nodes[0].address))?;
-            let node = Node::builder()
-                .key(key)
+            let node = builder(key)
                 .network(net.clone())
                 .config(crate::node_command::p2p_node_config())
                 .relay(relay.to_string())
-                .record_dir(&record_dir)
-                .observer(observer(names, log, stream))
                 .build()?;
             net.serve(node.inbox(), None);
-            callbacks.register(&node);
-            services.register(&node);
-            let result = node.execute_with_ttl(script, data, ttl).await;
-            return anyhow::Ok(result);
-        }
-        let net = MemoryNetwork::new();
-        let mut nodes = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let log = Arc::clone(&events);
-            let names = names.clone();
-            let builder = Node::builder()
-                .key(key.clone())
-                .network(net.clone())
-                .record_dir(&record_dir)
-                .observer(observer(names, log, stream));
-            let builder = if i == 0 && keys.len() > 1 {
-                builder.relay(keys[1].peer_id())
-            } else {
-                builder
-            };
-            let node = builder.build()?;
-            services.register(&node);
-            if i == 0 {
-                callbacks.register(&node);
+            register(&node, true);
+            // The node holds its transport: dropping the node stops it.
+            (node, Vec::new())
+        } else {
+            // In process: node 0 the client, node 1 its relay, all on one network.
+            let net = MemoryNetwork::new();
+            let mut nodes = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let mut node = builder(key).network(net.clone());
+                if i == 0 && keys.len() > 1 {
+                    node = node.relay(keys[1].peer_id());
+                }
+                let node = node.build()?;
+                register(&node, i == 0);
+                net.attach(&node);
+                nodes.push(node);
             }
-            net.attach(&node);
-            nodes.push(node);
-        }
-        let result = nodes[0].execute_with_ttl(script, data, ttl).await;
-        anyhow::Ok(result)
+            let client = nodes.remove(0);
+            (client, nodes)
+        };
+        anyhow::Ok(client.execute_with_ttl(script, data, ttl).await)
     })?;
     // Dropping the runtime waits for record writes in progress.
     drop(runtime);

@@ -32,7 +32,7 @@ pub(crate) enum SettingsError {
 /// key_file = "node.key"            # BRAID_KEY_FILE: 64 hex digits; made if missing
 /// data_dir = "data"                # BRAID_DATA_DIR: particle data survives restarts
 /// relay = "12D3KooW…"              # BRAID_RELAY: what getDataSrv.-relay- answers
-/// owner = "12D3KooW…"              # BRAID_OWNER: the only peer `braid status` is answered for
+/// owner = "12D3KooW…"              # BRAID_OWNER: may call the guarded built-ins; the only peer `braid status` answers
 /// backend = "native"               # BRAID_BACKEND: `native` or `wasm` (sandboxed)
 /// max_frame_bytes = 104857600      # BRAID_MAX_FRAME_BYTES: largest particle frame read
 /// idle_timeout_ms = 180000         # BRAID_IDLE_TIMEOUT_MS

@@ -275,3 +275,50 @@ fn recorded_invocations_replay_identically_and_tampering_shows() {
     assert!(text.contains("ret_code 0 ``, recorded 7"), "{text}");
     assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
 }
+
+#[test]
+fn a_wasm_service_by_path_answers_on_every_node() {
+    // The example service (`services/example`), which the host's build script builds
+    // into `<target>/braid-wasm-module`.
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_braid"));
+    let module = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("braid-wasm-module/wasm32-unknown-unknown/release/braid_example_service.wasm");
+    assert!(
+        module.metadata().is_ok_and(|m| m.len() > 0),
+        "the host's build script builds the example service at {}",
+        module.display()
+    );
+    let greeter = format!("greeter={}", module.display());
+    let (report, ok) = run_json(
+        "greeter_wasm_service",
+        &[
+            "--peers",
+            "2",
+            "--arg",
+            r#"name="braid""#,
+            "--wasm-service",
+            &greeter,
+        ],
+    );
+    assert!(ok, "{report:#}");
+    assert_eq!(report["response"], json!("Hello, braid!"));
+    assert!(
+        calls(&report).contains(&"relay greeter.greet".to_owned()),
+        "{report:#}"
+    );
+    // A module that is not one is refused before anything runs, saying which.
+    let out = braid_run(&[
+        example("greeter_wasm_service").to_str().unwrap(),
+        "--wasm-service",
+        &format!("greeter={}", example("greeter_wasm_service").display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a Wasm module"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

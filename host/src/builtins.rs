@@ -165,20 +165,26 @@ pub(crate) struct Builtins {
 }
 
 impl Builtins {
-    /// The built-ins of the node of `key`; deployed services come back from `store`.
+    /// The built-ins of the node of `key`; deployed services come back from `store`,
+    /// and the vault keeps its files in `vault_dir` (else in memory).
     pub(crate) fn new(
         key: NodeKey,
         owner: Option<String>,
         info: InfoSource,
         store: Arc<dyn DeployStore>,
+        vault_dir: Option<std::path::PathBuf>,
         threads: usize,
     ) -> Self {
         let host = key.peer_id().to_owned();
+        let vault = match vault_dir {
+            Some(dir) => vault::Vault::on_disk(dir, crate::node::now_ms()),
+            None => vault::Vault::in_memory(),
+        };
         Builtins {
             key,
             owner,
             info,
-            vault: vault::Vault::default(),
+            vault,
             deploy: deploy::Deploy::open(store, host),
             cpu: Arc::new(Semaphore::new(threads.max(1))),
             shares: std::sync::Mutex::new(HashMap::new()),
@@ -294,7 +300,9 @@ impl Builtins {
                     .await
             }
             "vault" => {
-                self.blocking(call, true, move || me.vault.call(&owned, now_ms))
+                // On disk, the vault's files are read and written on the blocking threads.
+                let cheap = self.vault.is_in_memory();
+                self.blocking(call, cheap, move || me.vault.call(&owned, now_ms))
                     .await
             }
             "srv" | "dist" | "stat" => {
@@ -315,6 +323,15 @@ impl Builtins {
                 .await
             }
         })
+    }
+
+    /// Removes the vault files of a particle that ended on this node.
+    pub(crate) async fn forget_particle(self: &Arc<Self>, init_peer_id: &str, particle_id: &str) {
+        let me = Arc::clone(self);
+        let (init, id) = (init_peer_id.to_owned(), particle_id.to_owned());
+        if let Err(e) = tokio::task::spawn_blocking(move || me.vault.remove(&init, &id)).await {
+            tracing::error!(particle_id, "cannot remove the particle's vault files: {e}");
+        }
     }
 
     /// Answers a call to a service deployed on this node (by id or alias), or `None`.

@@ -206,6 +206,10 @@ pub struct NodeStats {
     pub store_removed_at_start: u64,
     /// Particles alive on the node now (each until its deadline).
     pub live_particles: u64,
+    /// Of those, the particles with work under way here now: an invoke, or service
+    /// calls in flight. One that waits only for data from other peers or for its
+    /// deadline (one that settled here) is live but not working.
+    pub working_particles: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -346,11 +350,17 @@ impl NodeBuilder {
             Some(info) => InfoSource::Given(info),
             None => InfoSource::Transport(Arc::clone(&self.network)),
         };
+        // The vault's files live beside the particle data, or in memory.
+        let vault_dir = match &self.store {
+            StoreChoice::Dir(dir) => Some(dir.join("vault")),
+            _ => None,
+        };
         let builtins = Arc::new(Builtins::new(
             key.clone(),
             config.owner.clone(),
             info,
             deployed,
+            vault_dir,
             config.builtin_threads,
         ));
         let store: Option<Arc<dyn DataStore>> = match self.store {
@@ -1139,6 +1149,7 @@ async fn run_actor(
     let header = template.encode();
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
     let mut invocations = 0u32;
+    let mut working = Working::start(Arc::clone(&shared.monitor));
     let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
                 machine: &mut ParticleMachine| match done {
         Ok((id, result)) => {
@@ -1156,6 +1167,9 @@ async fn run_actor(
             machine.handle_arrival(Arc::new(particle.data));
         }
         let Some(action) = machine.poll_action() else {
+            // Nothing to do but wait: for call results (working), or only for data or
+            // the deadline (not working).
+            working.set(!calls.is_empty());
             tokio::select! {
                 biased;
                 () = &mut expiry => {
@@ -1169,6 +1183,7 @@ async fn run_actor(
             }
             continue;
         };
+        working.set(true);
         match action {
             Action::Invoke(input) => {
                 tracing::debug!(
@@ -1305,6 +1320,10 @@ async fn run_actor(
         tracing::error!(particle_id = %context.id, "cannot remove the particle's data: {e}");
         shared.monitor.update(|s| s.store_failures += 1);
     }
+    shared
+        .builtins
+        .forget_particle(&context.init_peer_id, &context.id)
+        .await;
     shared.monitor.update(|s| {
         s.expired += 1;
         s.cancelled_calls += cancelled as u64;
@@ -1314,6 +1333,42 @@ async fn run_actor(
         particle_id: context.id.clone(),
         cancelled_calls: cancelled,
     });
+}
+
+/// A particle's share of [`NodeStats::working_particles`]: counted while set, and no
+/// longer once dropped.
+struct Working {
+    monitor: Arc<Monitor>,
+    counted: bool,
+}
+
+impl Working {
+    fn start(monitor: Arc<Monitor>) -> Self {
+        monitor.update(|s| s.working_particles += 1);
+        Working {
+            monitor,
+            counted: true,
+        }
+    }
+
+    fn set(&mut self, working: bool) {
+        if working != self.counted {
+            self.counted = working;
+            self.monitor.update(|s| {
+                if working {
+                    s.working_particles += 1;
+                } else {
+                    s.working_particles = s.working_particles.saturating_sub(1);
+                }
+            });
+        }
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.set(false);
+    }
 }
 
 /// The snapshot this node persisted of a particle before, if any (one that cannot be

@@ -405,6 +405,7 @@ async fn status(
         ("expired", node.expired),
         ("cancelled_calls", node.cancelled_calls),
         ("store_failures", node.store_failures),
+        ("live_particles", node.live_particles),
     ] {
         all.insert(name.to_owned(), value);
     }
@@ -413,7 +414,7 @@ async fn status(
     }
     Status {
         peer_id: inbox.peer_id().to_owned(),
-        particles_in_flight: node.live_particles,
+        particles_in_flight: node.working_particles,
         connected_peers: peers,
         services: crate::builtins::BUILTIN_SERVICES
             .iter()

@@ -15,16 +15,35 @@
 //!   `args_ptr`; return `(ptr << 32) | len` of a JSON answer: `{"ok": value}` or
 //!   `{"error": value}`.
 //!
+//! and, optionally, describes its functions:
+//!
+//! - `braid_service_interface() -> u64`: `(ptr << 32) | len` of a JSON text in the
+//!   shape of Nox's (and aqua-lib's) `Interface`: `{"function_signatures": [{"name":
+//!   "greet", "arguments": [["name", "string"]], "output_types": ["string"]}],
+//!   "record_types": [{"name": "Point", "id": 0, "fields": [["x", "i32"]]}]}`, types
+//!   in Aqua's notation (`string`, `u32`, `[]string`, `?u8`, a record's name).
+//!
+//! `srv.get_interface` and `dist.get_module_interface` answer what it says (read once
+//! per loaded module, under the runner policy); a module without it answers them with
+//! an error saying so, since nothing else in the ABI tells a module's functions.
+//!
 //! The instance is dropped after each call, so nothing needs freeing. The crate
 //! `services/example` is an example service written in Rust.
+//!
+//! A service is one module: the ABI has no imports, so modules cannot call each
+//! other, and a blueprint of several modules is refused (`dist.add_blueprint`) rather
+//! than run as something it is not; code shared by services is linked when the module
+//! is built (a Rust crate is a dependency of the service's crate).
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Trap, TypedFunc};
+use wasmtime::{
+    Config, Engine, Instance, InstancePre, Linker, Memory, Module, Store, Trap, TypedFunc,
+};
 
 use crate::backend::{EPOCH_TICK, Limiter, put, start_epoch_ticker, take};
 use crate::error::HostError;
@@ -73,13 +92,50 @@ impl Default for RunnerPolicy {
     }
 }
 
+/// The optional export that describes a module's functions.
+const INTERFACE_EXPORT: &str = "braid_service_interface";
+
 /// A compiled Wasm service with its policy.
 pub struct WasmService {
     id: String,
     engine: Engine,
     pre: InstancePre<Limiter>,
     policy: RunnerPolicy,
+    /// Whether it exports [`INTERFACE_EXPORT`].
+    describes_itself: bool,
+    /// Its interface, once asked for.
+    interface: OnceLock<Result<Value, ServiceError>>,
 }
+
+/// A module's interface: Nox's `Interface` (aqua-lib's `builtin.aqua`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Interface {
+    function_signatures: Vec<FunctionSignature>,
+    #[serde(default)]
+    record_types: Vec<RecordType>,
+}
+
+/// One function: its name, its arguments as `[name, type]`, its result types.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionSignature {
+    name: String,
+    arguments: Vec<(String, String)>,
+    output_types: Vec<String>,
+}
+
+/// A record type the functions use: fields as `[name, type]`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordType {
+    name: String,
+    id: u64,
+    fields: Vec<(String, String)>,
+}
+
+/// The largest interface description read, bytes.
+const MAX_INTERFACE_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for WasmService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +181,23 @@ impl WasmService {
                 return Err(bad(format!("does not export {what} `{name}`")));
             }
         }
+        let describes_itself = match module.get_export(INTERFACE_EXPORT) {
+            None => false,
+            Some(wasmtime::ExternType::Func(f))
+                if f.params().len() == 0
+                    && matches!(
+                        f.results().collect::<Vec<_>>().as_slice(),
+                        [wasmtime::ValType::I64]
+                    ) =>
+            {
+                true
+            }
+            Some(_) => {
+                return Err(bad(format!(
+                    "exports `{INTERFACE_EXPORT}`, but not as a function () -> i64"
+                )));
+            }
+        };
         let pre = Linker::new(&engine)
             .instantiate_pre(&module)
             .map_err(|e| bad(format!("cannot link: {e}")))?;
@@ -133,7 +206,45 @@ impl WasmService {
             engine,
             pre,
             policy,
+            describes_itself,
+            interface: OnceLock::new(),
         })
+    }
+
+    /// Whether the module describes its functions (exports `braid_service_interface`).
+    pub(crate) fn describes_itself(&self) -> bool {
+        self.describes_itself
+    }
+
+    /// What the module says of its functions, in Nox's `Interface` shape (blocking: the
+    /// first time, it runs the module's `braid_service_interface` under the policy).
+    pub(crate) fn interface(&self) -> Result<Value, ServiceError> {
+        self.interface.get_or_init(|| self.read_interface()).clone()
+    }
+
+    fn read_interface(&self) -> Result<Value, ServiceError> {
+        let id = &self.id;
+        if !self.describes_itself {
+            return Err(ServiceError::new(format!(
+                "service {id} does not describe its functions (its module exports no `{INTERFACE_EXPORT}`)"
+            )));
+        }
+        let text = self.sandboxed(|store, instance, memory| {
+            let describe: TypedFunc<(), u64> =
+                instance.get_typed_func(&mut *store, INTERFACE_EXPORT)?;
+            let packed = describe.call(&mut *store, ())?;
+            if (packed & 0xffff_ffff) as usize > MAX_INTERFACE_BYTES {
+                wasmtime::bail!("its interface is over {MAX_INTERFACE_BYTES} bytes");
+            }
+            take(store, memory, packed)
+        })?;
+        let interface: Interface = serde_json::from_slice(&text).map_err(|e| {
+            ServiceError::new(format!(
+                "service {id}: `{INTERFACE_EXPORT}` gave no interface ({{\"function_signatures\": [{{\"name\", \"arguments\", \"output_types\"}}], \"record_types\": [...]}}): {e}"
+            ))
+        })?;
+        serde_json::to_value(&interface)
+            .map_err(|e| ServiceError::new(format!("service {id}: {e}")))
     }
 
     /// The service id.
@@ -194,6 +305,23 @@ impl WasmService {
     }
 
     fn run(&self, function: &str, args: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        self.sandboxed(|store, instance, memory| {
+            let alloc: TypedFunc<u32, u32> =
+                instance.get_typed_func(&mut *store, "braid_service_alloc")?;
+            let call: TypedFunc<(u32, u32, u32, u32), u64> =
+                instance.get_typed_func(&mut *store, "braid_service_call")?;
+            let (name_ptr, name_len) = put(store, memory, &alloc, function.as_bytes())?;
+            let (args_ptr, args_len) = put(store, memory, &alloc, args)?;
+            let packed = call.call(&mut *store, (name_ptr, name_len, args_ptr, args_len))?;
+            take(store, memory, packed)
+        })
+    }
+
+    /// Runs `body` on a fresh instance under the policy's memory, fuel and time.
+    fn sandboxed(
+        &self,
+        body: impl FnOnce(&mut Store<Limiter>, &Instance, Memory) -> wasmtime::Result<Vec<u8>>,
+    ) -> Result<Vec<u8>, ServiceError> {
         let policy = &self.policy;
         let mut store = Store::new(&self.engine, Limiter::new(policy.memory_bytes));
         store.limiter(|limiter| limiter);
@@ -205,14 +333,7 @@ impl WasmService {
             let memory = instance
                 .get_memory(&mut store, "memory")
                 .ok_or_else(|| wasmtime::format_err!("`memory` is not a memory"))?;
-            let alloc: TypedFunc<u32, u32> =
-                instance.get_typed_func(&mut store, "braid_service_alloc")?;
-            let call: TypedFunc<(u32, u32, u32, u32), u64> =
-                instance.get_typed_func(&mut store, "braid_service_call")?;
-            let (name_ptr, name_len) = put(&mut store, memory, &alloc, function.as_bytes())?;
-            let (args_ptr, args_len) = put(&mut store, memory, &alloc, args)?;
-            let packed = call.call(&mut store, (name_ptr, name_len, args_ptr, args_len))?;
-            take(&store, memory, packed)
+            body(&mut store, &instance, memory)
         });
         ran.map_err(|e| {
             let id = &self.id;

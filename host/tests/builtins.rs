@@ -77,10 +77,31 @@ fn key(n: u8) -> NodeKey {
     NodeKey::from_secret([n; 32])
 }
 
-/// Nodes on one in-memory network.
+/// A node built for the in-memory network `net`, attached to it.
 fn attach(net: &Arc<MemoryNetwork>, node: Node) -> Node {
     net.attach(&node);
     node
+}
+
+/// A node of `key` on the in-memory network `net`.
+fn peer(net: &Arc<MemoryNetwork>, key: NodeKey) -> Node {
+    let node = Node::builder()
+        .key(key)
+        .network(net.clone())
+        .build()
+        .unwrap();
+    attach(net, node)
+}
+
+/// A node of `key` owned by `owner` on the in-memory network `net`.
+fn owned_peer(net: &Arc<MemoryNetwork>, key: NodeKey, owner: &str) -> Node {
+    let node = Node::builder()
+        .key(key)
+        .owner(owner)
+        .network(net.clone())
+        .build()
+        .unwrap();
+    attach(net, node)
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -209,31 +230,9 @@ async fn a_function_a_builtin_service_lacks_is_named_as_such() {
 async fn guarded_functions_refuse_strangers_and_answer_the_host_and_owner() {
     let net = MemoryNetwork::new();
     let owner_key = key(2);
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(1))
-            .owner(owner_key.peer_id())
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let owner = attach(
-        &net,
-        Node::builder()
-            .key(owner_key)
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let stranger = attach(
-        &net,
-        Node::builder()
-            .key(key(3))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = owned_peer(&net, key(1), owner_key.peer_id());
+    let owner = peer(&net, owner_key);
+    let stranger = peer(&net, key(3));
     let target = node.peer_id().to_owned();
     let guarded: Vec<(&str, &str, Vec<Value>)> = vec![
         ("srv", "create", vec![json!("bp")]),
@@ -291,31 +290,9 @@ async fn guarded_functions_refuse_strangers_and_answer_the_host_and_owner() {
 async fn a_registered_service_answers_only_whom_its_access_rule_allows() {
     let net = MemoryNetwork::new();
     let owner_key = key(5);
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(4))
-            .owner(owner_key.peer_id())
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let owner = attach(
-        &net,
-        Node::builder()
-            .key(owner_key)
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let stranger = attach(
-        &net,
-        Node::builder()
-            .key(key(6))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = owned_peer(&net, key(4), owner_key.peer_id());
+    let owner = peer(&net, owner_key);
+    let stranger = peer(&net, key(6));
     node.register_service_with_access("admin", Access::HostAndOwner, |_| async {
         Ok(json!("done"))
     });
@@ -408,6 +385,20 @@ async fn a_deployed_service_answers_by_id_and_alias_and_survives_a_restart() {
         call(&node, "greeter", "sum", vec![json!([1, 2])]).await,
         Ok(json!(3))
     );
+    // The interface is what the module says of its functions, in Nox's shape.
+    let interface = call(&node, "srv", "get_interface", vec![json!("greeter")])
+        .await
+        .unwrap();
+    assert_eq!(
+        interface["function_signatures"][0],
+        json!({"name": "greet", "arguments": [["name", "string"]], "output_types": ["string"]})
+    );
+    assert_eq!(interface["function_signatures"][1]["name"], "sum");
+    assert_eq!(interface["record_types"], json!([]));
+    assert_eq!(
+        call(&node, "dist", "get_module_interface", vec![hash.clone()]).await,
+        Ok(interface)
+    );
     let info = call(&node, "srv", "info", vec![json!("greeter")])
         .await
         .unwrap();
@@ -444,6 +435,93 @@ async fn a_deployed_service_answers_by_id_and_alias_and_survives_a_restart() {
         .await
         .unwrap_err();
     assert!(e.contains("not found"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blueprint_of_several_modules_is_refused_saying_why() {
+    let node = Node::builder().key(key(7)).build().unwrap();
+    let hash = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(EXAMPLE)), json!({"name": "first"})],
+    )
+    .await
+    .unwrap();
+    let hash = format!("hash:{}", hash.as_str().unwrap());
+    let blueprint = call(
+        &node,
+        "dist",
+        "make_blueprint",
+        vec![json!("pair"), json!(["name:first", hash])],
+    )
+    .await
+    .unwrap();
+    let e = call(&node, "dist", "add_blueprint", vec![blueprint])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("blueprint 'pair' has 2 modules") && e.contains("cannot call each other"),
+        "{e}"
+    );
+    assert_eq!(
+        call(&node, "dist", "list_blueprints", vec![]).await,
+        Ok(json!([]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_does_not_describe_itself_says_so_when_asked_its_interface() {
+    let node = Node::builder().key(key(7)).build().unwrap();
+    // The ABI's three exports and nothing else: every call answers {"ok":1}.
+    let quiet = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (data (i32.const 64) "{\"ok\":1}")
+             (func (export "braid_service_alloc") (param i32) (result i32) i32.const 1024)
+             (func (export "braid_service_call") (param i32 i32 i32 i32) (result i64)
+               i64.const 274877906952))"#,
+    )
+    .unwrap();
+    let hash = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(&quiet)), json!({"name": "quiet"})],
+    )
+    .await
+    .unwrap();
+    let e = call(&node, "dist", "get_module_interface", vec![hash])
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("does not describe its functions") && e.contains("braid_service_interface"),
+        "{e}"
+    );
+    // One whose description is not an interface is refused when it is added.
+    let garbled = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (data (i32.const 64) "{\"functions\":[]}")
+             (func (export "braid_service_alloc") (param i32) (result i32) i32.const 1024)
+             (func (export "braid_service_call") (param i32 i32 i32 i32) (result i64)
+               i64.const 274877906952)
+             (func (export "braid_service_interface") (result i64)
+               i64.const 274877906960))"#,
+    )
+    .unwrap();
+    let e = call(
+        &node,
+        "dist",
+        "add_module",
+        vec![json!(base64(&garbled)), json!({"name": "garbled"})],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("module 'garbled' cannot run here") && e.contains("gave no interface"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,22 +648,8 @@ async fn peer_and_kad_answer_from_the_network_info() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_memory_network_tells_its_peers() {
     let net = MemoryNetwork::new();
-    let a = attach(
-        &net,
-        Node::builder()
-            .key(key(8))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
-    let b = attach(
-        &net,
-        Node::builder()
-            .key(key(9))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let a = peer(&net, key(8));
+    let b = peer(&net, key(9));
     let b_id = json!(b.peer_id());
     assert_eq!(
         call(&a, "peer", "is_connected", vec![b_id.clone()]).await,
@@ -672,6 +736,51 @@ async fn vault_files_belong_to_their_particle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_files_of_a_node_with_a_data_dir_are_files_removed_with_their_particle() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::builder()
+        .key(key(9))
+        .data_dir(dir.path())
+        .build()
+        .unwrap();
+    let script = r#"
+      (seq
+        (call %init_peer_id% ("vault" "put") ["kept on disk"] path)
+        (seq
+          (call %init_peer_id% ("vault" "cat") [path] back)
+          (call %init_peer_id% ("callbackSrv" "response") [path back])))"#;
+    let answer = node
+        .execute_with_ttl(
+            script,
+            Vec::<(String, Value)>::new(),
+            Duration::from_millis(1500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer[1], "kept on disk");
+    // Nox's virtual path; the file itself is under the data dir.
+    let path = answer[0].as_str().unwrap();
+    let name = path.rsplit('/').next().unwrap();
+    assert!(
+        path.starts_with("/tmp/vault/") && !path.contains(".."),
+        "{path}"
+    );
+    let vault = dir.path().join("vault");
+    let particle_dirs: Vec<_> = std::fs::read_dir(&vault).unwrap().flatten().collect();
+    assert_eq!(particle_dirs.len(), 1);
+    assert_eq!(
+        std::fs::read(particle_dirs[0].path().join(name)).unwrap(),
+        b"kept on disk"
+    );
+    // The particle ends at its deadline (plus the clock skew allowance), and its files
+    // with it.
+    while node.stats().expired == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read_dir(&vault).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_timeout_ends_at_the_particles_deadline() {
     let node = Node::builder().build().unwrap();
     let script = r#"
@@ -726,14 +835,7 @@ async fn calls_in_flight_are_bounded_per_init_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_particle_running_the_worst_cases_does_not_stop_another() {
     let net = MemoryNetwork::new();
-    let node = attach(
-        &net,
-        Node::builder()
-            .key(key(11))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let node = peer(&net, key(11));
     let attacker = attach(
         &net,
         Node::builder()
@@ -743,14 +845,7 @@ async fn one_particle_running_the_worst_cases_does_not_stop_another() {
             .build()
             .unwrap(),
     );
-    let victim = attach(
-        &net,
-        Node::builder()
-            .key(key(13))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let victim = peer(&net, key(13));
     let target = node.peer_id().to_owned();
 
     // The biggest base58 input, a big JSON text, big set operations, many kad keys, big
@@ -871,14 +966,7 @@ async fn sleeping_timeouts_hold_no_call_slot() {
             .build()
             .unwrap(),
     );
-    let victim = attach(
-        &net,
-        Node::builder()
-            .key(key(16))
-            .network(net.clone())
-            .build()
-            .unwrap(),
-    );
+    let victim = peer(&net, key(16));
     let target = node.peer_id().to_owned();
     let sleep = format!(
         r#"(seq

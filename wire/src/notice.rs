@@ -57,7 +57,8 @@ pub struct Undeliverable {
 pub struct Status {
     /// The node's peer id.
     pub peer_id: String,
-    /// Particles alive on the node (each until its deadline).
+    /// Particles with work under way on the node (an invoke, or service calls in
+    /// flight); those alive until their deadline are `counters["live_particles"]`.
     pub particles_in_flight: u64,
     /// Peers with an open connection.
     pub connected_peers: Vec<String>,

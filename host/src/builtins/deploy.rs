@@ -7,8 +7,10 @@
 //!
 //! braid differs from Nox where its runtime does: a module is one braid-ABI module (a
 //! module built for Nox's Marine runtime is refused, saying so), a blueprint has exactly
-//! one module, module hashes are SHA-256 (Nox: blake3), and services have no interface
-//! description (`get_interface` lists no functions).
+//! one module (the ABI has no imports, so there is nothing to link: a blueprint of
+//! several is refused with that reason), module hashes are SHA-256 (Nox: blake3), and a
+//! module's interface (`srv.get_interface`, `dist.get_module_interface`) is what its
+//! optional `braid_service_interface` export says (see `wasm_service.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -173,6 +175,8 @@ pub(crate) struct Deploy {
     table: Mutex<Table>,
     running: Mutex<HashMap<String, Arc<WasmService>>>,
     stats: Mutex<HashMap<String, BTreeMap<String, FunctionStat>>>,
+    /// The interfaces of modules asked for, by hash (a module's bytes never change).
+    interfaces: Mutex<HashMap<String, Value>>,
 }
 
 /// The largest module `dist` takes, bytes.
@@ -201,6 +205,7 @@ impl Deploy {
             table: Mutex::new(Table::default()),
             running: Mutex::new(HashMap::new()),
             stats: Mutex::new(HashMap::new()),
+            interfaces: Mutex::new(HashMap::new()),
         };
         let mut running = HashMap::new();
         for service in table.services.values() {
@@ -340,13 +345,27 @@ impl Deploy {
             )),
             ("dist", "get_module_interface") => {
                 let hash = string_arg(args, 0, "module_hash")?;
-                if lock(&self.table).modules.contains_key(strip_hash(hash)) {
-                    Ok(empty_interface())
-                } else {
-                    Err(ServiceError::new(format!(
-                        "Module with hash '{hash}' not found"
-                    )))
+                let hash = strip_hash(hash);
+                if let Some(interface) = lock(&self.interfaces).get(hash) {
+                    return Ok(interface.clone());
                 }
+                let name = match lock(&self.table).modules.get(hash) {
+                    Some(module) => module.name.clone(),
+                    None => {
+                        return Err(ServiceError::new(format!(
+                            "Module with hash '{hash}' not found"
+                        )));
+                    }
+                };
+                let bytes = self
+                    .store
+                    .load_module(hash)
+                    .map_err(|e| ServiceError::new(format!("cannot load module {hash}: {e}")))?;
+                let interface = WasmService::from_bytes(&name, &bytes, RunnerPolicy::default())
+                    .map_err(|e| ServiceError::new(e.to_string()))?
+                    .interface()?;
+                lock(&self.interfaces).insert(hash.to_owned(), interface.clone());
+                Ok(interface)
             }
             ("dist", "list_blueprints") => Ok(json!(
                 lock(&self.table).blueprints.values().collect::<Vec<_>>()
@@ -382,13 +401,8 @@ impl Deploy {
             }
             ("srv", "get_interface") => {
                 let id = string_arg(args, 0, "service_id")?;
-                let table = lock(&self.table);
-                let sid = self.resolve(&table, id).ok_or_else(|| not_found(id))?;
-                Ok(json!({
-                    "blueprint_id": table.services[&sid].blueprint_id,
-                    "service_id": sid,
-                    "interface": empty_interface(),
-                }))
+                let (_, service) = self.find(id).ok_or_else(|| not_found(id))?;
+                service.interface()
             }
             ("srv", "resolve_alias") => {
                 let alias = string_arg(args, 0, "alias")?;
@@ -551,7 +565,7 @@ impl Deploy {
         }
         if hashes.len() != 1 {
             return Err(ServiceError::new(format!(
-                "blueprint '{name}' has {} modules; braid runs services of exactly one module",
+                "blueprint '{name}' has {} modules; a braid service is exactly one module (braid's service ABI has no imports, so modules cannot call each other: link shared code into the module when building it)",
                 hashes.len()
             )));
         }
@@ -634,14 +648,8 @@ fn strip_hash(dependency: &str) -> &str {
     dependency.strip_prefix("hash:").unwrap_or(dependency)
 }
 
-fn empty_interface() -> Value {
-    json!({"function_signatures": [], "record_types": []})
-}
-
 fn vault_file(b: &Builtins, call: &ServiceCall, path: &str) -> Result<Vec<u8>, ServiceError> {
-    b.vault
-        .read(call, path, crate::node::now_ms())
-        .ok_or_else(|| ServiceError::new(format!("Error reading vault file `{path}`")))
+    b.vault.read(call, path, crate::node::now_ms())
 }
 
 fn strings(v: Option<&Value>, name: &str) -> Result<Vec<String>, ServiceError> {
@@ -723,8 +731,17 @@ fn make_module_config(args: &[Value]) -> ServiceResult {
 /// Refuses what braid cannot run, saying why: not Wasm, built for Marine, or not of
 /// braid's service ABI.
 fn check_module(name: &str, bytes: &[u8]) -> Result<(), ServiceError> {
-    let Err(e) = WasmService::from_bytes(name, bytes, RunnerPolicy::default()) else {
-        return Ok(());
+    let e = match WasmService::from_bytes(name, bytes, RunnerPolicy::default()) {
+        // A description it gives must be one: better refused now than at every
+        // `get_interface`.
+        Ok(service) if service.describes_itself() => {
+            return service
+                .interface()
+                .map(drop)
+                .map_err(|e| ServiceError::new(format!("module '{name}' cannot run here: {e}")));
+        }
+        Ok(_) => return Ok(()),
+        Err(e) => e,
     };
     if let Some(marine) = marine_sign(bytes) {
         return Err(ServiceError::new(format!(
@@ -765,30 +782,19 @@ fn marine_sign(bytes: &[u8]) -> Option<String> {
     None
 }
 
-/// Standard base64 (with or without padding); what `dist.add_module` takes.
+/// Standard base64 (with or without padding, whitespace ignored); what
+/// `dist.add_module` takes.
 fn base64_decode(text: &str) -> Result<Vec<u8>, ServiceError> {
-    let bad = || ServiceError::new("the module is not base64");
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0u32;
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return Err(bad()),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    LENIENT
+        .decode(compact)
+        .map_err(|e| ServiceError::new(format!("the module is not base64: {e}")))
 }
 
 #[cfg(test)]

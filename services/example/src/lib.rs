@@ -10,9 +10,14 @@
 //!
 //! The ABI (see the host's `wasm_service` module): `braid_service_alloc(len) -> ptr`
 //! and `braid_service_call(name_ptr, name_len, args_ptr, args_len) -> (ptr << 32) | len`
-//! of `{"ok": value}` or `{"error": value}`.
+//! of `{"ok": value}` or `{"error": value}`, and `braid_service_interface() -> (ptr <<
+//! 32) | len` of [`INTERFACE`], which `srv.get_interface` answers.
 
 use serde_json::{Value, json};
+
+/// The service's functions, in the shape of Nox's `Interface` (types in Aqua's
+/// notation).
+pub const INTERFACE: &str = r#"{"function_signatures":[{"name":"greet","arguments":[["name","string"]],"output_types":["string"]},{"name":"sum","arguments":[["numbers","[]f64"]],"output_types":["f64"]}],"record_types":[]}"#;
 
 /// Calls `function` with `args`: the service itself, independent of the ABI.
 pub fn call(function: &str, args: &[Value]) -> Result<Value, Value> {
@@ -70,6 +75,13 @@ pub mod abi {
         ptr as u32
     }
 
+    /// Describes the functions: `(ptr << 32) | len` of [`super::INTERFACE`].
+    #[unsafe(no_mangle)]
+    pub extern "C" fn braid_service_interface() -> u64 {
+        let text = super::INTERFACE.as_bytes();
+        (u64::from(text.as_ptr() as u32) << 32) | text.len() as u64
+    }
+
     /// Answers a call; the host drops the instance afterwards, so nothing is freed.
     ///
     /// # Safety
@@ -104,6 +116,27 @@ mod tests {
         assert_eq!(call("sum", &[json!([1, 2])]), Ok(json!(3)));
         assert!(call("sum", &[json!(["x"])]).is_err());
         assert!(call("nope", &[]).is_err());
+    }
+
+    #[test]
+    fn the_interface_names_every_function() {
+        let interface: Value = serde_json::from_str(INTERFACE).unwrap();
+        let names: Vec<&str> = interface["function_signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["greet", "sum"]);
+        for name in names {
+            assert!(
+                !call(name, &[])
+                    .unwrap_err()
+                    .to_string()
+                    .contains("no function"),
+                "{name}"
+            );
+        }
     }
 
     #[test]
