@@ -126,6 +126,13 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
     let live: Gauge = Gauge::default();
     live.set(i64::try_from(stats.live_particles).unwrap_or(i64::MAX));
     registry.register("live_particles", "Particles alive on the node now", live);
+    let working: Gauge = Gauge::default();
+    working.set(i64::try_from(stats.working_particles).unwrap_or(i64::MAX));
+    registry.register(
+        "working_particles",
+        "Particles being invoked or waiting on their service calls now",
+        working,
+    );
     let uptime: Gauge = Gauge::default();
     uptime.set(i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX));
     registry.register("uptime_seconds", "Seconds since the node started", uptime);

@@ -98,6 +98,7 @@ fn a_node_serves_mock_services_metrics_and_health() {
     );
     assert!(exposition.contains("braid_calls_total 1"), "{exposition}");
     assert!(exposition.contains("braid_live_particles "), "{exposition}");
+    assert!(exposition.contains("braid_working_particles "), "{exposition}");
     assert!(exposition.ends_with("# EOF\n"), "{exposition}");
 }
 
