@@ -1,0 +1,57 @@
+// The cases of fixtures/aqua/cases.json and what both runners share: placeholders,
+// arguments, comparison.
+import { readFile } from "node:fs/promises";
+import { isDeepStrictEqual } from "node:util";
+import path from "node:path";
+import { aquaDir } from "./compile.mjs";
+import { callbacks } from "./services.mjs";
+
+/** A peer id that no node of the suite has (the ed25519 key whose secret bytes are all 7). */
+export const DEAD_PEER = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7";
+
+export async function loadCases() {
+  const text = await readFile(path.join(aquaDir, "cases.json"), "utf8");
+  return JSON.parse(text).cases;
+}
+
+/** Replaces "@N" (node N's peer id) and "@dead" in every string of a value. */
+export function substitute(value, peerIds) {
+  if (typeof value === "string") {
+    return value.replace(/@(dead|\d+)/g, (whole, what) => {
+      if (what === "dead") return DEAD_PEER;
+      const id = peerIds[Number(what) - 1];
+      if (!id) throw new Error(`${whole}: there is no node ${what}`);
+      return id;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, peerIds));
+  if (value && typeof value === "object") {
+    if (typeof value.callback === "string") return value;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, peerIds)]));
+  }
+  return value;
+}
+
+/** A case's arguments: callbacks become their functions. */
+export function caseArgs(c, peerIds) {
+  return substitute(c.args, peerIds).map((a) => {
+    if (a && typeof a === "object" && typeof a.callback === "string") {
+      const f = callbacks[a.callback];
+      if (!f) throw new Error(`${c.function}: no callback named ${a.callback}`);
+      return f;
+    }
+    return a;
+  });
+}
+
+const sortKey = (v) => JSON.stringify(v);
+
+/** Whether `got` is the case's expected result (with placeholders replaced). */
+export function matches(c, got, peerIds) {
+  let expected = substitute(c.expected, peerIds);
+  if (c.compare === "sorted" && Array.isArray(got) && Array.isArray(expected)) {
+    got = [...got].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
+    expected = [...expected].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
+  }
+  return isDeepStrictEqual(got, expected);
+}
