@@ -26,6 +26,37 @@ const { loadCases, caseArgs, matches, substitute } = await import("./cases.mjs")
 const { clientServices } = await import("./services.mjs");
 
 const NODES = 5;
+const CLIENT_AVM = "0.62.0";
+
+/** The `interpreter_version` in a particle's data (the reference's envelope). */
+function writtenBy(data) {
+  const text = Buffer.from(data).toString("latin1");
+  const m = /interpreter_version[\s\S]{1,3}?(\d+\.\d+\.\d+(?:\+[0-9A-Za-z.-]+)?)/.exec(text);
+  return m ? m[1] : data.length === 0 ? "(no data)" : "(unknown)";
+}
+
+/**
+ * Checks one case's particles on the wire: the client sends data its AquaVM wrote and
+ * receives data braid wrote. Counts the turns: a particle the client sent with its own
+ * data and that came back with braid's (braid read the client's data and the client's
+ * AquaVM then read braid's, or the result would not have come).
+ */
+function mixedData(log) {
+  const ours = new Set(log.filter((w) => w.dir === "out").map((w) => w.id));
+  let turns = 0;
+  let sent = false;
+  for (const w of log.filter((w) => ours.has(w.id))) {
+    if (w.dir === "out") {
+      if (w.version !== CLIENT_AVM) return { turns, problem: `the client sent data written by ${w.version}` };
+      sent = true;
+    } else {
+      if (!w.version.includes("+braid")) return { turns, problem: `the client received data written by ${w.version}` };
+      if (sent) turns++;
+      sent = false;
+    }
+  }
+  return { turns };
+}
 const CASE_TIMEOUT_MS = 30000;
 const only = process.argv.slice(2);
 const verbose = !!process.env.VERBOSE;
@@ -49,6 +80,19 @@ try {
   client = await createClient(relay, { defaultTtlMs: 15000 });
   console.log(`client ${client.getPeerId()} connected to ${relay} in ${Date.now() - t1} ms`);
 
+  // What crosses the wire: every particle the client sends to node 1 and receives from
+  // it, with the interpreter version its data was written by.
+  const wire = [];
+  const connection = client.connection;
+  const send = connection.sendParticle.bind(connection);
+  connection.sendParticle = (next, particle) => {
+    wire.push({ dir: "out", id: particle.id, version: writtenBy(particle.data) });
+    return send(next, particle);
+  };
+  connection.particleSource.subscribe((particle) => {
+    wire.push({ dir: "in", id: particle.id, version: writtenBy(particle.data) });
+  });
+
   const services = loaded["services.aqua"];
   services.registerGreeter(client, clientServices.greeter);
   services.registerCounter(client, clientServices.counter);
@@ -59,6 +103,7 @@ try {
   for (const c of cases) {
     const f = loaded[c.file]?.[c.function];
     const start = Date.now();
+    const wireStart = wire.length;
     let outcome;
     if (typeof f !== "function") {
       outcome = { error: `${c.file} exports no function ${c.function}` };
@@ -75,9 +120,16 @@ try {
       }
     }
     const ms = Date.now() - start;
+    const mixed = mixedData(wire.slice(wireStart));
+    if ("value" in outcome && mixed.problem === undefined && mixed.turns < (c.min_turns ?? 1)) {
+      mixed.problem = `the data changed hands ${mixed.turns} times, at least ${c.min_turns ?? 1} expected`;
+    }
+    if ("value" in outcome && mixed.problem !== undefined) {
+      outcome = { error: `the result came, but ${mixed.problem}` };
+    }
     if ("value" in outcome && matches(c, outcome.value, peerIds)) {
       passed++;
-      console.log(`ok   ${c.function} (${ms} ms)`);
+      console.log(`ok   ${c.function} (${ms} ms; client/braid data turns: ${mixed.turns})`);
     } else {
       failed++;
       const got = "value" in outcome ? JSON.stringify(outcome.value) : `error: ${outcome.error}`;
