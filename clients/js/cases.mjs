@@ -14,27 +14,36 @@ export async function loadCases() {
   return JSON.parse(text).cases;
 }
 
-/** Replaces "@N" (node N's peer id) and "@dead" in every string of a value. */
-export function substitute(value, peerIds) {
+/**
+ * The placeholders of a run: "@N" node N's peer id (from 1), "@client2" the second
+ * client's, "@dead" a peer id nobody has.
+ */
+export function placeholders(nodeIds, client2) {
+  const names = { dead: DEAD_PEER, client2 };
+  nodeIds.forEach((id, i) => (names[String(i + 1)] = id));
+  return names;
+}
+
+/** Replaces the placeholders in every string of a value. */
+export function substitute(value, names) {
   if (typeof value === "string") {
-    return value.replace(/@(dead|\d+)/g, (whole, what) => {
-      if (what === "dead") return DEAD_PEER;
-      const id = peerIds[Number(what) - 1];
-      if (!id) throw new Error(`${whole}: there is no node ${what}`);
+    return value.replace(/@(dead|client2|\d+)/g, (whole, what) => {
+      const id = names[what];
+      if (!id) throw new Error(`${whole}: no such peer in this run`);
       return id;
     });
   }
-  if (Array.isArray(value)) return value.map((v) => substitute(v, peerIds));
+  if (Array.isArray(value)) return value.map((v) => substitute(v, names));
   if (value && typeof value === "object") {
     if (typeof value.callback === "string") return value;
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, peerIds)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, names)]));
   }
   return value;
 }
 
 /** A case's arguments: callbacks become their functions. */
-export function caseArgs(c, peerIds) {
-  return substitute(c.args, peerIds).map((a) => {
+export function caseArgs(c, names) {
+  return substitute(c.args, names).map((a) => {
     if (a && typeof a === "object" && typeof a.callback === "string") {
       const f = callbacks[a.callback];
       if (!f) throw new Error(`${c.function}: no callback named ${a.callback}`);
@@ -47,8 +56,8 @@ export function caseArgs(c, peerIds) {
 const sortKey = (v) => JSON.stringify(v);
 
 /** Whether `got` is the case's expected result (with placeholders replaced). */
-export function matches(c, got, peerIds) {
-  let expected = substitute(c.expected, peerIds);
+export function matches(c, got, names) {
+  let expected = substitute(c.expected, names);
   if (c.compare === "sorted" && Array.isArray(got) && Array.isArray(expected)) {
     got = [...got].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
     expected = [...expected].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));

@@ -1,5 +1,5 @@
 // Derives the expected results on the reference: runs each case's compiled AIR with
-// every peer (the client and five nodes) on AquaVM 0.64.1 behind `oracle serve`
+// every peer (the client, a second client and five nodes) on AquaVM 0.64.1 behind `oracle serve`
 // (../../../shared/oracle), compares with fixtures/aqua/cases.json and prints
 // what differs.
 //
@@ -18,7 +18,7 @@ import readline from "node:readline";
 import { compileFromPath } from "@fluencelabs/aqua-api";
 import path from "node:path";
 import { aquaDir } from "./compile.mjs";
-import { loadCases, caseArgs, matches, substitute } from "./cases.mjs";
+import { loadCases, caseArgs, matches, substitute, placeholders } from "./cases.mjs";
 import { clientServices } from "./services.mjs";
 
 const [oraclePath, ...only] = process.argv.slice(2);
@@ -27,7 +27,9 @@ if (!oraclePath) {
   process.exit(2);
 }
 const CLIENT = "client";
+const CLIENT2 = "client2";
 const NODES = ["node1", "node2", "node3", "node4", "node5"];
+const NAMES = placeholders(NODES, CLIENT2);
 const PARTICLE = { particle_id: "reference-run", timestamp: 1700000000000, ttl: 15000 };
 
 const oracle = spawn(oraclePath, ["serve"], { stdio: ["pipe", "pipe", "inherit"] });
@@ -91,11 +93,23 @@ async function clientCall(run, service, fn, args) {
   }
 }
 
+/** The second client: the services of services.mjs and the client's built-ins. */
+async function otherClientCall(service, fn, args) {
+  const impl = clientServices[service]?.[fn];
+  if (!impl && ["op", "math", "array", "peer"].includes(service)) return nodeCall(service, fn, args);
+  if (!impl) return err(`No service found for service call: serviceId='${service}', fnName='${fn}' args='${JSON.stringify(args)}'`);
+  try {
+    return ok(await impl(...args));
+  } catch (e) {
+    return err(`Service call failed. fnName="${fn}" serviceId="${service}" error: ${e.message}`);
+  }
+}
+
 async function runCase(c, def, script) {
   const names = Object.keys(def.arrow.domain.fields ?? {});
-  const args = caseArgs(c, NODES);
+  const args = caseArgs(c, NAMES);
   const run = { named: Object.fromEntries(names.map((n, i) => [n, args[i]])) };
-  const peers = new Set([CLIENT, ...NODES]);
+  const peers = new Set([CLIENT, CLIENT2, ...NODES]);
   const stored = {};
   const queue = [{ peer: CLIENT, data: "", results: {} }];
   const deferred = [];
@@ -122,7 +136,9 @@ async function runCase(c, def, script) {
       const args = req.arguments;
       const a = peer === CLIENT
         ? await clientCall(run, req.service_id, req.function_name, args)
-        : nodeCall(req.service_id, req.function_name, args);
+        : peer === CLIENT2
+          ? await otherClientCall(req.service_id, req.function_name, args)
+          : nodeCall(req.service_id, req.function_name, args);
       if (a === null) continue;
       if (a.deferred) deferred.push({ peer, data: "", results: { [id]: a.deferred } });
       else now[id] = a;
@@ -142,12 +158,12 @@ for (const c of cases) {
   if (!f) throw new Error(`${c.file} has no function ${c.function}`);
   const run = await runCase(c, f.funcDef, f.script);
   const got = run.error !== undefined ? { error: run.error } : run.result;
-  if (run.result !== undefined && matches(c, run.result, NODES)) {
+  if (run.result !== undefined && matches(c, run.result, NAMES)) {
     same++;
     console.log(`same      ${c.function}`);
   } else {
     different++;
-    console.log(`DIFFERENT ${c.function}\n  cases.json ${JSON.stringify(substitute(c.expected, NODES))}\n  reference  ${JSON.stringify(got)}`);
+    console.log(`DIFFERENT ${c.function}\n  cases.json ${JSON.stringify(substitute(c.expected, NAMES))}\n  reference  ${JSON.stringify(got)}`);
   }
   if (run.interpreterErrors) console.log(`  interpreter errors: ${run.interpreterErrors.join("; ")}`);
 }

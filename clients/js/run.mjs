@@ -1,7 +1,7 @@
 // The suite: compiles fixtures/aqua with the real Aqua compiler, starts five real
 // `braid node` processes, connects the real JS client (@fluencelabs/js-client 0.9.0,
-// its AquaVM 0.62.0) to node 1 over WebSocket and runs every case of
-// fixtures/aqua/cases.json through it, each against its expected result.
+// its AquaVM 0.62.0) to node 1 over WebSocket (and a second client to node 3) and runs
+// every case of fixtures/aqua/cases.json through it, each against its expected result.
 //
 //   npm ci && node run.mjs [FUNCTION...]     (BRAID_BIN: the braid binary)
 //
@@ -22,7 +22,7 @@ if (!Promise.withResolvers) {
 const { createClient } = await import("@fluencelabs/js-client");
 const { compileAll } = await import("./compile.mjs");
 const { startNetwork } = await import("./network.mjs");
-const { loadCases, caseArgs, matches, substitute } = await import("./cases.mjs");
+const { loadCases, caseArgs, matches, substitute, placeholders } = await import("./cases.mjs");
 const { clientServices } = await import("./services.mjs");
 
 const NODES = 5;
@@ -79,6 +79,7 @@ const peerIds = network.nodes.map((n) => n.peerId);
 let failed = 0;
 let passed = 0;
 let client;
+let client2;
 try {
   // Let the later nodes finish joining before the first particle crosses them all.
   await new Promise((r) => setTimeout(r, 1000));
@@ -100,7 +101,12 @@ try {
     wire.push({ dir: "in", id: particle.id, version: writtenBy(particle.data) });
   });
 
+  // A second client, on node 3, whose service the first reaches through node 3.
+  client2 = await createClient(`${network.nodes[2].ws}/p2p/${peerIds[2]}`, { defaultTtlMs: 15000 });
+  const names = placeholders(peerIds, client2.getPeerId());
+
   const services = loaded["services.aqua"];
+  services.registerGreeter(client2, clientServices.greeter);
   services.registerGreeter(client, clientServices.greeter);
   services.registerCounter(client, clientServices.counter);
   services.registerFaulty(client, clientServices.faulty);
@@ -116,7 +122,7 @@ try {
       outcome = { error: `${c.file} exports no function ${c.function}` };
     } else {
       try {
-        const args = caseArgs(c, peerIds);
+        const args = caseArgs(c, names);
         const timer = new Promise((_, reject) =>
           setTimeout(() => reject(new Error(`no result within ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS),
         );
@@ -124,7 +130,7 @@ try {
           // `concurrent` calls at once, as an app that starts many (Promise.all).
           const calls = Array.from({ length: c.concurrent }, () => f(client, ...args, { ttl: 15000 }));
           const all = await Promise.race([Promise.allSettled(calls), timer]);
-          const wrong = all.filter((r) => r.status !== "fulfilled" || !matches(c, r.value, peerIds));
+          const wrong = all.filter((r) => r.status !== "fulfilled" || !matches(c, r.value, names));
           if (wrong.length > 0) {
             const r = wrong[0];
             const first = r.status === "fulfilled" ? JSON.stringify(r.value) : errorText(r.reason);
@@ -146,18 +152,19 @@ try {
     if ("value" in outcome && mixed.problem !== undefined) {
       outcome = { error: `the result came, but ${mixed.problem}` };
     }
-    if ("value" in outcome && matches(c, outcome.value, peerIds)) {
+    if ("value" in outcome && matches(c, outcome.value, names)) {
       passed++;
       const times = c.concurrent ? `, ${c.concurrent} calls at once` : "";
       console.log(`ok   ${c.function} (${ms} ms${times}; client/braid data turns: ${mixed.turns})`);
     } else {
       failed++;
       const got = "value" in outcome ? JSON.stringify(outcome.value) : `error: ${outcome.error}`;
-      console.log(`FAIL ${c.function} (${ms} ms)\n     expected ${JSON.stringify(substitute(c.expected, peerIds))}\n     got      ${got}`);
+      console.log(`FAIL ${c.function} (${ms} ms)\n     expected ${JSON.stringify(substitute(c.expected, names))}\n     got      ${got}`);
     }
   }
 } finally {
   if (client) await client.disconnect().catch(() => {});
+  if (client2) await client2.disconnect().catch(() => {});
   await network.stop();
 }
 console.log(`${passed} passed, ${failed} failed (${Date.now() - t0} ms in all)`);
