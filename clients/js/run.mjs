@@ -3,7 +3,10 @@
 // its AquaVM 0.62.0) to node 1 over WebSocket (and a second client to node 3) and runs
 // every case of fixtures/aqua/cases.json through it, each against its expected result.
 //
-//   npm ci && node run.mjs [FUNCTION...]     (BRAID_BIN: the braid binary)
+//   npm ci && node run.mjs [FUNCTION...]
+//
+// BRAID_BIN names the braid binary (default: the release build of this checkout);
+// VERBOSE=1 shows the nodes' logs.
 //
 // Exit 0 iff every case gave its expected result.
 
@@ -26,8 +29,13 @@ const { loadCases, caseArgs, matches, substitute, placeholders } = await import(
 const { clientServices } = await import("./services.mjs");
 
 const NODES = 5;
-const errorText = (e) => (e instanceof Error ? e.message : JSON.stringify(e));
+const CASE_TIMEOUT_MS = 30000;
+/** The interpreter version the client's AquaVM writes in particle data. */
 const CLIENT_AVM = "0.62.0";
+const only = process.argv.slice(2);
+const verbose = !!process.env.VERBOSE;
+
+const errorText = (e) => (e instanceof Error ? e.message : JSON.stringify(e));
 
 /** The `interpreter_version` in a particle's data (the reference's envelope). */
 function writtenBy(data) {
@@ -64,9 +72,6 @@ function mixedData(log) {
   }
   return { turns: fewest };
 }
-const CASE_TIMEOUT_MS = 30000;
-const only = process.argv.slice(2);
-const verbose = !!process.env.VERBOSE;
 
 const t0 = Date.now();
 const modules = await compileAll();
