@@ -90,7 +90,10 @@ impl NetConfig {
             handshake_timeout: Duration::from_secs(10),
             lookup_timeout: Duration::from_secs(10),
             bootstrap_redial: Duration::from_secs(15),
-            max_inbound_streams: 32,
+            // The JS client opens a stream per particle, so an app that starts 100
+            // calls at once opens 100 streams at once (it allows itself 1,024);
+            // rust-libp2p negotiates at most 128 inbound streams at once per connection.
+            max_inbound_streams: 128,
             limits: ConnectionLimits::DEFAULT,
             event_buffer: 1024,
         }
