@@ -192,6 +192,11 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         if let Some(relay) = &settings.relay {
             builder = builder.relay(relay);
         }
+        // The owner is the management peer: the guarded built-ins, spells and workers
+        // answer it as they answer the node itself.
+        if let Some(owner) = &owner {
+            builder = builder.owner(owner.to_string());
+        }
         let node = builder.build()?;
         for service in services {
             service.register(&node);
@@ -262,7 +267,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Reads a key file (64 hex digits).
-fn load_key(path: &Path) -> anyhow::Result<NodeKey> {
+pub(crate) fn load_key(path: &Path) -> anyhow::Result<NodeKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     key_of_hex(path, &text)
@@ -322,7 +327,14 @@ pub(crate) fn p2p_node_config() -> NodeConfig {
 
 /// A client peer: a node that does not listen, connected to `addr` (its relay).
 async fn client(addr: &Multiaddr) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
-    let key = NodeKey::generate()?;
+    client_as(addr, NodeKey::generate()?).await
+}
+
+/// [`client`] with this key (the owner's, for `braid spell`).
+pub(crate) async fn client_as(
+    addr: &Multiaddr,
+    key: NodeKey,
+) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
     let net = P2pNetwork::start(NetConfig::new(*key.secret(), DEFAULT_NETWORK)).await?;
     let relay = net
         .connect(addr.clone())

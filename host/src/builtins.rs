@@ -1,7 +1,8 @@
 //! The built-in services of a node, with the reference node's (Nox's) semantics: `peer`,
 //! `kad`, `srv`, `dist`, `op`, `debug`, `stat`, `math`, `cmp`, `array`, `sig`, `json`,
 //! `vault` and `run-console` ([`BUILTIN_SERVICES`] lists every function, and is the one
-//! list the node dispatches from). `worker` and `spell` are not here.
+//! list the node dispatches from). `worker` and `spell`, and the spells' own services,
+//! are `spells.rs`'s, reached through [`Builtins::answer_spells`].
 //!
 //! Safe by construction: whatever computes or touches the disk runs on tokio's blocking
 //! threads behind a bounded semaphore ([`Builtins::blocking`]), never on the runtime's
@@ -23,7 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-pub(crate) use deploy::{DeployStore, DirDeployStore, MemoryDeployStore};
+pub(crate) use deploy::{DeployStore, DirDeployStore};
 
 use crate::identity::NodeKey;
 use crate::network::Network;
@@ -156,6 +157,7 @@ pub(crate) struct Builtins {
     info: InfoSource,
     vault: vault::Vault,
     deploy: deploy::Deploy,
+    spells: Arc<crate::spells::Spells>,
     /// Built-ins running on the blocking threads at once.
     cpu: Arc<Semaphore>,
     /// Each init peer's share of `cpu`: at most this many of its calls wait for or hold
@@ -171,6 +173,7 @@ impl Builtins {
         owner: Option<String>,
         info: InfoSource,
         store: Arc<dyn DeployStore>,
+        spells: Arc<crate::spells::Spells>,
         threads: usize,
     ) -> Self {
         let host = key.peer_id().to_owned();
@@ -180,6 +183,7 @@ impl Builtins {
             info,
             vault: vault::Vault::default(),
             deploy: deploy::Deploy::open(store, host),
+            spells,
             cpu: Arc::new(Semaphore::new(threads.max(1))),
             shares: std::sync::Mutex::new(HashMap::new()),
             share: (threads / 2).max(1),
@@ -315,6 +319,24 @@ impl Builtins {
                 .await
             }
         })
+    }
+
+    /// Answers a call for the spells (`spell`, `worker`, a spell's own service, the
+    /// conventions of a spell's particle, `srv` on a spell's alias), or `None`.
+    pub(crate) async fn answer_spells(
+        &self,
+        call: &Arc<ServiceCall>,
+        now_ms: u64,
+    ) -> Option<ServiceResult> {
+        if !self.spells.serves(call) {
+            return None;
+        }
+        let spells = Arc::clone(&self.spells);
+        let owned = Arc::clone(call);
+        Some(
+            self.blocking(call, false, move || spells.call(&owned, now_ms))
+                .await,
+        )
     }
 
     /// Answers a call to a service deployed on this node (by id or alias), or `None`.

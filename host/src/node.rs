@@ -33,7 +33,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, NativeBackend};
-use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource, MemoryDeployStore};
+use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource};
+use crate::db::{Db, DbDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
 use crate::invoke_pool::{InvokePool, Job};
@@ -44,7 +45,9 @@ use crate::services::{
     Access, ParticleContext, Quotas, Registry, ServiceCall, ServiceError, ServiceResult, boxed,
     to_call_result,
 };
+use crate::spells::Spells;
 use crate::store::{DataStore, DiskStore, StoreKey};
+use crate::workers::Workers;
 use braid_wire::{
     self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable,
 };
@@ -337,11 +340,40 @@ impl NodeBuilder {
             self.backend,
         )?;
         let mut stats = NodeStats::default();
-        // Deployed services live beside the particle data, or in memory.
-        let deployed: Arc<dyn DeployStore> = match &self.store {
-            StoreChoice::Dir(dir) => Arc::new(DirDeployStore::new(dir.join("deployed"))),
-            _ => Arc::new(MemoryDeployStore::default()),
-        };
+        // The node's own state (spells, workers, deployed services) lives in its
+        // database beside the particle data, or in memory.
+        let db = match &self.store {
+            StoreChoice::Dir(dir) => Db::open(dir),
+            _ => Db::in_memory(),
+        }
+        .map_err(|e| HostError::Store(e.to_string()))?;
+        let db = Arc::new(db);
+        let deployed = DbDeployStore(Arc::clone(&db));
+        if let StoreChoice::Dir(dir) = &self.store {
+            match deployed.import(&DirDeployStore::new(dir.join("deployed"))) {
+                Ok(0) => {}
+                Ok(modules) => tracing::info!(
+                    modules,
+                    "imported the deployed services of an older data dir"
+                ),
+                Err(e) => {
+                    tracing::error!("cannot import the deployed services of an older data dir: {e}")
+                }
+            }
+        }
+        let deployed: Arc<dyn DeployStore> = Arc::new(deployed);
+        let workers = Arc::new(Workers::open(
+            Arc::clone(&db),
+            peer_id.clone(),
+            config.owner.clone(),
+        ));
+        let spells = Arc::new(Spells::open(
+            Arc::clone(&db),
+            key.clone(),
+            config.owner.clone(),
+            Arc::clone(&workers),
+            now_ms(),
+        ));
         let info = match self.network_info {
             Some(info) => InfoSource::Given(info),
             None => InfoSource::Transport(Arc::clone(&self.network)),
@@ -351,6 +383,7 @@ impl NodeBuilder {
             config.owner.clone(),
             info,
             deployed,
+            Arc::clone(&spells),
             config.builtin_threads,
         ));
         let store: Option<Arc<dyn DataStore>> = match self.store {
@@ -379,6 +412,7 @@ impl NodeBuilder {
             monitor: Arc::clone(&monitor),
             verified: Arc::new(Verified::new(config.max_particles)),
             waiting: Arc::clone(&waiting),
+            spells: Arc::clone(&spells),
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
@@ -399,10 +433,16 @@ impl NodeBuilder {
             record_dir: self.record_dir,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
+        let inbox = shared.inbox.clone();
+        let triggers = runtime.spawn(crate::spells::drive(spells, move |particle, scope| {
+            let inbox = inbox.clone();
+            async move { inbox.admit_spell(particle, scope).await }
+        }));
         Ok(Node {
             inner: Arc::new(NodeInner {
                 shared,
                 dispatcher: dispatcher.abort_handle(),
+                triggers: triggers.abort_handle(),
             }),
         })
     }
@@ -429,10 +469,13 @@ impl WeakNode {
 struct NodeInner {
     shared: Arc<Shared>,
     dispatcher: tokio::task::AbortHandle,
+    /// The task that starts the spells' particles.
+    triggers: tokio::task::AbortHandle,
 }
 
 impl Drop for NodeInner {
     fn drop(&mut self) {
+        self.triggers.abort();
         // Dropping the dispatcher drops its actors, which cancels their calls.
         self.dispatcher.abort();
     }
@@ -613,6 +656,8 @@ pub struct Inbox {
     verified: Arc<Verified>,
     /// [`Shared::waiting`], for undeliverable notices.
     waiting: Arc<WaitingMap>,
+    /// The spells, for connection events.
+    spells: Arc<Spells>,
 }
 
 impl Inbox {
@@ -681,6 +726,37 @@ impl Inbox {
             return Err(reason);
         }
         self.enqueue(particle).await
+    }
+
+    /// Starts a particle of a spell's trigger, signed by the scope it runs in (the node
+    /// or one of its workers).
+    async fn admit_spell(&self, particle: Particle, scope: String) {
+        let id = particle.id.clone();
+        if scope != self.monitor.peer {
+            tracing::warn!(particle_id = %id, worker = %scope, "spells of workers do not run yet");
+            return;
+        }
+        if let Err(e) = self.admit_own(particle).await {
+            tracing::warn!(particle_id = %id, "the spell's particle was not started: {e}");
+        }
+    }
+
+    /// Tells the node's spells that `peer` connected (`true`) or disconnected: those
+    /// subscribed to it run.
+    pub fn handle_connection(&self, peer: &str, connected: bool) {
+        let spells = Arc::clone(&self.spells);
+        let inbox = self.clone();
+        let peer = peer.to_owned();
+        tokio::spawn(async move {
+            let now = now_ms();
+            let started =
+                tokio::task::spawn_blocking(move || spells.connection(&peer, connected, now))
+                    .await
+                    .unwrap_or_default();
+            for (particle, scope) in started {
+                inbox.admit_spell(particle, scope).await;
+            }
+        });
     }
 
     async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
@@ -1630,6 +1706,9 @@ async fn answer(
             }
             _ => {}
         }
+    }
+    if let Some(result) = shared.builtins.answer_spells(call, now_ms()).await {
+        return result;
     }
     if let Some(result) = shared.builtins.answer(call, now_ms()).await {
         return result;
