@@ -421,6 +421,7 @@ impl NodeBuilder {
             call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
             quotas: Quotas::new(config.max_calls_per_init_peer),
             builtins,
+            workers,
             config,
             network: self.network,
             registry: Registry::default(),
@@ -644,6 +645,9 @@ enum Intake {
     /// A particle this node persisted before it stopped, to go on with (its data is
     /// in the store).
     Resumed(Particle),
+    /// A particle for one of this node's workers (that peer id): it runs as the
+    /// worker, with its key.
+    Worker(Particle, String),
 }
 
 /// Where a node receives encoded particles: checks them and queues them for the node.
@@ -733,7 +737,14 @@ impl Inbox {
     async fn admit_spell(&self, particle: Particle, scope: String) {
         let id = particle.id.clone();
         if scope != self.monitor.peer {
-            tracing::warn!(particle_id = %id, worker = %scope, "spells of workers do not run yet");
+            self.verified.insert(
+                Verified::digest(&particle),
+                particle.deadline().unwrap_or(0),
+                now_ms(),
+            );
+            if let Err(e) = self.enqueue_worker(particle, scope).await {
+                tracing::warn!(particle_id = %id, "the spell's particle was not started: {e}");
+            }
             return;
         }
         if let Err(e) = self.admit_own(particle).await {
@@ -759,11 +770,22 @@ impl Inbox {
         });
     }
 
+    /// Queues a particle for one of this node's workers (sent by an actor of this node,
+    /// or started by a worker's spell: already checked).
+    async fn enqueue_worker(&self, particle: Particle, worker: String) -> Result<(), Rejection> {
+        self.queue
+            .send(Intake::Worker(particle, worker))
+            .await
+            .map_err(|_| self.stopped())?;
+        self.monitor.update(|s| s.accepted += 1);
+        Ok(())
+    }
+
     async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
         match self.queue.try_send(Intake::Arrived(particle)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(
-                Intake::Arrived(particle) | Intake::Resumed(particle),
+                Intake::Arrived(particle) | Intake::Resumed(particle) | Intake::Worker(particle, _),
             )) => {
                 tracing::warn!(
                     peer = %self.monitor.peer,
@@ -787,6 +809,7 @@ impl Inbox {
         let key = ActorKey {
             id: notice.particle_id.clone(),
             signature: notice.signature.clone(),
+            worker: None,
         };
         let session = if notice.init_peer_id == self.monitor.peer {
             lock_waiting(&self.waiting)
@@ -957,6 +980,8 @@ struct Shared {
     /// Calls in flight per init peer.
     quotas: Arc<Quotas>,
     builtins: Arc<Builtins>,
+    /// The node's workers: particles sent to them stay here and run as them.
+    workers: Arc<Workers>,
     inbox: Inbox,
     /// `None`: the data lives in the actors only (lost when the node stops).
     store: Option<Arc<dyn DataStore>>,
@@ -974,14 +999,23 @@ impl Shared {
         lock_waiting(&self.waiting)
     }
 
-    fn params(&self, particle: &ParticleContext) -> RunParams {
+    /// The run parameters of a particle on this node, or on one of its workers (as
+    /// that worker, with its key).
+    fn params(&self, particle: &ParticleContext, worker: Option<&NodeKey>) -> RunParams {
+        let (current_peer_id, key) = match worker {
+            Some(worker) => (
+                worker.peer_id().to_owned(),
+                KeyPair::ed25519(worker.secret()),
+            ),
+            None => (self.key.peer_id().to_owned(), self.invoke_key.clone()),
+        };
         RunParams {
             init_peer_id: particle.init_peer_id.clone(),
-            current_peer_id: self.key.peer_id().to_owned(),
+            current_peer_id,
             timestamp: particle.timestamp,
             ttl: particle.ttl,
             particle_id: particle.id.clone(),
-            key: self.invoke_key.clone(),
+            key,
             limits: Limits::REFERENCE_MAXIMA,
             integrity: Integrity {
                 check: true,
@@ -1005,6 +1039,8 @@ fn lock_waiting(
 struct ActorKey {
     id: String,
     signature: Vec<u8>,
+    /// The worker it runs as; `None`: the node itself.
+    worker: Option<String>,
 }
 
 impl ActorKey {
@@ -1012,6 +1048,7 @@ impl ActorKey {
         ActorKey {
             id: particle.id.clone(),
             signature: particle.signature.clone(),
+            worker: None,
         }
     }
 }
@@ -1088,12 +1125,16 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                 shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
             }
             received = intake.recv() => {
-                let (particle, resumed) = match received {
-                    Some(Intake::Arrived(particle)) => (particle, false),
-                    Some(Intake::Resumed(particle)) => (particle, true),
+                let (particle, resumed, worker) = match received {
+                    Some(Intake::Arrived(particle)) => (particle, false, None),
+                    Some(Intake::Resumed(particle)) => (particle, true, None),
+                    Some(Intake::Worker(particle, worker)) => (particle, false, Some(worker)),
                     None => return,
                 };
-                let key = ActorKey::of(&particle);
+                let key = ActorKey {
+                    worker: worker.clone(),
+                    ..ActorKey::of(&particle)
+                };
                 if resumed && mailboxes.contains_key(&key) {
                     continue; // it arrived again first, and goes on from its stored data
                 }
@@ -1119,8 +1160,14 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     continue;
                 }
                 let (tx, rx) = mpsc::channel(shared.config.mailbox.max(1));
-                let handle =
-                    actors.spawn(run_actor(Arc::clone(&shared), particle, resumed, rx, session));
+                let handle = actors.spawn(run_actor(
+                    Arc::clone(&shared),
+                    particle,
+                    resumed,
+                    worker,
+                    rx,
+                    session,
+                ));
                 actor_keys.insert(handle.id(), key.clone());
                 mailboxes.insert(key, tx);
                 shared.monitor.update(|s| s.live_particles += 1);
@@ -1174,6 +1221,7 @@ async fn run_actor(
     shared: Arc<Shared>,
     mut template: Particle,
     resumed: bool,
+    worker: Option<String>,
     mut mailbox: mpsc::Receiver<Particle>,
     session: Option<Arc<Session>>,
 ) {
@@ -1184,16 +1232,33 @@ async fn run_actor(
     let expiry = tokio::time::sleep_until(instant_at(deadline));
     tokio::pin!(expiry);
     let script: Arc<str> = Arc::from(template.script.as_str());
+    // A particle for a worker runs as the worker (its peer id, its key, its scope of
+    // spells); its data is kept apart from the node's own run of the same particle.
+    let worker_key = match &worker {
+        Some(id) => match shared.workers.get(id) {
+            Some(w) => Some(w.key),
+            None => {
+                tracing::warn!(particle_id = %template.id, worker = %id, "no such worker here; the particle is dropped");
+                return;
+            }
+        },
+        None => None,
+    };
     let context = ParticleContext {
         id: template.id.clone(),
         init_peer_id: template.init_peer_id.clone(),
         timestamp: template.timestamp,
         ttl: template.ttl,
-        host_id: shared.key.peer_id().to_owned(),
+        host_id: worker
+            .clone()
+            .unwrap_or_else(|| shared.key.peer_id().to_owned()),
     };
-    let params = shared.params(&context);
+    let params = shared.params(&context, worker_key.as_ref());
     let store_key = StoreKey {
-        particle_id: template.id.clone(),
+        particle_id: match &worker {
+            Some(id) => format!("{}@{id}", template.id),
+            None => template.id.clone(),
+        },
         signature: template.signature.clone(),
     };
     let config = MachineConfig {
@@ -1487,11 +1552,19 @@ fn send(
         let particle_id = particle.id.clone();
         let (init_peer_id, signature) = (particle.init_peer_id.clone(), particle.signature.clone());
         let session = session.clone();
+        let local = shared.workers.contains(&to).then(|| particle.clone());
         tokio::spawn(async move {
             let sent = if to == shared.key.peer_id() {
                 shared
                     .inbox
                     .deliver(bytes)
+                    .await
+                    .map_err(SendError::Refused)
+            } else if let Some(particle) = local {
+                // One of this node's workers: the particle stays here.
+                shared
+                    .inbox
+                    .enqueue_worker(particle, to.clone())
                     .await
                     .map_err(SendError::Refused)
             } else {
