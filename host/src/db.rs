@@ -51,25 +51,33 @@ const SPELL_COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("spell_c
 
 /// A failure of the database, with what was being done.
 #[derive(Debug, thiserror::Error)]
-#[error("the node's database ({what}): {source}")]
-pub(crate) struct DbError {
-    what: String,
-    #[source]
-    source: redb::Error,
+pub(crate) enum DbError {
+    #[error("the node's database ({what}): {source}")]
+    Redb {
+        what: String,
+        #[source]
+        source: redb::Error,
+    },
 }
 
 fn failed<E: Into<redb::Error>>(what: impl Into<String>) -> impl FnOnce(E) -> DbError {
     let what = what.into();
-    move |e| DbError {
+    move |e| DbError::Redb {
         what,
         source: e.into(),
     }
 }
 
-/// The node's database.
+/// The node's database. The file is locked while open, so two processes never share a
+/// data dir; nodes of one process on the same data dir (a node built again while the
+/// last tasks of the one before still end) share one open database.
 pub(crate) struct Db {
     db: redb::Database,
 }
+
+/// The databases open in this process, by file.
+static OPEN: std::sync::Mutex<Vec<(std::path::PathBuf, std::sync::Weak<Db>)>> =
+    std::sync::Mutex::new(Vec::new());
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,10 +89,26 @@ impl std::fmt::Debug for Db {
 pub(crate) const DB_FILE: &str = "braid.redb";
 
 impl Db {
-    /// Opens (or makes) `<dir>/braid.redb`, mode 0600.
-    pub(crate) fn open(dir: &Path) -> Result<Db, DbError> {
+    /// Opens (or makes) `<dir>/braid.redb`, mode 0600 (or gives the one this process
+    /// has open).
+    pub(crate) fn open(dir: &Path) -> Result<std::sync::Arc<Db>, DbError> {
         let path = dir.join(DB_FILE);
-        let io = |e: std::io::Error| DbError {
+        let canonical = |p: &Path| p.canonicalize().map(|d| d.join(DB_FILE)).ok();
+        // Invariant: nothing panics while holding this lock.
+        let mut open = OPEN
+            .lock()
+            .expect("the open databases lock is never poisoned");
+        open.retain(|(_, db)| db.strong_count() > 0);
+        if let Some(known) = canonical(dir) {
+            if let Some(db) = open
+                .iter()
+                .find(|(p, _)| *p == known)
+                .and_then(|(_, db)| db.upgrade())
+            {
+                return Ok(db);
+            }
+        }
+        let io = |e: std::io::Error| DbError::Redb {
             what: format!("cannot prepare {}", path.display()),
             source: redb::Error::Io(e),
         };
@@ -104,7 +128,12 @@ impl Db {
         }
         let db = redb::Database::create(&path)
             .map_err(failed(format!("cannot open {}", path.display())))?;
-        Db::ready(db)
+        let db = std::sync::Arc::new(Db::ready(db)?);
+        open.push((
+            canonical(dir).unwrap_or(path),
+            std::sync::Arc::downgrade(&db),
+        ));
+        Ok(db)
     }
 
     /// An empty database in memory (a node without a data dir).
@@ -130,60 +159,75 @@ impl Db {
         Ok(Db { db })
     }
 
+    /// Runs `f` on the database.
+    fn with<T>(&self, f: impl FnOnce(&redb::Database) -> Result<T, DbError>) -> Result<T, DbError> {
+        f(&self.db)
+    }
+
     /// The record `key` of `table`.
     pub(crate) fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         let what = || format!("read {key} of {table:?}");
-        let txn = self.db.begin_read().map_err(failed(what()))?;
-        let t = txn.open_table(table.definition()).map_err(failed(what()))?;
-        Ok(t.get(key)
-            .map_err(failed(what()))?
-            .map(|v| v.value().to_vec()))
+        self.with(|db| {
+            let txn = db.begin_read().map_err(failed(what()))?;
+            let t = txn.open_table(table.definition()).map_err(failed(what()))?;
+            Ok(t.get(key)
+                .map_err(failed(what()))?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     /// Writes the record `key` of `table`.
     pub(crate) fn put(&self, table: Table, key: &str, bytes: &[u8]) -> Result<(), DbError> {
         let what = || format!("write {key} of {table:?}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        {
-            let mut t = txn.open_table(table.definition()).map_err(failed(what()))?;
-            t.insert(key, bytes).map_err(failed(what()))?;
-        }
-        txn.commit().map_err(failed(what()))
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            {
+                let mut t = txn.open_table(table.definition()).map_err(failed(what()))?;
+                t.insert(key, bytes).map_err(failed(what()))?;
+            }
+            txn.commit().map_err(failed(what()))
+        })
     }
 
     /// Removes the record `key` of `table`; true if there was one.
     pub(crate) fn delete(&self, table: Table, key: &str) -> Result<bool, DbError> {
         let what = || format!("remove {key} of {table:?}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        let removed = {
-            let mut t = txn.open_table(table.definition()).map_err(failed(what()))?;
-            t.remove(key).map_err(failed(what()))?.is_some()
-        };
-        txn.commit().map_err(failed(what()))?;
-        Ok(removed)
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            let removed = {
+                let mut t = txn.open_table(table.definition()).map_err(failed(what()))?;
+                t.remove(key).map_err(failed(what()))?.is_some()
+            };
+            txn.commit().map_err(failed(what()))?;
+            Ok(removed)
+        })
     }
 
     /// Every record of `table`, in key order.
     pub(crate) fn all(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, DbError> {
         let what = || format!("list {table:?}");
-        let txn = self.db.begin_read().map_err(failed(what()))?;
-        let t = txn.open_table(table.definition()).map_err(failed(what()))?;
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(failed(what()))? {
-            let (k, v) = entry.map_err(failed(what()))?;
-            out.push((k.value().to_owned(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.with(|db| {
+            let txn = db.begin_read().map_err(failed(what()))?;
+            let t = txn.open_table(table.definition()).map_err(failed(what()))?;
+            let mut out = Vec::new();
+            for entry in t.iter().map_err(failed(what()))? {
+                let (k, v) = entry.map_err(failed(what()))?;
+                out.push((k.value().to_owned(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// A value of a spell's store.
     pub(crate) fn store_get(&self, spell: &str, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         let what = || format!("read {key} of spell {spell}");
-        let txn = self.db.begin_read().map_err(failed(what()))?;
-        let t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
-        Ok(t.get((spell, key))
-            .map_err(failed(what()))?
-            .map(|v| v.value().to_vec()))
+        self.with(|db| {
+            let txn = db.begin_read().map_err(failed(what()))?;
+            let t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
+            Ok(t.get((spell, key))
+                .map_err(failed(what()))?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     /// Changes values of a spell's store in one transaction: `Some` writes, `None`
@@ -194,21 +238,23 @@ impl Db {
         entries: &[(&str, Option<&[u8]>)],
     ) -> Result<(), DbError> {
         let what = || format!("write the store of spell {spell}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        {
-            let mut t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
-            for (key, value) in entries {
-                match value {
-                    Some(bytes) => {
-                        t.insert((spell, *key), *bytes).map_err(failed(what()))?;
-                    }
-                    None => {
-                        t.remove((spell, *key)).map_err(failed(what()))?;
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            {
+                let mut t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
+                for (key, value) in entries {
+                    match value {
+                        Some(bytes) => {
+                            t.insert((spell, *key), *bytes).map_err(failed(what()))?;
+                        }
+                        None => {
+                            t.remove((spell, *key)).map_err(failed(what()))?;
+                        }
                     }
                 }
             }
-        }
-        txn.commit().map_err(failed(what()))
+            txn.commit().map_err(failed(what()))
+        })
     }
 
     /// Reads a value of a spell's store and writes what `f` makes of it, in one
@@ -220,56 +266,62 @@ impl Db {
         f: impl FnOnce(Option<&[u8]>) -> Result<(Option<Vec<u8>>, T), E>,
     ) -> Result<Result<T, E>, DbError> {
         let what = || format!("update {key} of spell {spell}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        let out = {
-            let mut t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
-            let old = t
-                .get((spell, key))
-                .map_err(failed(what()))?
-                .map(|v| v.value().to_vec());
-            match f(old.as_deref()) {
-                Err(e) => return Ok(Err(e)),
-                Ok((Some(new), out)) => {
-                    t.insert((spell, key), new.as_slice())
-                        .map_err(failed(what()))?;
-                    out
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            let out = {
+                let mut t = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
+                let old = t
+                    .get((spell, key))
+                    .map_err(failed(what()))?
+                    .map(|v| v.value().to_vec());
+                match f(old.as_deref()) {
+                    Err(e) => return Ok(Err(e)),
+                    Ok((Some(new), out)) => {
+                        t.insert((spell, key), new.as_slice())
+                            .map_err(failed(what()))?;
+                        out
+                    }
+                    Ok((None, out)) => {
+                        t.remove((spell, key)).map_err(failed(what()))?;
+                        out
+                    }
                 }
-                Ok((None, out)) => {
-                    t.remove((spell, key)).map_err(failed(what()))?;
-                    out
-                }
-            }
-        };
-        txn.commit().map_err(failed(what()))?;
-        Ok(Ok(out))
+            };
+            txn.commit().map_err(failed(what()))?;
+            Ok(Ok(out))
+        })
     }
 
     /// Adds one to a spell's counter and returns the new value, durably.
     pub(crate) fn next_counter(&self, spell: &str) -> Result<u64, DbError> {
         let what = || format!("count a run of spell {spell}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        let next = {
-            let mut t = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
-            let next = t
-                .get(spell)
-                .map_err(failed(what()))?
-                .map_or(0, |v| v.value())
-                + 1;
-            t.insert(spell, next).map_err(failed(what()))?;
-            next
-        };
-        txn.commit().map_err(failed(what()))?;
-        Ok(next)
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            let next = {
+                let mut t = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
+                let next = t
+                    .get(spell)
+                    .map_err(failed(what()))?
+                    .map_or(0, |v| v.value())
+                    + 1;
+                t.insert(spell, next).map_err(failed(what()))?;
+                next
+            };
+            txn.commit().map_err(failed(what()))?;
+            Ok(next)
+        })
     }
 
     /// How many particles a spell's triggers have started.
     pub(crate) fn counter(&self, spell: &str) -> Result<u64, DbError> {
         let what = || format!("read the counter of spell {spell}");
-        let txn = self.db.begin_read().map_err(failed(what()))?;
-        let t = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
-        Ok(t.get(spell)
-            .map_err(failed(what()))?
-            .map_or(0, |v| v.value()))
+        self.with(|db| {
+            let txn = db.begin_read().map_err(failed(what()))?;
+            let t = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
+            Ok(t.get(spell)
+                .map_err(failed(what()))?
+                .map_or(0, |v| v.value()))
+        })
     }
 
     /// Writes a spell's record with its first store values, in one transaction.
@@ -280,49 +332,53 @@ impl Db {
         values: &[(String, Vec<u8>)],
     ) -> Result<(), DbError> {
         let what = || format!("install spell {spell}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        {
-            let mut t = txn.open_table(SPELLS).map_err(failed(what()))?;
-            t.insert(spell, record).map_err(failed(what()))?;
-            let mut store = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
-            for (key, value) in values {
-                store
-                    .insert((spell, key.as_str()), value.as_slice())
-                    .map_err(failed(what()))?;
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            {
+                let mut t = txn.open_table(SPELLS).map_err(failed(what()))?;
+                t.insert(spell, record).map_err(failed(what()))?;
+                let mut store = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
+                for (key, value) in values {
+                    store
+                        .insert((spell, key.as_str()), value.as_slice())
+                        .map_err(failed(what()))?;
+                }
             }
-        }
-        txn.commit().map_err(failed(what()))
+            txn.commit().map_err(failed(what()))
+        })
     }
 
     /// Removes a spell: its record, its store and its counter, in one transaction.
     pub(crate) fn remove_spell(&self, spell: &str) -> Result<(), DbError> {
         let what = || format!("remove spell {spell}");
-        let txn = self.db.begin_write().map_err(failed(what()))?;
-        {
-            let mut t = txn.open_table(SPELLS).map_err(failed(what()))?;
-            t.remove(spell).map_err(failed(what()))?;
-            let mut counters = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
-            counters.remove(spell).map_err(failed(what()))?;
-            let mut store = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
-            let keys: Vec<String> = {
-                let mut keys = Vec::new();
-                for entry in store.range((spell, "")..).map_err(failed(what()))? {
-                    let (k, _) = entry.map_err(failed(what()))?;
-                    let (owner, key) = k.value();
-                    if owner != spell {
-                        break;
+        self.with(|db| {
+            let txn = db.begin_write().map_err(failed(what()))?;
+            {
+                let mut t = txn.open_table(SPELLS).map_err(failed(what()))?;
+                t.remove(spell).map_err(failed(what()))?;
+                let mut counters = txn.open_table(SPELL_COUNTERS).map_err(failed(what()))?;
+                counters.remove(spell).map_err(failed(what()))?;
+                let mut store = txn.open_table(SPELL_STORE).map_err(failed(what()))?;
+                let keys: Vec<String> = {
+                    let mut keys = Vec::new();
+                    for entry in store.range((spell, "")..).map_err(failed(what()))? {
+                        let (k, _) = entry.map_err(failed(what()))?;
+                        let (owner, key) = k.value();
+                        if owner != spell {
+                            break;
+                        }
+                        keys.push(key.to_owned());
                     }
-                    keys.push(key.to_owned());
+                    keys
+                };
+                for key in &keys {
+                    store
+                        .remove((spell, key.as_str()))
+                        .map_err(failed(what()))?;
                 }
-                keys
-            };
-            for key in &keys {
-                store
-                    .remove((spell, key.as_str()))
-                    .map_err(failed(what()))?;
             }
-        }
-        txn.commit().map_err(failed(what()))
+            txn.commit().map_err(failed(what()))
+        })
     }
 }
 

@@ -344,10 +344,9 @@ impl NodeBuilder {
         // database beside the particle data, or in memory.
         let db = match &self.store {
             StoreChoice::Dir(dir) => Db::open(dir),
-            _ => Db::in_memory(),
+            _ => Db::in_memory().map(Arc::new),
         }
         .map_err(|e| HostError::Store(e.to_string()))?;
-        let db = Arc::new(db);
         let deployed = DbDeployStore(Arc::clone(&db));
         if let StoreChoice::Dir(dir) = &self.store {
             match deployed.import(&DirDeployStore::new(dir.join("deployed"))) {
