@@ -95,19 +95,17 @@ pub(crate) enum TriggerEvent {
 }
 
 impl TriggerEvent {
-    /// The spell library's `TriggerEvent` JSON: `{timer: [{timestamp}], peer: [{peer_id,
-    /// connected}], blockchain: []}` (timestamp in seconds).
+    /// The spell library's `TriggerEvent` JSON: `{timer: ?{timestamp}, peer: ?{peer_id,
+    /// connected}}`, options as arrays (timestamp in seconds).
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             TriggerEvent::Timer { at_ms } => serde_json::json!({
                 "timer": [{"timestamp": at_ms / 1000}],
                 "peer": [],
-                "blockchain": [],
             }),
             TriggerEvent::Connection { peer_id, connected } => serde_json::json!({
                 "timer": [],
                 "peer": [{"peer_id": peer_id, "connected": connected}],
-                "blockchain": [],
             }),
         }
     }

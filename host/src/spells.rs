@@ -47,6 +47,17 @@ const MAX_SCRIPT_BYTES: usize = 1 << 20;
 /// The largest value a spell's store takes, bytes.
 const MAX_VALUE_BYTES: usize = 1 << 20;
 
+/// The functions of the `spell` service itself; others, inside a spell's particle, are
+/// the spell's own.
+const MANAGEMENT: &[&str] = &["install", "remove", "list", "update_trigger_config"];
+
+/// The key of a spell's store holding its latest trigger event (JSON text).
+const LATEST_TRIGGER: &str = "hw_trigger";
+/// The key of the list of a spell's trigger events, the oldest first.
+const TRIGGERS: &str = "triggers";
+/// Trigger events a spell keeps in `triggers` (the oldest go).
+const MAX_TRIGGERS: usize = 50;
+
 // Keys of the store the spell library keeps apart from the user's.
 const LOGS: &str = "\u{1}logs";
 const MAILBOX: &str = "\u{1}mailbox";
@@ -184,6 +195,17 @@ impl Spells {
             .map(|(id, _)| id.clone())
     }
 
+    /// [`Spells::lookup`] in the call's scope, where inside a spell's particle `spell`
+    /// and `self` name that spell (as in Nox).
+    fn lookup_for(&self, call: &ServiceCall, name: &str) -> Option<String> {
+        if matches!(name, "spell" | "self") {
+            if let Some(id) = self.particle_spell(call) {
+                return Some(id);
+            }
+        }
+        self.lookup(&call.particle.host_id, name)
+    }
+
     fn host(&self) -> &str {
         self.host_key.peer_id()
     }
@@ -240,18 +262,32 @@ impl Spells {
                 matches!(
                     call.function_name.as_str(),
                     "resolve_alias" | "resolve_alias_opt" | "info" | "remove" | "get_interface"
-                ) && matches!(call.args.first(), Some(Value::String(a)) if self.lookup(&call.particle.host_id, a).is_some())
+                ) && matches!(call.args.first(), Some(Value::String(a)) if self.lookup_for(call, a).is_some())
+                    || call.function_name == "add_alias"
+                        && matches!(call.args.get(1), Some(Value::String(id)) if self.lookup_for(call, id).is_some())
             }
             _ if crate::builtins::functions_of(service).is_some() => false,
-            _ => self.lookup(&call.particle.host_id, service).is_some(),
+            _ => self.lookup_for(call, service).is_some(),
         }
     }
 
     /// Answers a call [`Spells::serves`] (on a blocking thread: it reads and writes the
     /// database).
     pub(crate) fn call(&self, call: &ServiceCall, now_ms: u64) -> ServiceResult {
-        let scope = call.particle.host_id.as_str();
         match call.service_id.as_str() {
+            "spell" if !MANAGEMENT.contains(&call.function_name.as_str()) => {
+                // Inside a spell's particle, `spell` is the spell itself (as `self`).
+                let record = self
+                    .particle_spell(call)
+                    .and_then(|id| self.record(&id).ok().flatten())
+                    .ok_or_else(|| {
+                        ServiceError::new(format!(
+                            "the node's service spell has no function {}",
+                            call.function_name
+                        ))
+                    })?;
+                self.store_call(&record, call, now_ms)
+            }
             "spell" => self.spell_service(call, now_ms),
             "worker" => self.workers.call(call, now_ms),
             "getDataSrv" | "callbackSrv" | "errorHandlingSrv" => {
@@ -263,8 +299,11 @@ impl Spells {
             }
             "srv" => self.srv(call),
             service => {
-                let record = self
-                    .find(scope, service)?
+                let found = match self.lookup_for(call, service) {
+                    Some(id) => self.record(&id)?,
+                    None => None,
+                };
+                let record = found
                     .ok_or_else(|| crate::services::not_found(service, &call.function_name))?;
                 self.store_call(&record, call, now_ms)
             }
@@ -454,9 +493,40 @@ impl Spells {
     }
 
     fn srv(&self, call: &ServiceCall) -> ServiceResult {
-        let scope = call.particle.host_id.as_str();
+        if call.function_name == "add_alias" {
+            // An alias for a spell, in the call's scope (it moves from whatever had it).
+            self.may_manage(call)?;
+            let alias = string(&call.args, 0, "alias")?;
+            let id = string(&call.args, 1, "service_id")?;
+            check_alias(alias)?;
+            let scope = call.particle.host_id.as_str();
+            let mut record = self
+                .lookup_for(call, id)
+                .map(|id| self.record(&id))
+                .transpose()?
+                .flatten()
+                .ok_or_else(|| ServiceError::new(format!("Service with id '{id}' not found")))?;
+            for mut other in self.records() {
+                if other.scope == scope
+                    && other.alias.as_deref() == Some(alias)
+                    && other.id != record.id
+                {
+                    other.alias = None;
+                    self.save(&other)?;
+                    self.indexed(&other);
+                }
+            }
+            record.alias = Some(alias.to_owned());
+            self.save(&record)?;
+            self.indexed(&record);
+            return Ok(Value::String(String::new()));
+        }
         let alias = string(&call.args, 0, "alias")?;
-        let record = self.find(scope, alias)?.ok_or_else(|| {
+        let found = match self.lookup_for(call, alias) {
+            Some(id) => self.record(&id)?,
+            None => None,
+        };
+        let record = found.ok_or_else(|| {
             ServiceError::new(format!("Service with alias '{alias}' is not found"))
         })?;
         match call.function_name.as_str() {
@@ -502,13 +572,13 @@ impl Spells {
                 ))),
             },
             ("callbackSrv", "response") => {
+                // An object's fields go into the store; any other answer has no
+                // fields to keep, and is dropped.
                 let values = match call.args.as_slice() {
-                    [] => Vec::new(),
-                    [one] => json_fields(Some(one))?,
+                    [one @ Value::Object(_)] => json_fields(Some(one))?,
                     _ => {
-                        return Err(ServiceError::new(
-                            "a spell's callbackSrv.response takes one object",
-                        ));
+                        tracing::debug!(particle_id = %call.particle.id, "a spell's response other than an object is not kept");
+                        Vec::new()
                     }
                 };
                 let entries: Vec<(&str, Option<&[u8]>)> = values
@@ -610,8 +680,10 @@ impl Spells {
                     }
                 };
                 match popped {
-                    Ok(Some(s)) => json!({"str": s, "success": true, "error": "", "absent": false}),
-                    Ok(None) => json!({"str": "", "success": true, "error": "", "absent": true}),
+                    Ok(Some(s)) => string_value(&s, true, ""),
+                    Ok(None) => {
+                        json!({"str": "", "value": "", "success": true, "error": "", "absent": true})
+                    }
                     Err(e) => string_value("", false, &e.to_string()),
                 }
             }
@@ -622,20 +694,15 @@ impl Spells {
             }
             "get_u32" => {
                 let key = string(args, 0, "key")?;
+                let not_u32 = || u32_value(0, false, &format!("{key} is not a u32"), false);
                 match self.get(spell, key)? {
-                    Some(Stored::U32(n)) => {
-                        json!({"num": n, "success": true, "error": "", "absent": false})
-                    }
+                    Some(Stored::U32(n)) => u32_value(n, true, "", false),
                     Some(Stored::Str(s)) => match s.parse::<u32>() {
-                        Ok(n) => json!({"num": n, "success": true, "error": "", "absent": false}),
-                        Err(_) => {
-                            json!({"num": 0, "success": false, "error": format!("{key} is not a u32"), "absent": false})
-                        }
+                        Ok(n) => u32_value(n, true, "", false),
+                        Err(_) => not_u32(),
                     },
-                    None => json!({"num": 0, "success": true, "error": "", "absent": true}),
-                    Some(_) => {
-                        json!({"num": 0, "success": false, "error": format!("{key} is not a u32"), "absent": false})
-                    }
+                    None => u32_value(0, true, "", true),
+                    Some(_) => not_u32(),
                 }
             }
             "set_u32" => {
@@ -675,13 +742,9 @@ impl Spells {
             "list_get_strings" => {
                 let key = string(args, 0, "key")?;
                 match self.get(spell, key)? {
-                    Some(Stored::List(items)) => {
-                        json!({"strings": items, "success": true, "error": ""})
-                    }
-                    None => json!({"strings": [], "success": true, "error": ""}),
-                    Some(_) => {
-                        json!({"strings": [], "success": false, "error": format!("{key} is not a list")})
-                    }
+                    Some(Stored::List(items)) => strings_value(&items, None),
+                    None => strings_value(&[], None),
+                    Some(_) => strings_value(&[], Some(format!("{key} is not a list"))),
                 }
             }
             "set_json_fields" => {
@@ -989,10 +1052,24 @@ impl Spells {
                 }
             }
         };
-        let trigger = Stored::Str(event.to_json().to_string()).encode();
-        let counted = self
-            .db
-            .store_put(id, &[("trigger", Some(&trigger))])
+        // The event: the latest as `hw_trigger`, and every one in the list `triggers`
+        // (the keys the spell library's scripts read).
+        let event = event.to_json().to_string();
+        let latest = Stored::Str(event.clone()).encode();
+        let listed = self.db.store_update(id, TRIGGERS, |old| {
+            let mut items = match old.map(Stored::decode).transpose() {
+                Ok(Some(Stored::List(items))) => items,
+                _ => Vec::new(),
+            };
+            items.push(event);
+            if items.len() > MAX_TRIGGERS {
+                items.drain(..items.len() - MAX_TRIGGERS);
+            }
+            Ok::<_, ()>((Some(Stored::List(items).encode()), ()))
+        });
+        let counted = listed
+            .map(|_| ())
+            .and_then(|()| self.db.store_put(id, &[(LATEST_TRIGGER, Some(&latest))]))
             .and_then(|()| self.db.next_counter(id));
         let counter = match counted {
             Ok(counter) => counter,
@@ -1104,8 +1181,20 @@ fn unit(result: Result<(), String>) -> Value {
     }
 }
 
+// The spell library names the value `str`, `num` and `strings` in its newest Aqua
+// declarations and `value` in those the corpus's compiled code uses (0.7.6): the
+// answers carry both.
 fn string_value(s: &str, success: bool, error: &str) -> Value {
-    json!({"str": s, "success": success, "error": error, "absent": false})
+    json!({"str": s, "value": s, "success": success, "error": error, "absent": false})
+}
+
+fn u32_value(n: u32, success: bool, error: &str, absent: bool) -> Value {
+    json!({"num": n, "value": n, "success": success, "error": error, "absent": absent})
+}
+
+fn strings_value(items: &[String], error: Option<String>) -> Value {
+    json!({"strings": items, "value": items, "success": error.is_none(),
+           "error": error.unwrap_or_default()})
 }
 
 /// Drives the triggers: runs the due spells at each timer and whenever the schedule

@@ -113,7 +113,9 @@ async fn the_spell_service_installs_lists_and_removes_with_the_store() {
     // Init data: each field's JSON text.
     assert_eq!(
         call(&node, &id, "get_string", vec![json!("name")]).await,
-        Ok(json!({"str": "\"x\"", "success": true, "error": "", "absent": false}))
+        Ok(
+            json!({"str": "\"x\"", "value": "\"x\"", "success": true, "error": "", "absent": false})
+        )
     );
     assert_eq!(
         call(&node, &id, "get_string", vec![json!("missing")])
@@ -317,7 +319,7 @@ async fn a_triggered_spell_reads_its_data_and_writes_its_response() {
     let logs = call(&node, &id, "get_logs", vec![]).await.unwrap();
     assert_eq!(logs["logs"][0]["message"], json!("hello!"));
     // The trigger event is in the store, as the spell library reads it.
-    let trigger = call(&node, &id, "get_string", vec![json!("trigger")])
+    let trigger = call(&node, &id, "get_string", vec![json!("hw_trigger")])
         .await
         .unwrap();
     let trigger: Value = serde_json::from_str(trigger["str"].as_str().unwrap()).unwrap();
