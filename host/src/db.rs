@@ -126,8 +126,23 @@ impl Db {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
-        let db = redb::Database::create(&path)
-            .map_err(failed(format!("cannot open {}", path.display())))?;
+        // The last node of this process on this data dir may be letting go of the file
+        // on another thread at this moment: wait for it a little (another process that
+        // holds it keeps it, and this fails saying so).
+        let mut attempts = 0;
+        let db = loop {
+            match redb::Database::create(&path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other,
+            }
+        }
+        .map_err(failed(format!(
+            "cannot open {} (is another node using this data dir?)",
+            path.display()
+        )))?;
         let db = std::sync::Arc::new(Db::ready(db)?);
         open.push((
             canonical(dir).unwrap_or(path),

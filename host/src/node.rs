@@ -643,7 +643,7 @@ enum Intake {
     Arrived(Particle),
     /// A particle this node persisted before it stopped, to go on with (its data is
     /// in the store).
-    Resumed(Particle),
+    Resumed(Particle, Option<String>),
     /// A particle for one of this node's workers (that peer id): it runs as the
     /// worker, with its key.
     Worker(Particle, String),
@@ -784,7 +784,9 @@ impl Inbox {
         match self.queue.try_send(Intake::Arrived(particle)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(
-                Intake::Arrived(particle) | Intake::Resumed(particle) | Intake::Worker(particle, _),
+                Intake::Arrived(particle)
+                | Intake::Resumed(particle, _)
+                | Intake::Worker(particle, _),
             )) => {
                 tracing::warn!(
                     peer = %self.monitor.peer,
@@ -1126,7 +1128,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
             received = intake.recv() => {
                 let (particle, resumed, worker) = match received {
                     Some(Intake::Arrived(particle)) => (particle, false, None),
-                    Some(Intake::Resumed(particle)) => (particle, true, None),
+                    Some(Intake::Resumed(particle, worker)) => (particle, true, worker),
                     Some(Intake::Worker(particle, worker)) => (particle, false, Some(worker)),
                     None => return,
                 };
@@ -1195,7 +1197,7 @@ async fn resume(shared: Arc<Shared>) {
                 if shared
                     .inbox
                     .queue
-                    .send(Intake::Resumed(stored.particle))
+                    .send(Intake::Resumed(stored.particle, stored.worker))
                     .await
                     .is_err()
                 {
@@ -1381,7 +1383,7 @@ async fn run_actor(
                     .store
                     .as_ref()
                     .expect("a durable particle has a store");
-                let record = StoredParticle::encode(&header, &snapshot);
+                let record = StoredParticle::encode(&header, &snapshot, worker.as_deref());
                 let written = store.write(&store_key, deadline, record).await;
                 machine.handle_persisted(match written {
                     Ok(()) => Persisted::Durable,
@@ -1478,34 +1480,46 @@ async fn restore(shared: &Shared, key: &StoreKey) -> Option<Snapshot> {
 }
 
 /// What the store holds of a particle: the particle itself (without data) and its
-/// last [`Snapshot`], as MessagePack `[1, particle, snapshot]`.
+/// last [`Snapshot`], as MessagePack `[1, particle, snapshot]`; a particle that runs
+/// on one of the node's workers, `[2, particle, snapshot, worker peer id]`.
 struct StoredParticle {
     particle: Particle,
     snapshot: Snapshot,
+    worker: Option<String>,
 }
 
 impl StoredParticle {
-    fn encode(particle: &[u8], snapshot: &Snapshot) -> Vec<u8> {
-        let record = (
-            1u8,
-            serde_bytes::Bytes::new(particle),
-            serde_bytes::ByteBuf::from(snapshot.encode()),
-        );
-        // Invariant: an integer and two byte strings always serialize.
-        rmp_serde::to_vec(&record).expect("a stored particle serializes")
+    fn encode(particle: &[u8], snapshot: &Snapshot, worker: Option<&str>) -> Vec<u8> {
+        let particle = serde_bytes::Bytes::new(particle);
+        let snapshot = serde_bytes::ByteBuf::from(snapshot.encode());
+        // Invariant: integers, byte strings and a string always serialize.
+        match worker {
+            None => rmp_serde::to_vec(&(1u8, particle, snapshot)),
+            Some(worker) => rmp_serde::to_vec(&(2u8, particle, snapshot, worker)),
+        }
+        .expect("a stored particle serializes")
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let (version, particle, snapshot): (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf) =
-            rmp_serde::from_slice(bytes).map_err(|e| format!("not a stored particle: {e}"))?;
-        if version != 1 {
+        type Format1 = (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf);
+        type Format2 = (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf, String);
+        let (version, particle, snapshot, worker) = match rmp_serde::from_slice::<Format2>(bytes) {
+            Ok((v, p, s, w)) => (v, p, s, Some(w)),
+            Err(_) => {
+                let (v, p, s): Format1 = rmp_serde::from_slice(bytes)
+                    .map_err(|e| format!("not a stored particle: {e}"))?;
+                (v, p, s, None)
+            }
+        };
+        if version != 1 + u8::from(worker.is_some()) {
             return Err(format!(
-                "a stored particle of format {version}; this node reads format 1"
+                "a stored particle of format {version}; this node reads formats 1 and 2"
             ));
         }
         Ok(StoredParticle {
             particle: Particle::decode(&particle).map_err(|e| e.to_string())?,
             snapshot: Snapshot::decode(&snapshot).map_err(|e| e.to_string())?,
+            worker,
         })
     }
 }

@@ -493,3 +493,68 @@ async fn a_worker_spell_runs_as_the_worker() {
     .await;
     assert_eq!(who, json!(worker));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_call_in_flight_goes_on_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = || NodeKey::from_secret([9; 32]);
+    let first = Node::builder()
+        .key(key())
+        .data_dir(dir.path())
+        .build()
+        .unwrap();
+    let worker = call(&first, "worker", "create", vec![json!("deal-r"), json!([])])
+        .await
+        .unwrap();
+    let worker = worker.as_str().unwrap().to_owned();
+    let (called_tx, mut called) = tokio::sync::mpsc::unbounded_channel();
+    first.register_service("slow", move |call| {
+        let called = called_tx.clone();
+        async move {
+            let _ = called.send(call.particle.host_id.clone());
+            std::future::pending::<()>().await;
+            Ok(Value::Null)
+        }
+    });
+    let script = format!(
+        r#"(seq (call "{worker}" ("slow" "f") [] x) (call %init_peer_id% ("done" "f") [x]))"#
+    );
+    let running = {
+        let first = first.clone();
+        let script = script.clone();
+        tokio::spawn(async move {
+            first
+                .execute_with_ttl(
+                    script,
+                    Vec::<(String, Value)>::new(),
+                    Duration::from_secs(60),
+                )
+                .await
+        })
+    };
+    // The call runs on the worker (its scope is the worker's peer id).
+    assert_eq!(called.recv().await, Some(worker.clone()));
+    running.abort();
+    drop(first);
+
+    let second = Node::builder()
+        .key(key())
+        .data_dir(dir.path())
+        .build()
+        .unwrap();
+    second.register_service("slow", |_| async { Ok(json!(42)) });
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel();
+    second.register_service("done", move |call| {
+        let done = done_tx.clone();
+        async move {
+            let _ = done.send(call.args.clone());
+            Ok(Value::Null)
+        }
+    });
+    second.resume();
+    let args = tokio::time::timeout(Duration::from_secs(20), done.recv())
+        .await
+        .expect("the worker's particle went on")
+        .unwrap();
+    assert_eq!(args, vec![json!(42)]);
+}
