@@ -27,11 +27,15 @@ enum SpellCommand {
         to: Management,
         /// The spell's AIR script (`-` for standard input).
         script: PathBuf,
-        /// Run every N seconds (0: once).
+        /// Run every N seconds.
         #[arg(long, value_name = "N", default_value_t = 0)]
         period_sec: u32,
-        /// First run, seconds since the Unix epoch (default: now). With neither this
-        /// nor `--period-sec`, no timer, unless `--once`.
+        /// Run once (at `--start-sec`, or now).
+        #[arg(long)]
+        once: bool,
+        /// First run, seconds since the Unix epoch (default: now, with `--period-sec`
+        /// or `--once`; without them and without this, no timer: the spell runs on
+        /// connection events only).
         #[arg(long, value_name = "SECS")]
         start_sec: Option<u32>,
         /// Last run, seconds since the Unix epoch (default: none).
@@ -117,6 +121,7 @@ pub(crate) fn spell(args: &SpellArgs) -> anyhow::Result<ExitCode> {
             to,
             script,
             period_sec,
+            once,
             start_sec,
             end_sec,
             on_connect,
@@ -131,7 +136,12 @@ pub(crate) fn spell(args: &SpellArgs) -> anyhow::Result<ExitCode> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let start = start_sec.unwrap_or(u32::try_from(now).unwrap_or(u32::MAX));
+            let timed = *period_sec > 0 || *once;
+            let start = start_sec.unwrap_or(if timed {
+                u32::try_from(now).unwrap_or(u32::MAX)
+            } else {
+                0
+            });
             let config = json!({
                 "clock": {"start_sec": start, "end_sec": end_sec, "period_sec": period_sec},
                 "connections": {"connect": on_connect, "disconnect": on_disconnect},

@@ -195,3 +195,31 @@ fn only_the_owner_installs_spells() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_spell_runs_when_a_peer_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("counter.air"), COUNTER).unwrap();
+    let owner = braid(dir.path())
+        .args(["spell", "owner", "--key-file", "owner.key"])
+        .output()
+        .unwrap();
+    let owner = String::from_utf8(owner.stdout).unwrap().trim().to_owned();
+    let node = start_node(dir.path(), &owner);
+    spell(
+        dir.path(),
+        &node,
+        &["install", "counter.air", "--on-connect"],
+    );
+    // No timer: nothing runs until a peer connects. `braid spell list` is a peer that
+    // connects (and disconnects, which this spell does not watch).
+    assert!(
+        node.counts
+            .recv_timeout(Duration::from_millis(1500))
+            .is_err()
+    );
+    spell(dir.path(), &node, &["list"]);
+    assert_eq!(next_count(&node), 1);
+    spell(dir.path(), &node, &["list"]);
+    assert_eq!(next_count(&node), 2);
+}

@@ -197,10 +197,14 @@ impl Builtins {
         }
     }
 
-    /// Whether the call's particle comes from the host itself or its owner.
+    /// Whether the call's particle comes from the host itself, its owner, or a worker's
+    /// `worker-spell`.
     fn guard(&self, call: &ServiceCall) -> Result<(), ServiceError> {
         let init = call.particle.init_peer_id.as_str();
-        if init == self.key.peer_id() || self.owner.as_deref() == Some(init) {
+        if init == self.key.peer_id()
+            || self.owner.as_deref() == Some(init)
+            || self.spells.is_worker_spell(call)
+        {
             Ok(())
         } else {
             Err(ServiceError::new(GUARD_MESSAGE))

@@ -46,6 +46,8 @@ const MAX_ERROR_PARTICLES: usize = 50;
 const MAX_SCRIPT_BYTES: usize = 1 << 20;
 /// The largest value a spell's store takes, bytes.
 const MAX_VALUE_BYTES: usize = 1 << 20;
+/// The largest log line, mailbox message or error a spell keeps, bytes (as JSON).
+const MAX_ENTRY_BYTES: usize = 16 << 10;
 
 /// The functions of the `spell` service itself; others, inside a spell's particle, are
 /// the spell's own.
@@ -204,6 +206,18 @@ impl Spells {
             }
         }
         self.lookup(&call.particle.host_id, name)
+    }
+
+    /// Whether the call comes from a particle of a worker's `worker-spell` (Nox lets
+    /// those call the guarded built-ins, as the host and its owner).
+    pub(crate) fn is_worker_spell(&self, call: &ServiceCall) -> bool {
+        let Some(id) = self.particle_spell(call) else {
+            return false;
+        };
+        let on_worker = self.lock_index().get(&id).is_some_and(|(scope, alias)| {
+            *scope == call.particle.init_peer_id && alias.as_deref() == Some("worker-spell")
+        });
+        on_worker && self.workers.contains(&call.particle.init_peer_id)
     }
 
     fn host(&self) -> &str {
@@ -942,13 +956,25 @@ impl Spells {
                 };
                 f(&mut items);
                 let new = (!items.is_empty()).then(|| Stored::List(items).encode());
+                if new.as_ref().is_some_and(|b| b.len() > MAX_VALUE_BYTES) {
+                    return Err(format!(
+                        "the list {key} would be over {MAX_VALUE_BYTES} bytes; a spell's store takes values up to that"
+                    ));
+                }
                 Ok((new, ()))
             })
             .map_err(|e| e.to_string())?
     }
 
-    /// Appends to one of the library's own lists, keeping its last `max` entries.
+    /// Appends to one of the library's own lists, keeping its last `max` entries (each
+    /// at most [`MAX_ENTRY_BYTES`]).
     fn append(&self, spell: &str, key: &str, max: usize, entry: Value) -> Result<(), String> {
+        let size = entry.to_string().len();
+        if size > MAX_ENTRY_BYTES {
+            return Err(format!(
+                "an entry of {size} bytes; a spell keeps log lines, messages and errors of at most {MAX_ENTRY_BYTES}"
+            ));
+        }
         self.db
             .store_update(spell, key, |old| {
                 let mut items = json_list(old).map_err(|e| e.to_string())?;
@@ -975,6 +1001,12 @@ impl Spells {
         _now_ms: u64,
     ) -> Result<(), ServiceError> {
         let entry = json!({"last_error": error, "error_idx": index});
+        let size = entry.to_string().len();
+        if size > MAX_ENTRY_BYTES {
+            return Err(ServiceError::new(format!(
+                "an error of {size} bytes; a spell keeps errors of at most {MAX_ENTRY_BYTES}"
+            )));
+        }
         self.db
             .store_update(spell, ERRORS, |old| {
                 let mut items = json_list(old)?;
@@ -982,6 +1014,9 @@ impl Spells {
                     Some(p) => {
                         if let Some(errors) = p["errors"].as_array_mut() {
                             errors.push(entry);
+                            if errors.len() > MAX_ERROR_PARTICLES {
+                                errors.remove(0);
+                            }
                         }
                     }
                     None => items.push(json!({"particle_id": particle_id, "errors": [entry]})),

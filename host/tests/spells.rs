@@ -558,3 +558,60 @@ async fn a_workers_call_in_flight_goes_on_after_a_restart() {
         .unwrap();
     assert_eq!(args, vec![json!(42)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_worker_spell_may_call_the_guarded_builtins_and_others_not() {
+    let node = Node::builder().build().unwrap();
+    let worker = call(&node, "worker", "create", vec![json!("deal-g"), json!([])])
+        .await
+        .unwrap();
+    let worker = worker.as_str().unwrap().to_owned();
+    // `run-console.print` is guarded; the spell then notes that it got past it.
+    let script = r#"(xor
+      (seq
+        (call %init_peer_id% ("run-console" "print") ["from a spell"])
+        (seq
+          (call %init_peer_id% ("getDataSrv" "spell_id") [] id)
+          (call %init_peer_id% (id "set_string") ["printed" "yes"])))
+      (call %init_peer_id% ("errorHandlingSrv" "error") [:error: 0]))"#;
+    let mut ids = Vec::new();
+    for alias in [json!(["worker-spell"]), json!([])] {
+        let id = call_on(
+            &node,
+            &worker,
+            "spell",
+            "install",
+            vec![json!(script), json!({}), once_now(), alias],
+        )
+        .await
+        .unwrap();
+        ids.push(id.as_str().unwrap().to_owned());
+    }
+    let printed = eventually(|| {
+        let (node, worker, id) = (node.clone(), worker.clone(), ids[0].clone());
+        async move {
+            let got = call_on(&node, &worker, &id, "get_string", vec![json!("printed")])
+                .await
+                .ok()?;
+            (got["absent"] == json!(false)).then_some(got["str"].clone())
+        }
+    })
+    .await;
+    assert_eq!(printed, json!("yes"));
+    let refused = eventually(|| {
+        let (node, worker, id) = (node.clone(), worker.clone(), ids[1].clone());
+        async move {
+            let all = call_on(&node, &worker, &id, "get_all_errors", vec![])
+                .await
+                .ok()?;
+            all["particle_errors"][0]["errors"][0]["last_error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    assert!(
+        refused.contains("only available to the host or worker spells"),
+        "{refused}"
+    );
+}
