@@ -62,6 +62,7 @@ const MAX_TRIGGERS: usize = 50;
 
 // Keys of the store the spell library keeps apart from the user's.
 const LOGS: &str = "\u{1}logs";
+const RELAY: &str = "\u{1}relay";
 const MAILBOX: &str = "\u{1}mailbox";
 const ERRORS: &str = "\u{1}errors";
 
@@ -896,10 +897,36 @@ impl Spells {
                         .map_err(|e| e.to_string()),
                 )
             }
-            "get_location" => json!({
-                "relay": self.host(),
-                "host": self.host(),
-                "service_id": record.id,
+            "get_location" => {
+                let relay = match self.get(spell, RELAY)? {
+                    Some(Stored::Str(relay)) => relay,
+                    _ => self.host().to_owned(),
+                };
+                json!({
+                    "relay": relay,
+                    "host": record.scope,
+                    "service_id": record.id,
+                    "success": true,
+                    "error": "",
+                })
+            }
+            "set_relay_peer_id" => {
+                if !(is_spell || self.may_manage(call).is_ok()) {
+                    return Ok(unit(Err(
+                        "only the spell, the host or its owner may set the relay".into(),
+                    )));
+                }
+                let relay = string(args, 0, "relay_peer_id")?;
+                self.db
+                    .store_put(
+                        spell,
+                        &[(RELAY, Some(&Stored::Str(relay.to_owned()).encode()))],
+                    )
+                    .map_err(db_error)?;
+                unit(Ok(()))
+            }
+            "script_cid" => json!({
+                "v1_str": script_cid(&record.script),
                 "success": true,
                 "error": "",
             }),
@@ -1130,6 +1157,29 @@ impl Spells {
     }
 }
 
+/// The script's CIDv1 as IPFS gives a small file added with raw leaves: codec raw
+/// (0x55), multihash SHA-256, in base32 (`bafkrei…`).
+fn script_cid(script: &str) -> String {
+    use sha2::Digest;
+    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+    bytes.extend_from_slice(&sha2::Sha256::digest(script.as_bytes()));
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::from("b");
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
 /// Whether an alias may name a spell: not empty, not a built-in's name.
 fn check_alias(alias: &str) -> Result<(), ServiceError> {
     if alias.is_empty() {
@@ -1260,5 +1310,33 @@ where
             }
             None => changed.await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_cids_are_ipfs_raw_cids() {
+        // The CID IPFS gives the empty file (raw leaves).
+        assert_eq!(
+            script_cid(""),
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        );
+    }
+
+    #[test]
+    fn init_data_fields_are_json_texts_and_reserved_keys_are_refused() {
+        let fields = json_fields(Some(&json!({"a": 1, "b": "x"}))).unwrap();
+        let decoded: Vec<(String, Stored)> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Stored::decode(&v).unwrap()))
+            .collect();
+        assert!(matches!(&decoded[0], (k, Stored::Str(v)) if k == "a" && v == "1"));
+        assert!(matches!(&decoded[1], (k, Stored::Str(v)) if k == "b" && v == "\"x\""));
+        assert!(json_fields(Some(&json!("{\"c\": true}"))).unwrap().len() == 1);
+        assert!(json_fields(Some(&json!(3))).is_err());
+        assert!(json_fields(Some(&json!({"\u{1}logs": 1}))).is_err());
     }
 }
