@@ -304,6 +304,21 @@ impl Spells {
                 self.store_call(&record, call, now_ms)
             }
             "spell" => self.spell_service(call, now_ms),
+            "worker" if call.function_name == "remove" => {
+                let answer = self.workers.call(call, now_ms)?;
+                // A worker's spells go with it.
+                if let Some(Value::String(worker)) = call.args.first() {
+                    for record in self.records() {
+                        if record.scope == *worker {
+                            self.db.remove_spell(&record.id).map_err(db_error)?;
+                            self.lock_index().remove(&record.id);
+                            self.lock().unsubscribe(&record.id);
+                        }
+                    }
+                    self.wake.notify_one();
+                }
+                Ok(answer)
+            }
             "worker" => self.workers.call(call, now_ms),
             "getDataSrv" | "callbackSrv" | "errorHandlingSrv" => {
                 let record = self
@@ -1109,7 +1124,8 @@ impl Spells {
             match self.workers.get(&record.scope) {
                 Some(worker) => worker.key,
                 None => {
-                    tracing::warn!(spell = %id, worker = %record.scope, "the spell's worker is gone; the spell does not run");
+                    tracing::warn!(spell = %id, worker = %record.scope, "the spell's worker is gone; the spell does not run again");
+                    self.lock().unsubscribe(id);
                     return None;
                 }
             }
