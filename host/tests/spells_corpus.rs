@@ -251,15 +251,15 @@ impl World {
                 return Err(format!("responded {response}, not {expect}"));
             }
         }
-        if let Some(check) = &case.check {
-            self.probe(check).await?;
-        }
         for (name, pointer) in &case.capture {
             let value = response
                 .pointer(pointer)
                 .cloned()
                 .ok_or_else(|| format!("no {pointer} in {response}"))?;
             self.vars.insert(name.clone(), value);
+        }
+        if let Some(check) = &case.check {
+            self.probe(check).await?;
         }
         Ok(())
     }
@@ -420,6 +420,10 @@ async fn the_spell_librarys_corpus_scripts_on_braid_nodes() {
     vars.insert(
         "deal".to_owned(),
         json!(format!("dummy-deal-id{}", client.peer_id())),
+    );
+    vars.insert(
+        "host_deal".to_owned(),
+        json!(format!("dummy-deal-id{}", host.peer_id())),
     );
     vars.insert("now".to_owned(), json!(now_sec()));
     vars.insert("once_now".to_owned(), config(now_sec()));
