@@ -36,8 +36,10 @@ pub(crate) struct Worker {
     deal_id: String,
 }
 
-/// Nox's words for a call by anyone but the host, its owner or the worker's creator.
-const NOT_ALLOWED: &str = "Only the host, its management peer or the worker's creator may do this";
+/// The answer to a call by anyone but the host, its owner, the worker's creator or the
+/// worker itself.
+const NOT_ALLOWED: &str =
+    "Only the host, its management peer, the worker's creator or the worker itself may remove it";
 
 /// The workers of a node.
 pub(crate) struct Workers {
@@ -112,21 +114,31 @@ impl Workers {
     pub(crate) fn call(&self, call: &ServiceCall, now_ms: u64) -> ServiceResult {
         let init = call.particle.init_peer_id.as_str();
         match call.function_name.as_str() {
+            // A worker belongs to a deal, or (no deal given) to the init peer: aqua-lib's
+            // `DealWorker` and `Worker`.
             "create" => {
                 if !self.privileged(init) {
                     return Err(ServiceError::new(crate::builtins::GUARD_MESSAGE));
                 }
-                let deal_id = optional_string(call.args.first(), "deal_id")?.unwrap_or_default();
+                let deal_id = optional_string(call.args.first(), "deal_id")?
+                    .unwrap_or_else(|| init.to_owned());
                 self.create(&deal_id, init, now_ms)
             }
-            "get_worker_id" => {
-                let deal_id = optional_string(call.args.first(), "deal_id")?.unwrap_or_default();
+            "get_worker_id" | "get_peer_id" => {
+                let deal_id = optional_string(call.args.first(), "deal_id")?
+                    .unwrap_or_else(|| init.to_owned());
                 let found = self
                     .lock()
                     .iter()
                     .find(|(_, w)| w.deal_id == deal_id)
                     .map(|(id, _)| id.clone());
-                Ok(json!(found.into_iter().collect::<Vec<_>>()))
+                match (call.function_name.as_str(), found) {
+                    ("get_peer_id", Some(id)) => Ok(Value::String(id)),
+                    ("get_peer_id", None) => {
+                        Err(ServiceError::new(format!("Worker for {deal_id} not found")))
+                    }
+                    (_, found) => Ok(json!(found.into_iter().collect::<Vec<_>>())),
+                }
             }
             "list" => Ok(json!(self.lock().keys().collect::<Vec<_>>())),
             "remove" => {
@@ -141,7 +153,7 @@ impl Workers {
                 let worker = self
                     .get(id)
                     .ok_or_else(|| ServiceError::new(format!("Worker {id} not found")))?;
-                if !self.privileged(init) && worker.creator != init {
+                if !self.privileged(init) && worker.creator != init && init != id {
                     return Err(ServiceError::new(NOT_ALLOWED));
                 }
                 self.db

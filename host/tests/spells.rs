@@ -379,6 +379,26 @@ async fn a_worker_is_a_peer_of_its_own_on_the_node() {
     );
     let again = call(&node, "worker", "create", vec![json!("deal-1"), json!([])]).await;
     assert!(again.unwrap_err().contains("already exists"));
+    assert_eq!(
+        call(&node, "worker", "get_peer_id", vec![json!(["deal-1"])]).await,
+        Ok(json!(worker))
+    );
+    assert!(
+        call(&node, "worker", "get_peer_id", vec![json!([])])
+            .await
+            .unwrap_err()
+            .contains("not found")
+    );
+    // Without a deal, a worker of the init peer (aqua-lib's `Worker`).
+    let own = call(&node, "worker", "create", vec![]).await.unwrap();
+    assert_eq!(
+        call(&node, "worker", "get_worker_id", vec![]).await,
+        Ok(json!([own.clone()]))
+    );
+    assert_eq!(
+        call(&node, "worker", "remove", vec![own]).await,
+        Ok(json!(""))
+    );
 
     // A particle sent to the worker runs there, as the worker: its spells, its aliases.
     let id = call_on(
