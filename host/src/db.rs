@@ -491,6 +491,24 @@ mod tests {
     }
 
     #[test]
+    fn an_older_nodes_deployed_files_are_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = crate::builtins::DirDeployStore::new(dir.path().join("deployed"));
+        let hash = "ab".repeat(32);
+        legacy.save_module(&hash, b"\0asm").unwrap();
+        let table = format!(r#"{{"version": 1, "modules": {{"{hash}": {{}}}}}}"#);
+        legacy.save_table(table.as_bytes()).unwrap();
+        let store = DbDeployStore(Db::open(dir.path()).unwrap());
+        assert_eq!(store.import(&legacy), Ok(1));
+        assert_eq!(store.load_table().unwrap(), Some(table.into_bytes()));
+        assert_eq!(store.load_module(&hash).unwrap(), b"\0asm");
+        // Once: what the database holds now wins.
+        store.save_table(b"{}").unwrap();
+        assert_eq!(store.import(&legacy), Ok(0));
+        assert_eq!(store.load_table().unwrap(), Some(b"{}".to_vec()));
+    }
+
+    #[test]
     fn a_failed_update_changes_nothing() {
         let db = Db::in_memory().unwrap();
         db.store_put("s", &[("k", Some(b"v"))]).unwrap();
