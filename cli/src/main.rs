@@ -11,6 +11,7 @@ mod node_command;
 mod run_command;
 mod settings;
 mod sim_command;
+mod spell_command;
 mod user_services;
 
 use std::io::Read;
@@ -153,6 +154,9 @@ enum Command {
     /// Send particles through three nodes on loopback over libp2p; print how many were
     /// lost, particles per second and the latency of each hop (p50, p99).
     Load(node_command::LoadArgs),
+    /// Manage a node's spells as its owner: `install`, `list`, `remove` (particles
+    /// signed with the owner's `--key-file`); `owner` prints a key file's peer id.
+    Spell(spell_command::SpellArgs),
     /// Print the node's built-in services and their functions (`--json`: one object).
     Builtins {
         /// As JSON: `{"peer": ["identify", …], …}`.
@@ -242,6 +246,10 @@ fn main() -> ExitCode {
             node_command::send(&args)
         }
         Command::Status(args) => node_command::status(&args),
+        Command::Spell(args) => {
+            init_logging();
+            spell_command::spell(&args)
+        }
         Command::Demo(args) => {
             init_logging();
             node_command::demo(&args)

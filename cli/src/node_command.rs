@@ -199,7 +199,8 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         if let Some(relay) = &settings.relay {
             builder = builder.relay(relay);
         }
-        // One owner setting governs the guarded built-ins and status requests.
+        // The owner is the management peer: the guarded built-ins, spells and workers
+        // answer it as they answer the node itself.
         if let Some(owner) = &owner {
             builder = builder.owner(owner.to_string());
         }
@@ -277,7 +278,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Reads a key file (64 hex digits).
-fn load_key(path: &Path) -> anyhow::Result<NodeKey> {
+pub(crate) fn load_key(path: &Path) -> anyhow::Result<NodeKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     key_of_hex(path, &text)
@@ -335,8 +336,12 @@ pub(crate) fn p2p_node_config() -> NodeConfig {
     config
 }
 
-/// A client peer: a node that does not listen, connected to `addr` (its relay).
-async fn client(addr: &Multiaddr, key: NodeKey) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
+/// A client peer with this key (a fresh one, or the owner's for `braid send --key-file`
+/// and `braid spell`): a node that does not listen, connected to `addr` (its relay).
+pub(crate) async fn client_as(
+    addr: &Multiaddr,
+    key: NodeKey,
+) -> anyhow::Result<(Node, Arc<P2pNetwork>)> {
     let net = P2pNetwork::start(NetConfig::new(*key.secret(), DEFAULT_NETWORK)).await?;
     let relay = net
         .connect(addr.clone())
@@ -361,7 +366,7 @@ pub(crate) fn send(args: &SendArgs) -> anyhow::Result<ExitCode> {
             Some(path) => load_key(path)?,
             None => NodeKey::generate()?,
         };
-        let (node, _net) = client(&args.node, key).await?;
+        let (node, _net) = client_as(&args.node, key).await?;
         let ttl = Duration::from_millis(u64::from(args.ttl));
         anyhow::Ok(node.execute_with_ttl(script, data, ttl).await)
     })?;

@@ -1,7 +1,8 @@
 //! The built-in services of a node, with the reference node's (Nox's) semantics: `peer`,
 //! `kad`, `srv`, `dist`, `op`, `debug`, `stat`, `math`, `cmp`, `array`, `sig`, `json`,
 //! `vault` and `run-console` ([`BUILTIN_SERVICES`] lists every function, and is the one
-//! list the node dispatches from). `worker` and `spell` are not here.
+//! list the node dispatches from). `worker` and `spell`, and the spells' own services,
+//! are `spells.rs`'s, reached through [`Builtins::answer_spells`].
 //!
 //! Safe by construction: whatever computes or touches the disk runs on tokio's blocking
 //! threads behind a bounded semaphore ([`Builtins::blocking`]), never on the runtime's
@@ -23,7 +24,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-pub(crate) use deploy::{DeployStore, DirDeployStore, MemoryDeployStore};
+pub(crate) use deploy::{DeployStore, DirDeployStore};
 
 use crate::identity::NodeKey;
 use crate::network::Network;
@@ -156,6 +157,7 @@ pub(crate) struct Builtins {
     info: InfoSource,
     vault: vault::Vault,
     deploy: deploy::Deploy,
+    spells: Arc<crate::spells::Spells>,
     /// Built-ins running on the blocking threads at once.
     cpu: Arc<Semaphore>,
     /// Each init peer's share of `cpu`: at most this many of its calls wait for or hold
@@ -173,6 +175,7 @@ impl Builtins {
         info: InfoSource,
         store: Arc<dyn DeployStore>,
         vault_dir: Option<std::path::PathBuf>,
+        spells: Arc<crate::spells::Spells>,
         threads: usize,
     ) -> Self {
         let host = key.peer_id().to_owned();
@@ -186,6 +189,7 @@ impl Builtins {
             info,
             vault,
             deploy: deploy::Deploy::open(store, host),
+            spells,
             cpu: Arc::new(Semaphore::new(threads.max(1))),
             shares: std::sync::Mutex::new(HashMap::new()),
             share: (threads / 2).max(1),
@@ -199,10 +203,14 @@ impl Builtins {
         }
     }
 
-    /// Whether the call's particle comes from the host itself or its owner.
+    /// Whether the call's particle comes from the host itself, its owner, or a worker's
+    /// `worker-spell`.
     fn guard(&self, call: &ServiceCall) -> Result<(), ServiceError> {
         let init = call.particle.init_peer_id.as_str();
-        if init == self.key.peer_id() || self.owner.as_deref() == Some(init) {
+        if init == self.key.peer_id()
+            || self.owner.as_deref() == Some(init)
+            || self.spells.is_worker_spell(call)
+        {
             Ok(())
         } else {
             Err(ServiceError::new(GUARD_MESSAGE))
@@ -332,6 +340,22 @@ impl Builtins {
         if let Err(e) = tokio::task::spawn_blocking(move || me.vault.remove(&init, &id)).await {
             tracing::error!(particle_id, "cannot remove the particle's vault files: {e}");
         }
+    /// Answers a call for the spells (`spell`, `worker`, a spell's own service, the
+    /// conventions of a spell's particle, `srv` on a spell's alias), or `None`.
+    pub(crate) async fn answer_spells(
+        &self,
+        call: &Arc<ServiceCall>,
+        now_ms: u64,
+    ) -> Option<ServiceResult> {
+        if !self.spells.serves(call) {
+            return None;
+        }
+        let spells = Arc::clone(&self.spells);
+        let owned = Arc::clone(call);
+        Some(
+            self.blocking(call, false, move || spells.call(&owned, now_ms))
+                .await,
+        )
     }
 
     /// Answers a call to a service deployed on this node (by id or alias), or `None`.

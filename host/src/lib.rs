@@ -41,6 +41,7 @@
 
 mod backend;
 mod builtins;
+mod db;
 mod error;
 mod identity;
 mod invoke_pool;
@@ -49,9 +50,12 @@ mod network_info;
 mod node;
 pub mod p2p;
 mod record;
+mod scheduler;
 mod services;
+mod spells;
 mod store;
 mod wasm_service;
+mod workers;
 
 pub use backend::{
     Backend, BackendError, EPOCH_TICK, Fault, NativeBackend, WASM_MODULE_SOURCE, WasmBackend,

@@ -33,7 +33,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, NativeBackend};
-use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource, MemoryDeployStore};
+use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource};
+use crate::db::{Db, DbDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
 use crate::invoke_pool::{InvokePool, Job};
@@ -44,7 +45,9 @@ use crate::services::{
     Access, ParticleContext, Quotas, Registry, ServiceCall, ServiceError, ServiceResult, boxed,
     to_call_result,
 };
+use crate::spells::Spells;
 use crate::store::{DataStore, DiskStore, StoreKey};
+use crate::workers::Workers;
 use braid_wire::{
     self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable,
 };
@@ -341,11 +344,39 @@ impl NodeBuilder {
             self.backend,
         )?;
         let mut stats = NodeStats::default();
-        // Deployed services live beside the particle data, or in memory.
-        let deployed: Arc<dyn DeployStore> = match &self.store {
-            StoreChoice::Dir(dir) => Arc::new(DirDeployStore::new(dir.join("deployed"))),
-            _ => Arc::new(MemoryDeployStore::default()),
-        };
+        // The node's own state (spells, workers, deployed services) lives in its
+        // database beside the particle data, or in memory.
+        let db = match &self.store {
+            StoreChoice::Dir(dir) => Db::open(dir),
+            _ => Db::in_memory().map(Arc::new),
+        }
+        .map_err(|e| HostError::Store(e.to_string()))?;
+        let deployed = DbDeployStore(Arc::clone(&db));
+        if let StoreChoice::Dir(dir) = &self.store {
+            match deployed.import(&DirDeployStore::new(dir.join("deployed"))) {
+                Ok(0) => {}
+                Ok(modules) => tracing::info!(
+                    modules,
+                    "imported the deployed services of an older data dir"
+                ),
+                Err(e) => {
+                    tracing::error!("cannot import the deployed services of an older data dir: {e}")
+                }
+            }
+        }
+        let deployed: Arc<dyn DeployStore> = Arc::new(deployed);
+        let workers = Arc::new(Workers::open(
+            Arc::clone(&db),
+            peer_id.clone(),
+            config.owner.clone(),
+        ));
+        let spells = Arc::new(Spells::open(
+            Arc::clone(&db),
+            key.clone(),
+            config.owner.clone(),
+            Arc::clone(&workers),
+            now_ms(),
+        ));
         let info = match self.network_info {
             Some(info) => InfoSource::Given(info),
             None => InfoSource::Transport(Arc::clone(&self.network)),
@@ -361,6 +392,7 @@ impl NodeBuilder {
             info,
             deployed,
             vault_dir,
+            Arc::clone(&spells),
             config.builtin_threads,
         ));
         let store: Option<Arc<dyn DataStore>> = match self.store {
@@ -389,6 +421,7 @@ impl NodeBuilder {
             monitor: Arc::clone(&monitor),
             verified: Arc::new(Verified::new(config.max_particles)),
             waiting: Arc::clone(&waiting),
+            spells: Arc::clone(&spells),
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
@@ -397,6 +430,7 @@ impl NodeBuilder {
             call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
             quotas: Quotas::new(config.max_calls_per_init_peer),
             builtins,
+            workers,
             config,
             network: self.network,
             registry: Registry::default(),
@@ -409,10 +443,16 @@ impl NodeBuilder {
             record_dir: self.record_dir,
         });
         let dispatcher = runtime.spawn(dispatch(Arc::clone(&shared), rx));
+        let inbox = shared.inbox.clone();
+        let triggers = runtime.spawn(crate::spells::drive(spells, move |particle, scope| {
+            let inbox = inbox.clone();
+            async move { inbox.admit_spell(particle, scope).await }
+        }));
         Ok(Node {
             inner: Arc::new(NodeInner {
                 shared,
                 dispatcher: dispatcher.abort_handle(),
+                triggers: triggers.abort_handle(),
             }),
         })
     }
@@ -439,10 +479,13 @@ impl WeakNode {
 struct NodeInner {
     shared: Arc<Shared>,
     dispatcher: tokio::task::AbortHandle,
+    /// The task that starts the spells' particles.
+    triggers: tokio::task::AbortHandle,
 }
 
 impl Drop for NodeInner {
     fn drop(&mut self) {
+        self.triggers.abort();
         // Dropping the dispatcher drops its actors, which cancels their calls.
         self.dispatcher.abort();
     }
@@ -610,7 +653,10 @@ enum Intake {
     Arrived(Particle),
     /// A particle this node persisted before it stopped, to go on with (its data is
     /// in the store).
-    Resumed(Particle),
+    Resumed(Particle, Option<String>),
+    /// A particle for one of this node's workers (that peer id): it runs as the
+    /// worker, with its key.
+    Worker(Particle, String),
 }
 
 /// Where a node receives encoded particles: checks them and queues them for the node.
@@ -623,6 +669,8 @@ pub struct Inbox {
     verified: Arc<Verified>,
     /// [`Shared::waiting`], for undeliverable notices.
     waiting: Arc<WaitingMap>,
+    /// The spells, for connection events.
+    spells: Arc<Spells>,
 }
 
 impl Inbox {
@@ -693,11 +741,62 @@ impl Inbox {
         self.enqueue(particle).await
     }
 
+    /// Starts a particle of a spell's trigger, signed by the scope it runs in (the node
+    /// or one of its workers).
+    async fn admit_spell(&self, particle: Particle, scope: String) {
+        let id = particle.id.clone();
+        if scope != self.monitor.peer {
+            self.verified.insert(
+                Verified::digest(&particle),
+                particle.deadline().unwrap_or(0),
+                now_ms(),
+            );
+            if let Err(e) = self.enqueue_worker(particle, scope).await {
+                tracing::warn!(particle_id = %id, "the spell's particle was not started: {e}");
+            }
+            return;
+        }
+        if let Err(e) = self.admit_own(particle).await {
+            tracing::warn!(particle_id = %id, "the spell's particle was not started: {e}");
+        }
+    }
+
+    /// Tells the node's spells that `peer` connected (`true`) or disconnected: those
+    /// subscribed to it run.
+    pub fn handle_connection(&self, peer: &str, connected: bool) {
+        let spells = Arc::clone(&self.spells);
+        let inbox = self.clone();
+        let peer = peer.to_owned();
+        tokio::spawn(async move {
+            let now = now_ms();
+            let started =
+                tokio::task::spawn_blocking(move || spells.connection(&peer, connected, now))
+                    .await
+                    .unwrap_or_default();
+            for (particle, scope) in started {
+                inbox.admit_spell(particle, scope).await;
+            }
+        });
+    }
+
+    /// Queues a particle for one of this node's workers (sent by an actor of this node,
+    /// or started by a worker's spell: already checked).
+    async fn enqueue_worker(&self, particle: Particle, worker: String) -> Result<(), Rejection> {
+        self.queue
+            .send(Intake::Worker(particle, worker))
+            .await
+            .map_err(|_| self.stopped())?;
+        self.monitor.update(|s| s.accepted += 1);
+        Ok(())
+    }
+
     async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
         match self.queue.try_send(Intake::Arrived(particle)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(
-                Intake::Arrived(particle) | Intake::Resumed(particle),
+                Intake::Arrived(particle)
+                | Intake::Resumed(particle, _)
+                | Intake::Worker(particle, _),
             )) => {
                 tracing::warn!(
                     peer = %self.monitor.peer,
@@ -721,6 +820,7 @@ impl Inbox {
         let key = ActorKey {
             id: notice.particle_id.clone(),
             signature: notice.signature.clone(),
+            worker: None,
         };
         let session = if notice.init_peer_id == self.monitor.peer {
             lock_waiting(&self.waiting)
@@ -891,6 +991,8 @@ struct Shared {
     /// Calls in flight per init peer.
     quotas: Arc<Quotas>,
     builtins: Arc<Builtins>,
+    /// The node's workers: particles sent to them stay here and run as them.
+    workers: Arc<Workers>,
     inbox: Inbox,
     /// `None`: the data lives in the actors only (lost when the node stops).
     store: Option<Arc<dyn DataStore>>,
@@ -908,14 +1010,23 @@ impl Shared {
         lock_waiting(&self.waiting)
     }
 
-    fn params(&self, particle: &ParticleContext) -> RunParams {
+    /// The run parameters of a particle on this node, or on one of its workers (as
+    /// that worker, with its key).
+    fn params(&self, particle: &ParticleContext, worker: Option<&NodeKey>) -> RunParams {
+        let (current_peer_id, key) = match worker {
+            Some(worker) => (
+                worker.peer_id().to_owned(),
+                KeyPair::ed25519(worker.secret()),
+            ),
+            None => (self.key.peer_id().to_owned(), self.invoke_key.clone()),
+        };
         RunParams {
             init_peer_id: particle.init_peer_id.clone(),
-            current_peer_id: self.key.peer_id().to_owned(),
+            current_peer_id,
             timestamp: particle.timestamp,
             ttl: particle.ttl,
             particle_id: particle.id.clone(),
-            key: self.invoke_key.clone(),
+            key,
             limits: Limits::REFERENCE_MAXIMA,
             integrity: Integrity {
                 check: true,
@@ -939,6 +1050,8 @@ fn lock_waiting(
 struct ActorKey {
     id: String,
     signature: Vec<u8>,
+    /// The worker it runs as; `None`: the node itself.
+    worker: Option<String>,
 }
 
 impl ActorKey {
@@ -946,6 +1059,7 @@ impl ActorKey {
         ActorKey {
             id: particle.id.clone(),
             signature: particle.signature.clone(),
+            worker: None,
         }
     }
 }
@@ -1022,12 +1136,16 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                 shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
             }
             received = intake.recv() => {
-                let (particle, resumed) = match received {
-                    Some(Intake::Arrived(particle)) => (particle, false),
-                    Some(Intake::Resumed(particle)) => (particle, true),
+                let (particle, resumed, worker) = match received {
+                    Some(Intake::Arrived(particle)) => (particle, false, None),
+                    Some(Intake::Resumed(particle, worker)) => (particle, true, worker),
+                    Some(Intake::Worker(particle, worker)) => (particle, false, Some(worker)),
                     None => return,
                 };
-                let key = ActorKey::of(&particle);
+                let key = ActorKey {
+                    worker: worker.clone(),
+                    ..ActorKey::of(&particle)
+                };
                 if resumed && mailboxes.contains_key(&key) {
                     continue; // it arrived again first, and goes on from its stored data
                 }
@@ -1053,8 +1171,14 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     continue;
                 }
                 let (tx, rx) = mpsc::channel(shared.config.mailbox.max(1));
-                let handle =
-                    actors.spawn(run_actor(Arc::clone(&shared), particle, resumed, rx, session));
+                let handle = actors.spawn(run_actor(
+                    Arc::clone(&shared),
+                    particle,
+                    resumed,
+                    worker,
+                    rx,
+                    session,
+                ));
                 actor_keys.insert(handle.id(), key.clone());
                 mailboxes.insert(key, tx);
                 shared.monitor.update(|s| s.live_particles += 1);
@@ -1083,7 +1207,7 @@ async fn resume(shared: Arc<Shared>) {
                 if shared
                     .inbox
                     .queue
-                    .send(Intake::Resumed(stored.particle))
+                    .send(Intake::Resumed(stored.particle, stored.worker))
                     .await
                     .is_err()
                 {
@@ -1108,6 +1232,7 @@ async fn run_actor(
     shared: Arc<Shared>,
     mut template: Particle,
     resumed: bool,
+    worker: Option<String>,
     mut mailbox: mpsc::Receiver<Particle>,
     session: Option<Arc<Session>>,
 ) {
@@ -1118,16 +1243,33 @@ async fn run_actor(
     let expiry = tokio::time::sleep_until(instant_at(deadline));
     tokio::pin!(expiry);
     let script: Arc<str> = Arc::from(template.script.as_str());
+    // A particle for a worker runs as the worker (its peer id, its key, its scope of
+    // spells); its data is kept apart from the node's own run of the same particle.
+    let worker_key = match &worker {
+        Some(id) => match shared.workers.get(id) {
+            Some(w) => Some(w.key),
+            None => {
+                tracing::warn!(particle_id = %template.id, worker = %id, "no such worker here; the particle is dropped");
+                return;
+            }
+        },
+        None => None,
+    };
     let context = ParticleContext {
         id: template.id.clone(),
         init_peer_id: template.init_peer_id.clone(),
         timestamp: template.timestamp,
         ttl: template.ttl,
-        host_id: shared.key.peer_id().to_owned(),
+        host_id: worker
+            .clone()
+            .unwrap_or_else(|| shared.key.peer_id().to_owned()),
     };
-    let params = shared.params(&context);
+    let params = shared.params(&context, worker_key.as_ref());
     let store_key = StoreKey {
-        particle_id: template.id.clone(),
+        particle_id: match &worker {
+            Some(id) => format!("{}@{id}", template.id),
+            None => template.id.clone(),
+        },
         signature: template.signature.clone(),
     };
     let config = MachineConfig {
@@ -1256,7 +1398,7 @@ async fn run_actor(
                     .store
                     .as_ref()
                     .expect("a durable particle has a store");
-                let record = StoredParticle::encode(&header, &snapshot);
+                let record = StoredParticle::encode(&header, &snapshot, worker.as_deref());
                 let written = store.write(&store_key, deadline, record).await;
                 machine.handle_persisted(match written {
                     Ok(()) => Persisted::Durable,
@@ -1393,34 +1535,46 @@ async fn restore(shared: &Shared, key: &StoreKey) -> Option<Snapshot> {
 }
 
 /// What the store holds of a particle: the particle itself (without data) and its
-/// last [`Snapshot`], as MessagePack `[1, particle, snapshot]`.
+/// last [`Snapshot`], as MessagePack `[1, particle, snapshot]`; a particle that runs
+/// on one of the node's workers, `[2, particle, snapshot, worker peer id]`.
 struct StoredParticle {
     particle: Particle,
     snapshot: Snapshot,
+    worker: Option<String>,
 }
 
 impl StoredParticle {
-    fn encode(particle: &[u8], snapshot: &Snapshot) -> Vec<u8> {
-        let record = (
-            1u8,
-            serde_bytes::Bytes::new(particle),
-            serde_bytes::ByteBuf::from(snapshot.encode()),
-        );
-        // Invariant: an integer and two byte strings always serialize.
-        rmp_serde::to_vec(&record).expect("a stored particle serializes")
+    fn encode(particle: &[u8], snapshot: &Snapshot, worker: Option<&str>) -> Vec<u8> {
+        let particle = serde_bytes::Bytes::new(particle);
+        let snapshot = serde_bytes::ByteBuf::from(snapshot.encode());
+        // Invariant: integers, byte strings and a string always serialize.
+        match worker {
+            None => rmp_serde::to_vec(&(1u8, particle, snapshot)),
+            Some(worker) => rmp_serde::to_vec(&(2u8, particle, snapshot, worker)),
+        }
+        .expect("a stored particle serializes")
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let (version, particle, snapshot): (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf) =
-            rmp_serde::from_slice(bytes).map_err(|e| format!("not a stored particle: {e}"))?;
-        if version != 1 {
+        type Format1 = (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf);
+        type Format2 = (u8, serde_bytes::ByteBuf, serde_bytes::ByteBuf, String);
+        let (version, particle, snapshot, worker) = match rmp_serde::from_slice::<Format2>(bytes) {
+            Ok((v, p, s, w)) => (v, p, s, Some(w)),
+            Err(_) => {
+                let (v, p, s): Format1 = rmp_serde::from_slice(bytes)
+                    .map_err(|e| format!("not a stored particle: {e}"))?;
+                (v, p, s, None)
+            }
+        };
+        if version != 1 + u8::from(worker.is_some()) {
             return Err(format!(
-                "a stored particle of format {version}; this node reads format 1"
+                "a stored particle of format {version}; this node reads formats 1 and 2"
             ));
         }
         Ok(StoredParticle {
             particle: Particle::decode(&particle).map_err(|e| e.to_string())?,
             snapshot: Snapshot::decode(&snapshot).map_err(|e| e.to_string())?,
+            worker,
         })
     }
 }
@@ -1466,11 +1620,19 @@ fn send(
         let particle_id = particle.id.clone();
         let (init_peer_id, signature) = (particle.init_peer_id.clone(), particle.signature.clone());
         let session = session.clone();
+        let local = shared.workers.contains(&to).then(|| particle.clone());
         tokio::spawn(async move {
             let sent = if to == shared.key.peer_id() {
                 shared
                     .inbox
                     .deliver(bytes)
+                    .await
+                    .map_err(SendError::Refused)
+            } else if let Some(particle) = local {
+                // One of this node's workers: the particle stays here.
+                shared
+                    .inbox
+                    .enqueue_worker(particle, to.clone())
                     .await
                     .map_err(SendError::Refused)
             } else {
@@ -1685,6 +1847,9 @@ async fn answer(
             }
             _ => {}
         }
+    }
+    if let Some(result) = shared.builtins.answer_spells(call, now_ms()).await {
+        return result;
     }
     if let Some(result) = shared.builtins.answer(call, now_ms()).await {
         return result;

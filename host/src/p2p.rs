@@ -323,13 +323,15 @@ impl Server {
                     inbound,
                 } => {
                     tracing::debug!(%peer, %addr, inbound, "connection established");
-                    lock(&self.view).connected.insert(peer.to_string());
+                    if lock(&self.view).connected.insert(peer.to_string()) {
+                        self.inbox.handle_connection(&peer.to_string(), true);
+                    }
                     View::refresh(&self.view, &self.handle).await;
                 }
                 NetEvent::ConnectionClosed { peer, remaining } => {
                     tracing::debug!(%peer, remaining, "connection closed");
-                    if remaining == 0 {
-                        lock(&self.view).connected.remove(&peer.to_string());
+                    if remaining == 0 && lock(&self.view).connected.remove(&peer.to_string()) {
+                        self.inbox.handle_connection(&peer.to_string(), false);
                     }
                 }
                 _ => {}

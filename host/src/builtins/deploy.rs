@@ -39,40 +39,10 @@ pub(crate) trait DeployStore: Send + Sync {
     fn save_module(&self, hash: &str, bytes: &[u8]) -> Result<(), String>;
 }
 
-/// Nothing survives the node.
-#[derive(Default)]
-pub(crate) struct MemoryDeployStore {
-    table: Mutex<Option<Vec<u8>>>,
-    modules: Mutex<HashMap<String, Vec<u8>>>,
-}
-
-impl DeployStore for MemoryDeployStore {
-    fn load_table(&self) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.table.lock().map_err(|e| e.to_string())?.clone())
-    }
-    fn save_table(&self, bytes: &[u8]) -> Result<(), String> {
-        *self.table.lock().map_err(|e| e.to_string())? = Some(bytes.to_vec());
-        Ok(())
-    }
-    fn load_module(&self, hash: &str) -> Result<Vec<u8>, String> {
-        self.modules
-            .lock()
-            .map_err(|e| e.to_string())?
-            .get(hash)
-            .cloned()
-            .ok_or_else(|| format!("no module {hash}"))
-    }
-    fn save_module(&self, hash: &str, bytes: &[u8]) -> Result<(), String> {
-        self.modules
-            .lock()
-            .map_err(|e| e.to_string())?
-            .insert(hash.to_owned(), bytes.to_vec());
-        Ok(())
-    }
-}
-
 /// Files under `<dir>`: `table.json` and `modules/<hash>.wasm`, each written to a
-/// temporary file, synced, renamed over the old one, and the directory synced.
+/// temporary file, synced, renamed over the old one, and the directory synced. Nodes
+/// now keep these in their database (`db.rs`); a data dir of an older node is read
+/// once and imported.
 pub(crate) struct DirDeployStore {
     dir: PathBuf,
 }
