@@ -340,6 +340,8 @@ impl Builtins {
         if let Err(e) = tokio::task::spawn_blocking(move || me.vault.remove(&init, &id)).await {
             tracing::error!(particle_id, "cannot remove the particle's vault files: {e}");
         }
+    }
+
     /// Answers a call for the spells (`spell`, `worker`, a spell's own service, the
     /// conventions of a spell's particle, `srv` on a spell's alias), or `None`.
     pub(crate) async fn answer_spells(
