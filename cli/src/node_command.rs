@@ -591,6 +591,87 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The Ed25519 operations of a `braid load` run, all nodes together.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ed25519Work {
+    /// Particle signatures verified on arrival (`verify_strict`).
+    particle_verified: u64,
+    /// Data signatures verified by invocations.
+    data_verified: u64,
+    /// Signatures made: data signatures and the particles' own.
+    signed: u64,
+}
+
+/// The cryptographic floor: the Ed25519 operations the run needed per particle, each
+/// timed here (key decompression included, as the nodes do it), spread over every
+/// core; beside the rate the run reached.
+fn print_floor(work: &Ed25519Work, particles: usize, rate: f64) {
+    let n = particles as f64;
+    let (verify_strict, verify, sign) = ed25519_costs();
+    let per_particle = [
+        (work.particle_verified as f64 / n, verify_strict),
+        (work.data_verified as f64 / n, verify),
+        (work.signed as f64 / n, sign),
+    ];
+    let cpu: Duration = per_particle.iter().map(|(k, t)| t.mul_f64(*k)).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let floor = cores as f64 / cpu.as_secs_f64();
+    println!(
+        "Ed25519 a particle: {:.1} particle signatures verified ({:.1} µs each), {:.1} data signatures verified ({:.1} µs), {:.1} signed ({:.1} µs): {:.0} µs of CPU",
+        per_particle[0].0,
+        verify_strict.as_secs_f64() * 1e6,
+        per_particle[1].0,
+        verify.as_secs_f64() * 1e6,
+        per_particle[2].0,
+        sign.as_secs_f64() * 1e6,
+        cpu.as_secs_f64() * 1e6,
+    );
+    println!(
+        "cryptographic floor on {cores} cores: {floor:.0} particles/s; reached {rate:.0} ({:.2}x the floor's time)",
+        floor / rate
+    );
+}
+
+/// The time of one particle signature check, one data signature check and one
+/// signature, each with its key decompressed as the nodes do (median of several
+/// rounds, on this machine now).
+fn ed25519_costs() -> (Duration, Duration, Duration) {
+    use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+    const ROUNDS: usize = 7;
+    const EACH: u32 = 200;
+    let key = SigningKey::from_bytes(&Sha256::digest(b"braid load: ed25519 costs").into());
+    let public = key.verifying_key().to_bytes();
+    // About the size of what the route's nodes sign: a few content ids and an id.
+    let message = vec![7u8; 300];
+    let signature = key.sign(&message);
+    let median = |f: &dyn Fn()| {
+        let mut rounds: Vec<Duration> = (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                for _ in 0..EACH {
+                    f();
+                }
+                started.elapsed() / EACH
+            })
+            .collect();
+        rounds.sort();
+        rounds[ROUNDS / 2]
+    };
+    let strict = median(&|| {
+        let key = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        assert!(key.verify_strict(&message, &signature).is_ok());
+    });
+    let plain = median(&|| {
+        let key = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        assert!(key.verify(&message, &signature).is_ok());
+    });
+    let sign = median(&|| {
+        let _ = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        std::hint::black_box(key.sign(std::hint::black_box(&message)));
+    });
+    (strict, plain, sign)
+}
+
 /// The load script: a call on the client, then on node1, node2, node3 and node1 again
 /// (back towards the client, which does not listen), then the response. Six service
 /// calls, five network hops.
@@ -670,9 +751,20 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|n| n.handle().stats().retries)
             .sum();
-        anyhow::Ok((elapsed, failures, undeliverable, retries))
+        let work = cluster
+            .nodes
+            .iter()
+            .map(Node::stats)
+            .fold(Ed25519Work::default(), |sum, s| Ed25519Work {
+                particle_verified: sum.particle_verified + s.particle_signatures_verified,
+                data_verified: sum.data_verified + s.data_signatures_verified,
+                signed: sum.signed + s.data_signatures_made,
+            });
+        anyhow::Ok((elapsed, failures, undeliverable, retries, work))
     })?;
-    let (elapsed, failures, undeliverable, retries) = outcome;
+    let (elapsed, failures, undeliverable, retries, mut work) = outcome;
+    // Each particle is signed once by the client (`execute`).
+    work.signed += args.particles as u64;
     let marks = marks.lock().expect("no panics while logging");
     // Per hop: from a call on one node to the next call, on the next node of the chain.
     let route = [0usize, 1, 2, 3, 1, 0];
@@ -696,11 +788,12 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             .map_or(String::new(), |r| format!(", {r} offered per second")),
         failures.len()
     );
+    let rate = done as f64 / elapsed.as_secs_f64();
     println!(
-        "{:.1} s, {:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
+        "{:.1} s, {rate:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
         elapsed.as_secs_f64(),
-        done as f64 / elapsed.as_secs_f64()
     );
+    print_floor(&work, args.particles, rate);
     println!("latency per hop (a call on one node to the call on the next), ms:");
     for (h, samples) in hops.iter_mut().enumerate() {
         samples.sort_by(f64::total_cmp);

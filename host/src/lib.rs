@@ -50,6 +50,7 @@ mod node;
 pub mod p2p;
 mod record;
 mod services;
+mod signature_cache;
 mod store;
 mod wasm_service;
 
