@@ -603,9 +603,9 @@ struct Ed25519Work {
 }
 
 /// The cryptographic floor: the Ed25519 operations the run needed per particle, each
-/// timed here (key decompression included, as the nodes do it), spread over every
-/// core; beside the rate the run reached.
-fn print_floor(work: &Ed25519Work, particles: usize, rate: f64) {
+/// timed here in CPU time (key decompression included, as the nodes do it), spread
+/// over every core; beside the rate the run reached and the CPU time it took.
+fn print_floor(work: &Ed25519Work, particles: usize, rate: f64, run_cpu: Duration) {
     let n = particles as f64;
     let (verify_strict, verify, sign) = ed25519_costs();
     let per_particle = [
@@ -630,9 +630,47 @@ fn print_floor(work: &Ed25519Work, particles: usize, rate: f64) {
         "cryptographic floor on {cores} cores: {floor:.0} particles/s; reached {rate:.0} ({:.2}x the floor's time)",
         floor / rate
     );
+    let run_per_particle = run_cpu.as_secs_f64() / n;
+    println!(
+        "CPU time of the run (all threads, user and system): {:.0} µs a particle, {:.2}x its Ed25519 work",
+        run_per_particle * 1e6,
+        run_per_particle / cpu.as_secs_f64()
+    );
 }
 
-/// The time of one particle signature check, one data signature check and one
+/// Which CPU clock [`cpu_time`] reads.
+#[derive(Clone, Copy)]
+enum CpuClock {
+    /// Every thread of the process.
+    Process,
+    /// The calling thread.
+    Thread,
+}
+
+/// The CPU time `clock` has counted (where there is no CPU clock, the time since an
+/// arbitrary start).
+fn cpu_time(clock: CpuClock) -> Duration {
+    #[cfg(unix)]
+    {
+        use rustix::time::{ClockId, clock_gettime};
+        let t = clock_gettime(match clock {
+            CpuClock::Process => ClockId::ProcessCPUTime,
+            CpuClock::Thread => ClockId::ThreadCPUTime,
+        });
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let _ = clock;
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
+
+/// The CPU time of one particle signature check, one data signature check and one
 /// signature, each with its key decompressed as the nodes do (median of several
 /// rounds, on this machine now).
 fn ed25519_costs() -> (Duration, Duration, Duration) {
@@ -647,11 +685,11 @@ fn ed25519_costs() -> (Duration, Duration, Duration) {
     let median = |f: &dyn Fn()| {
         let mut rounds: Vec<Duration> = (0..ROUNDS)
             .map(|_| {
-                let started = Instant::now();
+                let started = cpu_time(CpuClock::Thread);
                 for _ in 0..EACH {
                     f();
                 }
-                started.elapsed() / EACH
+                (cpu_time(CpuClock::Thread) - started) / EACH
             })
             .collect();
         rounds.sort();
@@ -712,6 +750,7 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         let script = load_script(&cluster.keys);
         let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
         let started = Instant::now();
+        let cpu_started = cpu_time(CpuClock::Process);
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..args.particles {
             if let Some(rate) = args.rate {
@@ -741,6 +780,7 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let elapsed = started.elapsed();
+        let cpu = cpu_time(CpuClock::Process) - cpu_started;
         let undeliverable: u64 = cluster
             .nets
             .iter()
@@ -760,9 +800,9 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 data_verified: sum.data_verified + s.data_signatures_verified,
                 signed: sum.signed + s.data_signatures_made,
             });
-        anyhow::Ok((elapsed, failures, undeliverable, retries, work))
+        anyhow::Ok((elapsed, cpu, failures, undeliverable, retries, work))
     })?;
-    let (elapsed, failures, undeliverable, retries, mut work) = outcome;
+    let (elapsed, cpu, failures, undeliverable, retries, mut work) = outcome;
     // Each particle is signed once by the client (`execute`).
     work.signed += args.particles as u64;
     let marks = marks.lock().expect("no panics while logging");
@@ -793,7 +833,7 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         "{:.1} s, {rate:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
         elapsed.as_secs_f64(),
     );
-    print_floor(&work, args.particles, rate);
+    print_floor(&work, args.particles, rate, cpu);
     println!("latency per hop (a call on one node to the call on the next), ms:");
     for (h, samples) in hops.iter_mut().enumerate() {
         samples.sort_by(f64::total_cmp);
