@@ -130,6 +130,11 @@ pub(crate) struct LoadArgs {
     /// Particles offered per second (default: as fast as `--concurrency` allows).
     #[arg(long, value_name = "N")]
     rate: Option<f64>,
+    /// Each call keeps its result in a variable, so every hop signs the data and the
+    /// next ones verify its signature (without it no call result is kept, and the only
+    /// signature is the particle's).
+    #[arg(long)]
+    with_results: bool,
 }
 
 /// The demo's script: a compiled Aqua function that asks three peers for their time
@@ -712,16 +717,32 @@ fn ed25519_costs() -> (Duration, Duration, Duration) {
 
 /// The load script: a call on the client, then on node1, node2, node3 and node1 again
 /// (back towards the client, which does not listen), then the response. Six service
-/// calls, five network hops.
-fn load_script(keys: &[NodeKey]) -> String {
-    let hop =
-        |peer: &str, rest: String| format!("(seq (call \"{peer}\" (\"op\" \"noop\") []) {rest})");
+/// calls, five network hops. `with_results`: the first five calls keep their results
+/// (`r0` … `r4`), which their peers sign.
+fn load_script(keys: &[NodeKey], with_results: bool) -> String {
+    let output = |n: usize| {
+        if with_results {
+            format!(" r{n}")
+        } else {
+            String::new()
+        }
+    };
     let end = "(call %init_peer_id% (\"callbackSrv\" \"response\") [\"done\"])".to_owned();
     let chain = [1, 2, 3, 1]
         .iter()
+        .enumerate()
         .rev()
-        .fold(end, |rest, &i| hop(keys[i].peer_id(), rest));
-    format!("(seq (call %init_peer_id% (\"op\" \"noop\") []) {chain})")
+        .fold(end, |rest, (n, &i)| {
+            format!(
+                "(seq (call \"{}\" (\"op\" \"noop\") []{}) {rest})",
+                keys[i].peer_id(),
+                output(n + 1)
+            )
+        });
+    format!(
+        "(seq (call %init_peer_id% (\"op\" \"noop\") []{}) {chain})",
+        output(0)
+    )
 }
 
 pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
@@ -747,7 +768,7 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }))
         .await?;
-        let script = load_script(&cluster.keys);
+        let script = load_script(&cluster.keys, args.with_results);
         let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
         let started = Instant::now();
         let cpu_started = cpu_time(CpuClock::Process);
@@ -821,11 +842,16 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let done = args.particles - failures.len();
     println!(
-        "{} particles through three nodes over libp2p ({} at once{}): {done} answered, {} lost",
+        "{} particles through three nodes over libp2p ({} at once{}{}): {done} answered, {} lost",
         args.particles,
         args.concurrency,
         args.rate
             .map_or(String::new(), |r| format!(", {r} offered per second")),
+        if args.with_results {
+            ", every call's result kept"
+        } else {
+            ""
+        },
         failures.len()
     );
     let rate = done as f64 / elapsed.as_secs_f64();
