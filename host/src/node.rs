@@ -1336,18 +1336,13 @@ async fn run_actor(
         let Some(action) = machine.poll_action() else {
             // Nothing to do until data arrives: the actor ends, the particle's data
             // stays with the dispatcher.
-            if calls.is_empty() && machine.is_quiet() {
-                match machine.into_dormant() {
-                    Ok(state) => {
-                        let asleep = Asleep {
-                            state,
-                            session,
-                            invocations,
-                        };
-                        return ActorEnd::Asleep(asleep, mailbox);
-                    }
-                    Err(awake) => machine = awake,
-                }
+            if let Some(state) = machine.dormant().filter(|_| calls.is_empty()) {
+                let asleep = Asleep {
+                    state,
+                    session,
+                    invocations,
+                };
+                return ActorEnd::Asleep(asleep, mailbox);
             }
             tokio::select! {
                 biased;

@@ -85,7 +85,7 @@ pub struct Settled {
 }
 
 /// What a quiet particle keeps until data arrives again or its deadline passes
-/// ([`ParticleMachine::into_dormant`]): its data, and whether it was sent on (a
+/// ([`ParticleMachine::dormant`]): its data, and whether it was sent on (a
 /// particle that was never sent settles when nothing is left to do).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dormant {
@@ -209,15 +209,12 @@ impl ParticleMachine {
     }
 
     /// The little a quiet machine needs to go on ([`Self::is_quiet`]), so that a host
-    /// can free the rest until data arrives again; the machine itself when it is not
-    /// quiet. [`Self::wake`] gives back a machine that behaves as this one would.
-    pub fn into_dormant(self) -> Result<Dormant, Self> {
-        if !self.is_quiet() {
-            return Err(self);
-        }
-        Ok(Dormant {
+    /// can drop the machine until data arrives again; `None` when it is not quiet.
+    /// [`Self::wake`] gives back a machine that behaves as this one would.
+    pub fn dormant(&self) -> Option<Dormant> {
+        self.is_quiet().then(|| Dormant {
             config: self.config,
-            data: self.stored,
+            data: Arc::clone(&self.stored),
             sent: self.sent,
         })
     }
