@@ -214,9 +214,11 @@ pub struct NodeStats {
     /// comes back is not verified again.
     pub particle_signatures_verified: u64,
     /// Data signatures verified by this node's invocations (one seen verified
-    /// before, or made here, is not verified again).
+    /// before, or made here, is not verified again). Counted by backends that use the
+    /// node's signature cache (the native one; the Wasm module checks every signature
+    /// and counts none).
     pub data_signatures_verified: u64,
-    /// Data signatures made by this node's invocations.
+    /// Data signatures made by this node's invocations (counted as the line above).
     pub data_signatures_made: u64,
 }
 
