@@ -1099,7 +1099,10 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                 let Some(key) = actor_keys.remove(&id) else { continue };
                 match end {
                     ActorEnd::Over => {
-                        slots.remove(&key);
+                        // Unless a particle that came as it ended started a new actor.
+                        if matches!(slots.get(&key), Some(Slot::Awake(tx)) if tx.is_closed()) {
+                            slots.remove(&key);
+                        }
                         shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
                     }
                     ActorEnd::Asleep(asleep, mut mailbox) => match mailbox.try_recv() {
