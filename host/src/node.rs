@@ -1190,7 +1190,15 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     continue;
                 }
                 let start = if resumed { Start::Resumed } else { Start::Arrived };
-                let slot = spawn(&mut actors, &mut actor_keys, key.clone(), particle, start, None, session);
+                let slot = spawn(
+                    &mut actors,
+                    &mut actor_keys,
+                    key.clone(),
+                    particle,
+                    start,
+                    None,
+                    session,
+                );
                 slots.insert(key, slot);
                 shared.monitor.update(|s| s.live_particles += 1);
             }
