@@ -137,6 +137,11 @@ pub(crate) struct LoadArgs {
     /// Particles offered per second (default: as fast as `--concurrency` allows).
     #[arg(long, value_name = "N")]
     rate: Option<f64>,
+    /// Each call keeps its result in a variable, so every hop signs the data and the
+    /// next ones verify its signature (without it no call result is kept, and the only
+    /// signature is the particle's).
+    #[arg(long)]
+    with_results: bool,
 }
 
 /// The demo's script: a compiled Aqua function that asks three peers for their time
@@ -616,18 +621,153 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The Ed25519 operations of a `braid load` run, all nodes together.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ed25519Work {
+    /// Particle signatures verified on arrival (`verify_strict`).
+    particle_verified: u64,
+    /// Data signatures verified by invocations.
+    data_verified: u64,
+    /// Signatures made: data signatures and the particles' own.
+    signed: u64,
+}
+
+/// The cryptographic floor: the Ed25519 operations the run needed per particle, each
+/// timed here in CPU time (key decompression included, as the nodes do it), spread
+/// over every core; beside the rate the run reached and the CPU time it took.
+fn print_floor(work: &Ed25519Work, particles: usize, rate: f64, run_cpu: Duration) {
+    let n = particles as f64;
+    let (verify_strict, verify, sign) = ed25519_costs();
+    let per_particle = [
+        (work.particle_verified as f64 / n, verify_strict),
+        (work.data_verified as f64 / n, verify),
+        (work.signed as f64 / n, sign),
+    ];
+    let cpu: Duration = per_particle.iter().map(|(k, t)| t.mul_f64(*k)).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let floor = cores as f64 / cpu.as_secs_f64();
+    println!(
+        "Ed25519 a particle: {:.1} particle signatures verified ({:.1} µs each), {:.1} data signatures verified ({:.1} µs), {:.1} signed ({:.1} µs): {:.0} µs of CPU",
+        per_particle[0].0,
+        verify_strict.as_secs_f64() * 1e6,
+        per_particle[1].0,
+        verify.as_secs_f64() * 1e6,
+        per_particle[2].0,
+        sign.as_secs_f64() * 1e6,
+        cpu.as_secs_f64() * 1e6,
+    );
+    println!(
+        "cryptographic floor on {cores} cores: {floor:.0} particles/s; reached {rate:.0} ({:.2}x the floor's time)",
+        floor / rate
+    );
+    let run_per_particle = run_cpu.as_secs_f64() / n;
+    println!(
+        "CPU time of the run (all threads, user and system): {:.0} µs a particle, {:.2}x its Ed25519 work",
+        run_per_particle * 1e6,
+        run_per_particle / cpu.as_secs_f64()
+    );
+}
+
+/// Which CPU clock [`cpu_time`] reads.
+#[derive(Clone, Copy)]
+enum CpuClock {
+    /// Every thread of the process.
+    Process,
+    /// The calling thread.
+    Thread,
+}
+
+/// The CPU time `clock` has counted (where there is no CPU clock, the time since an
+/// arbitrary start).
+fn cpu_time(clock: CpuClock) -> Duration {
+    #[cfg(unix)]
+    {
+        use rustix::time::{ClockId, clock_gettime};
+        let t = clock_gettime(match clock {
+            CpuClock::Process => ClockId::ProcessCPUTime,
+            CpuClock::Thread => ClockId::ThreadCPUTime,
+        });
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let _ = clock;
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
+
+/// The CPU time of one particle signature check, one data signature check and one
+/// signature, each with its key decompressed as the nodes do (median of several
+/// rounds, on this machine now).
+fn ed25519_costs() -> (Duration, Duration, Duration) {
+    use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+    const ROUNDS: usize = 7;
+    const EACH: u32 = 200;
+    let key = SigningKey::from_bytes(&Sha256::digest(b"braid load: ed25519 costs").into());
+    let public = key.verifying_key().to_bytes();
+    // About the size of what the route's nodes sign: a few content ids and an id.
+    let message = vec![7u8; 300];
+    let signature = key.sign(&message);
+    let median = |f: &dyn Fn()| {
+        let mut rounds: Vec<Duration> = (0..ROUNDS)
+            .map(|_| {
+                let started = cpu_time(CpuClock::Thread);
+                for _ in 0..EACH {
+                    f();
+                }
+                (cpu_time(CpuClock::Thread) - started) / EACH
+            })
+            .collect();
+        rounds.sort();
+        rounds[ROUNDS / 2]
+    };
+    let strict = median(&|| {
+        let key = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        assert!(key.verify_strict(&message, &signature).is_ok());
+    });
+    let plain = median(&|| {
+        let key = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        assert!(key.verify(&message, &signature).is_ok());
+    });
+    let sign = median(&|| {
+        let _ = VerifyingKey::from_bytes(std::hint::black_box(&public)).expect("a key");
+        std::hint::black_box(key.sign(std::hint::black_box(&message)));
+    });
+    (strict, plain, sign)
+}
+
 /// The load script: a call on the client, then on node1, node2, node3 and node1 again
 /// (back towards the client, which does not listen), then the response. Six service
-/// calls, five network hops.
-fn load_script(keys: &[NodeKey]) -> String {
-    let hop =
-        |peer: &str, rest: String| format!("(seq (call \"{peer}\" (\"op\" \"noop\") []) {rest})");
+/// calls, five network hops. `with_results`: the first five calls keep their results
+/// (`r0` … `r4`), which their peers sign.
+fn load_script(keys: &[NodeKey], with_results: bool) -> String {
+    let output = |n: usize| {
+        if with_results {
+            format!(" r{n}")
+        } else {
+            String::new()
+        }
+    };
     let end = "(call %init_peer_id% (\"callbackSrv\" \"response\") [\"done\"])".to_owned();
     let chain = [1, 2, 3, 1]
         .iter()
+        .enumerate()
         .rev()
-        .fold(end, |rest, &i| hop(keys[i].peer_id(), rest));
-    format!("(seq (call %init_peer_id% (\"op\" \"noop\") []) {chain})")
+        .fold(end, |rest, (n, &i)| {
+            format!(
+                "(seq (call \"{}\" (\"op\" \"noop\") []{}) {rest})",
+                keys[i].peer_id(),
+                output(n + 1)
+            )
+        });
+    format!(
+        "(seq (call %init_peer_id% (\"op\" \"noop\") []{}) {chain})",
+        output(0)
+    )
 }
 
 pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
@@ -653,9 +793,10 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }))
         .await?;
-        let script = load_script(&cluster.keys);
+        let script = load_script(&cluster.keys, args.with_results);
         let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
         let started = Instant::now();
+        let cpu_started = cpu_time(CpuClock::Process);
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..args.particles {
             if let Some(rate) = args.rate {
@@ -685,6 +826,7 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let elapsed = started.elapsed();
+        let cpu = cpu_time(CpuClock::Process) - cpu_started;
         let undeliverable: u64 = cluster
             .nets
             .iter()
@@ -695,9 +837,20 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|n| n.handle().stats().retries)
             .sum();
-        anyhow::Ok((elapsed, failures, undeliverable, retries))
+        let work = cluster
+            .nodes
+            .iter()
+            .map(Node::stats)
+            .fold(Ed25519Work::default(), |sum, s| Ed25519Work {
+                particle_verified: sum.particle_verified + s.particle_signatures_verified,
+                data_verified: sum.data_verified + s.data_signatures_verified,
+                signed: sum.signed + s.data_signatures_made,
+            });
+        anyhow::Ok((elapsed, cpu, failures, undeliverable, retries, work))
     })?;
-    let (elapsed, failures, undeliverable, retries) = outcome;
+    let (elapsed, cpu, failures, undeliverable, retries, mut work) = outcome;
+    // Each particle is signed once by the client (`execute`).
+    work.signed += args.particles as u64;
     let marks = marks.lock().expect("no panics while logging");
     // Per hop: from a call on one node to the next call, on the next node of the chain.
     let route = [0usize, 1, 2, 3, 1, 0];
@@ -714,18 +867,24 @@ pub(crate) fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     let done = args.particles - failures.len();
     println!(
-        "{} particles through three nodes over libp2p ({} at once{}): {done} answered, {} lost",
+        "{} particles through three nodes over libp2p ({} at once{}{}): {done} answered, {} lost",
         args.particles,
         args.concurrency,
         args.rate
             .map_or(String::new(), |r| format!(", {r} offered per second")),
+        if args.with_results {
+            ", every call's result kept"
+        } else {
+            ""
+        },
         failures.len()
     );
+    let rate = done as f64 / elapsed.as_secs_f64();
     println!(
-        "{:.1} s, {:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
+        "{:.1} s, {rate:.0} particles/s, {retries} retries, {undeliverable} undeliverable",
         elapsed.as_secs_f64(),
-        done as f64 / elapsed.as_secs_f64()
     );
+    print_floor(&work, args.particles, rate, cpu);
     println!("latency per hop (a call on one node to the call on the next), ms:");
     for (h, samples) in hops.iter_mut().enumerate() {
         samples.sort_by(f64::total_cmp);

@@ -120,6 +120,39 @@ fn braid_load_answers_every_particle() {
     assert!(stdout.contains("50 answered, 0 lost"), "{stdout}");
 }
 
+/// With every result kept, each hop signs: the particle's signature is verified by n1
+/// (once: it comes back), n2 and n3; the data signatures by each node once for each
+/// signature over results it has not seen (1 + 2 + 3 + 2 + 3: a node never verifies
+/// its own, nor one it verified before); 5 data signatures and the particle's are made.
+#[test]
+fn braid_load_counts_the_route_s_signatures() {
+    let out = braid()
+        .args([
+            "load",
+            "--particles",
+            "20",
+            "--concurrency",
+            "5",
+            "--with-results",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("20 answered, 0 lost"), "{stdout}");
+    for count in [
+        "3.0 particle signatures verified",
+        "11.0 data signatures verified",
+        "6.0 signed",
+    ] {
+        assert!(stdout.contains(count), "{count}: {stdout}");
+    }
+}
+
 #[test]
 fn a_node_with_an_owner_answers_only_the_owner() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use braid_interpreter::{CallResults, LimitFlags, Outcome, RunParams};
+use braid_interpreter::{CallResults, LimitFlags, Outcome, RunParams, SignatureCache};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, TypedFunc,
@@ -34,6 +34,22 @@ pub trait Backend: Send + Sync + 'static {
         params: &RunParams,
         results: &CallResults,
     ) -> Result<Outcome, BackendError>;
+
+    /// [`Self::invoke`] with the node's set of signatures already checked, which a
+    /// backend may use to skip verifying them again (the outcome is the same). The
+    /// default ignores it.
+    fn invoke_with_cache(
+        &self,
+        script: &str,
+        prev_data: &[u8],
+        data: &[u8],
+        params: &RunParams,
+        results: &CallResults,
+        signatures: &dyn SignatureCache,
+    ) -> Result<Outcome, BackendError> {
+        let _ = signatures;
+        self.invoke(script, prev_data, data, params, results)
+    }
 }
 
 /// Why a backend could not run an invocation.
@@ -82,6 +98,20 @@ impl Backend for NativeBackend {
     ) -> Result<Outcome, BackendError> {
         Ok(braid_interpreter::invoke(
             script, prev_data, data, params, results,
+        ))
+    }
+
+    fn invoke_with_cache(
+        &self,
+        script: &str,
+        prev_data: &[u8],
+        data: &[u8],
+        params: &RunParams,
+        results: &CallResults,
+        signatures: &dyn SignatureCache,
+    ) -> Result<Outcome, BackendError> {
+        Ok(braid_interpreter::invoke_with_cache(
+            script, prev_data, data, params, results, signatures,
         ))
     }
 }

@@ -1,7 +1,8 @@
 //! The threads that run `invoke`: a fixed number of plain threads with big stacks (the
 //! interpreter recurses as deep as a script nests), fed by one bounded queue. Their
 //! number bounds how many particles are interpreted at once on a node. Each runs its
-//! invocations on the node's [`Backend`].
+//! invocations on the node's [`Backend`], with the node's set of signatures already
+//! checked.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError};
 use crate::error::HostError;
+use crate::signature_cache::SignatureSet;
 use braid_interpreter::Outcome;
 
 /// The inputs of one invocation.
@@ -39,16 +41,18 @@ impl InvokePool {
         stack_bytes: usize,
         queue: usize,
         backend: Arc<dyn Backend>,
+        signatures: Arc<SignatureSet>,
     ) -> Result<Self, HostError> {
         let (tx, rx) = mpsc::channel::<Queued>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
             let backend = Arc::clone(&backend);
+            let signatures = Arc::clone(&signatures);
             std::thread::Builder::new()
                 .name(format!("{name}-invoke-{i}"))
                 .stack_size(stack_bytes)
-                .spawn(move || work(&rx, backend.as_ref()))
+                .spawn(move || work(&rx, backend.as_ref(), &signatures))
                 .map_err(|e| HostError::Config(format!("cannot start an invoke thread: {e}")))?;
         }
         Ok(Self { queue: tx })
@@ -76,7 +80,7 @@ impl InvokePool {
     }
 }
 
-fn work(queue: &Mutex<mpsc::Receiver<Queued>>, backend: &dyn Backend) {
+fn work(queue: &Mutex<mpsc::Receiver<Queued>>, backend: &dyn Backend, signatures: &SignatureSet) {
     loop {
         let next = {
             // Invariant: the lock is held only around `blocking_recv`, which does not panic
@@ -86,12 +90,13 @@ fn work(queue: &Mutex<mpsc::Receiver<Queued>>, backend: &dyn Backend) {
         };
         let Some((job, reply)) = next else { return };
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            backend.invoke(
+            backend.invoke_with_cache(
                 &job.script,
                 &job.prev_data,
                 &job.data,
                 &job.params,
                 &job.results,
+                signatures,
             )
         }));
         let outcome = ran.unwrap_or_else(|_| {

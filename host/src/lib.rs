@@ -53,6 +53,7 @@ mod record;
 mod scheduler;
 mod services;
 mod spells;
+mod signature_cache;
 mod store;
 mod wasm_service;
 mod workers;

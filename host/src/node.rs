@@ -13,18 +13,21 @@
 //!            └─────┘ call results, all that are ready, in one invoke
 //! ```
 //!
-//! An actor serializes the invocations of its particle and lives until the particle's
-//! deadline (plus the clock skew allowance); then it cancels the particle's pending
-//! calls and forgets its data. Different particles run concurrently, at most as many
-//! at once as the invoke pool has threads.
+//! An actor serializes the invocations of its particle. When its particle has nothing
+//! left to do (no call in flight, nothing waiting) the actor ends and the dispatcher
+//! keeps only the particle's [`Dormant`] state (its data) until more data arrives, which
+//! starts an actor again, or until the particle's deadline (plus the clock skew
+//! allowance), when it is forgotten; an actor still running at the deadline cancels the
+//! particle's pending calls. Different particles run concurrently, at most as many at
+//! once as the invoke pool has threads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_interpreter::{CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams};
 use braid_peer::{
-    Action, Batching, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
+    Action, Batching, Dormant, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,6 +49,7 @@ use crate::services::{
     to_call_result,
 };
 use crate::spells::Spells;
+use crate::signature_cache::SignatureSet;
 use crate::store::{DataStore, DiskStore, StoreKey};
 use crate::workers::Workers;
 use braid_wire::{
@@ -213,6 +217,16 @@ pub struct NodeStats {
     /// calls in flight. One that waits only for data from other peers or for its
     /// deadline (one that settled here) is live but not working.
     pub working_particles: u64,
+    /// Particle signatures (the init peer's) verified on arrival; a particle that
+    /// comes back is not verified again.
+    pub particle_signatures_verified: u64,
+    /// Data signatures verified by this node's invocations (one seen verified
+    /// before, or made here, is not verified again). Counted by backends that use the
+    /// node's signature cache (the native one; the Wasm module checks every signature
+    /// and counts none).
+    pub data_signatures_verified: u64,
+    /// Data signatures made by this node's invocations (counted as the line above).
+    pub data_signatures_made: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -336,12 +350,15 @@ impl NodeBuilder {
             None => NodeKey::generate()?,
         };
         let peer_id = key.peer_id().to_owned();
+        // A few signatures and keys a particle: enough for every live particle's.
+        let signatures = Arc::new(SignatureSet::new(config.max_particles.saturating_mul(4)));
         let pool = InvokePool::start(
             &peer_id[6..14],
             config.invoke_threads,
             config.invoke_stack_bytes,
             config.invoke_queue,
             self.backend,
+            Arc::clone(&signatures),
         )?;
         let mut stats = NodeStats::default();
         // The node's own state (spells, workers, deployed services) lives in its
@@ -411,6 +428,7 @@ impl NodeBuilder {
             peer: peer_id.clone(),
             stats: Mutex::new(stats),
             observer: self.observer,
+            signatures,
         });
         let (tx, rx) = mpsc::channel(config.intake_queue.max(1));
         let waiting: Arc<WaitingMap> = Arc::default();
@@ -715,6 +733,7 @@ impl Inbox {
         let now = now_ms();
         let digest = Verified::digest(&particle);
         if !self.verified.contains(&digest, now) {
+            self.monitor.update(|s| s.particle_signatures_verified += 1);
             wire::check_signature(&particle)?;
             self.verified
                 .insert(digest, particle.deadline().unwrap_or(0), now);
@@ -936,6 +955,8 @@ struct Monitor {
     peer: String,
     stats: Mutex<NodeStats>,
     observer: Option<Observer>,
+    /// The invoke threads' signature cache, which counts their Ed25519 work.
+    signatures: Arc<SignatureSet>,
 }
 
 impl Monitor {
@@ -944,10 +965,13 @@ impl Monitor {
     }
 
     fn stats(&self) -> NodeStats {
-        self.stats
+        let mut stats = self
+            .stats
             .lock()
             .expect("the stats lock is never poisoned")
-            .clone()
+            .clone();
+        (stats.data_signatures_verified, stats.data_signatures_made) = self.signatures.counts();
+        stats
     }
 
     fn emit(&self, event: impl FnOnce() -> NodeEvent) {
@@ -1046,7 +1070,7 @@ fn lock_waiting(
 
 /// A particle's identity on a node: its id and its init peer's signature, so that a
 /// reused id with another script or another signer never touches this one's state.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ActorKey {
     id: String,
     signature: Vec<u8>,
@@ -1115,25 +1139,139 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Routes checked particles to their actors; starts an actor per new particle.
+/// How a particle's actor started.
+enum Start {
+    /// Its first arrival on this node.
+    Arrived,
+    /// From the store, after a restart.
+    Resumed,
+    /// Data arrived for a dormant particle.
+    Woken(Asleep),
+}
+
+/// How an actor ended.
+enum ActorEnd {
+    /// The particle expired, or cannot go on.
+    Over,
+    /// The particle has nothing to do until data arrives: its state, and its mailbox
+    /// for what arrived while the actor was ending.
+    Asleep(Asleep, mpsc::Receiver<Particle>),
+}
+
+/// A dormant particle, kept by the dispatcher until more data arrives or its deadline.
+struct Asleep {
+    state: Dormant,
+    session: Option<Arc<Session>>,
+    /// Invocations recorded so far (`record_dir`'s file names go on from here).
+    invocations: u32,
+    /// Whose particle it is (its vault files are found by it).
+    init_peer_id: String,
+}
+
+impl Asleep {
+    /// The actor's deadline: the particle's plus the clock skew allowance.
+    fn deadline(&self) -> u64 {
+        self.state.deadline_ms()
+    }
+}
+
+/// A live particle in the dispatcher: its running actor's mailbox, or its dormant state.
+enum Slot {
+    Awake(mpsc::Sender<Particle>),
+    Asleep(Asleep),
+}
+
+/// Routes checked particles to their actors; starts an actor per new particle and
+/// again when data arrives for a dormant one; forgets dormant particles at their
+/// deadline.
 async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
-    let mut mailboxes: HashMap<ActorKey, mpsc::Sender<Particle>> = HashMap::new();
-    let mut actors: JoinSet<()> = JoinSet::new();
+    let mut slots: HashMap<ActorKey, Slot> = HashMap::new();
+    let mut actors: JoinSet<ActorEnd> = JoinSet::new();
     let mut actor_keys: HashMap<tokio::task::Id, ActorKey> = HashMap::new();
+    // Dormant particles by deadline, and a timer for the first.
+    let mut sleepers: BTreeSet<(u64, ActorKey)> = BTreeSet::new();
+    let expiry = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(expiry);
+    let mut armed: Option<u64> = None;
+    let spawn = |actors: &mut JoinSet<ActorEnd>,
+                 actor_keys: &mut HashMap<tokio::task::Id, ActorKey>,
+                 key: ActorKey,
+                 particle: Particle,
+                 start: Start,
+                 mailbox: Option<(mpsc::Sender<Particle>, mpsc::Receiver<Particle>)>,
+                 session: Option<Arc<Session>>| {
+        let (tx, rx) = mailbox.unwrap_or_else(|| mpsc::channel(shared.config.mailbox.max(1)));
+        let handle = actors.spawn(run_actor(
+            Arc::clone(&shared),
+            particle,
+            start,
+            key.worker.clone(),
+            rx,
+            session,
+        ));
+        actor_keys.insert(handle.id(), key);
+        Slot::Awake(tx)
+    };
     loop {
+        let first = sleepers.first().map(|(deadline, _)| *deadline);
+        if first != armed {
+            if let Some(deadline) = first {
+                expiry.as_mut().reset(instant_at(deadline));
+            }
+            armed = first;
+        }
         tokio::select! {
             Some(done) = actors.join_next_with_id(), if !actors.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
+                let (id, end) = match done {
+                    Ok((id, end)) => (id, end),
                     Err(e) => {
                         tracing::error!(peer = %shared.monitor.peer, "a particle actor failed: {e}");
-                        e.id()
+                        (e.id(), ActorEnd::Over)
                     }
                 };
-                if let Some(key) = actor_keys.remove(&id) {
-                    mailboxes.remove(&key);
+                let Some(key) = actor_keys.remove(&id) else { continue };
+                match end {
+                    ActorEnd::Over => {
+                        // Unless a particle that came as it ended started a new actor.
+                        if matches!(slots.get(&key), Some(Slot::Awake(tx)) if tx.is_closed()) {
+                            slots.remove(&key);
+                        }
+                        shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
+                    }
+                    ActorEnd::Asleep(asleep, mut mailbox) => match mailbox.try_recv() {
+                        // Data arrived while the actor was ending: it goes on at once.
+                        Ok(particle) => {
+                            let Some(Slot::Awake(tx)) = slots.remove(&key) else { continue };
+                            let slot = spawn(
+                                &mut actors,
+                                &mut actor_keys,
+                                key.clone(),
+                                particle,
+                                Start::Woken(asleep),
+                                Some((tx, mailbox)),
+                                None,
+                            );
+                            slots.insert(key, slot);
+                        }
+                        Err(_) => {
+                            sleepers.insert((asleep.deadline(), key.clone()));
+                            slots.insert(key, Slot::Asleep(asleep));
+                        }
+                    },
                 }
-                shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
+            }
+            () = &mut expiry, if armed.is_some() => {
+                let now = now_ms();
+                while let Some((deadline, _)) = sleepers.first() {
+                    if *deadline > now {
+                        break;
+                    }
+                    let Some((_, key)) = sleepers.pop_first() else { break };
+                    if let Some(Slot::Asleep(asleep)) = slots.remove(&key) {
+                        forget(&shared, key, asleep);
+                    }
+                }
+                armed = None;
             }
             received = intake.recv() => {
                 let (particle, resumed, worker) = match received {
@@ -1146,23 +1284,41 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     worker: worker.clone(),
                     ..ActorKey::of(&particle)
                 };
-                if resumed && mailboxes.contains_key(&key) {
+                if resumed && slots.contains_key(&key) {
                     continue; // it arrived again first, and goes on from its stored data
                 }
-                let particle = match mailboxes.get(&key) {
-                    Some(mailbox) => match mailbox.try_send(particle) {
-                        Ok(()) => continue,
+                let particle = match slots.remove(&key) {
+                    Some(Slot::Awake(mailbox)) => match mailbox.try_send(particle) {
+                        Ok(()) => {
+                            slots.insert(key, Slot::Awake(mailbox));
+                            continue;
+                        }
                         Err(mpsc::error::TrySendError::Full(particle)) => {
+                            slots.insert(key, Slot::Awake(mailbox));
                             shared.monitor.rejected(Some(&particle.id), &Rejection::MailboxFull);
                             continue;
                         }
                         // The actor has just ended (its deadline passed): start anew.
                         Err(mpsc::error::TrySendError::Closed(particle)) => particle,
                     },
+                    Some(Slot::Asleep(asleep)) => {
+                        sleepers.remove(&(asleep.deadline(), key.clone()));
+                        let slot = spawn(
+                            &mut actors,
+                            &mut actor_keys,
+                            key.clone(),
+                            particle,
+                            Start::Woken(asleep),
+                            None,
+                            None,
+                        );
+                        slots.insert(key, slot);
+                        continue;
+                    }
                     None => particle,
                 };
                 let session = shared.lock_sessions().remove(&key);
-                if mailboxes.len() >= shared.config.max_particles {
+                if slots.len() >= shared.config.max_particles {
                     let reason = Rejection::Busy(shared.config.max_particles);
                     shared.monitor.rejected(Some(&particle.id), &reason);
                     if let Some(session) = session {
@@ -1170,21 +1326,58 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     }
                     continue;
                 }
-                let (tx, rx) = mpsc::channel(shared.config.mailbox.max(1));
-                let handle = actors.spawn(run_actor(
-                    Arc::clone(&shared),
+                let start = if resumed { Start::Resumed } else { Start::Arrived };
+                let slot = spawn(
+                    &mut actors,
+                    &mut actor_keys,
+                    key.clone(),
                     particle,
-                    resumed,
-                    worker,
-                    rx,
+                    start,
+                    None,
                     session,
-                ));
-                actor_keys.insert(handle.id(), key.clone());
-                mailboxes.insert(key, tx);
+                );
+                slots.insert(key, slot);
                 shared.monitor.update(|s| s.live_particles += 1);
             }
         }
     }
+}
+
+/// A dormant particle's deadline passed: its stored data is removed (off the
+/// dispatcher), and it is counted and reported as expired.
+fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
+    tracing::debug!(peer = %shared.monitor.peer, particle_id = %key.id, "particle expired");
+    let particle_id = key.id.clone();
+    let init_peer_id = asleep.init_peer_id.clone();
+    let store = shared.store.clone();
+    let shared_ = Arc::clone(shared);
+    tokio::spawn(async move {
+        if let Some(store) = store {
+            // As `run_actor` names it: a worker's run of the particle apart from the node's.
+            let store_key = StoreKey {
+                particle_id: match &key.worker {
+                    Some(worker) => format!("{}@{worker}", key.id),
+                    None => key.id.clone(),
+                },
+                signature: key.signature,
+            };
+            if let Err(e) = store.remove(&store_key).await {
+                tracing::error!(particle_id = %store_key.particle_id, "cannot remove the particle's data: {e}");
+                shared_.monitor.update(|s| s.store_failures += 1);
+            }
+        }
+        shared_.builtins.forget_particle(&init_peer_id, &key.id).await;
+    });
+    drop(asleep); // an `execute` still waiting on the particle times out
+    shared.monitor.update(|s| {
+        s.expired += 1;
+        s.live_particles = s.live_particles.saturating_sub(1);
+    });
+    shared.monitor.emit(|| NodeEvent::Expired {
+        peer: shared.monitor.peer.clone(),
+        particle_id,
+        cancelled_calls: 0,
+    });
 }
 
 /// Starts again every particle the store holds (what a node that stopped had live), so
@@ -1231,11 +1424,11 @@ async fn resume(shared: Arc<Shared>) {
 async fn run_actor(
     shared: Arc<Shared>,
     mut template: Particle,
-    resumed: bool,
+    start: Start,
     worker: Option<String>,
     mut mailbox: mpsc::Receiver<Particle>,
     session: Option<Arc<Session>>,
-) {
+) -> ActorEnd {
     let deadline = template
         .deadline()
         .unwrap_or(u64::MAX)
@@ -1250,7 +1443,7 @@ async fn run_actor(
             Some(w) => Some(w.key),
             None => {
                 tracing::warn!(particle_id = %template.id, worker = %id, "no such worker here; the particle is dropped");
-                return;
+                return ActorEnd::Over;
             }
         },
         None => None,
@@ -1277,11 +1470,19 @@ async fn run_actor(
         batching: Batching::AllReady,
         durable: shared.store.is_some(),
     };
-    // A particle this node ran before a restart continues from its snapshot, and the
-    // calls it had in flight are made again.
-    let mut machine = match restore(&shared, &store_key).await {
-        Some(snapshot) => ParticleMachine::restore(config, snapshot),
-        None => ParticleMachine::new(config),
+    let resumed = matches!(start, Start::Resumed);
+    let (mut machine, session, mut invocations) = match start {
+        Start::Woken(asleep) => (
+            ParticleMachine::wake(asleep.state),
+            asleep.session,
+            asleep.invocations,
+        ),
+        // A particle this node ran before a restart continues from its snapshot, and
+        // the calls it had in flight are made again.
+        Start::Arrived | Start::Resumed => match restore(&shared, &store_key).await {
+            Some(snapshot) => (ParticleMachine::restore(config, snapshot), session, 0),
+            None => (ParticleMachine::new(config), session, 0),
+        },
     };
     let arrived = std::mem::take(&mut template.data);
     if !resumed {
@@ -1290,7 +1491,6 @@ async fn run_actor(
     // The particle as stored beside its snapshots: what a restarted node resumes.
     let header = template.encode();
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
-    let mut invocations = 0u32;
     let mut working = Working::start(Arc::clone(&shared.monitor));
     let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
                 machine: &mut ParticleMachine| match done {
@@ -1309,6 +1509,17 @@ async fn run_actor(
             machine.handle_arrival(Arc::new(particle.data));
         }
         let Some(action) = machine.poll_action() else {
+            // Nothing to do until data arrives: the actor ends, the particle's data
+            // stays with the dispatcher.
+            if let Some(state) = machine.dormant().filter(|_| calls.is_empty()) {
+                let asleep = Asleep {
+                    state,
+                    session,
+                    invocations,
+                    init_peer_id: context.init_peer_id.clone(),
+                };
+                return ActorEnd::Asleep(asleep, mailbox);
+            }
             // Nothing to do but wait: for call results (working), or only for data or
             // the deadline (not working).
             working.set(!calls.is_empty());
@@ -1319,7 +1530,7 @@ async fn run_actor(
                 }
                 received = mailbox.recv() => match received {
                     Some(particle) => machine.handle_arrival(Arc::new(particle.data)),
-                    None => return, // the node stopped
+                    None => return ActorEnd::Over, // the node stopped
                 },
                 Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine),
             }
@@ -1362,7 +1573,7 @@ async fn run_actor(
                         if let Some(session) = &session {
                             session.resolve(Err(ExecuteError::from(e)));
                         }
-                        return;
+                        return ActorEnd::Over;
                     }
                 };
                 if let Some(dir) = &shared.record_dir {
@@ -1475,6 +1686,7 @@ async fn run_actor(
         particle_id: context.id.clone(),
         cancelled_calls: cancelled,
     });
+    ActorEnd::Over
 }
 
 /// A particle's share of [`NodeStats::working_particles`]: counted while set, and no

@@ -235,6 +235,7 @@ pub fn invoke_inspected(
         params,
         call_results,
         Some(&mut log),
+        None,
     );
     (outcome, log)
 }

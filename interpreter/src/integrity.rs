@@ -14,6 +14,10 @@
 //! the stores' records (code 8), every signing key (9), every producing peer having a
 //! key in the data (9), every signature of the current data over what its peer has in
 //! it for this particle (9), and the merge of the two signature stores (9).
+//!
+//! A host may pass a [`SignatureCache`]: a set of signatures (and keys) it has seen
+//! checked before. A signature found there is not verified again; the cache only saves
+//! work, so every outcome is the one checking everything would give.
 
 use std::collections::BTreeMap;
 
@@ -401,6 +405,148 @@ pub enum IntegrityError {
     },
 }
 
+/// Signatures and keys a host has seen checked, kept across invocations (for example
+/// one set per node): a node that sees the same signature over the same message again
+/// does not verify it again.
+///
+/// Entries are opaque digests (blake3 of a domain tag and everything the check
+/// depended on: the key, the signature and the whole message). `invoke` inserts only
+/// what it checked and found valid, and the signatures it made with a key it knows to
+/// be consistent, so a cache can only skip work, never change an outcome. A cache may
+/// forget entries at any time (a bounded set); it must never hold an entry `invoke`
+/// did not insert.
+pub trait SignatureCache {
+    /// Whether `entry` was inserted (and not forgotten since).
+    fn contains(&self, entry: &[u8; 32]) -> bool;
+    /// Remembers `entry`.
+    fn insert(&self, entry: [u8; 32]);
+    /// Told of each Ed25519 operation `invoke` performed (for hosts that count the
+    /// cryptography a particle costs). Does nothing by default.
+    fn performed(&self, _operation: SignatureOperation) {}
+}
+
+/// An Ed25519 operation [`SignatureCache::performed`] is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureOperation {
+    /// A data signature verified (it was not in the cache).
+    Verified,
+    /// A data signature made.
+    Signed,
+}
+
+/// The cache entry of a valid Ed25519 signature of `key` over `message`.
+fn signature_entry(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"braid: a valid Ed25519 signature\0");
+    hasher.update(key);
+    hasher.update(signature);
+    hasher.update(message);
+    *hasher.finalize().as_bytes()
+}
+
+/// The cache entry of 32 bytes that decompress to an Ed25519 public key.
+fn key_entry(key: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"braid: an Ed25519 public key\0");
+    hasher.update(key);
+    *hasher.finalize().as_bytes()
+}
+
+/// The cache entry of a format 1 key whose public half belongs to its secret.
+fn pair_entry(secret: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"braid: a consistent Ed25519 key pair\0");
+    hasher.update(secret);
+    hasher.update(public);
+    *hasher.finalize().as_bytes()
+}
+
+/// The keys of one invocation's signature stores: each distinct key's peer and
+/// decompressed point worked out once, and checks looked up in the host's cache.
+struct KeyBook<'a> {
+    trusted_keys: &'a BTreeMap<String, [u8; 32]>,
+    cache: Option<&'a dyn SignatureCache>,
+    /// Key, the peer it stands for, its point once decompressed.
+    seen: Vec<([u8; 32], String, Option<VerifyingKey>)>,
+}
+
+impl<'a> KeyBook<'a> {
+    fn new(
+        trusted_keys: &'a BTreeMap<String, [u8; 32]>,
+        cache: Option<&'a dyn SignatureCache>,
+    ) -> Self {
+        KeyBook {
+            trusted_keys,
+            cache,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The store's keys, checked, with the peers they stand for.
+    fn keys_of(
+        &mut self,
+        store: &[StoredSignature],
+    ) -> Result<Vec<(String, [u8; 32])>, IntegrityError> {
+        store
+            .iter()
+            .map(|s| {
+                let malformed = || IntegrityError::MalformedKey {
+                    detail: format!(
+                        "{} bytes that are not an Ed25519 public key",
+                        s.public_key.len()
+                    ),
+                };
+                let key = s.ed25519_key().ok_or_else(malformed)?;
+                if let Some((_, peer, _)) = self.seen.iter().find(|(k, _, _)| *k == key) {
+                    return Ok((peer.clone(), key));
+                }
+                let entry = self.cache.map(|cache| (cache, key_entry(&key)));
+                let point = match entry {
+                    Some((cache, entry)) if cache.contains(&entry) => None,
+                    _ => {
+                        let point = VerifyingKey::from_bytes(&key).map_err(|_| malformed())?;
+                        if let Some((cache, entry)) = entry {
+                            cache.insert(entry);
+                        }
+                        Some(point)
+                    }
+                };
+                let peer = peer_of(&key, self.trusted_keys);
+                self.seen.push((key, peer.clone(), point));
+                Ok((peer, key))
+            })
+            .collect()
+    }
+
+    /// Whether `signature` is `key`'s over `message` (a key [`Self::keys_of`] returned).
+    fn verify(&mut self, key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+        let entry = self
+            .cache
+            .map(|cache| (cache, signature_entry(key, signature, message)));
+        if entry.is_some_and(|(cache, entry)| cache.contains(&entry)) {
+            return true;
+        }
+        let point = match self.seen.iter_mut().find(|(k, _, _)| k == key) {
+            Some((_, _, Some(point))) => Ok(*point),
+            Some((_, _, point)) => VerifyingKey::from_bytes(key).inspect(|p| *point = Some(*p)),
+            None => VerifyingKey::from_bytes(key),
+        };
+        if let Some(cache) = self.cache {
+            cache.performed(SignatureOperation::Verified);
+        }
+        let valid = point.is_ok_and(|point| {
+            point
+                .verify(message, &Signature::from_bytes(signature))
+                .is_ok()
+        });
+        if let (true, Some((cache, entry))) = (valid, entry) {
+            cache.insert(entry);
+        }
+        valid
+    }
+}
+
 /// The peer id a stored key stands for: a trusted name bound to it, else its libp2p id.
 fn peer_of(key: &[u8; 32], trusted_keys: &BTreeMap<String, [u8; 32]>) -> String {
     trusted_keys
@@ -410,38 +556,19 @@ fn peer_of(key: &[u8; 32], trusted_keys: &BTreeMap<String, [u8; 32]>) -> String 
         .unwrap_or_else(|| peer_id_of(key))
 }
 
-/// The store's keys, checked, with the peers they stand for.
-fn keys_of(
-    store: &[StoredSignature],
-    trusted_keys: &BTreeMap<String, [u8; 32]>,
-) -> Result<Vec<(String, [u8; 32])>, IntegrityError> {
-    store
-        .iter()
-        .map(|s| {
-            let key = s
-                .ed25519_key()
-                .filter(|k| VerifyingKey::from_bytes(k).is_ok())
-                .ok_or_else(|| IntegrityError::MalformedKey {
-                    detail: format!(
-                        "{} bytes that are not an Ed25519 public key",
-                        s.public_key.len()
-                    ),
-                })?;
-            Ok((peer_of(&key, trusted_keys), key))
-        })
-        .collect()
-}
-
 /// Verifies arriving data (data-integrity.md §3.3, steps 2–5) and merges the two
 /// signature stores: per key, the signature of the larger multiset of results.
+/// Signatures and keys in `cache` are not checked again; those checked here go in.
 pub(crate) fn verify(
     prev: (&[State<'_>], &[StoredSignature]),
     current: (&[State<'_>], &[StoredSignature]),
     particle_id: &str,
     trusted_keys: &BTreeMap<String, [u8; 32]>,
+    cache: Option<&dyn SignatureCache>,
 ) -> Result<Vec<StoredSignature>, IntegrityError> {
-    let prev_keys = keys_of(prev.1, trusted_keys)?;
-    let current_keys = keys_of(current.1, trusted_keys)?;
+    let mut book = KeyBook::new(trusted_keys, cache);
+    let prev_keys = book.keys_of(prev.1)?;
+    let current_keys = book.keys_of(current.1)?;
     let prev_results = attributed(prev.0);
     let current_results = attributed(current.0);
     for (results, keys) in [
@@ -458,12 +585,8 @@ pub(crate) fn verify(
     for ((peer, key), stored) in current_keys.iter().zip(current.1) {
         let cids = current_results.get(peer).unwrap_or(&empty);
         let valid = match stored.signature.split_first() {
-            Some((&ED25519, sig)) => <[u8; 64]>::try_from(sig).is_ok_and(|sig| {
-                VerifyingKey::from_bytes(key).is_ok_and(|k| {
-                    k.verify(&message(cids, particle_id), &Signature::from_bytes(&sig))
-                        .is_ok()
-                })
-            }),
+            Some((&ED25519, sig)) => <[u8; 64]>::try_from(sig)
+                .is_ok_and(|sig| book.verify(key, &sig, &message(cids, particle_id))),
             _ => false,
         };
         if !valid {
@@ -518,6 +641,7 @@ pub(crate) fn sign_output(
     key: &OwnKey,
     particle_id: &str,
     stored: Option<(StoredSignature, Vec<String>)>,
+    cache: Option<&dyn SignatureCache>,
 ) -> Result<Vec<StoredSignature>, String> {
     let own = attributed_to(output, current_peer);
     if !store.is_empty() {
@@ -527,12 +651,52 @@ pub(crate) fn sign_output(
     if !own.is_empty() {
         let signature = match stored {
             Some((signature, signed)) if signed == own => signature,
-            _ => sign(key, particle_id, &own)?,
+            _ => {
+                let signature = sign(key, particle_id, &own)?;
+                if let Some(cache) = cache {
+                    cache.performed(SignatureOperation::Signed);
+                    remember_own(cache, key, &signature, &message(&own, particle_id));
+                }
+                signature
+            }
         };
         store.push(signature);
     }
     store.sort_by(|a, b| a.public_key.cmp(&b.public_key));
     Ok(store)
+}
+
+/// Puts a signature this peer has just made in the cache, when its key is known to be
+/// consistent (a format 1 key's public half is taken as given: checked once, then
+/// remembered), so that the signature is not verified when the data comes back.
+fn remember_own(
+    cache: &dyn SignatureCache,
+    key: &OwnKey,
+    signature: &StoredSignature,
+    message: &[u8],
+) {
+    let consistent = match key {
+        OwnKey::Secret(_) => true,
+        OwnKey::Pair { secret, public } => {
+            let entry = pair_entry(secret, public);
+            let known = cache.contains(&entry);
+            if !known && public_key_of(secret) == *public {
+                cache.insert(entry);
+                true
+            } else {
+                known
+            }
+        }
+    };
+    let bytes = signature.signature.split_first().map(|(_, s)| s);
+    let (Some(public), Some(Ok(bytes))) =
+        (signature.ed25519_key(), bytes.map(<[u8; 64]>::try_from))
+    else {
+        return;
+    };
+    if consistent {
+        cache.insert(signature_entry(&public, &bytes, message));
+    }
 }
 
 /// The current peer's signature in its previous data, with the records it covers.

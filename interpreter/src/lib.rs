@@ -56,7 +56,9 @@ pub use inspect::{
     DataView, ExecEvent, FaultView, IterationView, StateView, TracePoint, decode_for_inspection,
     invoke_inspected,
 };
-pub use integrity::{IntegrityError, ParticleIdentity, public_key_of};
+pub use integrity::{
+    IntegrityError, ParticleIdentity, SignatureCache, SignatureOperation, public_key_of,
+};
 pub use outcome::Outcome;
 pub use params::{
     CallRequest, CallResult, CallResults, Integrity, KeyPair, LimitFlags, Limits, RunParams,
@@ -76,11 +78,33 @@ pub fn invoke(
     params: &RunParams,
     call_results: &CallResults,
 ) -> Outcome {
-    invoke_logged(script, prev_data, data, params, call_results, None)
+    invoke_logged(script, prev_data, data, params, call_results, None, None)
+}
+
+/// [`invoke`], with the host's set of signatures already checked: one found there is
+/// not verified again, and those verified or made here go in. The outcome is the
+/// same as [`invoke`]'s; only the work differs.
+pub fn invoke_with_cache(
+    script: &str,
+    prev_data: &[u8],
+    data: &[u8],
+    params: &RunParams,
+    call_results: &CallResults,
+    signatures: &dyn SignatureCache,
+) -> Outcome {
+    invoke_logged(
+        script,
+        prev_data,
+        data,
+        params,
+        call_results,
+        None,
+        Some(signatures),
+    )
 }
 
 /// [`invoke`], filling `log` (when given) with the execution log of
-/// [`invoke_inspected`].
+/// [`invoke_inspected`], with the host's signature cache when given.
 fn invoke_logged(
     script: &str,
     prev_data: &[u8],
@@ -88,6 +112,7 @@ fn invoke_logged(
     params: &RunParams,
     call_results: &CallResults,
     log: Option<&mut Vec<ExecEvent>>,
+    cache: Option<&dyn SignatureCache>,
 ) -> Outcome {
     let mut flags = LimitFlags::default();
     let unchanged = |error: InterpreterError, flags: LimitFlags| Outcome {
@@ -170,6 +195,7 @@ fn invoke_logged(
             (&current.trace, &current.signatures),
             &params.particle_id,
             &params.integrity.trusted_keys,
+            cache,
         ) {
             Ok(merged) => signatures = merged,
             Err(e) => return unchanged(InterpreterError::Integrity(e), flags),
@@ -247,6 +273,7 @@ fn invoke_logged(
         &key,
         &params.particle_id,
         own_stored,
+        cache,
     ) {
         Ok(signatures) => signatures,
         Err(detail) => return unchanged(InterpreterError::MalformedKeyPair(detail), flags),

@@ -23,6 +23,10 @@
 //!   again for every call that was in flight, so a peer that restarts (after a crash or
 //!   a clean stop) finishes the particle. A call is therefore performed *at least* once:
 //!   a service that is not idempotent may see a call twice.
+//! - **Dormancy.** A machine with nothing to do until data arrives again
+//!   ([`ParticleMachine::is_quiet`]) can be reduced to a [`Dormant`] state (its data
+//!   and whether it was sent on) and woken from it unchanged, so a host need not keep a
+//!   whole actor per particle until its deadline.
 //! - **Expiry.** At its deadline (given at creation, compared with the `now` of
 //!   [`ParticleMachine::handle_tick`]) the particle asks to be forgotten: its calls are
 //!   cancelled and its stored snapshot removed.
@@ -47,6 +51,6 @@ mod machine;
 mod snapshot;
 
 pub use machine::{
-    Action, Batching, InvokeInput, MachineConfig, ParticleMachine, Persisted, Settled,
+    Action, Batching, Dormant, InvokeInput, MachineConfig, ParticleMachine, Persisted, Settled,
 };
 pub use snapshot::{Snapshot, SnapshotError};

@@ -84,6 +84,28 @@ pub struct Settled {
     pub error_message: String,
 }
 
+/// What a quiet particle keeps until data arrives again or its deadline passes
+/// ([`ParticleMachine::dormant`]): its data, and whether it was sent on (a
+/// particle that was never sent settles when nothing is left to do).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dormant {
+    config: MachineConfig,
+    data: Arc<Vec<u8>>,
+    sent: bool,
+}
+
+impl Dormant {
+    /// The particle's data as of its last invoke.
+    pub fn data(&self) -> &Arc<Vec<u8>> {
+        &self.data
+    }
+
+    /// When the particle expires, ms since the epoch.
+    pub fn deadline_ms(&self) -> u64 {
+        self.config.deadline_ms
+    }
+}
+
 /// Whether a snapshot was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Persisted {
@@ -174,6 +196,35 @@ impl ParticleMachine {
     /// Whether the machine is done (expired, or stopped by a failed invoke).
     pub fn is_over(&self) -> bool {
         matches!(self.phase, Phase::Over)
+    }
+
+    /// Whether the machine waits for nothing but new data or its deadline: no invoke
+    /// or write running, no call in flight, nothing ready, no action to poll.
+    pub fn is_quiet(&self) -> bool {
+        matches!(self.phase, Phase::Idle)
+            && self.actions.is_empty()
+            && self.arrived.is_empty()
+            && self.ready.is_empty()
+            && self.in_flight.is_empty()
+    }
+
+    /// The little a quiet machine needs to go on ([`Self::is_quiet`]), so that a host
+    /// can drop the machine until data arrives again; `None` when it is not quiet.
+    /// [`Self::wake`] gives back a machine that behaves as this one would.
+    pub fn dormant(&self) -> Option<Dormant> {
+        self.is_quiet().then(|| Dormant {
+            config: self.config,
+            data: Arc::clone(&self.stored),
+            sent: self.sent,
+        })
+    }
+
+    /// The machine a [`Dormant`] state came from.
+    pub fn wake(dormant: Dormant) -> Self {
+        let mut machine = ParticleMachine::new(dormant.config);
+        machine.stored = dormant.data;
+        machine.sent = dormant.sent;
+        machine
     }
 
     /// Data of this particle arrived (from another peer, or from this one).

@@ -185,6 +185,35 @@ fn a_particle_settles_when_nothing_is_left_and_it_never_left() {
 }
 
 #[test]
+fn a_quiet_particle_sleeps_and_wakes_as_it_was() {
+    let mut m = ParticleMachine::new(config(Batching::AllReady, false));
+    m.handle_arrival(Arc::new(Vec::new()));
+    invoke(&mut m);
+    m.handle_invoked(outcome(b"s", &[1], &["b"]));
+    // Actions to poll, then a call in flight: not quiet.
+    assert_eq!(m.dormant(), None);
+    drain(&mut m);
+    assert_eq!(m.dormant(), None);
+    m.handle_call_result(1, CallResult::ok("1"));
+    assert!(!m.is_quiet(), "a result is ready");
+    invoke(&mut m);
+    m.handle_invoked(outcome(b"s2", &[], &[]));
+    assert!(m.is_quiet());
+    let dormant = m.dormant().expect("quiet");
+    assert_eq!(**dormant.data(), b"s2");
+    assert_eq!(dormant.deadline_ms(), 1_000);
+    // Woken by new data: it merges with what it had, and (sent on before) never
+    // settles, as the machine that never slept.
+    let mut m = ParticleMachine::wake(dormant);
+    m.handle_arrival(Arc::new(b"d".to_vec()));
+    let input = invoke(&mut m);
+    assert_eq!((&**input.prev_data, &**input.data), (&b"s2"[..], &b"d"[..]));
+    m.handle_invoked(outcome(b"s3", &[], &[]));
+    assert!(drain(&mut m).is_empty());
+    assert!(m.handle_tick(1_000));
+}
+
+#[test]
 fn a_restored_particle_asks_again_for_its_calls_in_flight() {
     let snapshot = Snapshot {
         data: Arc::new(b"s".to_vec()),
