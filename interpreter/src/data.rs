@@ -36,8 +36,8 @@ use crate::json::Json;
 use crate::mixhash::MixMap;
 use crate::params::Tetraplet;
 use crate::trace::{
-    CallState, CanonResult, CanonState, IterationRecord, Output, Provenance, ServiceResult, State,
-    Subtrace,
+    CallState, CanonResult, CanonState, ElementIds, IterationRecord, Output, Provenance,
+    ServiceResult, State, Subtrace,
 };
 use crate::value::Val;
 
@@ -512,12 +512,19 @@ impl<'a> Reader<'a> {
             let mut vals = Vec::with_capacity(vn);
             let mut provenance = Vec::with_capacity(vn);
             let mut element_ids = Vec::with_capacity(vn);
+            let mut stored_ids = Vec::with_capacity(vn);
             for j in 0..vn {
                 let ecid = a.cid(vstart + j * 8)?;
                 element_ids.push(ecid);
                 let element = elements
                     .get(&ecid)
                     .ok_or_else(|| missing(&ecid, &cid, "canon result", "canon element"))?;
+                stored_ids.push(ElementIds {
+                    value: element.value,
+                    tetraplet: element.tetraplet,
+                    provenance: element.provenance,
+                    element: ecid,
+                });
                 vals.push(
                     Val::new(
                         value(&element.value, &ecid, "canon element")?,
@@ -555,6 +562,9 @@ impl<'a> Reader<'a> {
             let mut canon = CanonResult::with_provenance(canon_tetraplet, vals, provenance);
             canon.origins = origins;
             canon.cid.set(Some(cid));
+            // The elements' ids as stored (checked above with `check`, trusted like the
+            // canon's own id without): writing the data again hashes none of them.
+            let _ = canon.element_ids.set(stored_ids);
             canons.insert(cid, Rc::new(canon));
         }
         // The trace.

@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use braid_sim::{check_with, mixed, native_invoke, scenario_files, OracleServe, PeerSet, Scenario};
+use braid_sim::{OracleServe, PeerSet, Scenario, check_with, mixed, native_invoke, scenario_files};
 
 fn known_gaps() -> BTreeSet<String> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conformance/known-gaps.txt");

@@ -11,9 +11,9 @@
 
 use std::path::Path;
 
-use braid_interpreter::{peer_id_of, public_key_of, testing, CallResults, Outcome, RunParams};
+use braid_interpreter::{CallResults, Outcome, RunParams, peer_id_of, public_key_of, testing};
 use braid_sim::{
-    mixed, native_invoke, run_with, KeepInputs, OracleServe, PeerSet, Scenario, Transcript,
+    KeepInputs, OracleServe, PeerSet, Scenario, Transcript, mixed, native_invoke, run_with,
 };
 use sha2::{Digest, Sha256};
 
