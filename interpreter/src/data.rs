@@ -964,12 +964,26 @@ impl<'e, 'a> Stores<'e, 'a> {
             None => {
                 let cid = tetraplet_cid(t);
                 self.tetraplet_by_text.insert(&**t, cid);
-                self.tetraplets.push((&**t, cid));
+                if self.first(5, &cid) {
+                    self.tetraplets.push((&**t, cid));
+                }
                 cid
             }
         };
         self.by_address.insert(address, cid);
         cid
+    }
+
+    /// [`Self::tetraplet`] of one whose id is known (a canon element's).
+    fn known_tetraplet(&mut self, t: &'e Rc<Tetraplet>, cid: Cid) {
+        let address = Rc::as_ptr(t) as usize;
+        if self.by_address.contains_key(&address) {
+            return;
+        }
+        if self.first(5, &cid) {
+            self.tetraplets.push((&**t, cid));
+        }
+        self.by_address.insert(address, cid);
     }
 
     fn result(&mut self, r: &'e Rc<ServiceResult<'a>>) -> Cid {
@@ -1003,7 +1017,7 @@ impl<'e, 'a> Stores<'e, 'a> {
         for (e, id) in c.elements.iter().zip(ids) {
             // Adds the value and tetraplet (their ids are known).
             self.value(&e.json);
-            self.tetraplet(&e.tetraplet);
+            self.known_tetraplet(&e.tetraplet, id.tetraplet);
             if let Provenance::ServiceResult(record) = id.provenance {
                 if c.stored_provenance(element_ids.len()).is_some() {
                     // The record stored provenance refers to, where the element that
