@@ -36,8 +36,8 @@ use crate::json::Json;
 use crate::mixhash::MixMap;
 use crate::params::Tetraplet;
 use crate::trace::{
-    CallState, CanonResult, CanonState, IterationRecord, Output, Provenance, ServiceResult, State,
-    Subtrace,
+    CallState, CanonResult, CanonState, ElementIds, IterationRecord, Output, Provenance,
+    ServiceResult, State, Subtrace,
 };
 use crate::value::Val;
 
@@ -512,12 +512,19 @@ impl<'a> Reader<'a> {
             let mut vals = Vec::with_capacity(vn);
             let mut provenance = Vec::with_capacity(vn);
             let mut element_ids = Vec::with_capacity(vn);
+            let mut stored_ids = Vec::with_capacity(vn);
             for j in 0..vn {
                 let ecid = a.cid(vstart + j * 8)?;
                 element_ids.push(ecid);
                 let element = elements
                     .get(&ecid)
                     .ok_or_else(|| missing(&ecid, &cid, "canon result", "canon element"))?;
+                stored_ids.push(ElementIds {
+                    value: element.value,
+                    tetraplet: element.tetraplet,
+                    provenance: element.provenance,
+                    element: ecid,
+                });
                 vals.push(
                     Val::new(
                         value(&element.value, &ecid, "canon element")?,
@@ -555,6 +562,9 @@ impl<'a> Reader<'a> {
             let mut canon = CanonResult::with_provenance(canon_tetraplet, vals, provenance);
             canon.origins = origins;
             canon.cid.set(Some(cid));
+            // The elements' ids as stored (checked above with `check`, trusted like the
+            // canon's own id without): writing the data again hashes none of them.
+            let _ = canon.element_ids.set(stored_ids);
             canons.insert(cid, Rc::new(canon));
         }
         // The trace.
@@ -954,12 +964,26 @@ impl<'e, 'a> Stores<'e, 'a> {
             None => {
                 let cid = tetraplet_cid(t);
                 self.tetraplet_by_text.insert(&**t, cid);
-                self.tetraplets.push((&**t, cid));
+                if self.first(5, &cid) {
+                    self.tetraplets.push((&**t, cid));
+                }
                 cid
             }
         };
         self.by_address.insert(address, cid);
         cid
+    }
+
+    /// [`Self::tetraplet`] of one whose id is known (a canon element's).
+    fn known_tetraplet(&mut self, t: &'e Rc<Tetraplet>, cid: Cid) {
+        let address = Rc::as_ptr(t) as usize;
+        if self.by_address.contains_key(&address) {
+            return;
+        }
+        if self.first(5, &cid) {
+            self.tetraplets.push((&**t, cid));
+        }
+        self.by_address.insert(address, cid);
     }
 
     fn result(&mut self, r: &'e Rc<ServiceResult<'a>>) -> Cid {
@@ -993,7 +1017,7 @@ impl<'e, 'a> Stores<'e, 'a> {
         for (e, id) in c.elements.iter().zip(ids) {
             // Adds the value and tetraplet (their ids are known).
             self.value(&e.json);
-            self.tetraplet(&e.tetraplet);
+            self.known_tetraplet(&e.tetraplet, id.tetraplet);
             if let Provenance::ServiceResult(record) = id.provenance {
                 if c.stored_provenance(element_ids.len()).is_some() {
                     // The record stored provenance refers to, where the element that

@@ -15,6 +15,17 @@ pub(crate) const CID_TEXT_LEN: usize = 61;
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// The value of each base32 digit; 0xff for any other byte.
+const BASE32_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 32 {
+        table[BASE32[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// The text form of a content id.
 pub(crate) fn cid_text(cid: &Cid) -> String {
     let mut out = String::with_capacity(CID_TEXT_LEN);
@@ -75,17 +86,18 @@ pub(crate) fn parse_cid_bytes(t: &[u8]) -> Result<Cid, String> {
     for group in 0..8 {
         let digits = if group == 7 { 4 } else { 8 };
         let mut n = 0u64;
+        let mut invalid = 0u8;
         for d in 0..8 {
             let v = if d < digits {
-                match t[1 + group * 8 + d] {
-                    c @ b'a'..=b'z' => c - b'a',
-                    c @ b'2'..=b'7' => c - b'2' + 26,
-                    _ => return Err(bad()),
-                }
+                BASE32_VALUE[usize::from(t[1 + group * 8 + d])]
             } else {
                 0
             };
-            n = (n << 5) | u64::from(v);
+            invalid |= v;
+            n = (n << 5) | u64::from(v & 31);
+        }
+        if invalid & 0x80 != 0 {
+            return Err(bad());
         }
         for (i, b) in bytes[group * 5..group * 5 + 5].iter_mut().enumerate() {
             *b = (n >> (32 - 8 * i)) as u8;

@@ -35,6 +35,13 @@ pub(crate) use crate::json::Cid;
 
 /// Appends a JSON string as serde_json writes it.
 fn json_str(out: &mut String, s: &str) {
+    // serde_json escapes only `"`, `\\` and control characters: other text goes as it is.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Writing into a String cannot fail.
     let _ = serde_json::to_writer(StringWriter(out), s);
 }

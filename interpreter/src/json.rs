@@ -172,12 +172,24 @@ impl<'a> Json<'a> {
         matches!((&self.repr, &other.repr), (Repr::Text(a), Repr::Text(b)) if a == b)
     }
 
-    /// The length of the canonical text if it is at hand, else a small guess (for
-    /// sizing buffers).
+    /// The length of the canonical text, for sizing buffers: exact for texts and for
+    /// arrays and objects of them (a buffer sized short of a big composed value would
+    /// double), a lower bound for a string literal (escapes), a small guess for a tree.
     pub(crate) fn text_len_hint(&self) -> usize {
         match &self.repr {
             Repr::Text(text) => text.len(),
-            _ => 64,
+            Repr::Tree => 64,
+            Repr::Str(s) => s.len() + 2,
+            Repr::Array(items) => {
+                1 + items.len().max(1) + items.iter().map(|i| i.text_len_hint()).sum::<usize>()
+            }
+            Repr::Object(fields) => {
+                1 + fields.len().max(1)
+                    + fields
+                        .iter()
+                        .map(|(k, v)| k.len() + 3 + v.text_len_hint())
+                        .sum::<usize>()
+            }
         }
     }
 
