@@ -46,43 +46,54 @@ pub(crate) fn escape_id(id: &str) -> String {
     format!("\"{}\"{more}", cut.escape_default())
 }
 
-/// Who holds a particle slot.
+/// Who holds a particle slot, and the bytes of its script and data.
 #[derive(Debug)]
 struct Holder {
     init_peer: Option<String>,
     sender: Option<String>,
+    bytes: usize,
+}
+
+/// Particles and bytes held.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    particles: usize,
+    bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct Table {
     live: HashMap<(String, Vec<u8>), Holder>,
-    per_init_peer: HashMap<String, usize>,
-    per_sender: HashMap<String, usize>,
+    per_init_peer: HashMap<String, Held>,
+    per_sender: HashMap<String, Held>,
+    bytes: usize,
+}
+
+/// The shares of [`Slots`]: particles, and bytes (script and data as they arrived).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shares {
+    pub(crate) particles: usize,
+    pub(crate) particles_per_init_peer: usize,
+    pub(crate) particles_per_sender: usize,
+    pub(crate) bytes: usize,
+    pub(crate) bytes_per_init_peer: usize,
+    pub(crate) bytes_per_sender: usize,
 }
 
 /// The node's particle slots, by particle (id and signature), init peer and sender.
 #[derive(Debug)]
 pub(crate) struct Slots {
     table: Mutex<Table>,
-    total: usize,
-    per_init_peer: usize,
-    per_sender: usize,
-    /// The node's own peer id: its particles count only towards the total.
+    shares: Shares,
+    /// The node's own peer id: its particles count only towards the node's totals.
     local: String,
 }
 
 impl Slots {
-    pub(crate) fn new(
-        total: usize,
-        per_init_peer: usize,
-        per_sender: usize,
-        local: String,
-    ) -> Self {
+    pub(crate) fn new(shares: Shares, local: String) -> Self {
         Slots {
             table: Mutex::default(),
-            total: total.max(1),
-            per_init_peer: per_init_peer.max(1),
-            per_sender: per_sender.max(1),
+            shares,
             local,
         }
     }
@@ -102,43 +113,84 @@ impl Slots {
         enforce_shares: bool,
     ) -> Result<(), Rejection> {
         let key = (particle.id.clone(), particle.signature.clone());
-        let mut table = self.lock();
+        let mut guard = self.lock();
+        let table = &mut *guard;
         if table.live.contains_key(&key) {
             return Ok(()); // it came back: its actor lives
         }
         let init_peer =
             (particle.init_peer_id != self.local).then(|| particle.init_peer_id.clone());
         let sender = sender.filter(|s| *s != self.local).map(str::to_owned);
+        let size = particle.script.len() + particle.data.len();
         if enforce_shares {
-            if table.live.len() >= self.total {
-                return Err(Rejection::Busy(self.total));
+            let s = &self.shares;
+            if table.live.len() >= s.particles {
+                return Err(Rejection::Busy(s.particles));
             }
-            if let Some(peer) = &init_peer
-                && table.per_init_peer.get(peer).copied().unwrap_or(0) >= self.per_init_peer
-            {
-                return Err(Rejection::OverShare {
-                    whose: "init peer",
-                    peer: peer.clone(),
-                    limit: self.per_init_peer,
+            if table.bytes + size > s.bytes {
+                return Err(Rejection::OverMemoryShare {
+                    whose: "node",
+                    peer: "in all".into(),
+                    held: table.bytes,
+                    size,
+                    limit: s.bytes,
                 });
             }
-            if let Some(peer) = &sender
-                && table.per_sender.get(peer).copied().unwrap_or(0) >= self.per_sender
-            {
-                return Err(Rejection::OverShare {
-                    whose: "sender",
-                    peer: peer.clone(),
-                    limit: self.per_sender,
-                });
+            for (whose, peer, counts, particles, bytes) in [
+                (
+                    "init peer",
+                    &init_peer,
+                    &table.per_init_peer,
+                    s.particles_per_init_peer,
+                    s.bytes_per_init_peer,
+                ),
+                (
+                    "sender",
+                    &sender,
+                    &table.per_sender,
+                    s.particles_per_sender,
+                    s.bytes_per_sender,
+                ),
+            ] {
+                let Some(peer) = peer else { continue };
+                let held = counts.get(peer).copied().unwrap_or_default();
+                if held.particles >= particles {
+                    return Err(Rejection::OverShare {
+                        whose,
+                        peer: peer.clone(),
+                        limit: particles,
+                    });
+                }
+                if held.bytes + size > bytes {
+                    return Err(Rejection::OverMemoryShare {
+                        whose,
+                        peer: peer.clone(),
+                        held: held.bytes,
+                        size,
+                        limit: bytes,
+                    });
+                }
             }
         }
-        if let Some(peer) = &init_peer {
-            *table.per_init_peer.entry(peer.clone()).or_default() += 1;
+        for (peer, counts) in [
+            (&init_peer, &mut table.per_init_peer),
+            (&sender, &mut table.per_sender),
+        ] {
+            if let Some(peer) = peer {
+                let held = counts.entry(peer.clone()).or_default();
+                held.particles += 1;
+                held.bytes += size;
+            }
         }
-        if let Some(peer) = &sender {
-            *table.per_sender.entry(peer.clone()).or_default() += 1;
-        }
-        table.live.insert(key, Holder { init_peer, sender });
+        table.bytes += size;
+        table.live.insert(
+            key,
+            Holder {
+                init_peer,
+                sender,
+                bytes: size,
+            },
+        );
         Ok(())
     }
 
@@ -150,15 +202,17 @@ impl Slots {
         let Some(holder) = table.live.remove(&(id.to_owned(), signature.to_vec())) else {
             return;
         };
+        table.bytes -= holder.bytes;
         for (peer, counts) in [
             (holder.init_peer, &mut table.per_init_peer),
             (holder.sender, &mut table.per_sender),
         ] {
             if let Some(peer) = peer
-                && let Some(n) = counts.get_mut(&peer)
+                && let Some(held) = counts.get_mut(&peer)
             {
-                *n -= 1;
-                if *n == 0 {
+                held.particles -= 1;
+                held.bytes -= holder.bytes;
+                if held.particles == 0 {
                     counts.remove(&peer);
                 }
             }
@@ -172,7 +226,7 @@ impl Slots {
     }
 }
 
-/// Bytes of service-call arguments held by the node's calls in flight.
+/// Bytes of call arguments in flight.
 #[derive(Debug)]
 pub(crate) struct CallBytes {
     held: AtomicUsize,
@@ -234,7 +288,17 @@ mod tests {
 
     #[test]
     fn shares_bound_one_init_peer_and_one_sender() {
-        let slots = Slots::new(10, 2, 3, "me".into());
+        let slots = Slots::new(
+            Shares {
+                particles: 10,
+                particles_per_init_peer: 2,
+                particles_per_sender: 3,
+                bytes: 1 << 20,
+                bytes_per_init_peer: 1 << 20,
+                bytes_per_sender: 1 << 20,
+            },
+            "me".into(),
+        );
         slots
             .take(&particle("a", "alice"), Some("relay"), true)
             .unwrap();
@@ -273,6 +337,42 @@ mod tests {
         slots
             .take(&particle("m", "alice"), Some("relay"), false)
             .unwrap();
+    }
+
+    #[test]
+    fn bytes_are_shared_too() {
+        let slots = Slots::new(
+            Shares {
+                particles: 100,
+                particles_per_init_peer: 100,
+                particles_per_sender: 100,
+                bytes: 200,
+                bytes_per_init_peer: 100,
+                bytes_per_sender: 150,
+            },
+            "me".into(),
+        );
+        let mut big = particle("a", "alice");
+        big.script = "x".repeat(60);
+        slots.take(&big, Some("ip 1"), true).unwrap();
+        big.id = "b".into();
+        let over = slots.take(&big, Some("ip 1"), true).unwrap_err();
+        assert_eq!(over.kind(), "memory_share");
+        assert!(over.to_string().contains("init peer"), "{over}");
+        let mut other = big.clone();
+        other.init_peer_id = "bob".into();
+        slots.take(&other, Some("ip 1"), true).unwrap();
+        other.id = "c".into();
+        other.init_peer_id = "carol".into();
+        let over = slots.take(&other, Some("ip 1"), true).unwrap_err();
+        assert!(over.to_string().contains("sender ip 1"), "{over}");
+        slots.take(&other, Some("ip 2"), true).unwrap();
+        other.id = "d".into();
+        other.init_peer_id = "dave".into();
+        let over = slots.take(&other, Some("ip 3"), true).unwrap_err();
+        assert!(over.to_string().contains("the node"), "{over}");
+        slots.give_back("a", &[1]);
+        slots.take(&other, Some("ip 3"), true).unwrap();
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::backend::{Backend, NativeBackend};
 use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource, MemoryDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
-use crate::intake::{CallBytes, Slots, check_id, escape_id};
+use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::network_info::NetworkInfo;
@@ -112,6 +112,13 @@ pub struct NodeConfig {
     /// The arguments of all service calls in flight on the node, bytes; a call over it
     /// is answered with an error instead of running.
     pub max_call_bytes: usize,
+    /// Bytes of script and data (as they arrived) of all live particles; a particle
+    /// over it is refused ([`Rejection::OverMemoryShare`]).
+    pub max_live_bytes: usize,
+    /// The same, of one init peer's particles (the node's own are not counted).
+    pub max_live_bytes_per_init_peer: usize,
+    /// The same, of the particles that arrived from one sender.
+    pub max_live_bytes_per_sender: usize,
 }
 
 impl NodeConfig {
@@ -141,6 +148,9 @@ impl NodeConfig {
             max_particles_per_sender: 4096,
             max_particle_bytes: 128 << 20,
             max_call_bytes: 256 << 20,
+            max_live_bytes: 320 << 20,
+            max_live_bytes_per_init_peer: 128 << 20,
+            max_live_bytes_per_sender: 192 << 20,
         }
     }
 }
@@ -414,9 +424,14 @@ impl NodeBuilder {
             verified: Arc::new(Verified::new(config.max_particles)),
             waiting: Arc::clone(&waiting),
             slots: Arc::new(Slots::new(
-                config.max_particles,
-                config.max_particles_per_init_peer,
-                config.max_particles_per_sender,
+                Shares {
+                    particles: config.max_particles,
+                    particles_per_init_peer: config.max_particles_per_init_peer,
+                    particles_per_sender: config.max_particles_per_sender,
+                    bytes: config.max_live_bytes,
+                    bytes_per_init_peer: config.max_live_bytes_per_init_peer,
+                    bytes_per_sender: config.max_live_bytes_per_sender,
+                },
                 peer_id.clone(),
             )),
             max_ttl_ms: config.max_ttl.as_millis().try_into().unwrap_or(u64::MAX),
@@ -1237,7 +1252,8 @@ async fn run_actor(
         .saturating_add(shared.config.clock_skew_ms);
     let expiry = tokio::time::sleep_until(instant_at(deadline));
     tokio::pin!(expiry);
-    let script: Arc<str> = Arc::from(template.script.as_str());
+    // One copy of the script, shared by the invocations and the sends.
+    let script: Arc<str> = Arc::from(std::mem::take(&mut template.script));
     let context = ParticleContext {
         id: template.id.clone(),
         init_peer_id: template.init_peer_id.clone(),
@@ -1266,7 +1282,15 @@ async fn run_actor(
         machine.handle_arrival(Arc::new(arrived));
     }
     // The particle as stored beside its snapshots: what a restarted node resumes.
-    let header = template.encode();
+    let header = if shared.store.is_some() {
+        Particle {
+            script: script.to_string(),
+            ..template.clone()
+        }
+        .encode()
+    } else {
+        Vec::new()
+    };
     let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
     // Bytes of this particle's call arguments in flight.
     let particle_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1422,6 +1446,7 @@ async fn run_actor(
             Action::Send { peers, data } => {
                 let particle = Particle {
                     data: data.to_vec(),
+                    script: script.to_string(),
                     ..template.clone()
                 };
                 send(&shared, &particle, peers, session.clone());

@@ -289,6 +289,23 @@ pub enum Rejection {
         /// Its share.
         limit: usize,
     },
+    /// The particle's script and data would take one init peer, one sender or the
+    /// whole node over its share of the bytes live particles hold.
+    #[error(
+        "the {whose} {peer} holds {held} bytes of live particles on this node; {size} more would pass its share of {limit}"
+    )]
+    OverMemoryShare {
+        /// `init peer`, `sender` or `node`.
+        whose: &'static str,
+        /// Its peer id or address (`in all` for the node).
+        peer: String,
+        /// What it holds now.
+        held: usize,
+        /// This particle's script and data.
+        size: usize,
+        /// Its share.
+        limit: usize,
+    },
 }
 
 impl Rejection {
@@ -310,6 +327,7 @@ impl Rejection {
                 whose: "init peer", ..
             } => "init_peer_share",
             Rejection::OverShare { .. } => "sender_share",
+            Rejection::OverMemoryShare { .. } => "memory_share",
         }
     }
 }
