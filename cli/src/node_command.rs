@@ -513,6 +513,7 @@ async fn cluster(observe: ClusterObserver) -> anyhow::Result<Cluster> {
         let mut config = p2p_node_config();
         config.max_particles_per_init_peer = config.max_particles;
         config.max_particles_per_sender = config.max_particles;
+        config.max_particles_per_address = config.max_particles;
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())

@@ -14,9 +14,10 @@
 //! `BRAID_ATTACK_ONLY=name` runs one attack.
 //!
 //! Attacker addresses: raw-socket attackers bind 127.0.0.2–127.0.0.4 (the node limits
-//! inbound connections per IP address; on Linux all of 127/8 is loopback), the
-//! legitimate client dials from 127.0.0.1, and libp2p attackers listen on
-//! 127.0.0.5, which libp2p's port reuse dials from where it can.
+//! inbound connections per IP address; on Linux all of 127/8 is loopback); the
+//! legitimate client and the libp2p attackers dial from 127.0.0.1, so the address's
+//! share of particle slots is theirs together, and the sender's (peer id's) share is
+//! what keeps an attacker to its part.
 
 use std::io::{BufRead, Read, Write};
 use std::net::SocketAddr;
@@ -151,6 +152,17 @@ async fn peer(key: &NodeKey, listen: Option<&str>) -> (Node, Arc<P2pNetwork>) {
     (node, net)
 }
 
+/// Connects `net` to `addr`, trying again for a few seconds.
+async fn connect(net: &P2pNetwork, addr: &Multiaddr) {
+    for _ in 0..50 {
+        if net.connect(addr.clone()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the attacker cannot connect to {addr}");
+}
+
 /// What one attack measured.
 #[derive(Debug, Default)]
 struct Report {
@@ -272,8 +284,8 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
         "particle_flood_one_identity_max_ttl" | "particle_flood_fresh_identities" => {
             let fresh = name.ends_with("fresh_identities");
             let key = NodeKey::generate().unwrap();
-            let (_attacker, net) = peer(&key, Some("/ip4/127.0.0.5/tcp/0")).await;
-            net.connect(node.addr.clone()).await.unwrap();
+            let (_attacker, net) = peer(&key, None).await;
+            connect(&net, &node.addr).await;
             let total = scale(3000, 30_000);
             let sem = Arc::new(tokio::sync::Semaphore::new(128));
             let mut tasks = Vec::new();
@@ -315,8 +327,8 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
         }
         "oversized_frames" => {
             let key = NodeKey::generate().unwrap();
-            let (_attacker, net) = peer(&key, Some("/ip4/127.0.0.5/tcp/0")).await;
-            net.connect(node.addr.clone()).await.unwrap();
+            let (_attacker, net) = peer(&key, None).await;
+            connect(&net, &node.addr).await;
             let mut tasks = Vec::new();
             // Over the data limit (64 MiB) and under the frame limit, so the node reads
             // them; and over the frame limit (100 MiB), refused at the length.
@@ -351,8 +363,8 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
         }
         "huge_scripts" => {
             let key = NodeKey::generate().unwrap();
-            let (_attacker, net) = peer(&key, Some("/ip4/127.0.0.5/tcp/0")).await;
-            net.connect(node.addr.clone()).await.unwrap();
+            let (_attacker, net) = peer(&key, None).await;
+            connect(&net, &node.addr).await;
             let script = format!("{}(null)", " ".repeat((16 << 20) - 16));
             for n in 0..scale(4, 20) {
                 let p = Particle::new_signed(
@@ -375,8 +387,8 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
         }
         "parallel_calls_on_a_big_value" => {
             let key = NodeKey::generate().unwrap();
-            let (_attacker, net) = peer(&key, Some("/ip4/127.0.0.5/tcp/0")).await;
-            net.connect(node.addr.clone()).await.unwrap();
+            let (_attacker, net) = peer(&key, None).await;
+            connect(&net, &node.addr).await;
             let value = "v".repeat(800 << 10);
             let mut calls = String::from("(null)");
             for n in 0..1024 {
@@ -408,8 +420,8 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
         }
         "forged_particle_ids" => {
             let key = NodeKey::generate().unwrap();
-            let (_attacker, net) = peer(&key, Some("/ip4/127.0.0.5/tcp/0")).await;
-            net.connect(node.addr.clone()).await.unwrap();
+            let (_attacker, net) = peer(&key, None).await;
+            connect(&net, &node.addr).await;
             for n in 0..scale(200, 2000) {
                 let id = match n % 3 {
                     0 => format!("x{n}\n2026-12-07T00:00:00Z INFO braid_host: forged line"),

@@ -51,6 +51,7 @@ pub(crate) fn escape_id(id: &str) -> String {
 struct Holder {
     init_peer: Option<String>,
     sender: Option<String>,
+    address: Option<String>,
     bytes: usize,
 }
 
@@ -66,6 +67,7 @@ struct Table {
     live: HashMap<(String, Vec<u8>), Holder>,
     per_init_peer: HashMap<String, Held>,
     per_sender: HashMap<String, Held>,
+    per_address: HashMap<String, Held>,
     bytes: usize,
 }
 
@@ -78,6 +80,8 @@ pub(crate) struct Shares {
     pub(crate) bytes: usize,
     pub(crate) bytes_per_init_peer: usize,
     pub(crate) bytes_per_sender: usize,
+    pub(crate) particles_per_address: usize,
+    pub(crate) bytes_per_address: usize,
 }
 
 /// The node's particle slots, by particle (id and signature), init peer and sender.
@@ -103,13 +107,15 @@ impl Slots {
         self.table.lock().expect("the slots lock is never poisoned")
     }
 
-    /// Takes a slot for `particle`, arrived from `sender` (`None`: from this node, or
-    /// from a transport that does not say), unless it holds one already. With
-    /// `enforce_shares` false (particles resumed after a restart) only counts.
+    /// Takes a slot for `particle`, arrived from the peer `sender` over a connection
+    /// from `address` (`None`: from this node, or from a transport that does not say),
+    /// unless it holds one already. With `enforce_shares` false (particles resumed
+    /// after a restart) only counts.
     pub(crate) fn take(
         &self,
         particle: &Particle,
         sender: Option<&str>,
+        address: Option<&str>,
         enforce_shares: bool,
     ) -> Result<(), Rejection> {
         let key = (particle.id.clone(), particle.signature.clone());
@@ -121,6 +127,7 @@ impl Slots {
         let init_peer =
             (particle.init_peer_id != self.local).then(|| particle.init_peer_id.clone());
         let sender = sender.filter(|s| *s != self.local).map(str::to_owned);
+        let address = address.map(str::to_owned);
         let size = particle.script.len() + particle.data.len();
         if enforce_shares {
             let s = &self.shares;
@@ -151,6 +158,13 @@ impl Slots {
                     s.particles_per_sender,
                     s.bytes_per_sender,
                 ),
+                (
+                    "address",
+                    &address,
+                    &table.per_address,
+                    s.particles_per_address,
+                    s.bytes_per_address,
+                ),
             ] {
                 let Some(peer) = peer else { continue };
                 let held = counts.get(peer).copied().unwrap_or_default();
@@ -175,6 +189,7 @@ impl Slots {
         for (peer, counts) in [
             (&init_peer, &mut table.per_init_peer),
             (&sender, &mut table.per_sender),
+            (&address, &mut table.per_address),
         ] {
             if let Some(peer) = peer {
                 let held = counts.entry(peer.clone()).or_default();
@@ -188,6 +203,7 @@ impl Slots {
             Holder {
                 init_peer,
                 sender,
+                address,
                 bytes: size,
             },
         );
@@ -206,6 +222,7 @@ impl Slots {
         for (peer, counts) in [
             (holder.init_peer, &mut table.per_init_peer),
             (holder.sender, &mut table.per_sender),
+            (holder.address, &mut table.per_address),
         ] {
             if let Some(peer) = peer
                 && let Some(held) = counts.get_mut(&peer)
@@ -296,46 +313,48 @@ mod tests {
                 bytes: 1 << 20,
                 bytes_per_init_peer: 1 << 20,
                 bytes_per_sender: 1 << 20,
+                particles_per_address: 100,
+                bytes_per_address: 1 << 20,
             },
             "me".into(),
         );
         slots
-            .take(&particle("a", "alice"), Some("relay"), true)
+            .take(&particle("a", "alice"), Some("relay"), None, true)
             .unwrap();
         slots
-            .take(&particle("b", "alice"), Some("relay"), true)
+            .take(&particle("b", "alice"), Some("relay"), None, true)
             .unwrap();
         // The same particle again takes no new slot.
         slots
-            .take(&particle("b", "alice"), Some("relay"), true)
+            .take(&particle("b", "alice"), Some("relay"), None, true)
             .unwrap();
-        let refused = slots.take(&particle("c", "alice"), Some("relay"), true);
+        let refused = slots.take(&particle("c", "alice"), Some("relay"), None, true);
         assert_eq!(refused.unwrap_err().kind(), "init_peer_share");
         slots
-            .take(&particle("d", "bob"), Some("relay"), true)
+            .take(&particle("d", "bob"), Some("relay"), None, true)
             .unwrap();
-        let refused = slots.take(&particle("e", "carol"), Some("relay"), true);
+        let refused = slots.take(&particle("e", "carol"), Some("relay"), None, true);
         assert_eq!(refused.unwrap_err().kind(), "sender_share");
         // Another connection still gets in; the node's own particles are not shared.
         slots
-            .take(&particle("e", "carol"), Some("other"), true)
+            .take(&particle("e", "carol"), Some("other"), None, true)
             .unwrap();
         for id in ["f", "g", "h"] {
-            slots.take(&particle(id, "me"), None, true).unwrap();
+            slots.take(&particle(id, "me"), None, None, true).unwrap();
         }
         assert_eq!(slots.held(), 7);
         slots.give_back("a", &[1]);
         slots
-            .take(&particle("c", "alice"), Some("other"), true)
+            .take(&particle("c", "alice"), Some("other"), None, true)
             .unwrap();
         for id in ["i", "j", "k"] {
-            let _ = slots.take(&particle(id, "me"), None, true);
+            let _ = slots.take(&particle(id, "me"), None, None, true);
         }
-        let refused = slots.take(&particle("l", "me"), None, true);
+        let refused = slots.take(&particle("l", "me"), None, None, true);
         assert_eq!(refused.unwrap_err().kind(), "busy");
         // Resumed particles are counted even over the shares.
         slots
-            .take(&particle("m", "alice"), Some("relay"), false)
+            .take(&particle("m", "alice"), Some("relay"), None, false)
             .unwrap();
     }
 
@@ -349,30 +368,32 @@ mod tests {
                 bytes: 200,
                 bytes_per_init_peer: 100,
                 bytes_per_sender: 150,
+                particles_per_address: 100,
+                bytes_per_address: 1000,
             },
             "me".into(),
         );
         let mut big = particle("a", "alice");
         big.script = "x".repeat(60);
-        slots.take(&big, Some("ip 1"), true).unwrap();
+        slots.take(&big, Some("ip 1"), None, true).unwrap();
         big.id = "b".into();
-        let over = slots.take(&big, Some("ip 1"), true).unwrap_err();
+        let over = slots.take(&big, Some("ip 1"), None, true).unwrap_err();
         assert_eq!(over.kind(), "memory_share");
         assert!(over.to_string().contains("init peer"), "{over}");
         let mut other = big.clone();
         other.init_peer_id = "bob".into();
-        slots.take(&other, Some("ip 1"), true).unwrap();
+        slots.take(&other, Some("ip 1"), None, true).unwrap();
         other.id = "c".into();
         other.init_peer_id = "carol".into();
-        let over = slots.take(&other, Some("ip 1"), true).unwrap_err();
+        let over = slots.take(&other, Some("ip 1"), None, true).unwrap_err();
         assert!(over.to_string().contains("sender ip 1"), "{over}");
-        slots.take(&other, Some("ip 2"), true).unwrap();
+        slots.take(&other, Some("ip 2"), None, true).unwrap();
         other.id = "d".into();
         other.init_peer_id = "dave".into();
-        let over = slots.take(&other, Some("ip 3"), true).unwrap_err();
+        let over = slots.take(&other, Some("ip 3"), None, true).unwrap_err();
         assert!(over.to_string().contains("the node"), "{over}");
         slots.give_back("a", &[1]);
-        slots.take(&other, Some("ip 3"), true).unwrap();
+        slots.take(&other, Some("ip 3"), None, true).unwrap();
     }
 
     #[test]

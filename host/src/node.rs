@@ -119,6 +119,11 @@ pub struct NodeConfig {
     pub max_live_bytes_per_init_peer: usize,
     /// The same, of the particles that arrived from one sender.
     pub max_live_bytes_per_sender: usize,
+    /// Live particles that arrived over connections from one IP address (whatever
+    /// their peers): connections per address are bounded, peer ids are not.
+    pub max_particles_per_address: usize,
+    /// The same in bytes of script and data.
+    pub max_live_bytes_per_address: usize,
 }
 
 impl NodeConfig {
@@ -151,6 +156,8 @@ impl NodeConfig {
             max_live_bytes: 320 << 20,
             max_live_bytes_per_init_peer: 128 << 20,
             max_live_bytes_per_sender: 192 << 20,
+            max_particles_per_address: 8192,
+            max_live_bytes_per_address: 256 << 20,
         }
     }
 }
@@ -431,6 +438,8 @@ impl NodeBuilder {
                     bytes: config.max_live_bytes,
                     bytes_per_init_peer: config.max_live_bytes_per_init_peer,
                     bytes_per_sender: config.max_live_bytes_per_sender,
+                    particles_per_address: config.max_particles_per_address,
+                    bytes_per_address: config.max_live_bytes_per_address,
                 },
                 peer_id.clone(),
             )),
@@ -692,29 +701,31 @@ impl Inbox {
         let particle = self
             .check(&bytes)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
-        self.enqueue(particle, None).await
+        self.enqueue(particle, None, None).await
     }
 
     /// [`Self::deliver`] for a particle a transport has already decoded (braid-net
     /// reads frames up to its own limit): the same checks but the encoded size.
     pub async fn deliver_particle(&self, particle: Particle) -> Result<(), Rejection> {
-        self.deliver_from(particle, None).await
+        self.deliver_from(particle, None, None).await
     }
 
-    /// [`Self::deliver_particle`] for a particle that came over a connection from
-    /// `sender`: it takes a slot of `sender`'s share too
-    /// ([`NodeConfig::max_particles_per_sender`]). The slot is taken before this
+    /// [`Self::deliver_particle`] for a particle that came from the peer `sender` over
+    /// a connection from the IP address `address`: it takes a slot of their shares
+    /// too ([`NodeConfig::max_particles_per_sender`],
+    /// [`NodeConfig::max_particles_per_address`]). The slot is taken before this
     /// returns, so a refusal for want of one is this call's error.
     pub async fn deliver_from(
         &self,
         particle: Particle,
         sender: Option<&str>,
+        address: Option<&str>,
     ) -> Result<(), Rejection> {
         let id = escape_id(&particle.id);
         let particle = self
             .check_decoded(particle)
             .inspect_err(|reason| self.monitor.rejected(Some(&id), reason))?;
-        self.enqueue(particle, sender).await
+        self.enqueue(particle, sender, address).await
     }
 
     /// [`wire::check`]'s checks in its order, with the signature check skipped for a
@@ -773,12 +784,17 @@ impl Inbox {
             self.monitor.rejected(Some(&particle.id), &reason);
             return Err(reason);
         }
-        self.enqueue(particle, None).await
+        self.enqueue(particle, None, None).await
     }
 
     /// Takes the particle's slot (unless its actor lives) and queues it.
-    async fn enqueue(&self, particle: Particle, sender: Option<&str>) -> Result<(), Rejection> {
-        if let Err(reason) = self.slots.take(&particle, sender, true) {
+    async fn enqueue(
+        &self,
+        particle: Particle,
+        sender: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if let Err(reason) = self.slots.take(&particle, sender, address, true) {
             self.monitor
                 .rejected(Some(&escape_id(&particle.id)), &reason);
             return Err(reason);
@@ -1214,7 +1230,7 @@ async fn resume(shared: Arc<Shared>) {
             Ok(stored) => {
                 resumed += 1;
                 // Counted, not refused: it was let in before the node stopped.
-                let _ = shared.inbox.slots.take(&stored.particle, None, false);
+                let _ = shared.inbox.slots.take(&stored.particle, None, None, false);
                 if shared
                     .inbox
                     .queue
@@ -1291,13 +1307,28 @@ async fn run_actor(
     } else {
         Vec::new()
     };
-    let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
-    // Bytes of this particle's call arguments in flight.
+    let mut calls: JoinSet<(u32, CallResult, CallHeld)> = JoinSet::new();
+    // Bytes of this particle's call arguments in flight and answers not yet invoked
+    // with, against its budget (with the node's); the answers' holds, until the invoke
+    // that takes them ends.
     let particle_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut ready_holds: Vec<CallHeld> = Vec::new();
     let mut invocations = 0u32;
-    let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
-                machine: &mut ParticleMachine| match done {
-        Ok((id, result)) => {
+    let take = |done: Result<(u32, CallResult, CallHeld), tokio::task::JoinError>,
+                machine: &mut ParticleMachine,
+                holds: &mut Vec<CallHeld>| match done {
+        Ok((id, mut result, mut held)) => {
+            if !held.hold_answer(script.len(), result.result.len()) {
+                let message = format!(
+                    "the answer ({} bytes) is over the memory budget of the particle ({} bytes) or of the node ({} bytes)",
+                    result.result.len(),
+                    shared.config.max_particle_bytes,
+                    shared.config.max_call_bytes,
+                );
+                shared.monitor.update(|s| s.calls_over_budget += 1);
+                result = CallResult::error(1, Value::String(message).to_string());
+            }
+            holds.push(held);
             machine.handle_call_result(id, result);
         }
         // A call task only ends in error when cancelled, which happens at expiry.
@@ -1306,7 +1337,7 @@ async fn run_actor(
     loop {
         // Everything that is ready goes in before the machine decides.
         while let Some(done) = calls.try_join_next() {
-            take(done, &mut machine);
+            take(done, &mut machine, &mut ready_holds);
         }
         while let Ok(particle) = mailbox.try_recv() {
             machine.handle_arrival(Arc::new(particle.data));
@@ -1321,12 +1352,14 @@ async fn run_actor(
                     Some(particle) => machine.handle_arrival(Arc::new(particle.data)),
                     None => return, // the node stopped
                 },
-                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine),
+                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine, &mut ready_holds),
             }
             continue;
         };
         match action {
             Action::Invoke(input) => {
+                // The answers this invoke takes are held until it ends.
+                let _answers = std::mem::take(&mut ready_holds);
                 tracing::debug!(
                     peer = %shared.monitor.peer,
                     particle_id = %context.id,
@@ -1439,8 +1472,8 @@ async fn run_actor(
                     request,
                 );
                 calls.spawn(async move {
-                    let _held = held;
-                    call.await
+                    let (id, result) = call.await;
+                    (id, result, held)
                 });
             }
             Action::Send { peers, data } => {
@@ -1718,6 +1751,33 @@ impl CallHeld {
             particle: Arc::clone(particle),
             bytes,
         })
+    }
+}
+
+impl CallHeld {
+    /// Holds an answer of `bytes` instead of the call's arguments, if that fits both
+    /// budgets; if not, holds nothing.
+    fn hold_answer(&mut self, script_bytes: usize, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let limit = self.shared.config.max_particle_bytes;
+        self.particle.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.shared.call_bytes.give_back(self.bytes);
+        self.bytes = 0;
+        if self
+            .particle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (script_bytes + held + bytes <= limit).then_some(held + bytes)
+            })
+            .is_err()
+        {
+            return false;
+        }
+        if !self.shared.call_bytes.take(bytes) {
+            self.particle.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes = bytes;
+        true
     }
 }
 

@@ -331,13 +331,15 @@ impl Server {
                         },
                         particle.signature.clone(),
                     );
-                    // The sender's share is its IP address's: connections per
+                    // The sender's share, and its address's: connections per
                     // address are bounded, peer ids are not.
-                    let sender = match ip {
-                        Some(ip) => format!("ip {ip}"),
-                        None => format!("peer {from}"),
-                    };
-                    match self.inbox.deliver_from(particle, Some(&sender)).await {
+                    let sender = from.to_string();
+                    let address = ip.map(|ip| ip.to_string());
+                    let delivered = self
+                        .inbox
+                        .deliver_from(particle, Some(&sender), address.as_deref())
+                        .await;
+                    match delivered {
                         Ok(()) => {}
                         Err(braid_wire::Rejection::Stopped) => return, // the node has stopped
                         Err(reason) => self.tell_refused(

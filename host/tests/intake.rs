@@ -78,17 +78,20 @@ async fn one_init_peer_and_one_sender_get_their_share_of_slots() {
     let greedy = NodeKey::from_secret([1; 32]);
     let first = signed(&greedy, "g0", 60_000);
     inbox
-        .deliver_from(first.clone(), Some("relay"))
+        .deliver_from(first.clone(), Some("relay"), None)
         .await
         .unwrap();
     for n in 1..3 {
         let p = signed(&greedy, &format!("g{n}"), 60_000);
-        inbox.deliver_from(p, Some("relay")).await.unwrap();
+        inbox.deliver_from(p, Some("relay"), None).await.unwrap();
     }
     // The same particle again is no new particle.
-    inbox.deliver_from(first, Some("relay")).await.unwrap();
+    inbox
+        .deliver_from(first, Some("relay"), None)
+        .await
+        .unwrap();
     let over = inbox
-        .deliver_from(signed(&greedy, "g3", 60_000), Some("other"))
+        .deliver_from(signed(&greedy, "g3", 60_000), Some("other"), None)
         .await
         .unwrap_err();
     assert_eq!(over.kind(), "init_peer_share");
@@ -96,17 +99,17 @@ async fn one_init_peer_and_one_sender_get_their_share_of_slots() {
     for n in 0..2 {
         let fresh = NodeKey::from_secret([10 + n; 32]);
         let p = signed(&fresh, &format!("f{n}"), 60_000);
-        inbox.deliver_from(p, Some("relay")).await.unwrap();
+        inbox.deliver_from(p, Some("relay"), None).await.unwrap();
     }
     let fresh = NodeKey::from_secret([20; 32]);
     let over = inbox
-        .deliver_from(signed(&fresh, "f2", 60_000), Some("relay"))
+        .deliver_from(signed(&fresh, "f2", 60_000), Some("relay"), None)
         .await
         .unwrap_err();
     assert_eq!(over.kind(), "sender_share");
     // Another sender and another init peer still get in.
     inbox
-        .deliver_from(signed(&fresh, "f2", 60_000), Some("someone-else"))
+        .deliver_from(signed(&fresh, "f2", 60_000), Some("someone-else"), None)
         .await
         .unwrap();
     let stats = node.stats();

@@ -282,7 +282,7 @@ pub enum Rejection {
     /// particle slots.
     #[error("the {whose} {peer} already has {limit} live particles on this node, its share")]
     OverShare {
-        /// `init peer` or `sender`.
+        /// `init peer`, `sender` or `address`.
         whose: &'static str,
         /// Its peer id.
         peer: String,
@@ -326,6 +326,9 @@ impl Rejection {
             Rejection::OverShare {
                 whose: "init peer", ..
             } => "init_peer_share",
+            Rejection::OverShare {
+                whose: "address", ..
+            } => "address_share",
             Rejection::OverShare { .. } => "sender_share",
             Rejection::OverMemoryShare { .. } => "memory_share",
         }
