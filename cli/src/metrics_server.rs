@@ -19,6 +19,7 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
         .with_context(|| format!("--metrics {addr}: cannot listen"))?;
     let bound = listener.local_addr()?;
     let started = Instant::now();
+    crate::counting_alloc::count_live_heap();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -136,8 +137,29 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
     let uptime: Gauge = Gauge::default();
     uptime.set(i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX));
     registry.register("uptime_seconds", "Seconds since the node started", uptime);
+    if let Some(live) = crate::counting_alloc::live_heap() {
+        let heap: Gauge = Gauge::default();
+        heap.set(live);
+        registry.register(
+            "live_heap_bytes",
+            "Heap bytes allocated and not freed since the metrics server started",
+            heap,
+        );
+    }
+    if let Some(rss) = resident_bytes() {
+        let resident: Gauge = Gauge::default();
+        resident.set(i64::try_from(rss).unwrap_or(i64::MAX));
+        registry.register("resident_bytes", "Resident memory of the process", resident);
+    }
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The process's resident memory, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

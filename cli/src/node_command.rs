@@ -64,6 +64,14 @@ pub(crate) struct NodeArgs {
     /// Most connections open at once (`BRAID_MAX_CONNECTIONS`; default 1024).
     #[arg(long, value_name = "N")]
     max_connections: Option<u32>,
+    /// Most inbound connections from one IP address, handshakes included
+    /// (`BRAID_MAX_CONNECTIONS_PER_IP`; default 32).
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<u32>,
+    /// The longest ttl of a particle let in, ms; a particle with a longer one is
+    /// refused (`BRAID_MAX_TTL_MS`; default 600000).
+    #[arg(long, value_name = "MS")]
+    max_ttl_ms: Option<u64>,
     /// The interpreter backend (`BRAID_BACKEND`).
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
@@ -171,6 +179,8 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         backend: args.backend.clone(),
         idle_timeout_ms: args.idle_timeout_ms,
         max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        max_ttl_ms: args.max_ttl_ms,
         ..NodeSettings::default()
     };
     let settings = flags.over(env.over(file));
@@ -193,10 +203,14 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     runtime.block_on(async {
         let net = P2pNetwork::start(net_config).await?;
+        let mut node_config = p2p_node_config();
+        if let Some(ms) = settings.max_ttl_ms {
+            node_config.max_ttl = Duration::from_millis(ms);
+        }
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())
-            .config(p2p_node_config())
+            .config(node_config)
             .backend(backend);
         if let Some(dir) = &settings.data_dir {
             builder = builder.data_dir(dir);
@@ -305,7 +319,10 @@ fn key_of_hex(path: &Path, text: &str) -> anyhow::Result<NodeKey> {
 /// Reads a key file (64 hex digits), or makes one.
 pub(crate) fn load_or_make_key(path: &Path) -> anyhow::Result<NodeKey> {
     match std::fs::read_to_string(path) {
-        Ok(text) => key_of_hex(path, &text),
+        Ok(text) => {
+            braid_host::check_key_file_mode(path)?;
+            key_of_hex(path, &text)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = NodeKey::generate()?;
             let hex: String = key.secret().iter().map(|b| format!("{b:02x}")).collect();
@@ -520,10 +537,17 @@ async fn cluster(observe: ClusterObserver) -> anyhow::Result<Cluster> {
     let mut nodes = Vec::new();
     for (i, (key, net)) in keys.iter().zip(&nets).enumerate() {
         let observe = Arc::clone(&observe);
+        // One client sends everything (`braid load`: 10,000 particles of 60 s), through
+        // one connection per hop: the shares of one init peer and one sender are the
+        // whole node here.
+        let mut config = p2p_node_config();
+        config.max_particles_per_init_peer = config.max_particles;
+        config.max_particles_per_sender = config.max_particles;
+        config.max_particles_per_address = config.max_particles;
         let mut builder = Node::builder()
             .key(key.clone())
             .network(net.clone())
-            .config(p2p_node_config())
+            .config(config)
             .observer(move |event| observe(i, event));
         if i == 0 {
             builder = builder.relay(keys[1].peer_id());

@@ -38,6 +38,8 @@ pub(crate) enum SettingsError {
 /// idle_timeout_ms = 180000         # BRAID_IDLE_TIMEOUT_MS
 /// max_connections = 1024           # BRAID_MAX_CONNECTIONS
 /// max_connections_per_peer = 4     # BRAID_MAX_CONNECTIONS_PER_PEER
+/// max_connections_per_ip = 32      # BRAID_MAX_CONNECTIONS_PER_IP: inbound, handshakes included
+/// max_ttl_ms = 600000              # BRAID_MAX_TTL_MS: particles with a longer ttl are refused
 /// [[wasm_services]]                # file only: a service as a Wasm module
 /// id = "greeter"
 /// module = "greeter.wasm"
@@ -77,6 +79,10 @@ pub(crate) struct NodeSettings {
     pub(crate) max_connections: Option<u32>,
     /// Most open connections to one peer.
     pub(crate) max_connections_per_peer: Option<u32>,
+    /// Most inbound connections from one IP address.
+    pub(crate) max_connections_per_ip: Option<u32>,
+    /// The longest ttl of a particle let in, ms.
+    pub(crate) max_ttl_ms: Option<u64>,
     /// Wasm services to load, each with its runner policy (`[[wasm_services]]`; the
     /// file only).
     #[serde(default)]
@@ -137,6 +143,8 @@ impl NodeSettings {
             idle_timeout_ms: number("BRAID_IDLE_TIMEOUT_MS")?,
             max_connections: small("BRAID_MAX_CONNECTIONS")?,
             max_connections_per_peer: small("BRAID_MAX_CONNECTIONS_PER_PEER")?,
+            max_connections_per_ip: small("BRAID_MAX_CONNECTIONS_PER_IP")?,
+            max_ttl_ms: number("BRAID_MAX_TTL_MS")?,
             wasm_services: Vec::new(),
         })
     }
@@ -159,6 +167,8 @@ impl NodeSettings {
             max_connections_per_peer: self
                 .max_connections_per_peer
                 .or(lower.max_connections_per_peer),
+            max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
+            max_ttl_ms: self.max_ttl_ms.or(lower.max_ttl_ms),
             wasm_services: if self.wasm_services.is_empty() {
                 lower.wasm_services
             } else {
@@ -197,6 +207,9 @@ impl NodeSettings {
         }
         if let Some(n) = self.max_connections_per_peer {
             config.limits.max_established_per_peer = Some(n);
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            config.limits.max_per_ip = Some(n);
         }
         Ok(config)
     }

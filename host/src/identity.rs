@@ -47,6 +47,40 @@ impl std::fmt::Debug for NodeKey {
     }
 }
 
+/// Refuses a key file that others than its owner may read or write (unix: any of the
+/// mode bits 0o077), as ssh does: a node's secret key is its identity.
+pub fn check_key_file_mode(path: &std::path::Path) -> Result<(), HostError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| HostError::Config(format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(HostError::Config(format!(
+                "the key file {} has mode {:o}: others may read the node's secret key; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents, readable only by this user (unix: mode
+/// 0700 for the directories it creates).
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// 16 random bytes as a UUID v4 text, the conventional particle id.
 pub(crate) fn random_uuid() -> Result<String, HostError> {
     let mut b = [0u8; 16];
@@ -74,6 +108,29 @@ mod tests {
         let b = NodeKey::generate().unwrap();
         assert_ne!(a.peer_id(), b.peer_id());
         assert!(!format!("{a:?}").contains(&format!("{:?}", a.secret())));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_may_read_are_refused_and_data_dirs_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("braid-identity-{}", random_uuid().unwrap()));
+        let data = dir.join("a/b");
+        create_private_dir(&data).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&dir.join("a")), 0o700);
+        let key = dir.join("node.key");
+        std::fs::write(&key, "00").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = check_key_file_mode(&key).unwrap_err().to_string();
+        assert!(
+            refused.contains("mode 644") && refused.contains("chmod 600"),
+            "{refused}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        check_key_file_mode(&key).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod builtins;
 mod db;
 mod error;
 mod identity;
+mod intake;
 mod invoke_pool;
 mod network;
 mod network_info;
@@ -69,10 +70,13 @@ pub use braid_wire::{
 };
 pub use builtins::BUILTIN_SERVICES;
 pub use error::{ExecuteError, HostError};
-pub use identity::NodeKey;
+pub use identity::{NodeKey, check_key_file_mode, create_private_dir};
 pub use network::{MemoryNetwork, Network, NoNetwork, SendError};
 pub use network_info::{Contact, NetworkInfo};
-pub use node::{Inbox, Node, NodeBuilder, NodeConfig, NodeEvent, NodeStats, WeakNode};
+pub use node::{
+    DEFAULT_MAX_TTL_SECS, Inbox, MAX_PARTICLE_ID_BYTES, Node, NodeBuilder, NodeConfig, NodeEvent,
+    NodeStats, WeakNode,
+};
 pub use p2p::P2pNetwork;
 pub use record::InvokeRecord;
 pub use services::{

@@ -40,6 +40,7 @@ use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource};
 use crate::db::{Db, DbDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
+use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::network_info::NetworkInfo;
@@ -55,6 +56,13 @@ use crate::workers::Workers;
 use braid_wire::{
     self as wire, DEFAULT_CLOCK_SKEW_MS, IntakeLimits, Particle, Rejection, Undeliverable,
 };
+
+/// The default cap of an arriving particle's ttl ([`NodeConfig::max_ttl`]): 10 minutes,
+/// well over the JS client's 7 s and spells' 120 s.
+pub const DEFAULT_MAX_TTL_SECS: u64 = 600;
+
+/// The longest particle id taken in (a UUID has 36 characters).
+pub const MAX_PARTICLE_ID_BYTES: usize = 128;
 
 /// The settings of a node. [`Node::builder`] starts from [`NodeConfig::standard`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +101,36 @@ pub struct NodeConfig {
     /// Built-in and deployed service calls running at once on tokio's blocking threads;
     /// more wait.
     pub builtin_threads: usize,
+    /// The longest ttl an arriving particle may have; a longer one is refused
+    /// ([`Rejection::TtlTooLong`]: the ttl is signed, so it cannot be cut to the cap).
+    /// Particles this node starts are not held to it.
+    pub max_ttl: Duration,
+    /// Live particles of one init peer at once (its share of [`Self::max_particles`]);
+    /// more are refused ([`Rejection::OverShare`]). The node's own are not counted.
+    pub max_particles_per_init_peer: usize,
+    /// Live particles that arrived from one peer (the peer at the other end of the
+    /// connection, whatever their init peers), at once: a flood of particles of fresh
+    /// keys through one connection is bounded by this.
+    pub max_particles_per_sender: usize,
+    /// The most one particle may make the node hold: its script and data plus the
+    /// arguments of its service calls in flight. A call over it is answered with an
+    /// error instead of running.
+    pub max_particle_bytes: usize,
+    /// The arguments of all service calls in flight on the node, bytes; a call over it
+    /// is answered with an error instead of running.
+    pub max_call_bytes: usize,
+    /// Bytes of script and data (as they arrived) of all live particles; a particle
+    /// over it is refused ([`Rejection::OverMemoryShare`]).
+    pub max_live_bytes: usize,
+    /// The same, of one init peer's particles (the node's own are not counted).
+    pub max_live_bytes_per_init_peer: usize,
+    /// The same, of the particles that arrived from one sender.
+    pub max_live_bytes_per_sender: usize,
+    /// Live particles that arrived over connections from one IP address (whatever
+    /// their peers): connections per address are bounded, peer ids are not.
+    pub max_particles_per_address: usize,
+    /// The same in bytes of script and data.
+    pub max_live_bytes_per_address: usize,
 }
 
 impl NodeConfig {
@@ -117,6 +155,16 @@ impl NodeConfig {
             owner: None,
             max_calls_per_init_peer: 1024,
             builtin_threads: cores.max(2),
+            max_ttl: Duration::from_secs(DEFAULT_MAX_TTL_SECS),
+            max_particles_per_init_peer: 1024,
+            max_particles_per_sender: 4096,
+            max_particle_bytes: 128 << 20,
+            max_call_bytes: 256 << 20,
+            max_live_bytes: 320 << 20,
+            max_live_bytes_per_init_peer: 128 << 20,
+            max_live_bytes_per_sender: 192 << 20,
+            max_particles_per_address: 8192,
+            max_live_bytes_per_address: 256 << 20,
         }
     }
 }
@@ -227,6 +275,9 @@ pub struct NodeStats {
     pub data_signatures_verified: u64,
     /// Data signatures made by this node's invocations (counted as the line above).
     pub data_signatures_made: u64,
+    /// Service calls answered with an error, not run, because their arguments were over
+    /// the particle's or the node's budget.
+    pub calls_over_budget: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -440,12 +491,28 @@ impl NodeBuilder {
             verified: Arc::new(Verified::new(config.max_particles)),
             waiting: Arc::clone(&waiting),
             spells: Arc::clone(&spells),
+            slots: Arc::new(Slots::new(
+                Shares {
+                    particles: config.max_particles,
+                    particles_per_init_peer: config.max_particles_per_init_peer,
+                    particles_per_sender: config.max_particles_per_sender,
+                    bytes: config.max_live_bytes,
+                    bytes_per_init_peer: config.max_live_bytes_per_init_peer,
+                    bytes_per_sender: config.max_live_bytes_per_sender,
+                    particles_per_address: config.max_particles_per_address,
+                    bytes_per_address: config.max_live_bytes_per_address,
+                },
+                peer_id.clone(),
+            )),
+            max_ttl_ms: config.max_ttl.as_millis().try_into().unwrap_or(u64::MAX),
+            max_particle_bytes: config.max_particle_bytes,
         };
         let shared = Arc::new(Shared {
             relay: self.relay.unwrap_or_else(|| peer_id.clone()),
             invoke_key: KeyPair::ed25519(key.secret()),
             key,
             call_slots: Semaphore::new(config.max_calls_in_flight.max(1)),
+            call_bytes: CallBytes::new(config.max_call_bytes),
             quotas: Quotas::new(config.max_calls_per_init_peer),
             builtins,
             workers,
@@ -689,6 +756,13 @@ pub struct Inbox {
     waiting: Arc<WaitingMap>,
     /// The spells, for connection events.
     spells: Arc<Spells>,
+    /// Particle slots, per init peer and per sender ([`NodeConfig::max_particles`]
+    /// and its shares).
+    slots: Arc<Slots>,
+    /// [`NodeConfig::max_ttl`], ms.
+    max_ttl_ms: u64,
+    /// [`NodeConfig::max_particle_bytes`].
+    max_particle_bytes: usize,
 }
 
 impl Inbox {
@@ -703,16 +777,31 @@ impl Inbox {
         let particle = self
             .check(&bytes)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
-        self.enqueue(particle).await
+        self.enqueue(particle, None, None).await
     }
 
     /// [`Self::deliver`] for a particle a transport has already decoded (braid-net
     /// reads frames up to its own limit): the same checks but the encoded size.
     pub async fn deliver_particle(&self, particle: Particle) -> Result<(), Rejection> {
+        self.deliver_from(particle, None, None).await
+    }
+
+    /// [`Self::deliver_particle`] for a particle that came from the peer `sender` over
+    /// a connection from the IP address `address`: it takes a slot of their shares
+    /// too ([`NodeConfig::max_particles_per_sender`],
+    /// [`NodeConfig::max_particles_per_address`]). The slot is taken before this
+    /// returns, so a refusal for want of one is this call's error.
+    pub async fn deliver_from(
+        &self,
+        particle: Particle,
+        sender: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let id = escape_id(&particle.id);
         let particle = self
             .check_decoded(particle)
-            .inspect_err(|reason| self.monitor.rejected(None, reason))?;
-        self.enqueue(particle).await
+            .inspect_err(|reason| self.monitor.rejected(Some(&id), reason))?;
+        self.enqueue(particle, sender, address).await
     }
 
     /// [`wire::check`]'s checks in its order, with the signature check skipped for a
@@ -730,6 +819,21 @@ impl Inbox {
 
     fn check_decoded(&self, particle: Particle) -> Result<Particle, Rejection> {
         wire::check_sizes(&particle, &self.limits)?;
+        check_id(&particle.id)?;
+        let held = particle.script.len() + particle.data.len();
+        if held > self.max_particle_bytes {
+            return Err(Rejection::TooLarge {
+                what: "script and data",
+                actual: held,
+                limit: self.max_particle_bytes,
+            });
+        }
+        if u64::from(particle.ttl) > self.max_ttl_ms {
+            return Err(Rejection::TtlTooLong {
+                ttl_ms: particle.ttl,
+                cap_ms: self.max_ttl_ms,
+            });
+        }
         let now = now_ms();
         let digest = Verified::digest(&particle);
         if !self.verified.contains(&digest, now) {
@@ -757,7 +861,7 @@ impl Inbox {
             self.monitor.rejected(Some(&particle.id), &reason);
             return Err(reason);
         }
-        self.enqueue(particle).await
+        self.enqueue(particle, None, None).await
     }
 
     /// Starts a particle of a spell's trigger, signed by the scope it runs in (the node
@@ -809,7 +913,18 @@ impl Inbox {
         Ok(())
     }
 
-    async fn enqueue(&self, particle: Particle) -> Result<(), Rejection> {
+    /// Takes the particle's slot (unless its actor lives) and queues it.
+    async fn enqueue(
+        &self,
+        particle: Particle,
+        sender: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if let Err(reason) = self.slots.take(&particle, sender, address, true) {
+            self.monitor
+                .rejected(Some(&escape_id(&particle.id)), &reason);
+            return Err(reason);
+        }
         match self.queue.try_send(Intake::Arrived(particle)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(
@@ -823,12 +938,20 @@ impl Inbox {
                     "intake queue full; the sender waits"
                 );
                 self.monitor.update(|s| s.intake_pressure += 1);
-                self.queue
-                    .send(Intake::Arrived(particle))
-                    .await
-                    .map_err(|_| self.stopped())?;
+                let (id, signature) = (particle.id.clone(), particle.signature.clone());
+                if self.queue.send(Intake::Arrived(particle)).await.is_err() {
+                    self.slots.give_back(&id, &signature);
+                    return Err(self.stopped());
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.stopped()),
+            Err(mpsc::error::TrySendError::Closed(
+                Intake::Arrived(particle)
+                | Intake::Resumed(particle, _)
+                | Intake::Worker(particle, _),
+            )) => {
+                self.slots.give_back(&particle.id, &particle.signature);
+                return Err(self.stopped());
+            }
         }
         self.monitor.update(|s| s.accepted += 1);
         Ok(())
@@ -851,7 +974,7 @@ impl Inbox {
         let Some(session) = session.filter(|s| s.pending()) else {
             tracing::info!(
                 peer = %self.monitor.peer,
-                particle_id = %notice.particle_id,
+                particle_id = %escape_id(&notice.particle_id),
                 reported_by = %reported_by,
                 "ignored an undeliverable notice for no particle this node waits on"
             );
@@ -864,14 +987,49 @@ impl Inbox {
         tracing::warn!(
             peer = %self.monitor.peer,
             particle_id = %notice.particle_id,
-            from = %notice.from,
-            to = %notice.to,
-            "a particle this node started could not be delivered: {reason}"
+            from = %notice.from.escape_default(),
+            to = %notice.to.escape_default(),
+            "a particle this node started could not be delivered: {}",
+            reason.escape_default()
         );
         session.resolve(Err(ExecuteError::Undeliverable {
             from: notice.from.clone(),
             to: notice.to.clone(),
             reason,
+        }));
+        true
+    }
+
+    /// A peer says it refused a particle: logged; a particle this node started and
+    /// waits on ends with [`ExecuteError::Undeliverable`] and the reason. Returns
+    /// whether it was such a particle.
+    pub fn handle_refused(&self, notice: &braid_wire::Refused, refused_by: &str) -> bool {
+        tracing::warn!(
+            peer = %self.monitor.peer,
+            particle_id = %escape_id(&notice.particle_id),
+            %refused_by,
+            kind = %notice.rejection.escape_default(),
+            "a peer refused a particle this node sent: {}",
+            notice.reason.escape_default()
+        );
+        if notice.init_peer_id != self.monitor.peer {
+            return false;
+        }
+        let key = ActorKey {
+            id: notice.particle_id.clone(),
+            signature: notice.signature.clone(),
+            worker: None,
+        };
+        let session = lock_waiting(&self.waiting)
+            .get(&key)
+            .and_then(Weak::upgrade);
+        let Some(session) = session.filter(|s| s.pending()) else {
+            return false;
+        };
+        session.resolve(Err(ExecuteError::Undeliverable {
+            from: self.monitor.peer.clone(),
+            to: refused_by.to_owned(),
+            reason: format!("refused: {}", notice.reason),
         }));
         true
     }
@@ -1012,6 +1170,8 @@ struct Shared {
     pool: InvokePool,
     monitor: Arc<Monitor>,
     call_slots: Semaphore,
+    /// Bytes of call arguments in flight ([`NodeConfig::max_call_bytes`]).
+    call_bytes: CallBytes,
     /// Calls in flight per init peer.
     quotas: Arc<Quotas>,
     builtins: Arc<Builtins>,
@@ -1235,6 +1395,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                         // Unless a particle that came as it ended started a new actor.
                         if matches!(slots.get(&key), Some(Slot::Awake(tx)) if tx.is_closed()) {
                             slots.remove(&key);
+                            give_back(&shared, &key);
                         }
                         shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
                     }
@@ -1320,6 +1481,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                 let session = shared.lock_sessions().remove(&key);
                 if slots.len() >= shared.config.max_particles {
                     let reason = Rejection::Busy(shared.config.max_particles);
+                    give_back(&shared, &key);
                     shared.monitor.rejected(Some(&particle.id), &reason);
                     if let Some(session) = session {
                         session.resolve(Err(ExecuteError::Rejected(reason)));
@@ -1343,10 +1505,20 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
     }
 }
 
+/// The particle's slot ([`Inbox::slots`]) goes back when its actor ends for good. A
+/// worker's run of a particle holds none: the particle came through the node's own
+/// intake (or a worker's spell started it), where its slot is counted.
+fn give_back(shared: &Shared, key: &ActorKey) {
+    if key.worker.is_none() {
+        shared.inbox.slots.give_back(&key.id, &key.signature);
+    }
+}
+
 /// A dormant particle's deadline passed: its stored data is removed (off the
 /// dispatcher), and it is counted and reported as expired.
 fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
     tracing::debug!(peer = %shared.monitor.peer, particle_id = %key.id, "particle expired");
+    give_back(shared, &key);
     let particle_id = key.id.clone();
     let init_peer_id = asleep.init_peer_id.clone();
     let store = shared.store.clone();
@@ -1397,6 +1569,8 @@ async fn resume(shared: Arc<Shared>) {
         match StoredParticle::decode(&bytes) {
             Ok(stored) => {
                 resumed += 1;
+                // Counted, not refused: it was let in before the node stopped.
+                let _ = shared.inbox.slots.take(&stored.particle, None, None, false);
                 if shared
                     .inbox
                     .queue
@@ -1435,7 +1609,8 @@ async fn run_actor(
         .saturating_add(shared.config.clock_skew_ms);
     let expiry = tokio::time::sleep_until(instant_at(deadline));
     tokio::pin!(expiry);
-    let script: Arc<str> = Arc::from(template.script.as_str());
+    // One copy of the script, shared by the invocations and the sends.
+    let script: Arc<str> = Arc::from(std::mem::take(&mut template.script));
     // A particle for a worker runs as the worker (its peer id, its key, its scope of
     // spells); its data is kept apart from the node's own run of the same particle.
     let worker_key = match &worker {
@@ -1489,12 +1664,37 @@ async fn run_actor(
         machine.handle_arrival(Arc::new(arrived));
     }
     // The particle as stored beside its snapshots: what a restarted node resumes.
-    let header = template.encode();
-    let mut calls: JoinSet<(u32, CallResult)> = JoinSet::new();
+    let header = if shared.store.is_some() {
+        Particle {
+            script: script.to_string(),
+            ..template.clone()
+        }
+        .encode()
+    } else {
+        Vec::new()
+    };
+    let mut calls: JoinSet<(u32, CallResult, CallHeld)> = JoinSet::new();
+    // Bytes of this particle's call arguments in flight and answers not yet invoked
+    // with, against its budget (with the node's); the answers' holds, until the invoke
+    // that takes them ends.
+    let particle_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut ready_holds: Vec<CallHeld> = Vec::new();
     let mut working = Working::start(Arc::clone(&shared.monitor));
-    let take = |done: Result<(u32, CallResult), tokio::task::JoinError>,
-                machine: &mut ParticleMachine| match done {
-        Ok((id, result)) => {
+    let take = |done: Result<(u32, CallResult, CallHeld), tokio::task::JoinError>,
+                machine: &mut ParticleMachine,
+                holds: &mut Vec<CallHeld>| match done {
+        Ok((id, mut result, mut held)) => {
+            if !held.hold_answer(script.len(), result.result.len()) {
+                let message = format!(
+                    "the answer ({} bytes) is over the memory budget of the particle ({} bytes) or of the node ({} bytes)",
+                    result.result.len(),
+                    shared.config.max_particle_bytes,
+                    shared.config.max_call_bytes,
+                );
+                shared.monitor.update(|s| s.calls_over_budget += 1);
+                result = CallResult::error(1, Value::String(message).to_string());
+            }
+            holds.push(held);
             machine.handle_call_result(id, result);
         }
         // A call task only ends in error when cancelled, which happens at expiry.
@@ -1503,7 +1703,7 @@ async fn run_actor(
     loop {
         // Everything that is ready goes in before the machine decides.
         while let Some(done) = calls.try_join_next() {
-            take(done, &mut machine);
+            take(done, &mut machine, &mut ready_holds);
         }
         while let Ok(particle) = mailbox.try_recv() {
             machine.handle_arrival(Arc::new(particle.data));
@@ -1532,13 +1732,15 @@ async fn run_actor(
                     Some(particle) => machine.handle_arrival(Arc::new(particle.data)),
                     None => return ActorEnd::Over, // the node stopped
                 },
-                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine),
+                Some(done) = calls.join_next(), if !calls.is_empty() => take(done, &mut machine, &mut ready_holds),
             }
             continue;
         };
         working.set(true);
         match action {
             Action::Invoke(input) => {
+                // The answers this invoke takes are held until it ends.
+                let _answers = std::mem::take(&mut ready_holds);
                 tracing::debug!(
                     peer = %shared.monitor.peer,
                     particle_id = %context.id,
@@ -1624,16 +1826,41 @@ async fn run_actor(
                 });
             }
             Action::Call(request) => {
-                calls.spawn(perform_call(
+                let Some(held) = CallHeld::take(&shared, &particle_bytes, script.len(), &request)
+                else {
+                    let message = format!(
+                        "service call {}.{} refused: its arguments ({} bytes) are over the memory budget of the particle ({} bytes) or of the node ({} bytes)",
+                        request.service_id,
+                        request.function_name,
+                        request.arguments.len(),
+                        shared.config.max_particle_bytes,
+                        shared.config.max_call_bytes,
+                    );
+                    tracing::warn!(peer = %shared.monitor.peer, particle_id = %context.id, "{message}");
+                    shared.monitor.update(|s| s.calls_over_budget += 1);
+                    let id = request.id;
+                    drop(request);
+                    machine.handle_call_result(
+                        id,
+                        CallResult::error(1, Value::String(message).to_string()),
+                    );
+                    continue;
+                };
+                let call = perform_call(
                     Arc::clone(&shared),
                     session.clone(),
                     context.clone(),
                     request,
-                ));
+                );
+                calls.spawn(async move {
+                    let (id, result) = call.await;
+                    (id, result, held)
+                });
             }
             Action::Send { peers, data } => {
                 let particle = Particle {
                     data: data.to_vec(),
+                    script: script.to_string(),
                     ..template.clone()
                 };
                 send(&shared, &particle, peers, session.clone());
@@ -1929,6 +2156,78 @@ async fn notify_init_peer(
             init_peer_id = %init_peer_id,
             "cannot tell the init peer that the particle is undeliverable: {e}"
         );
+    }
+}
+
+/// A call's arguments counted against its particle's and the node's budgets, until
+/// the call ends (or is cancelled).
+struct CallHeld {
+    shared: Arc<Shared>,
+    particle: Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl CallHeld {
+    /// Counts `request`'s arguments if they fit both budgets (the particle's counts its
+    /// script too); `None` if not.
+    fn take(
+        shared: &Arc<Shared>,
+        particle: &Arc<std::sync::atomic::AtomicUsize>,
+        script_bytes: usize,
+        request: &CallRequest,
+    ) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let bytes = request.arguments.len();
+        let limit = shared.config.max_particle_bytes;
+        particle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (script_bytes + held + bytes <= limit).then_some(held + bytes)
+            })
+            .ok()?;
+        if !shared.call_bytes.take(bytes) {
+            particle.fetch_sub(bytes, Ordering::AcqRel);
+            return None;
+        }
+        Some(CallHeld {
+            shared: Arc::clone(shared),
+            particle: Arc::clone(particle),
+            bytes,
+        })
+    }
+}
+
+impl CallHeld {
+    /// Holds an answer of `bytes` instead of the call's arguments, if that fits both
+    /// budgets; if not, holds nothing.
+    fn hold_answer(&mut self, script_bytes: usize, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let limit = self.shared.config.max_particle_bytes;
+        self.particle.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.shared.call_bytes.give_back(self.bytes);
+        self.bytes = 0;
+        if self
+            .particle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (script_bytes + held + bytes <= limit).then_some(held + bytes)
+            })
+            .is_err()
+        {
+            return false;
+        }
+        if !self.shared.call_bytes.take(bytes) {
+            self.particle.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes = bytes;
+        true
+    }
+}
+
+impl Drop for CallHeld {
+    fn drop(&mut self) {
+        self.particle
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        self.shared.call_bytes.give_back(self.bytes);
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use braid_net::{NetEvent, NetworkHandle};
-use braid_wire::{Notice, Undeliverable};
+use braid_wire::{Notice, Refused, Undeliverable};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -39,6 +39,12 @@ const NOTICE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The most time a send gives up before its particle's deadline ([`give_up_at`]).
 const NOTICE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Refusal notices under way at once ([`Server::tell_refused`]).
+const MAX_REFUSAL_NOTICES: usize = 64;
+
+/// How long a refusal notice may take.
+const REFUSAL_NOTICE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Most peers listed in a status answer (a notice is at most 64 KiB); the count of all
 /// is in its counters.
@@ -93,6 +99,10 @@ struct Counters {
     status_answered: AtomicU64,
     /// Particle sends under way (attempts and the waits between them).
     sends_in_flight: AtomicU64,
+    /// Refusal notices sent to the peers particles came from.
+    refusals_told: AtomicU64,
+    /// Refusals not told because [`MAX_REFUSAL_NOTICES`] were under way.
+    refusals_untold: AtomicU64,
 }
 
 impl P2pNetwork {
@@ -124,6 +134,7 @@ impl P2pNetwork {
             owner,
             counters: Arc::clone(&self.counters),
             view: Arc::clone(&self.view),
+            refusals: Arc::new(tokio::sync::Semaphore::new(MAX_REFUSAL_NOTICES)),
         };
         let task = tokio::spawn(server.run(events));
         *lock(&self.task) = Some(task.abort_handle());
@@ -298,6 +309,8 @@ struct Server {
     owner: Option<PeerId>,
     counters: Arc<Counters>,
     view: Arc<Mutex<View>>,
+    /// Refusal notices under way.
+    refusals: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
@@ -305,11 +318,40 @@ impl Server {
         View::refresh(&self.view, &self.handle).await;
         while let Some(event) = events.recv().await {
             match event {
-                NetEvent::Particle { particle, .. } => {
-                    // Refusals are logged and counted by the inbox; the stream is gone.
-                    let delivered = self.inbox.deliver_particle(particle).await;
-                    if delivered == Err(braid_wire::Rejection::Stopped) {
-                        return; // the node has stopped
+                NetEvent::Particle { from, ip, particle } => {
+                    // Refusals are logged and counted by the inbox, and told to the
+                    // sender on the notice protocol (which peers that do not speak it
+                    // refuse: that costs one failed stream).
+                    let (init_peer_id, particle_id, signature) = (
+                        particle.init_peer_id.clone(),
+                        if crate::intake::check_id(&particle.id).is_ok() {
+                            particle.id.clone()
+                        } else {
+                            crate::intake::escape_id(&particle.id)
+                        },
+                        particle.signature.clone(),
+                    );
+                    // The sender's share, and its address's: connections per
+                    // address are bounded, peer ids are not.
+                    let sender = from.to_string();
+                    let address = ip.map(|ip| ip.to_string());
+                    let delivered = self
+                        .inbox
+                        .deliver_from(particle, Some(&sender), address.as_deref())
+                        .await;
+                    match delivered {
+                        Ok(()) => {}
+                        Err(braid_wire::Rejection::Stopped) => return, // the node has stopped
+                        Err(reason) => self.tell_refused(
+                            from,
+                            Refused {
+                                init_peer_id,
+                                particle_id,
+                                signature,
+                                rejection: reason.kind().to_owned(),
+                                reason: reason.to_string(),
+                            },
+                        ),
                     }
                 }
                 NetEvent::Notice { from, notice } => self.handle_notice(from, notice),
@@ -339,8 +381,35 @@ impl Server {
         }
     }
 
+    /// Sends a [`Refused`] notice to the peer a particle came from, unless
+    /// [`MAX_REFUSAL_NOTICES`] are under way already (a flood of refused particles gets
+    /// some answered, and costs the node no more).
+    fn tell_refused(&self, to: PeerId, refused: Refused) {
+        let Ok(permit) = Arc::clone(&self.refusals).try_acquire_owned() else {
+            self.counters
+                .refusals_untold
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.counters.refusals_told.fetch_add(1, Ordering::Relaxed);
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let deadline = Instant::now() + REFUSAL_NOTICE_DEADLINE;
+            if let Err(e) = handle
+                .send_notice(to, &Notice::Refused(refused), deadline)
+                .await
+            {
+                tracing::debug!(%to, "cannot tell a sender its particle was refused: {e}");
+            }
+        });
+    }
+
     fn handle_notice(&self, from: PeerId, notice: Notice) {
         match notice {
+            Notice::Refused(refused) => {
+                self.inbox.handle_refused(&refused, &from.to_string());
+            }
             Notice::Undeliverable(notice) => {
                 self.inbox.handle_undeliverable(&notice, &from.to_string());
             }
@@ -452,6 +521,8 @@ fn net_counters(stats: &NetStats, counters: &Counters) -> BTreeMap<String, u64> 
         ("net_lookups".to_owned(), stats.lookups),
         ("status_answered".to_owned(), get(&counters.status_answered)),
         ("status_refused".to_owned(), get(&counters.status_refused)),
+        ("refusals_told".to_owned(), get(&counters.refusals_told)),
+        ("refusals_untold".to_owned(), get(&counters.refusals_untold)),
     ])
 }
 

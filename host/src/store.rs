@@ -100,7 +100,7 @@ impl DiskStore {
     /// files it removed.
     pub fn open(dir: impl Into<PathBuf>, now_ms: u64) -> Result<(Self, usize), HostError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, &e))?;
+        crate::identity::create_private_dir(&dir).map_err(|e| io_error("create", &dir, &e))?;
         let mut removed = 0;
         let entries = std::fs::read_dir(&dir).map_err(|e| io_error("list", &dir, &e))?;
         for entry in entries {

@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut echoed = HashSet::new();
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::Particle { from, particle } => {
+            NetEvent::Particle { from, particle, .. } => {
                 let verified = PeerId::from_str(&particle.init_peer_id)
                     .ok()
                     .and_then(|id| {

@@ -40,6 +40,12 @@ pub struct NetConfig {
     pub bootstrap_redial: Duration,
     /// Inbound particle and notice streams read at once on one connection.
     pub max_inbound_streams: usize,
+    /// Streams open at once on one connection (yamux's limit, every protocol).
+    pub max_streams_per_connection: usize,
+    /// Bytes all unfinished inbound frames may hold at once, beyond 64 KiB each: a
+    /// frame that would take more is refused (`read_budget`), and what a stream held is
+    /// given back when it ends.
+    pub max_buffered_bytes: usize,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Events buffered for the node. When the buffer is full the network waits for the
@@ -58,15 +64,21 @@ pub struct ConnectionLimits {
     pub max_pending_incoming: Option<u32>,
     /// Outbound connections still in their handshake.
     pub max_pending_outgoing: Option<u32>,
+    /// Inbound connections from one IP address, in their handshake or established:
+    /// one host cannot take every handshake slot or connection however many keys it
+    /// makes.
+    pub max_per_ip: Option<u32>,
 }
 
 impl ConnectionLimits {
-    /// The defaults: 1,024 connections, 4 per peer, 128 handshakes each way.
+    /// The defaults: 1,024 connections, 4 per peer, 32 inbound per IP address, 128
+    /// handshakes each way.
     pub const DEFAULT: ConnectionLimits = ConnectionLimits {
         max_established: Some(1024),
         max_established_per_peer: Some(4),
         max_pending_incoming: Some(128),
         max_pending_outgoing: Some(128),
+        max_per_ip: Some(32),
     };
 }
 
@@ -94,6 +106,10 @@ impl NetConfig {
             // calls at once opens 100 streams at once (it allows itself 1,024);
             // rust-libp2p negotiates at most 128 inbound streams at once per connection.
             max_inbound_streams: 128,
+            // Above the particle streams read at once, room for notices, identify,
+            // ping and Kademlia in both directions.
+            max_streams_per_connection: 256,
+            max_buffered_bytes: 256 << 20,
             limits: ConnectionLimits::DEFAULT,
             event_buffer: 1024,
         }
@@ -116,6 +132,11 @@ impl std::fmt::Debug for NetConfig {
             .field("lookup_timeout", &self.lookup_timeout)
             .field("bootstrap_redial", &self.bootstrap_redial)
             .field("max_inbound_streams", &self.max_inbound_streams)
+            .field(
+                "max_streams_per_connection",
+                &self.max_streams_per_connection,
+            )
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("limits", &self.limits)
             .field("event_buffer", &self.event_buffer)
             .finish_non_exhaustive()

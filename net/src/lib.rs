@@ -15,6 +15,7 @@
 
 mod config;
 mod error;
+mod ip_limits;
 mod network;
 mod protocol;
 

@@ -41,6 +41,8 @@ pub enum NetEvent {
     Particle {
         /// The peer whose connection it came over.
         from: PeerId,
+        /// The remote IP address of that connection, when it has one.
+        ip: Option<std::net::IpAddr>,
         /// The particle.
         particle: Particle,
     },
@@ -240,6 +242,7 @@ impl Network {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
+    ip_limits: crate::ip_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     kad: kad::Behaviour<MemoryStore>,
@@ -261,28 +264,43 @@ async fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetworkErro
         max_frame_bytes: config.max_frame_bytes,
         stream_timeout: config.stream_timeout,
         max_inbound_streams: config.max_inbound_streams.max(1),
+        buffered: std::sync::Arc::new(protocol::ReadBudget::new(config.max_buffered_bytes)),
     };
     let mut kad_config = kad::Config::new(kad_protocol);
     kad_config.set_query_timeout(config.lookup_timeout);
+    // Kademlia's traffic stays small: messages of at most 16 KiB, and a record store
+    // (which braid does not use, but peers may write to) of bounded size.
+    kad_config.set_max_packet_size(16 << 10);
+    let kad_store = kad::store::MemoryStoreConfig {
+        max_records: 256,
+        max_value_bytes: 4 << 10,
+        max_providers_per_key: 16,
+        max_provided_keys: 256,
+    };
+    let mut yamux_config = yamux::Config::default();
+    yamux_config.set_max_num_streams(config.max_streams_per_connection.max(1));
+    let muxer = move || yamux_config.clone();
     let transport = |e: &dyn std::fmt::Display| NetworkError::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            muxer.clone(),
         )
         .map_err(|e| transport(&e))?
         .with_dns()
         .map_err(|e| transport(&e))?
-        .with_websocket(noise::Config::new, yamux::Config::default)
+        .with_websocket(noise::Config::new, muxer)
         .await
         .map_err(|e| transport(&e))?
         .with_behaviour(|key| {
-            let mut kad = kad::Behaviour::with_config(local, MemoryStore::new(local), kad_config);
+            let store = MemoryStore::with_config(local, kad_store);
+            let mut kad = kad::Behaviour::with_config(local, store, kad_config);
             kad.set_mode(Some(kad::Mode::Server));
             Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
+                ip_limits: crate::ip_limits::Behaviour::new(l.max_per_ip),
                 identify: identify::Behaviour::new(
                     identify::Config::new(NetConfig::PROTOCOL_VERSION.into(), key.public())
                         .with_agent_version(format!("braid/{}", env!("CARGO_PKG_VERSION"))),
@@ -896,11 +914,11 @@ impl Loop {
 
     async fn handle_particle_event(&mut self, event: protocol::Event) {
         match event {
-            protocol::Event::Particle { from, particle } => {
+            protocol::Event::Particle { from, ip, particle } => {
                 self.counters
                     .particles_received
                     .fetch_add(1, Ordering::Relaxed);
-                self.emit(NetEvent::Particle { from, particle }).await;
+                self.emit(NetEvent::Particle { from, ip, particle }).await;
             }
             protocol::Event::Notice { from, notice } => {
                 self.counters

@@ -55,7 +55,7 @@ impl Kind {
 }
 
 /// Limits of the handler.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ProtocolConfig {
     /// Largest particle frame read, after its length prefix.
     pub(crate) max_frame_bytes: usize,
@@ -64,6 +64,64 @@ pub(crate) struct ProtocolConfig {
     pub(crate) stream_timeout: Duration,
     /// Inbound streams read at once on one connection.
     pub(crate) max_inbound_streams: usize,
+    /// Bytes of unfinished inbound frames buffered by all connections at once.
+    pub(crate) buffered: Arc<ReadBudget>,
+}
+
+/// Frames up to this size are read without asking [`ReadBudget`]: whatever the
+/// budget, small particles get through (their memory is bounded by the streams a
+/// connection may read at once).
+pub(crate) const SMALL_FRAME: usize = 64 << 10;
+
+/// The bytes all inbound frames being read may hold at once, beyond [`SMALL_FRAME`]
+/// each: a peer that trickles big frames on many streams and connections holds at most
+/// this, and it is given back as each stream ends.
+#[derive(Debug)]
+pub(crate) struct ReadBudget {
+    held: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl ReadBudget {
+    pub(crate) fn new(limit: usize) -> Self {
+        ReadBudget {
+            held: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    fn take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held.saturating_add(n) <= self.limit).then_some(held + n)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.held.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// What one frame took of the [`ReadBudget`], given back when dropped.
+struct Taken<'a> {
+    budget: Option<&'a ReadBudget>,
+    bytes: usize,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(budget) = self.budget {
+            budget.give_back(self.bytes);
+        }
+    }
 }
 
 /// One frame to write on a new stream.
@@ -79,8 +137,12 @@ pub(crate) struct Outbound {
 /// What the behaviour reports to the network loop.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A particle arrived (format checked only).
-    Particle { from: PeerId, particle: Particle },
+    /// A particle arrived (format checked only), over a connection from `ip`.
+    Particle {
+        from: PeerId,
+        ip: Option<std::net::IpAddr>,
+        particle: Particle,
+    },
     /// A notice arrived.
     Notice { from: PeerId, notice: Notice },
     /// An inbound stream was refused, and why.
@@ -119,6 +181,8 @@ impl Failure {
 pub(crate) struct Behaviour {
     config: ProtocolConfig,
     connections: HashMap<PeerId, Vec<ConnectionId>>,
+    /// The remote IP address of each connection.
+    ips: HashMap<ConnectionId, std::net::IpAddr>,
     /// Attempts handed to a handler, by connection, to fail when it closes.
     in_flight: HashMap<ConnectionId, HashSet<u64>>,
     events: VecDeque<ToSwarm<Event, Outbound>>,
@@ -129,6 +193,7 @@ impl Behaviour {
         Self {
             config,
             connections: HashMap::new(),
+            ips: HashMap::new(),
             in_flight: HashMap::new(),
             events: VecDeque::new(),
         }
@@ -154,7 +219,7 @@ impl Behaviour {
     }
 
     fn handler(&self) -> Handler {
-        Handler::new(self.config)
+        Handler::new(self.config.clone())
     }
 }
 
@@ -186,12 +251,16 @@ impl NetworkBehaviour for Behaviour {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
+                if let Some(ip) = crate::ip_limits::ip_of(e.endpoint.get_remote_address()) {
+                    self.ips.insert(e.connection_id, ip);
+                }
                 self.connections
                     .entry(e.peer_id)
                     .or_default()
                     .push(e.connection_id);
             }
             FromSwarm::ConnectionClosed(e) => {
+                self.ips.remove(&e.connection_id);
                 if let Some(list) = self.connections.get_mut(&e.peer_id) {
                     list.retain(|c| *c != e.connection_id);
                     if list.is_empty() {
@@ -220,6 +289,7 @@ impl NetworkBehaviour for Behaviour {
         let event = match event {
             HandlerEvent::Particle(particle) => Event::Particle {
                 from: peer,
+                ip: self.ips.get(&connection).copied(),
                 particle,
             },
             HandlerEvent::Notice(notice) => Event::Notice { from: peer, notice },
@@ -402,7 +472,7 @@ impl ConnectionHandler for Handler {
                 } else {
                     Kind::Particle
                 };
-                let config = self.config;
+                let config = self.config.clone();
                 self.inbound
                     .push(read_inbound(stream, kind, config).boxed());
             }
@@ -463,12 +533,25 @@ async fn read_inbound(mut stream: Stream, kind: Kind, config: ProtocolConfig) ->
         Kind::Particle => config.max_frame_bytes,
         Kind::Notice => MAX_NOTICE_BYTES,
     };
-    let read = tokio::time::timeout(config.stream_timeout, read_frame(&mut stream, limit)).await;
+    let read = tokio::time::timeout(
+        config.stream_timeout,
+        read_frame(&mut stream, limit, Some(&config.buffered)),
+    )
+    .await;
     // Dropping the stream resets it: one frame per stream.
     drop(stream);
     let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(FrameReadError::Rejected(r))) => return rejected(&r),
+        Ok(Err(FrameReadError::OverBudget { announced })) => {
+            return HandlerEvent::Rejected {
+                kind: "read_budget",
+                reason: format!(
+                    "a {kind:?} frame of {announced} bytes would take the node over its budget of {} bytes of unfinished frames; stream dropped",
+                    config.buffered.limit
+                ),
+            };
+        }
         Ok(Err(FrameReadError::Io(e))) => {
             return HandlerEvent::Rejected {
                 kind: "io",
@@ -505,16 +588,24 @@ fn rejected(r: &Rejection) -> HandlerEvent {
 #[derive(Debug)]
 pub(crate) enum FrameReadError {
     Rejected(Rejection),
+    /// The frame would take the node over its [`ReadBudget`].
+    OverBudget {
+        announced: usize,
+    },
     Io(io::Error),
 }
 
 /// Reads a length prefix (byte by byte, checked against `limit` as it grows), then
 /// exactly that many bytes, buffered only as they arrive (the buffer never holds more
-/// than the announced length, which is within `limit`).
+/// than the announced length, which is within `limit`). Growing the buffer past
+/// [`SMALL_FRAME`] takes from `budget` (given back when this returns); a frame the
+/// budget cannot hold is refused.
 pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,
+    budget: Option<&ReadBudget>,
 ) -> Result<Vec<u8>, FrameReadError> {
+    let mut taken = Taken { budget, bytes: 0 };
     let mut prefix = Vec::with_capacity(MAX_VARINT_BYTES);
     let length = loop {
         let mut byte = [0u8];
@@ -547,6 +638,16 @@ pub(crate) async fn read_frame<R: futures::AsyncRead + Unpin>(
         }
         if body.capacity() - body.len() < n {
             let grow = body.capacity().max(chunk.len()).min(length - body.len());
+            let after = body.capacity() + grow;
+            if let Some(budget) = budget
+                && after > SMALL_FRAME
+            {
+                let more = after - SMALL_FRAME.max(body.capacity());
+                if !budget.take(more) {
+                    return Err(FrameReadError::OverBudget { announced: length });
+                }
+                taken.bytes += more;
+            }
             body.reserve_exact(grow);
         }
         body.extend_from_slice(&chunk[..n]);
@@ -559,7 +660,11 @@ mod tests {
     use super::*;
 
     fn read(bytes: &[u8], limit: usize) -> Result<Vec<u8>, FrameReadError> {
-        futures::executor::block_on(read_frame(&mut futures::io::Cursor::new(bytes), limit))
+        futures::executor::block_on(read_frame(
+            &mut futures::io::Cursor::new(bytes),
+            limit,
+            None,
+        ))
     }
 
     #[test]
@@ -582,5 +687,35 @@ mod tests {
         }
         assert!(matches!(read(&[], 10), Err(FrameReadError::Io(_))));
         assert!(matches!(read(&[0], 10), Ok(b) if b.is_empty()));
+    }
+
+    #[test]
+    fn big_frames_take_from_the_budget_and_give_it_back() {
+        let budget = ReadBudget::new(200_000);
+        let mut frame = Vec::new();
+        braid_wire::encode_varint(150_000, &mut frame);
+        frame.extend(std::iter::repeat_n(7u8, 150_000));
+        let read = |bytes: &[u8]| {
+            futures::executor::block_on(read_frame(
+                &mut futures::io::Cursor::new(bytes),
+                1 << 20,
+                Some(&budget),
+            ))
+        };
+        assert_eq!(read(&frame).unwrap().len(), 150_000);
+        assert_eq!(budget.held(), 0, "given back");
+        // Announced 150 000 but cut short: what it took is given back too.
+        assert!(read(&frame[..100_000]).is_err());
+        assert_eq!(budget.held(), 0);
+        // A budget that cannot hold it refuses it; a small frame needs none.
+        assert!(budget.take(150_000));
+        assert!(matches!(
+            read(&frame),
+            Err(FrameReadError::OverBudget { announced: 150_000 })
+        ));
+        let mut small = Vec::new();
+        braid_wire::encode_varint(1000, &mut small);
+        small.extend(std::iter::repeat_n(1u8, 1000));
+        assert!(read(&small).is_ok());
     }
 }

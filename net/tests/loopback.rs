@@ -57,7 +57,7 @@ impl Node {
     async fn particle(&mut self) -> (PeerId, Particle) {
         loop {
             match timeout(Duration::from_secs(20), self.events.recv()).await {
-                Ok(Some(NetEvent::Particle { from, particle })) => return (from, particle),
+                Ok(Some(NetEvent::Particle { from, particle, .. })) => return (from, particle),
                 Ok(Some(NetEvent::Rejected { from, reason, .. })) => {
                     eprintln!("refused from {from}: {reason}")
                 }
@@ -425,6 +425,50 @@ async fn a_connection_flood_leaves_legitimate_traffic_through() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         assert!(delivered, "the newcomer never got in");
+        assert_eq!(a.particle().await.1, p);
+        drop(flood);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_its_share_of_connections_and_no_more() {
+    bounded(async {
+        let mut config_a = config(54);
+        config_a.limits.max_per_ip = Some(4);
+        let mut a = start(config_a).await;
+        let addr = a.addr(false).await;
+        let port = addr
+            .iter()
+            .find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .unwrap();
+        // 200 silent sockets from 127.0.0.2: four wait in their handshake, the rest are
+        // closed at once.
+        let mut flood = Vec::new();
+        for _ in 0..200 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(s) = socket.connect(([127, 0, 0, 1], port).into()).await {
+                flood.push(s);
+            }
+        }
+        let mut closed = 0;
+        for s in &mut flood {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0) | Err(_)) = timeout(Duration::from_millis(200), s.read(&mut byte)).await
+            {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 196, "all but the address's share are closed");
+        // Another address gets in at once, while the four still wait.
+        let b = start(config(55)).await;
+        b.handle.connect(addr.clone()).await.unwrap();
+        let p = particle(55, "from-another-address");
+        b.handle.send(a.id, &p, soon(10)).await.unwrap();
         assert_eq!(a.particle().await.1, p);
         drop(flood);
     })

@@ -37,7 +37,7 @@ mod particle_frame;
 
 pub use identity::{NodeKey, public_key_of_peer_id};
 pub use length_prefix::{MAX_VARINT_BYTES, decode_length_prefix, encode_varint};
-pub use notice::{MAX_NOTICE_BYTES, NOTICE_PROTOCOL, Notice, Status, Undeliverable};
+pub use notice::{MAX_NOTICE_BYTES, NOTICE_PROTOCOL, Notice, Refused, Status, Undeliverable};
 pub use particle::{
     DEFAULT_CLOCK_SKEW_MS, IntakeLimits, PARTICLE_ACTION, Particle, Rejection, check, check_expiry,
     check_signature, check_sizes,

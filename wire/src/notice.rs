@@ -30,6 +30,24 @@ pub enum Notice {
     StatusRequest,
     /// A node's answer to `StatusRequest`.
     Status(Status),
+    /// A node did not let in a particle this peer sent it (told to the sender).
+    Refused(Refused),
+}
+
+/// What [`Notice::Refused`] says: which particle a node refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// The particle's init peer.
+    pub init_peer_id: String,
+    /// The particle's id (escaped and shortened when it was refused for its id).
+    pub particle_id: String,
+    /// The init peer's signature of the particle.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// `Rejection::kind`: a short stable name (`kind` is the notice's tag).
+    pub rejection: String,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// What [`Notice::Undeliverable`] says: which particle did not get from where to
@@ -142,6 +160,14 @@ mod tests {
             ..Status::default()
         });
         assert_eq!(Notice::decode_frame(&status.encode_frame()), Ok(status));
+        let refused = Notice::Refused(Refused {
+            init_peer_id: "a".into(),
+            particle_id: "p-2".into(),
+            signature: vec![1; 64],
+            rejection: "ttl_too_long".into(),
+            reason: "ttl of 9 ms is over this node's cap of 5 ms".into(),
+        });
+        assert_eq!(Notice::decode_frame(&refused.encode_frame()), Ok(refused));
         assert!(Notice::decode(b"\x81\xa4kind\xa5other").is_err());
         assert!(Notice::decode_frame(b"\x05\x01").is_err());
     }

@@ -266,6 +266,46 @@ pub enum Rejection {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The particle id is too long or has characters other than printable ASCII
+    /// (shown escaped).
+    #[error("particle id {0}")]
+    BadId(String),
+    /// The ttl is over the node's cap (the ttl is signed, so it cannot be shortened).
+    #[error("ttl of {ttl_ms} ms is over this node's cap of {cap_ms} ms")]
+    TtlTooLong {
+        /// The particle's ttl.
+        ttl_ms: u32,
+        /// The node's cap.
+        cap_ms: u64,
+    },
+    /// One init peer, or one connection's peer, holds its whole share of the node's
+    /// particle slots.
+    #[error("the {whose} {peer} already has {limit} live particles on this node, its share")]
+    OverShare {
+        /// `init peer`, `sender` or `address`.
+        whose: &'static str,
+        /// Its peer id.
+        peer: String,
+        /// Its share.
+        limit: usize,
+    },
+    /// The particle's script and data would take one init peer, one sender or the
+    /// whole node over its share of the bytes live particles hold.
+    #[error(
+        "the {whose} {peer} holds {held} bytes of live particles on this node; {size} more would pass its share of {limit}"
+    )]
+    OverMemoryShare {
+        /// `init peer`, `sender` or `node`.
+        whose: &'static str,
+        /// Its peer id or address (`in all` for the node).
+        peer: String,
+        /// What it holds now.
+        held: usize,
+        /// This particle's script and data.
+        size: usize,
+        /// Its share.
+        limit: usize,
+    },
 }
 
 impl Rejection {
@@ -281,6 +321,16 @@ impl Rejection {
             Rejection::Busy(_) => "busy",
             Rejection::MailboxFull => "mailbox_full",
             Rejection::Stopped => "stopped",
+            Rejection::BadId(_) => "bad_id",
+            Rejection::TtlTooLong { .. } => "ttl_too_long",
+            Rejection::OverShare {
+                whose: "init peer", ..
+            } => "init_peer_share",
+            Rejection::OverShare {
+                whose: "address", ..
+            } => "address_share",
+            Rejection::OverShare { .. } => "sender_share",
+            Rejection::OverMemoryShare { .. } => "memory_share",
         }
     }
 }
