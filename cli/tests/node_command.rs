@@ -158,6 +158,12 @@ fn a_node_with_an_owner_answers_only_the_owner() {
     let dir = tempfile::tempdir().unwrap();
     let owner_key = dir.path().join("owner.key");
     std::fs::write(&owner_key, format!("{}\n", "07".repeat(32))).unwrap();
+    // A key file others can read is refused.
+    std::fs::set_permissions(
+        &owner_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // The peer id of the secret [7; 32] (braid_wire::NodeKey::from_secret([7; 32])).
     let owner = braid_host::NodeKey::from_secret([7; 32])
         .peer_id()

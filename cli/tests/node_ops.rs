@@ -235,6 +235,12 @@ fn the_owner_setting_governs_the_guarded_builtins_and_wasm_services_load_by_path
     let dir = tempfile::tempdir().unwrap();
     let owner_key = dir.path().join("owner.key");
     std::fs::write(&owner_key, format!("{}\n", "07".repeat(32))).unwrap();
+    // A key file others can read is refused.
+    std::fs::set_permissions(
+        &owner_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // The owner's peer id: that of a node with its key.
     let (probe, owner, _) = start_node(dir.path(), &["--key-file", "owner.key"]);
     drop(probe);
