@@ -67,7 +67,8 @@ export async function startNetwork(count, { log = () => {} } = {}) {
     for (let k = 1; k <= count; k++) {
       const name = `node${k}`;
       const keyFile = path.join(dir, `${name}.key`);
-      await writeFile(keyFile, k.toString(16).padStart(2, "0").repeat(32) + "\n");
+      // Only its user may read a key file (braid refuses one others can read).
+      await writeFile(keyFile, k.toString(16).padStart(2, "0").repeat(32) + "\n", { mode: 0o600 });
       const args = [
         "node",
         "--listen", "/ip4/127.0.0.1/tcp/0",
