@@ -10,68 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use braid_host::{
-    Access, BUILTIN_SERVICES, BoxFuture, Contact, ExecuteError, MemoryNetwork, NetworkInfo, Node,
-    NodeConfig, NodeEvent, NodeKey, ServiceError,
+    Access, BUILTIN_SERVICES, BoxFuture, Contact, MemoryNetwork, NetworkInfo, Node, NodeConfig,
+    NodeEvent, NodeKey, ServiceError,
 };
 use serde_json::{Value, json};
 
 static EXAMPLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/example_service.wasm"));
 
+mod common;
+use common::{call, call_on};
+
 const GUARD: &str = "This function is only available to the host or worker spells";
-
-/// A script that loads `args` (as `a0`, `a1`, …) on the init peer, calls
-/// `service.function(a0, a1, …)` on `target` and returns the result, or reports the
-/// error as compiled Aqua does.
-fn call_script(target: &str, service: &str, function: &str, n_args: usize) -> String {
-    let names: Vec<String> = (0..n_args).map(|i| format!("a{i}")).collect();
-    let peer = if target == "%init_peer_id%" {
-        target.to_owned()
-    } else {
-        format!("\"{target}\"")
-    };
-    let mut body = format!(
-        r#"(seq (call {peer} ("{service}" "{function}") [{}] r) (call %init_peer_id% ("callbackSrv" "response") [r]))"#,
-        names.join(" ")
-    );
-    for name in names.iter().rev() {
-        body = format!(r#"(seq (call %init_peer_id% ("getDataSrv" "{name}") [] {name}) {body})"#);
-    }
-    format!(r#"(xor {body} (call %init_peer_id% ("errorHandlingSrv" "error") [%last_error%]))"#)
-}
-
-/// Runs `service.function(args…)` on `target` from `client`: the answer, or the error
-/// message the script caught.
-async fn call_on(
-    client: &Node,
-    target: &str,
-    service: &str,
-    function: &str,
-    args: Vec<Value>,
-) -> Result<Value, String> {
-    let script = call_script(target, service, function, args.len());
-    let args: Vec<(String, Value)> = args
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("a{i}"), v))
-        .collect();
-    match client.execute(script, args).await {
-        Ok(value) => Ok(value),
-        Err(ExecuteError::Script(error)) => Err(error["message"]
-            .as_str()
-            .expect("an error object has a message")
-            .to_owned()),
-        Err(other) => Err(format!("the particle ended: {other}")),
-    }
-}
-
-async fn call(
-    node: &Node,
-    service: &str,
-    function: &str,
-    args: Vec<Value>,
-) -> Result<Value, String> {
-    call_on(node, "%init_peer_id%", service, function, args).await
-}
 
 fn key(n: u8) -> NodeKey {
     NodeKey::from_secret([n; 32])

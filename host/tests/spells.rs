@@ -5,60 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use braid_host::{ExecuteError, MemoryNetwork, Node, NodeKey};
+use braid_host::{MemoryNetwork, Node, NodeKey};
 use serde_json::{Value, json};
 
-/// A script that loads `args` (as `a0`, `a1`, …) on the init peer, calls
-/// `service.function(a0, a1, …)` on `target` (a peer id, or `%init_peer_id%`) and
-/// returns the result, or the error as compiled Aqua reports it.
-fn call_script(target: &str, service: &str, function: &str, n_args: usize) -> String {
-    let names: Vec<String> = (0..n_args).map(|i| format!("a{i}")).collect();
-    let peer = if target == "%init_peer_id%" {
-        target.to_owned()
-    } else {
-        format!("\"{target}\"")
-    };
-    let mut body = format!(
-        r#"(seq (call {peer} ("{service}" "{function}") [{}] r) (call %init_peer_id% ("callbackSrv" "response") [r]))"#,
-        names.join(" ")
-    );
-    for name in names.iter().rev() {
-        body = format!(r#"(seq (call %init_peer_id% ("getDataSrv" "{name}") [] {name}) {body})"#);
-    }
-    format!(r#"(xor {body} (call %init_peer_id% ("errorHandlingSrv" "error") [:error: 0]))"#)
-}
-
-async fn call_on(
-    client: &Node,
-    target: &str,
-    service: &str,
-    function: &str,
-    args: Vec<Value>,
-) -> Result<Value, String> {
-    let script = call_script(target, service, function, args.len());
-    let args: Vec<(String, Value)> = args
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("a{i}"), v))
-        .collect();
-    match client.execute(script, args).await {
-        Ok(value) => Ok(value),
-        Err(ExecuteError::Script(error)) => Err(error["message"]
-            .as_str()
-            .expect("an error object has a message")
-            .to_owned()),
-        Err(other) => Err(format!("the particle ended: {other}")),
-    }
-}
-
-async fn call(
-    node: &Node,
-    service: &str,
-    function: &str,
-    args: Vec<Value>,
-) -> Result<Value, String> {
-    call_on(node, "%init_peer_id%", service, function, args).await
-}
+mod common;
+use common::{call, call_on};
 
 fn no_trigger() -> Value {
     json!({"clock": {"start_sec": 0, "end_sec": 0, "period_sec": 0},

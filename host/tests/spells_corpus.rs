@@ -17,6 +17,8 @@ use braid_host::{ExecuteError, MemoryNetwork, Node, NodeEvent, NodeKey};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+mod common;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
@@ -87,21 +89,8 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/air/fluencelabs+spell")
 }
 
-/// `service.function(a0, …)` on `target`, through the client's relay both ways (a
+/// `service.function(args…)` on `target`, through the client's relay both ways (a
 /// worker is reached through the node that hosts it).
-fn call_script(target: &str, service: &str, function: &str, n_args: usize) -> String {
-    let names: Vec<String> = (0..n_args).map(|i| format!("a{i}")).collect();
-    let mut body = format!(
-        r#"(seq (call -relay- ("op" "noop") []) (seq (call "{target}" ("{service}" "{function}") [{}] r) (seq (call -relay- ("op" "noop") []) (call %init_peer_id% ("callbackSrv" "response") [r]))))"#,
-        names.join(" ")
-    );
-    body = format!(r#"(seq (call %init_peer_id% ("getDataSrv" "-relay-") [] -relay-) {body})"#);
-    for name in names.iter().rev() {
-        body = format!(r#"(seq (call %init_peer_id% ("getDataSrv" "{name}") [] {name}) {body})"#);
-    }
-    format!(r#"(xor {body} (call %init_peer_id% ("errorHandlingSrv" "error") [:error: 0]))"#)
-}
-
 async fn call_on(
     client: &Node,
     target: &str,
@@ -109,13 +98,8 @@ async fn call_on(
     function: &str,
     args: Vec<Value>,
 ) -> Result<Value, String> {
-    let script = call_script(target, service, function, args.len());
-    let args: Vec<(String, Value)> = args
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("a{i}"), v))
-        .collect();
-    outcome(client.execute(script, args).await)
+    let script = common::call_script_via_relay(target, service, function, args.len());
+    common::run_call(client, script, args).await
 }
 
 fn outcome(result: Result<Value, ExecuteError>) -> Result<Value, String> {
