@@ -131,6 +131,16 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Sends `particle` to `target` from `net`, waiting at most `wait`: whether the node
+/// takes it is what the attack tests, not the sender.
+async fn send(net: &P2pNetwork, target: PeerId, particle: &Particle, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    let _ = net
+        .handle()
+        .send_encoded(target, &particle.encode(), deadline)
+        .await;
+}
+
 /// A peer of its own identity, served (so its events are drained), not listening
 /// unless `listen`.
 async fn peer(key: &NodeKey, listen: Option<&str>) -> (Node, Arc<P2pNetwork>) {
@@ -308,16 +318,10 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     "(null)".into(),
                 );
                 let permit = Arc::clone(&sem).acquire_owned().await.unwrap();
-                let handle = net.handle().clone();
+                let net = Arc::clone(&net);
                 tasks.push(tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = handle
-                        .send_encoded(
-                            target,
-                            &p.encode(),
-                            tokio::time::Instant::now() + Duration::from_secs(5),
-                        )
-                        .await;
+                    send(&net, target, &p, Duration::from_secs(5)).await;
                 }));
             }
             for t in tasks {
@@ -345,15 +349,9 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     "(null)".into(),
                 );
                 p.data = vec![7; size];
-                let handle = net.handle().clone();
+                let net = Arc::clone(&net);
                 tasks.push(tokio::spawn(async move {
-                    let _ = handle
-                        .send_encoded(
-                            target,
-                            &p.encode(),
-                            tokio::time::Instant::now() + Duration::from_secs(20),
-                        )
-                        .await;
+                    send(&net, target, &p, Duration::from_secs(20)).await;
                 }));
             }
             for t in tasks {
@@ -374,14 +372,7 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     600_000,
                     script.clone(),
                 );
-                let _ = net
-                    .handle()
-                    .send_encoded(
-                        target,
-                        &p.encode(),
-                        tokio::time::Instant::now() + Duration::from_secs(20),
-                    )
-                    .await;
+                send(&net, target, &p, Duration::from_secs(20)).await;
             }
             tokio::time::sleep_until(deadline).await;
         }
@@ -407,14 +398,7 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     60_000,
                     script.clone(),
                 );
-                let _ = net
-                    .handle()
-                    .send_encoded(
-                        target,
-                        &p.encode(),
-                        tokio::time::Instant::now() + Duration::from_secs(20),
-                    )
-                    .await;
+                send(&net, target, &p, Duration::from_secs(20)).await;
             }
             tokio::time::sleep_until(deadline).await;
         }
@@ -429,14 +413,7 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     _ => format!("\u{1b}[31m{n}"),
                 };
                 let p = Particle::new_signed(&key, id, now_ms(), 60_000, "(null)".into());
-                let _ = net
-                    .handle()
-                    .send_encoded(
-                        target,
-                        &p.encode(),
-                        tokio::time::Instant::now() + Duration::from_secs(5),
-                    )
-                    .await;
+                send(&net, target, &p, Duration::from_secs(5)).await;
             }
             tokio::time::sleep_until(deadline).await;
         }
