@@ -10,6 +10,18 @@ fn braid() -> Command {
     Command::new(env!("CARGO_BIN_EXE_braid"))
 }
 
+/// The first line a started `braid node` prints (its stdout piped): "braid node <peer
+/// id> listening on <multiaddr>".
+fn first_line(node: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(node.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line
+}
+
 #[test]
 fn braid_demo_runs_three_nodes() {
     let out = braid().arg("demo").output().unwrap();
@@ -39,12 +51,7 @@ fn braid_node_serves_send_and_status_then_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(node.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut node);
     // "braid node <peer id> listening on <multiaddr>" (one address, one listen flag)
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.len(), 6, "{line}");
@@ -180,12 +187,7 @@ fn a_node_with_an_owner_answers_only_the_owner() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(node.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut node);
     let address = line.split_whitespace().nth(5).unwrap().to_owned();
 
     let stranger = braid()

@@ -40,6 +40,20 @@ fn braid(dir: &Path) -> Command {
     command
 }
 
+/// Makes the key file `name` in `dir` (`braid spell owner`); its peer id.
+fn make_key(dir: &Path, name: &str) -> String {
+    let out = braid(dir)
+        .args(["spell", "owner", "--key-file", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 fn start_node(dir: &Path, owner: &str) -> Running {
     let mut child = braid(dir)
         .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -108,12 +122,7 @@ fn spell(dir: &Path, node: &Running, args: &[&str]) -> String {
 fn a_clock_spell_counts_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("counter.air"), COUNTER).unwrap();
-    let owner = braid(dir.path())
-        .args(["spell", "owner", "--key-file", "owner.key"])
-        .output()
-        .unwrap();
-    assert!(owner.status.success());
-    let owner = String::from_utf8(owner.stdout).unwrap().trim().to_owned();
+    let owner = make_key(dir.path(), "owner.key");
 
     let node = start_node(dir.path(), &owner);
     let id = spell(
@@ -166,16 +175,9 @@ fn a_clock_spell_counts_across_a_kill_9() {
 fn only_the_owner_installs_spells() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("counter.air"), COUNTER).unwrap();
-    let owner = braid(dir.path())
-        .args(["spell", "owner", "--key-file", "owner.key"])
-        .output()
-        .unwrap();
-    let owner = String::from_utf8(owner.stdout).unwrap().trim().to_owned();
+    let owner = make_key(dir.path(), "owner.key");
     // Another key: a stranger to the node.
-    braid(dir.path())
-        .args(["spell", "owner", "--key-file", "stranger.key"])
-        .output()
-        .unwrap();
+    make_key(dir.path(), "stranger.key");
     let node = start_node(dir.path(), &owner);
     let out = braid(dir.path())
         .args(["spell", "install", "--node", &node.address])
@@ -200,11 +202,7 @@ fn only_the_owner_installs_spells() {
 fn a_spell_runs_when_a_peer_connects() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("counter.air"), COUNTER).unwrap();
-    let owner = braid(dir.path())
-        .args(["spell", "owner", "--key-file", "owner.key"])
-        .output()
-        .unwrap();
-    let owner = String::from_utf8(owner.stdout).unwrap().trim().to_owned();
+    let owner = make_key(dir.path(), "owner.key");
     let node = start_node(dir.path(), &owner);
     spell(
         dir.path(),
