@@ -345,24 +345,33 @@ impl Builtins {
     /// Answers a call for the spells (`spell`, `worker`, a spell's own service, the
     /// conventions of a spell's particle, `srv` on a spell's alias), or `None`.
     pub(crate) async fn answer_spells(
-        &self,
+        self: &Arc<Self>,
         call: &Arc<ServiceCall>,
         now_ms: u64,
     ) -> Option<ServiceResult> {
         if !self.spells.serves(call) {
             return None;
         }
-        let spells = Arc::clone(&self.spells);
+        let me = Arc::clone(self);
         let owned = Arc::clone(call);
         Some(
-            self.blocking(call, false, move || spells.call(&owned, now_ms))
-                .await,
+            self.blocking(call, false, move || {
+                let answer = me.spells.call(&owned, now_ms)?;
+                // A worker's services go with it (its spells, `spells.rs` removes).
+                if (owned.service_id.as_str(), owned.function_name.as_str()) == ("worker", "remove")
+                    && let Some(Value::String(worker)) = owned.args.first()
+                {
+                    me.deploy.remove_worker(worker)?;
+                }
+                Ok(answer)
+            })
+            .await,
         )
     }
 
     /// Answers a call to a service deployed on this node (by id or alias), or `None`.
     pub(crate) async fn answer_deployed(&self, call: &Arc<ServiceCall>) -> Option<ServiceResult> {
-        let (service_id, service) = self.deploy.find(&call.service_id)?;
+        let (service_id, service) = self.deploy.find_for(call)?;
         let owned = Arc::clone(call);
         let started = std::time::Instant::now();
         let result = self

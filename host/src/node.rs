@@ -49,8 +49,8 @@ use crate::services::{
     Access, ParticleContext, Quotas, Registry, ServiceCall, ServiceError, ServiceResult, boxed,
     to_call_result,
 };
-use crate::spells::Spells;
 use crate::signature_cache::SignatureSet;
+use crate::spells::Spells;
 use crate::store::{DataStore, DiskStore, StoreKey};
 use crate::workers::Workers;
 use braid_wire::{
@@ -1538,7 +1538,10 @@ fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
                 shared_.monitor.update(|s| s.store_failures += 1);
             }
         }
-        shared_.builtins.forget_particle(&init_peer_id, &key.id).await;
+        shared_
+            .builtins
+            .forget_particle(&init_peer_id, &key.id)
+            .await;
     });
     drop(asleep); // an `execute` still waiting on the particle times out
     shared.monitor.update(|s| {
@@ -1614,10 +1617,10 @@ async fn run_actor(
     // A particle for a worker runs as the worker (its peer id, its key, its scope of
     // spells); its data is kept apart from the node's own run of the same particle.
     let worker_key = match &worker {
-        Some(id) => match shared.workers.get(id) {
-            Some(w) => Some(w.key),
-            None => {
-                tracing::warn!(particle_id = %template.id, worker = %id, "no such worker here; the particle is dropped");
+        Some(id) => match shared.workers.admit(id, &template.init_peer_id) {
+            Ok(w) => Some(w.key),
+            Err(why) => {
+                tracing::warn!(particle_id = %template.id, worker = %id, "{why}; the particle is dropped");
                 return ActorEnd::Over;
             }
         },

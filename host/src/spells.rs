@@ -145,21 +145,35 @@ impl Spells {
         let mut subscribed = 0usize;
         for record in spells.records() {
             spells.indexed(&record);
-            let has_run = spells.db.counter(&record.id).unwrap_or(0) > 0;
-            match spells
-                .lock()
-                .subscribe(&record.id, &record.config, now_ms, has_run)
-            {
-                Ok(()) => subscribed += 1,
-                Err(e) => {
-                    tracing::error!(spell = %record.id, "cannot subscribe the spell again: {e}")
-                }
-            }
+            // An inactive worker's spells wait for it to be activated.
+            let active = record.scope == spells.host()
+                || spells.workers.get(&record.scope).is_some_and(|w| w.active);
+            subscribed += usize::from(spells.resubscribe(&record, active, now_ms));
         }
         if subscribed > 0 {
             tracing::info!(subscribed, "spells subscribed again");
         }
         spells
+    }
+
+    /// Subscribes a spell again at `now_ms` (`on`), or unsubscribes it; whether it is
+    /// subscribed.
+    fn resubscribe(&self, record: &SpellRecord, on: bool, now_ms: u64) -> bool {
+        if !on {
+            self.lock().unsubscribe(&record.id);
+            return false;
+        }
+        let has_run = self.db.counter(&record.id).unwrap_or(0) > 0;
+        match self
+            .lock()
+            .subscribe(&record.id, &record.config, now_ms, has_run)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(spell = %record.id, "cannot subscribe the spell again: {e}");
+                false
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Scheduler> {
@@ -313,6 +327,21 @@ impl Spells {
                             self.db.remove_spell(&record.id).map_err(db_error)?;
                             self.lock_index().remove(&record.id);
                             self.lock().unsubscribe(&record.id);
+                        }
+                    }
+                    self.wake.notify_one();
+                }
+                Ok(answer)
+            }
+            "worker" if matches!(call.function_name.as_str(), "activate" | "deactivate") => {
+                let answer = self.workers.call(call, now_ms)?;
+                // An inactive worker's spells do not fire; activated, they are
+                // subscribed again from now (a one-shot timer that ran does not).
+                if let Some(Value::String(worker)) = call.args.first() {
+                    let active = call.function_name == "activate";
+                    for record in self.records() {
+                        if record.scope == *worker {
+                            self.resubscribe(&record, active, now_ms);
                         }
                     }
                     self.wake.notify_one();
@@ -562,14 +591,7 @@ impl Spells {
         match call.function_name.as_str() {
             "resolve_alias" => Ok(Value::String(record.id)),
             "resolve_alias_opt" => Ok(json!([record.id])),
-            "info" => Ok(json!({
-                "id": record.id,
-                "blueprint_id": "spell",
-                "service_type": "spell",
-                "owner_id": record.creator,
-                "aliases": record.alias.into_iter().collect::<Vec<_>>(),
-                "worker_id": record.scope,
-            })),
+            "info" => Ok(service_info(&record)),
             "get_interface" => Ok(json!({
                 "blueprint_id": "spell",
                 "service_id": record.id,
@@ -580,6 +602,34 @@ impl Spells {
                 "cannot remove spell {} with srv.remove; use spell.remove",
                 record.id
             ))),
+        }
+    }
+
+    /// The spells of `scope` as `srv.list` lists them: services of type spell.
+    pub(crate) fn services(&self, scope: &str) -> Result<Vec<Value>, ServiceError> {
+        let mut ids: Vec<String> = self
+            .lock_index()
+            .iter()
+            .filter(|(_, (s, _))| s == scope)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        let mut infos = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.record(&id)? {
+                infos.push(service_info(&record));
+            }
+        }
+        Ok(infos)
+    }
+
+    /// The key of the scope a call runs in: the host's, or its worker's.
+    pub(crate) fn scope_key(&self, call: &ServiceCall) -> Option<NodeKey> {
+        let scope = call.particle.host_id.as_str();
+        if scope == self.host() {
+            Some(self.host_key.clone())
+        } else {
+            self.workers.get(scope).map(|w| w.key)
         }
     }
 
@@ -1122,6 +1172,10 @@ impl Spells {
             self.host_key.clone()
         } else {
             match self.workers.get(&record.scope) {
+                Some(worker) if !worker.active => {
+                    tracing::debug!(spell = %id, worker = %record.scope, "the spell's worker is inactive; the spell does not run");
+                    return None;
+                }
                 Some(worker) => worker.key,
                 None => {
                     tracing::warn!(spell = %id, worker = %record.scope, "the spell's worker is gone; the spell does not run again");
@@ -1171,6 +1225,19 @@ impl Spells {
     pub(crate) async fn changed(&self) {
         self.wake.notified().await;
     }
+}
+
+/// A spell as `srv.info` and `srv.list` show it: Nox's `ServiceInfo` of a service of
+/// type spell.
+fn service_info(record: &SpellRecord) -> Value {
+    json!({
+        "id": record.id,
+        "blueprint_id": "spell",
+        "service_type": "spell",
+        "owner_id": record.creator,
+        "aliases": record.alias.iter().collect::<Vec<_>>(),
+        "worker_id": record.scope,
+    })
 }
 
 /// The script's CIDv1 as IPFS gives a small file added with raw leaves: codec raw

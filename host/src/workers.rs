@@ -4,6 +4,13 @@
 //! and secret keys live in the node's database (`db.rs`, a file only the node's user
 //! can read). A particle the node sends to a worker's peer id stays on the node and
 //! runs as that worker: its key signs the worker's results (`node.rs`).
+//!
+//! A worker is active or not (`activate`, `deactivate`, `is_active`; Nox PRs #1889,
+//! #1968): only the host and its management peer switch it (the stricter reading of
+//! Nox, whose notes say no more), the state is kept in the database, an inactive
+//! worker's spells do not fire (`spells.rs` unsubscribes them, and subscribes them
+//! again when it is activated), and it runs particles of the host and the management
+//! peer only: any other particle addressed to it is dropped, as Nox drops it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +33,13 @@ struct WorkerRecord {
     /// The worker's Ed25519 secret, hex.
     secret: String,
     created_ms: u64,
+    /// Whether it runs (a record saved before workers could be deactivated is active).
+    #[serde(default = "active_by_default")]
+    active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
 }
 
 /// A worker on this node.
@@ -34,6 +48,7 @@ pub(crate) struct Worker {
     pub(crate) key: NodeKey,
     pub(crate) creator: String,
     deal_id: String,
+    pub(crate) active: bool,
 }
 
 /// The answer to a call by anyone but the host, its owner, the worker's creator or the
@@ -67,6 +82,7 @@ impl Workers {
                                     key,
                                     creator: record.creator,
                                     deal_id: record.deal_id,
+                                    active: record.active,
                                 },
                             );
                         }
@@ -110,6 +126,43 @@ impl Workers {
         init == self.host || self.owner.as_deref() == Some(init)
     }
 
+    /// The worker `id` if it runs a particle started by `init`: an inactive worker
+    /// runs only the host's and its management peer's. `Err` says why not.
+    pub(crate) fn admit(&self, id: &str, init: &str) -> Result<Worker, &'static str> {
+        match self.get(id) {
+            None => Err("no such worker here"),
+            Some(w) if !w.active && !self.privileged(init) => Err(
+                "the worker is inactive and runs only the host's and its management peer's particles",
+            ),
+            Some(w) => Ok(w),
+        }
+    }
+
+    /// Switches worker `id` on or off, durably; whether it changed.
+    fn set_active(&self, id: &str, active: bool) -> Result<bool, ServiceError> {
+        let bytes = self
+            .db
+            .get(Table::Workers, id)
+            .map_err(|e| ServiceError::new(e.to_string()))?
+            .ok_or_else(|| ServiceError::new(format!("Worker {id} not found")))?;
+        let mut record: WorkerRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| ServiceError::new(format!("worker {id}'s record is unreadable: {e}")))?;
+        if record.active == active {
+            return Ok(false);
+        }
+        record.active = active;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| ServiceError::new(format!("cannot encode the worker: {e}")))?;
+        self.db
+            .put(Table::Workers, id, &bytes)
+            .map_err(|e| ServiceError::new(e.to_string()))?;
+        if let Some(worker) = self.lock().get_mut(id) {
+            worker.active = active;
+        }
+        tracing::info!(worker = %id, active, "worker switched");
+        Ok(true)
+    }
+
     /// Answers a call to the `worker` service.
     pub(crate) fn call(&self, call: &ServiceCall, now_ms: u64) -> ServiceResult {
         let init = call.particle.init_peer_id.as_str();
@@ -141,15 +194,24 @@ impl Workers {
                 }
             }
             "list" => Ok(json!(self.lock().keys().collect::<Vec<_>>())),
+            "is_active" => {
+                let id = worker_id(call)?;
+                self.get(id)
+                    .map(|w| json!(w.active))
+                    .ok_or_else(|| ServiceError::new(format!("Worker {id} not found")))
+            }
+            "activate" | "deactivate" => {
+                if !self.privileged(init) {
+                    return Err(ServiceError::new(
+                        "Only the host and its management peer may activate or deactivate a worker",
+                    ));
+                }
+                let id = worker_id(call)?;
+                self.set_active(id, call.function_name == "activate")?;
+                Ok(Value::String(String::new()))
+            }
             "remove" => {
-                let id = match call.args.first() {
-                    Some(Value::String(id)) => id.as_str(),
-                    _ => {
-                        return Err(ServiceError::new(
-                            "worker.remove takes the worker id, a string",
-                        ));
-                    }
-                };
+                let id = worker_id(call)?;
                 let worker = self
                     .get(id)
                     .ok_or_else(|| ServiceError::new(format!("Worker {id} not found")))?;
@@ -182,6 +244,7 @@ impl Workers {
             creator: creator.to_owned(),
             secret: key.secret().iter().map(|b| format!("{b:02x}")).collect(),
             created_ms: now_ms,
+            active: true,
         };
         let bytes = serde_json::to_vec(&record)
             .map_err(|e| ServiceError::new(format!("cannot encode the worker: {e}")))?;
@@ -194,10 +257,22 @@ impl Workers {
                 key,
                 creator: creator.to_owned(),
                 deal_id: deal_id.to_owned(),
+                active: true,
             },
         );
         tracing::info!(worker = %id, deal_id, creator, "worker created");
         Ok(Value::String(id))
+    }
+}
+
+/// The worker id a call names, its first argument.
+fn worker_id(call: &ServiceCall) -> Result<&str, ServiceError> {
+    match call.args.first() {
+        Some(Value::String(id)) => Ok(id),
+        _ => Err(ServiceError::new(format!(
+            "worker.{} takes the worker id, a string",
+            call.function_name
+        ))),
     }
 }
 

@@ -129,6 +129,10 @@ struct ServiceEntry {
     blueprint_id: String,
     owner_id: String,
     aliases: Vec<String>,
+    /// The worker whose service it is; `None`: the host's. (A table saved before
+    /// workers had services has none, and so is all the host's.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    worker: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -191,9 +195,21 @@ impl Deploy {
         deploy
     }
 
-    /// The running service of this id or alias.
-    pub(crate) fn find(&self, id_or_alias: &str) -> Option<(String, Arc<WasmService>)> {
-        let id = self.resolve(&lock(&self.table), id_or_alias)?;
+    /// The scope a call runs in: `None` for the host, else the worker's peer id.
+    fn scope<'a>(&self, call: &'a ServiceCall) -> Option<&'a str> {
+        let host_id = call.particle.host_id.as_str();
+        (host_id != self.host).then_some(host_id)
+    }
+
+    /// The running service of the call's service id, by id or alias in the call's
+    /// scope: a worker reaches its own services only, the host its own.
+    pub(crate) fn find_for(&self, call: &ServiceCall) -> Option<(String, Arc<WasmService>)> {
+        self.find(self.scope(call), &call.service_id)
+    }
+
+    /// The running service of this id or alias in `scope`.
+    fn find(&self, scope: Option<&str>, id_or_alias: &str) -> Option<(String, Arc<WasmService>)> {
+        let id = self.resolve(&lock(&self.table), scope, id_or_alias)?;
         let service = lock(&self.running).get(&id).cloned()?;
         Some((id, service))
     }
@@ -216,15 +232,36 @@ impl Deploy {
         stat.total_ms += took.as_secs_f64() * 1000.0;
     }
 
-    fn resolve(&self, table: &Table, id_or_alias: &str) -> Option<String> {
-        if table.services.contains_key(id_or_alias) {
-            return Some(id_or_alias.to_owned());
+    /// The id of the service of this id or alias in `scope`.
+    fn resolve(&self, table: &Table, scope: Option<&str>, id_or_alias: &str) -> Option<String> {
+        match table.services.get(id_or_alias) {
+            Some(s) if s.worker.as_deref() == scope => Some(s.id.clone()),
+            _ => self.alias_of(table, scope, id_or_alias),
         }
-        table
+    }
+
+    /// Forgets the services of a worker that was removed.
+    pub(crate) fn remove_worker(&self, worker: &str) -> Result<(), ServiceError> {
+        let mut table = lock(&self.table);
+        let gone: Vec<String> = table
             .services
             .values()
-            .find(|s| s.aliases.iter().any(|a| a == id_or_alias))
+            .filter(|s| s.worker.as_deref() == Some(worker))
             .map(|s| s.id.clone())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for id in &gone {
+            table.services.remove(id);
+        }
+        self.save(&table)?;
+        let (mut running, mut stats) = (lock(&self.running), lock(&self.stats));
+        for id in &gone {
+            running.remove(id);
+            stats.remove(id);
+        }
+        Ok(())
     }
 
     fn save(&self, table: &Table) -> Result<(), ServiceError> {
@@ -259,6 +296,7 @@ impl Deploy {
 
     pub(crate) fn call(&self, b: &Builtins, call: &ServiceCall) -> ServiceResult {
         let args = &call.args;
+        let scope = self.scope(call);
         match (call.service_id.as_str(), call.function_name.as_str()) {
             ("dist", "add_module") => {
                 b.guard(call)?;
@@ -351,33 +389,37 @@ impl Deploy {
             ("srv", "create") => {
                 b.guard(call)?;
                 let blueprint_id = string_arg(args, 0, "blueprint_id")?;
-                self.create(blueprint_id, &call.particle.init_peer_id)
+                self.create(blueprint_id, &call.particle.init_peer_id, scope)
             }
             ("srv", "list") => {
-                let table = lock(&self.table);
-                Ok(json!(
-                    table
-                        .services
-                        .values()
-                        .map(|s| self.service_json(s))
-                        .collect::<Vec<_>>()
-                ))
+                // The scope's services, then its spells (services of type spell, as
+                // Nox lists them).
+                let mut listed: Vec<Value> = lock(&self.table)
+                    .services
+                    .values()
+                    .filter(|s| s.worker.as_deref() == scope)
+                    .map(|s| self.service_json(s))
+                    .collect();
+                listed.extend(b.spells.services(&call.particle.host_id)?);
+                Ok(Value::Array(listed))
             }
             ("srv", "info") => {
                 let id = string_arg(args, 0, "service_id_or_alias")?;
                 let table = lock(&self.table);
-                let sid = self.resolve(&table, id).ok_or_else(|| not_found(id))?;
+                let sid = self
+                    .resolve(&table, scope, id)
+                    .ok_or_else(|| not_found(id))?;
                 Ok(self.service_json(&table.services[&sid]))
             }
             ("srv", "get_interface") => {
                 let id = string_arg(args, 0, "service_id")?;
-                let (_, service) = self.find(id).ok_or_else(|| not_found(id))?;
+                let (_, service) = self.find(scope, id).ok_or_else(|| not_found(id))?;
                 service.interface()
             }
             ("srv", "resolve_alias") => {
                 let alias = string_arg(args, 0, "alias")?;
                 let table = lock(&self.table);
-                self.alias_of(&table, alias)
+                self.alias_of(&table, scope, alias)
                     .map(Value::String)
                     .ok_or_else(|| {
                         ServiceError::new(format!("Service with alias '{alias}' is not found"))
@@ -387,24 +429,28 @@ impl Deploy {
                 let alias = string_arg(args, 0, "alias")?;
                 let table = lock(&self.table);
                 Ok(json!(
-                    self.alias_of(&table, alias).into_iter().collect::<Vec<_>>()
+                    self.alias_of(&table, scope, alias)
+                        .into_iter()
+                        .collect::<Vec<_>>()
                 ))
             }
             ("srv", "add_alias") => {
                 b.guard(call)?;
                 let alias = string_arg(args, 0, "alias")?;
                 let id = string_arg(args, 1, "service_id")?;
-                self.add_alias(alias, id)
+                self.add_alias(scope, alias, id)
             }
             ("srv", "remove") => {
                 b.guard(call)?;
                 let id = string_arg(args, 0, "service_id_or_alias")?;
-                self.remove(id)
+                self.remove(scope, id)
             }
             ("stat", "service_memory") => {
                 let id = string_arg(args, 0, "service_id")?;
                 let table = lock(&self.table);
-                let sid = self.resolve(&table, id).ok_or_else(|| not_found(id))?;
+                let sid = self
+                    .resolve(&table, scope, id)
+                    .ok_or_else(|| not_found(id))?;
                 let blueprint = table.blueprints.get(&table.services[&sid].blueprint_id);
                 let stats: Vec<Value> = blueprint
                     .into_iter()
@@ -420,7 +466,7 @@ impl Deploy {
             ("stat", "service_stat") => {
                 let id = string_arg(args, 0, "service_id")?;
                 let sid = self
-                    .resolve(&lock(&self.table), id)
+                    .resolve(&lock(&self.table), scope, id)
                     .ok_or_else(|| not_found(id))?;
                 match lock(&self.stats).get(&sid) {
                     Some(functions) => Ok(json!({
@@ -448,15 +494,16 @@ impl Deploy {
             "service_type": "service",
             "owner_id": s.owner_id,
             "aliases": s.aliases,
-            "worker_id": self.host,
+            "worker_id": s.worker.as_deref().unwrap_or(&self.host),
         })
     }
 
-    fn alias_of(&self, table: &Table, alias: &str) -> Option<String> {
+    /// The service of this alias in `scope`: aliases are per scope (Nox PR #1449).
+    fn alias_of(&self, table: &Table, scope: Option<&str>, alias: &str) -> Option<String> {
         table
             .services
             .values()
-            .find(|s| s.aliases.iter().any(|a| a == alias))
+            .find(|s| s.worker.as_deref() == scope && s.aliases.iter().any(|a| a == alias))
             .map(|s| s.id.clone())
     }
 
@@ -555,7 +602,7 @@ impl Deploy {
         Ok(Value::String(id))
     }
 
-    fn create(&self, blueprint_id: &str, owner: &str) -> ServiceResult {
+    fn create(&self, blueprint_id: &str, owner: &str, scope: Option<&str>) -> ServiceResult {
         let id = random_uuid().map_err(|e| ServiceError::new(e.to_string()))?;
         let snapshot = lock(&self.table).clone();
         let wasm = self.instantiate(&snapshot, blueprint_id, &id)?;
@@ -567,6 +614,7 @@ impl Deploy {
                 blueprint_id: blueprint_id.to_owned(),
                 owner_id: owner.to_owned(),
                 aliases: Vec::new(),
+                worker: scope.map(str::to_owned),
             },
         );
         self.save(&table)?;
@@ -574,16 +622,21 @@ impl Deploy {
         Ok(Value::String(id))
     }
 
-    fn add_alias(&self, alias: &str, id: &str) -> ServiceResult {
+    fn add_alias(&self, scope: Option<&str>, alias: &str, id: &str) -> ServiceResult {
         if functions_of(alias).is_some() {
             return Err(ServiceError::new(format!(
                 "Cannot add alias '{alias}' because there is a service with that name"
             )));
         }
         let mut table = lock(&self.table);
-        let sid = self.resolve(&table, id).ok_or_else(|| not_found(id))?;
+        let sid = self
+            .resolve(&table, scope, id)
+            .ok_or_else(|| not_found(id))?;
+        // The alias moves to this service from whichever of the scope's had it.
         for service in table.services.values_mut() {
-            service.aliases.retain(|a| a != alias);
+            if service.worker.as_deref() == scope {
+                service.aliases.retain(|a| a != alias);
+            }
         }
         if let Some(service) = table.services.get_mut(&sid) {
             service.aliases.push(alias.to_owned());
@@ -592,10 +645,10 @@ impl Deploy {
         Ok(Value::String(String::new()))
     }
 
-    fn remove(&self, id_or_alias: &str) -> ServiceResult {
+    fn remove(&self, scope: Option<&str>, id_or_alias: &str) -> ServiceResult {
         let mut table = lock(&self.table);
         let sid = self
-            .resolve(&table, id_or_alias)
+            .resolve(&table, scope, id_or_alias)
             .ok_or_else(|| not_found(id_or_alias))?;
         table.services.remove(&sid);
         self.save(&table)?;
