@@ -215,6 +215,30 @@ impl Scheduler {
 mod tests {
     use super::*;
 
+    /// The spell library's `TriggerEvent` (fluencelabs/spell, `src/aqua/spell/trigger.aqua`:
+    /// `TimerTrigger {timestamp: u64}`, `PeerTrigger {peer_id, connected}`, each an
+    /// option), as its `integration-tests/test_aqua.py` reads it: `len(trigger["timer"])
+    /// == 1` and `trigger["peer"]` empty for a timer, the other way round for a
+    /// connection.
+    #[test]
+    fn trigger_events_have_the_spell_librarys_shape() {
+        assert_eq!(
+            TriggerEvent::Timer {
+                at_ms: 1_700_000_000_999
+            }
+            .to_json(),
+            serde_json::json!({"timer": [{"timestamp": 1_700_000_000u64}], "peer": []})
+        );
+        assert_eq!(
+            TriggerEvent::Connection {
+                peer_id: "12D3KooW".into(),
+                connected: false
+            }
+            .to_json(),
+            serde_json::json!({"timer": [], "peer": [{"peer_id": "12D3KooW", "connected": false}]})
+        );
+    }
+
     fn clock(start_sec: u32, end_sec: u32, period_sec: u32) -> TriggerConfig {
         TriggerConfig {
             clock: ClockConfig {

@@ -53,12 +53,19 @@ const MAX_ENTRY_BYTES: usize = 16 << 10;
 /// the spell's own.
 const MANAGEMENT: &[&str] = &["install", "remove", "list", "update_trigger_config"];
 
-/// The key of a spell's store holding its latest trigger event (JSON text).
+/// The key of a spell's store holding its latest trigger event: the JSON text of the
+/// spell library's `TriggerEvent` (`{timer: ?TimerTrigger, peer: ?PeerTrigger}`). The
+/// library reads it with `Spell.get_string("hw_trigger")` and
+/// `TriggerEventJson.parse` (its `integration-tests/aqua/lib.aqua`), and a spell's
+/// particle with `getDataSrv.hw_trigger` (its `integration-tests/test_aqua.py`,
+/// `store_triggers_script`). The host keeps no list of past events: a list
+/// `triggers` is what such a script keeps for itself, so the host writing one too
+/// would count every event twice.
 const LATEST_TRIGGER: &str = "hw_trigger";
-/// The key of the list of a spell's trigger events, the oldest first.
-const TRIGGERS: &str = "triggers";
-/// Trigger events a spell keeps in `triggers` (the oldest go).
-const MAX_TRIGGERS: usize = 50;
+/// The key under which a spell's store shows how many particles its triggers started
+/// (`Spell.get_u32("hw_counter")`, the library's `get_counter`), read from the counter
+/// the node keeps.
+const COUNTER: &str = "hw_counter";
 
 // Keys of the store the spell library keeps apart from the user's.
 const LOGS: &str = "\u{1}logs";
@@ -681,6 +688,12 @@ impl Spells {
     // ---- the spell's store --------------------------------------------------------
 
     fn get(&self, spell: &str, key: &str) -> Result<Option<Stored>, ServiceError> {
+        if key == COUNTER {
+            let counter = self.db.counter(spell).map_err(db_error)?;
+            return Ok(Some(Stored::U32(
+                u32::try_from(counter).unwrap_or(u32::MAX),
+            )));
+        }
         self.db
             .store_get(spell, key)
             .map_err(db_error)?
@@ -1184,24 +1197,11 @@ impl Spells {
                 }
             }
         };
-        // The event: the latest as `hw_trigger`, and every one in the list `triggers`
-        // (the keys the spell library's scripts read).
-        let event = event.to_json().to_string();
-        let latest = Stored::Str(event.clone()).encode();
-        let listed = self.db.store_update(id, TRIGGERS, |old| {
-            let mut items = match old.map(Stored::decode).transpose() {
-                Ok(Some(Stored::List(items))) => items,
-                _ => Vec::new(),
-            };
-            items.push(event);
-            if items.len() > MAX_TRIGGERS {
-                items.drain(..items.len() - MAX_TRIGGERS);
-            }
-            Ok::<_, ()>((Some(Stored::List(items).encode()), ()))
-        });
-        let counted = listed
-            .map(|_| ())
-            .and_then(|()| self.db.store_put(id, &[(LATEST_TRIGGER, Some(&latest))]))
+        // The event, as `hw_trigger` (see [`LATEST_TRIGGER`]).
+        let latest = Stored::Str(event.to_json().to_string()).encode();
+        let counted = self
+            .db
+            .store_put(id, &[(LATEST_TRIGGER, Some(&latest))])
             .and_then(|()| self.db.next_counter(id));
         let counter = match counted {
             Ok(counter) => counter,

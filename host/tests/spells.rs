@@ -277,6 +277,67 @@ async fn a_triggered_spell_reads_its_data_and_writes_its_response() {
     assert_eq!(trigger["timer"].as_array().unwrap().len(), 1);
 }
 
+/// The spell library's own trigger test (fluencelabs/spell,
+/// `integration-tests/test_aqua.py`, `store_triggers_script` and
+/// `test_triggers_periodic`): the spell's particle reads `getDataSrv.hw_trigger` and
+/// keeps it in its list `triggers`; as many events as runs (`hw_counter`), each a
+/// timer event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spell_librarys_trigger_script_sees_each_event_once() {
+    let node = Node::builder().build().unwrap();
+    let script = r#"
+    (seq
+        (call %init_peer_id% ("getDataSrv" "hw_trigger") [] trigger)
+        (seq
+            (call %init_peer_id% ("json" "stringify") [trigger] trigger_str)
+            (call %init_peer_id% ("spell" "list_push_string") ["triggers" trigger_str])
+        )
+    )"#;
+    let mut every_second = once_now();
+    every_second["clock"]["period_sec"] = json!(1);
+    let id = call(
+        &node,
+        "spell",
+        "install",
+        vec![json!(script), json!({}), every_second, json!([])],
+    )
+    .await
+    .unwrap();
+    let id = id.as_str().unwrap().to_owned();
+    let counter = || async {
+        call(&node, &id, "get_u32", vec![json!("hw_counter")])
+            .await
+            .unwrap()["num"]
+            .as_u64()
+            .unwrap()
+    };
+    eventually(|| async { (counter().await >= 2).then_some(()) }).await;
+    assert_eq!(
+        call(
+            &node,
+            "spell",
+            "update_trigger_config",
+            vec![json!(id), no_trigger()]
+        )
+        .await,
+        Ok(json!(""))
+    );
+    // The runs started before the update end their particles.
+    let triggers = eventually(|| async {
+        let got = call(&node, &id, "list_get_strings", vec![json!("triggers")])
+            .await
+            .unwrap();
+        let triggers = got["strings"].as_array().unwrap().clone();
+        (triggers.len() as u64 == counter().await).then_some(triggers)
+    })
+    .await;
+    for trigger in triggers {
+        let trigger: Value = serde_json::from_str(trigger.as_str().unwrap()).unwrap();
+        assert_eq!(trigger["peer"], json!([]), "{trigger}");
+        assert!(trigger["timer"][0]["timestamp"].as_u64().unwrap() > 1_600_000_000);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spell_that_fails_keeps_its_error() {
     let node = Node::builder().build().unwrap();

@@ -55,18 +55,12 @@ async fn new_worker(node: &Node, deal: &str) -> String {
     worker.as_str().unwrap().to_owned()
 }
 
-/// How many times spell `id` on `worker` was triggered (its `triggers` list).
-async fn runs(node: &Node, worker: &str, id: &str) -> usize {
-    let got = call_on(
-        node,
-        worker,
-        id,
-        "list_get_strings",
-        vec![json!("triggers")],
-    )
-    .await
-    .unwrap();
-    got["strings"].as_array().map_or(0, Vec::len)
+/// How many times spell `id` on `worker` was triggered (its `hw_counter`).
+async fn runs(node: &Node, worker: &str, id: &str) -> u64 {
+    let got = call_on(node, worker, id, "get_u32", vec![json!("hw_counter")])
+        .await
+        .unwrap();
+    got["num"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
