@@ -333,11 +333,23 @@ impl Builtins {
         })
     }
 
-    /// Removes the vault files of a particle that ended on this node.
-    pub(crate) async fn forget_particle(self: &Arc<Self>, init_peer_id: &str, particle_id: &str) {
+    /// Removes the vault files of a particle's run that ended on this node, in `scope`
+    /// (the host's peer id, or the worker's it ran as).
+    pub(crate) async fn forget_particle(
+        self: &Arc<Self>,
+        init_peer_id: &str,
+        particle_id: &str,
+        scope: &str,
+    ) {
         let me = Arc::clone(self);
-        let (init, id) = (init_peer_id.to_owned(), particle_id.to_owned());
-        if let Err(e) = tokio::task::spawn_blocking(move || me.vault.remove(&init, &id)).await {
+        let (init, id, scope) = (
+            init_peer_id.to_owned(),
+            particle_id.to_owned(),
+            scope.to_owned(),
+        );
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || me.vault.remove(&init, &id, &scope)).await
+        {
             tracing::error!(particle_id, "cannot remove the particle's vault files: {e}");
         }
     }

@@ -1538,9 +1538,10 @@ fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
                 shared_.monitor.update(|s| s.store_failures += 1);
             }
         }
+        let scope = key.worker.as_deref().unwrap_or(shared_.key.peer_id());
         shared_
             .builtins
-            .forget_particle(&init_peer_id, &key.id)
+            .forget_particle(&init_peer_id, &key.id, scope)
             .await;
     });
     drop(asleep); // an `execute` still waiting on the particle times out
@@ -1905,7 +1906,7 @@ async fn run_actor(
     }
     shared
         .builtins
-        .forget_particle(&context.init_peer_id, &context.id)
+        .forget_particle(&context.init_peer_id, &context.id, &context.host_id)
         .await;
     shared.monitor.update(|s| {
         s.expired += 1;

@@ -5,7 +5,10 @@
 //!
 //! A node with a data dir keeps the files there, as Nox does: a directory per particle
 //! under `<data dir>/vault/`, named `<deadline ms>-<hash>` (the hash is the SHA-256 of
-//! the init peer and the particle id, so no text from the network becomes a path), and
+//! the init peer, the particle id and the scope it runs in, the host or a worker: a
+//! particle's run on the host and its run on a worker of the same node have a
+//! directory each, and one ending does not take the other's files; no text from the
+//! network becomes a path), and
 //! files named by the vault (a UUID); a name read back is checked before it touches the
 //! disk, so no path leaves its directory. A node without one keeps them in memory.
 //! Either way they are bounded (bytes and files per particle and per node) and removed
@@ -40,8 +43,8 @@ const MAX_NAME_LEN: usize = 128;
 pub(crate) struct Vault {
     /// `<data dir>/vault`, or `None`: in memory.
     root: Option<PathBuf>,
-    /// By [`dir_key`] of the init peer and particle id: a particle id reused by another
-    /// peer is another directory.
+    /// By [`dir_key`] of the init peer, particle id and scope: a particle id reused by
+    /// another peer, or run by a worker, is another directory.
     dirs: Mutex<HashMap<String, Dir>>,
 }
 
@@ -159,7 +162,7 @@ impl Vault {
             ));
         }
         let name = random_uuid().map_err(|e| ServiceError::new(e.to_string()))?;
-        let key = dir_key(&particle.init_peer_id, &particle.id);
+        let key = dir_key(&particle.init_peer_id, &particle.id, &particle.host_id);
         let max_total = match self.root {
             Some(_) => MAX_TOTAL_BYTES_ON_DISK,
             None => MAX_TOTAL_BYTES_IN_MEMORY,
@@ -229,7 +232,11 @@ impl Vault {
                 "Error reading vault file `{path}`: not a name the vault gives"
             )));
         }
-        let key = dir_key(&call.particle.init_peer_id, &call.particle.id);
+        let key = dir_key(
+            &call.particle.init_peer_id,
+            &call.particle.id,
+            &call.particle.host_id,
+        );
         let deadline_ms = {
             let dirs = self.lock();
             let dir = dirs
@@ -251,9 +258,10 @@ impl Vault {
         })
     }
 
-    /// Removes the files of a particle that ended (blocking: it may touch the disk).
-    pub(crate) fn remove(&self, init_peer_id: &str, particle_id: &str) {
-        let key = dir_key(init_peer_id, particle_id);
+    /// Removes the files of a particle's run in `scope` (the host's or a worker's peer
+    /// id) that ended (blocking: it may touch the disk).
+    pub(crate) fn remove(&self, init_peer_id: &str, particle_id: &str, scope: &str) {
+        let key = dir_key(init_peer_id, particle_id, scope);
         let removed = self.lock().remove(&key);
         if let (Some(dir), Some(root)) = (removed, &self.root) {
             remove_path(&root.join(dir_name(dir.deadline_ms, &key)));
@@ -261,12 +269,15 @@ impl Vault {
     }
 }
 
-/// The key of a particle's directory: the SHA-256 of its init peer and id, in hex.
-fn dir_key(init_peer_id: &str, particle_id: &str) -> String {
+/// The key of a particle's directory in a scope: the SHA-256 of its init peer, id and
+/// scope (peer ids and UUIDs have no NUL, which separates them), in hex.
+fn dir_key(init_peer_id: &str, particle_id: &str, scope: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(init_peer_id.as_bytes());
     hasher.update([0]);
     hasher.update(particle_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(scope.as_bytes());
     hasher
         .finalize()
         .iter()
@@ -316,6 +327,10 @@ mod tests {
     use crate::services::ParticleContext;
 
     fn call(id: &str, timestamp: u64) -> ServiceCall {
+        call_in(id, timestamp, "host")
+    }
+
+    fn call_in(id: &str, timestamp: u64, scope: &str) -> ServiceCall {
         ServiceCall {
             service_id: "vault".into(),
             function_name: "put".into(),
@@ -326,7 +341,7 @@ mod tests {
                 init_peer_id: "init".into(),
                 timestamp,
                 ttl: 1000,
-                host_id: "host".into(),
+                host_id: scope.into(),
             },
         }
     }
@@ -386,8 +401,24 @@ mod tests {
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
         assert!(vault.read(&early, &early_path, 2000).is_err());
         assert_eq!(vault.read(&late, &late_path, 2000).unwrap(), b"l");
-        vault.remove("init", "late");
+        vault.remove("init", "late", "host");
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
         assert!(vault.read(&late, &late_path, 2000).is_err());
+    }
+
+    #[test]
+    fn a_particles_runs_on_the_host_and_on_a_worker_have_their_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::on_disk(dir.path().join("vault"), 0);
+        let (host, worker) = (call_in("p", 0, "host"), call_in("p", 0, "worker"));
+        let host_path = vault.put(&host, b"h", 1).unwrap();
+        let worker_path = vault.put(&worker, b"w", 1).unwrap();
+        // Each scope reads its own files only.
+        assert!(vault.read(&worker, &host_path, 1).is_err());
+        assert!(vault.read(&host, &worker_path, 1).is_err());
+        // The worker's run ends: the host's run keeps its files.
+        vault.remove("init", "p", "worker");
+        assert!(vault.read(&worker, &worker_path, 1).is_err());
+        assert_eq!(vault.read(&host, &host_path, 1).unwrap(), b"h");
     }
 }
