@@ -62,9 +62,10 @@ const MANAGEMENT: &[&str] = &["install", "remove", "list", "update_trigger_confi
 /// `triggers` is what such a script keeps for itself, so the host writing one too
 /// would count every event twice.
 const LATEST_TRIGGER: &str = "hw_trigger";
-/// The key under which a spell's store shows how many particles its triggers started
-/// (`Spell.get_u32("hw_counter")`, the library's `get_counter`), read from the counter
-/// the node keeps.
+/// The key of a spell's store counting the particles its triggers started, as the
+/// spell library reads it (`Spell.get_u32("hw_counter")`, its `get_counter`; after one
+/// run it is 1, and it equals the number of events a script kept). Each run adds one
+/// and names its particle with the new value; init data may set where it starts.
 const COUNTER: &str = "hw_counter";
 
 // Keys of the store the spell library keeps apart from the user's.
@@ -688,12 +689,6 @@ impl Spells {
     // ---- the spell's store --------------------------------------------------------
 
     fn get(&self, spell: &str, key: &str) -> Result<Option<Stored>, ServiceError> {
-        if key == COUNTER {
-            let counter = self.db.counter(spell).map_err(db_error)?;
-            return Ok(Some(Stored::U32(
-                u32::try_from(counter).unwrap_or(u32::MAX),
-            )));
-        }
         self.db
             .store_get(spell, key)
             .map_err(db_error)?
@@ -1202,9 +1197,23 @@ impl Spells {
         let counted = self
             .db
             .store_put(id, &[(LATEST_TRIGGER, Some(&latest))])
-            .and_then(|()| self.db.next_counter(id));
+            .and_then(|()| {
+                self.db.store_update(id, COUNTER, |old| {
+                    let n = match old.map(Stored::decode).transpose() {
+                        Ok(Some(Stored::U32(n))) => n,
+                        Ok(Some(Stored::Str(text))) => text.parse().unwrap_or(0),
+                        _ => 0,
+                    };
+                    let next = n.saturating_add(1);
+                    Ok::<_, ()>((Some(Stored::U32(next).encode()), next))
+                })
+            })
+            // The node's own count of runs tells a restarted node whether a one-shot
+            // timer ran already.
+            .and_then(|next| self.db.next_counter(id).map(|_| next));
         let counter = match counted {
-            Ok(counter) => counter,
+            Ok(Ok(counter)) => counter,
+            Ok(Err(())) => return None,
             Err(e) => {
                 tracing::error!(spell = %id, "cannot count the spell's run; it does not run: {e}");
                 return None;
