@@ -9,57 +9,28 @@ use braid_host::{MemoryNetwork, Node, NodeKey};
 use serde_json::{Value, json};
 
 mod common;
-use common::{call, call_on};
+use common::{call, call_on, clock, eventually, install_spell, no_trigger};
 
-fn no_trigger() -> Value {
-    json!({"clock": {"start_sec": 0, "end_sec": 0, "period_sec": 0},
-           "connections": {"connect": false, "disconnect": false},
-           "blockchain": {"start_block": 0, "end_block": 0}})
-}
+/// Where `call` runs: the calling node itself.
+const HERE: &str = "%init_peer_id%";
 
 fn once_now() -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    json!({"clock": {"start_sec": now, "end_sec": 0, "period_sec": 0},
-           "connections": {"connect": false, "disconnect": false},
-           "blockchain": {"start_block": 0, "end_block": 0}})
-}
-
-/// Asks until `f` gives `Some` (a spell runs on its own time; 20 s is far more than
-/// its trigger needs).
-async fn eventually<T, F, Fut>(mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(value) = f().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the spell never did it");
+    clock(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spell_service_installs_lists_and_removes_with_the_store() {
     let node = Node::builder().build().unwrap();
-    let id = call(
+    let id = install_spell(
         &node,
-        "spell",
-        "install",
-        vec![
-            json!("(null)"),
-            json!({"a": 1, "name": "x"}),
-            no_trigger(),
-            json!([]),
-        ],
+        HERE,
+        "(null)",
+        json!({"a": 1, "name": "x"}),
+        no_trigger(),
+        None,
     )
     .await
     .unwrap();
-    let id = id.as_str().unwrap().to_owned();
     assert_eq!(call(&node, "spell", "list", vec![]).await, Ok(json!([id])));
     // Init data: each field's JSON text.
     assert_eq!(
@@ -135,23 +106,11 @@ async fn the_spell_service_installs_lists_and_removes_with_the_store() {
         json!("(null)")
     );
     // Bad input: a clear error, nothing installed.
-    let bad = call(
-        &node,
-        "spell",
-        "install",
-        vec![json!("(seq"), json!({}), no_trigger(), json!([])],
-    )
-    .await;
+    let bad = install_spell(&node, HERE, "(seq", json!({}), no_trigger(), None).await;
     assert!(bad.unwrap_err().contains("not valid AIR"));
     let mut ends_first = no_trigger();
     ends_first["clock"] = json!({"start_sec": 10, "end_sec": 5, "period_sec": 1});
-    let bad = call(
-        &node,
-        "spell",
-        "install",
-        vec![json!("(null)"), json!({}), ends_first, json!([])],
-    )
-    .await;
+    let bad = install_spell(&node, HERE, "(null)", json!({}), ends_first, None).await;
     assert!(
         bad.unwrap_err()
             .contains("end_sec 5 is before its start_sec 10")
@@ -241,20 +200,16 @@ async fn a_triggered_spell_reads_its_data_and_writes_its_response() {
         r#"(call %init_peer_id% ("callbackSrv" "response") [{"said": loud}])"#,
         r#"(seq (call %init_peer_id% ("json" "obj") ["said" loud] o) (call %init_peer_id% ("callbackSrv" "response") [o]))"#,
     );
-    let id = call(
+    let id = install_spell(
         &node,
-        "spell",
-        "install",
-        vec![
-            json!(script),
-            json!({"greeting": "hello"}),
-            once_now(),
-            json!([]),
-        ],
+        HERE,
+        &script,
+        json!({"greeting": "hello"}),
+        once_now(),
+        None,
     )
     .await
     .unwrap();
-    let id = id.as_str().unwrap().to_owned();
     let said = eventually(|| {
         let node = node.clone();
         let id = id.clone();
@@ -293,17 +248,9 @@ async fn the_spell_librarys_trigger_script_sees_each_event_once() {
             (call %init_peer_id% ("spell" "list_push_string") ["triggers" trigger_str])
         )
     )"#;
-    let mut every_second = once_now();
-    every_second["clock"]["period_sec"] = json!(1);
-    let id = call(
-        &node,
-        "spell",
-        "install",
-        vec![json!(script), json!({}), every_second, json!([])],
-    )
-    .await
-    .unwrap();
-    let id = id.as_str().unwrap().to_owned();
+    let id = install_spell(&node, HERE, script, json!({}), clock(1), None)
+        .await
+        .unwrap();
     let counter = || async {
         call(&node, &id, "get_u32", vec![json!("hw_counter")])
             .await
@@ -344,15 +291,9 @@ async fn a_spell_that_fails_keeps_its_error() {
     let script = r#"(xor
       (call %init_peer_id% ("math" "div") [1 0] r)
       (call %init_peer_id% ("errorHandlingSrv" "error") [:error: 3]))"#;
-    let id = call(
-        &node,
-        "spell",
-        "install",
-        vec![json!(script), json!({}), once_now(), json!([])],
-    )
-    .await
-    .unwrap();
-    let id = id.as_str().unwrap().to_owned();
+    let id = install_spell(&node, HERE, script, json!({}), once_now(), None)
+        .await
+        .unwrap();
     let errors = eventually(|| {
         let node = node.clone();
         let id = id.clone();
@@ -413,20 +354,18 @@ async fn a_worker_is_a_peer_of_its_own_on_the_node() {
     );
 
     // A particle sent to the worker runs there, as the worker: its spells, its aliases.
-    let id = call_on(
-        &node,
-        &worker,
-        "spell",
-        "install",
-        vec![
-            json!("(null)"),
+    let id = json!(
+        install_spell(
+            &node,
+            &worker,
+            "(null)",
             json!({}),
             no_trigger(),
-            json!(["worker-spell"]),
-        ],
-    )
-    .await
-    .unwrap();
+            Some("worker-spell"),
+        )
+        .await
+        .unwrap()
+    );
     assert_eq!(
         call_on(&node, &worker, "spell", "list", vec![]).await,
         Ok(json!([id.clone()]))
@@ -502,16 +441,9 @@ async fn a_worker_spell_runs_as_the_worker() {
     let script = r#"(seq
       (call %init_peer_id% ("getDataSrv" "spell_id") [] spell_id)
       (call %init_peer_id% (spell_id "set_string") ["who" %init_peer_id%]))"#;
-    let id = call_on(
-        &node,
-        &worker,
-        "spell",
-        "install",
-        vec![json!(script), json!({}), once_now(), json!([])],
-    )
-    .await
-    .unwrap();
-    let id = id.as_str().unwrap().to_owned();
+    let id = install_spell(&node, &worker, script, json!({}), once_now(), None)
+        .await
+        .unwrap();
     let who = eventually(|| {
         let node = node.clone();
         let (worker, id) = (worker.clone(), id.clone());
@@ -607,17 +539,11 @@ async fn a_workers_worker_spell_may_call_the_guarded_builtins_and_others_not() {
           (call %init_peer_id% (id "set_string") ["printed" "yes"])))
       (call %init_peer_id% ("errorHandlingSrv" "error") [:error: 0]))"#;
     let mut ids = Vec::new();
-    for alias in [json!(["worker-spell"]), json!([])] {
-        let id = call_on(
-            &node,
-            &worker,
-            "spell",
-            "install",
-            vec![json!(script), json!({}), once_now(), alias],
-        )
-        .await
-        .unwrap();
-        ids.push(id.as_str().unwrap().to_owned());
+    for alias in [Some("worker-spell"), None] {
+        let id = install_spell(&node, &worker, script, json!({}), once_now(), alias)
+            .await
+            .unwrap();
+        ids.push(id);
     }
     let printed = eventually(|| {
         let (node, worker, id) = (node.clone(), worker.clone(), ids[0].clone());

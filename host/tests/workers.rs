@@ -14,37 +14,10 @@ use serde_json::{Value, json};
 static EXAMPLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/example_service.wasm"));
 
 mod common;
-use common::{call, call_on, call_script_via_relay, run_call};
+use common::{call, call_on, call_script_via_relay, clock, eventually, install_spell, run_call};
 
 fn key(n: u8) -> NodeKey {
     NodeKey::from_secret([n; 32])
-}
-
-/// A clock trigger: from now, every `period_sec` (0: once).
-fn clock(period_sec: u64) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    json!({"clock": {"start_sec": now, "end_sec": 0, "period_sec": period_sec},
-           "connections": {"connect": false, "disconnect": false},
-           "blockchain": {"start_block": 0, "end_block": 0}})
-}
-
-/// Asks until `f` gives `Some` (spells run on their own time; 20 s is far more than
-/// their triggers need).
-async fn eventually<T, F, Fut>(mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(value) = f().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("it never happened");
 }
 
 /// A new worker of `node` for `deal`.
@@ -141,17 +114,13 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
         assert!(e.contains("not found"), "{service}: {e}");
     }
     // `srv.list` lists a scope's services and spells (services of type spell).
-    let spell = call_on(
+    let spell = install_spell(
         &node,
         &worker,
-        "spell",
-        "install",
-        vec![
-            json!("(null)"),
-            json!({}),
-            clock(0),
-            json!(["worker-spell"]),
-        ],
+        "(null)",
+        json!({}),
+        clock(0),
+        Some("worker-spell"),
     )
     .await
     .unwrap();
@@ -245,16 +214,9 @@ async fn sig_in_a_worker_uses_the_workers_key() {
             (seq
               (call %init_peer_id% ("json" "obj") ["signed" signed "me" me] response)
               (call %init_peer_id% ("callbackSrv" "response") [response])))))"#;
-    let spell = call_on(
-        &node,
-        &worker,
-        "spell",
-        "install",
-        vec![json!(script), json!({}), clock(0), json!([])],
-    )
-    .await
-    .unwrap();
-    let spell = spell.as_str().unwrap().to_owned();
+    let spell = install_spell(&node, &worker, script, json!({}), clock(0), None)
+        .await
+        .unwrap();
     let signed: Value = eventually(|| {
         let (node, worker, spell) = (&node, &worker, &spell);
         async move {
@@ -343,16 +305,9 @@ async fn an_inactive_workers_spells_stand_still_and_it_runs_the_hosts_particles_
     .await
     .unwrap_err();
     assert!(e.contains("Only the host and its management peer"), "{e}");
-    let spell = call_on(
-        &node,
-        &worker,
-        "spell",
-        "install",
-        vec![json!("(null)"), json!({}), clock(1), json!([])],
-    )
-    .await
-    .unwrap();
-    let spell = spell.as_str().unwrap().to_owned();
+    let spell = install_spell(&node, &worker, "(null)", json!({}), clock(1), None)
+        .await
+        .unwrap();
     eventually(|| {
         let (node, worker, spell) = (&node, &worker, &spell);
         async move { (runs(node, worker, spell).await >= 1).then_some(()) }

@@ -4,8 +4,10 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use braid_host::{ExecuteError, Node};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A script that loads `args` (as `a0`, `a1`, …) on the init peer, calls
 /// `service.function(a0, a1, …)` on `target` (a peer id, or `%init_peer_id%`) and
@@ -93,4 +95,58 @@ pub(crate) async fn call(
     args: Vec<Value>,
 ) -> Result<Value, String> {
     call_on(node, "%init_peer_id%", service, function, args).await
+}
+
+/// A trigger config that never fires.
+pub(crate) fn no_trigger() -> Value {
+    json!({"clock": {"start_sec": 0, "end_sec": 0, "period_sec": 0},
+           "connections": {"connect": false, "disconnect": false},
+           "blockchain": {"start_block": 0, "end_block": 0}})
+}
+
+/// A clock trigger from now, every `period_sec` (0: once, now).
+pub(crate) fn clock(period_sec: u64) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut config = no_trigger();
+    config["clock"] = json!({"start_sec": now, "end_sec": 0, "period_sec": period_sec});
+    config
+}
+
+/// `spell.install(script, init_data, trigger_config, alias?)` on `target` (a peer
+/// id, or `%init_peer_id%`) from `client`: the spell's id, or the error.
+pub(crate) async fn install_spell(
+    client: &Node,
+    target: &str,
+    script: &str,
+    init_data: Value,
+    trigger_config: Value,
+    alias: Option<&str>,
+) -> Result<String, String> {
+    let args = vec![
+        json!(script),
+        init_data,
+        trigger_config,
+        json!(alias.into_iter().collect::<Vec<_>>()),
+    ];
+    let id = call_on(client, target, "spell", "install", args).await?;
+    Ok(id.as_str().expect("a spell id is a string").to_owned())
+}
+
+/// Asks until `f` gives `Some` (spells run on their own time; 20 s is far more than
+/// their triggers need).
+pub(crate) async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(value) = f().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("it did not happen within 20 s");
 }
