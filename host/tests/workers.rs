@@ -73,7 +73,7 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
     let blueprint_id = call_on(&node, &worker, "dist", "add_blueprint", vec![blueprint])
         .await
         .unwrap();
-    let id = call_on(&node, &worker, "srv", "create", vec![blueprint_id])
+    let id = call_on(&node, &worker, "srv", "create", vec![blueprint_id.clone()])
         .await
         .unwrap();
     assert_eq!(
@@ -130,7 +130,7 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
     assert_eq!(
         listed,
         json!([
-            {"id": id, "blueprint_id": call_on(&node, &worker, "srv", "info", vec![id.clone()]).await.unwrap()["blueprint_id"],
+            {"id": id, "blueprint_id": blueprint_id,
              "service_type": "service", "owner_id": node.peer_id(), "aliases": ["greeter"], "worker_id": worker},
             {"id": spell, "blueprint_id": "spell", "service_type": "spell",
              "owner_id": node.peer_id(), "aliases": ["worker-spell"], "worker_id": worker},
@@ -150,19 +150,9 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
         Ok(json!([]))
     );
     // The host's own alias of the same name is another service's, in its own scope.
-    let host_id = call(
-        &node,
-        "srv",
-        "create",
-        vec![
-            call_on(&node, &worker, "srv", "info", vec![id.clone()])
-                .await
-                .unwrap()["blueprint_id"]
-                .clone(),
-        ],
-    )
-    .await
-    .unwrap();
+    let host_id = call(&node, "srv", "create", vec![blueprint_id])
+        .await
+        .unwrap();
     assert_ne!(host_id, id);
     assert_eq!(
         call(
