@@ -369,11 +369,32 @@ impl Builtins {
         Some(
             self.blocking(call, false, move || {
                 let answer = me.spells.call(&owned, now_ms)?;
-                // A worker's services go with it (its spells, `spells.rs` removes).
-                if (owned.service_id.as_str(), owned.function_name.as_str()) == ("worker", "remove")
-                    && let Some(Value::String(worker)) = owned.args.first()
-                {
-                    me.deploy.remove_worker(worker)?;
+                let args = &owned.args;
+                let first = args.first().and_then(Value::as_str);
+                match (owned.service_id.as_str(), owned.function_name.as_str()) {
+                    // A worker's services go with it (its spells, `spells.rs` removes).
+                    ("worker", "remove") => {
+                        if let Some(worker) = first {
+                            me.deploy.remove_worker(worker)?;
+                        }
+                    }
+                    // An alias given to a spell moves from the scope's service that had
+                    // it (given as a bare string or an Aqua option at install).
+                    ("srv", "add_alias") => {
+                        if let Some(alias) = first {
+                            me.deploy.release_alias(&owned, alias)?;
+                        }
+                    }
+                    ("spell", "install") => {
+                        let alias = match args.get(3) {
+                            Some(Value::Array(items)) => items.first(),
+                            other => other,
+                        };
+                        if let Some(alias) = alias.and_then(Value::as_str) {
+                            me.deploy.release_alias(&owned, alias)?;
+                        }
+                    }
+                    _ => {}
                 }
                 Ok(answer)
             })

@@ -505,13 +505,7 @@ impl Spells {
         let id = random_uuid().map_err(|e| ServiceError::new(e.to_string()))?;
         // The alias moves to the new spell, as `srv.add_alias` moves one.
         if let Some(alias) = &alias {
-            for mut other in self.records() {
-                if other.scope == scope && other.alias.as_deref() == Some(alias) {
-                    other.alias = None;
-                    self.save(&other)?;
-                    self.indexed(&other);
-                }
-            }
+            self.release_alias(scope, alias, None)?;
         }
         let record = SpellRecord {
             id: id.clone(),
@@ -531,6 +525,32 @@ impl Spells {
         self.wake.notify_one();
         tracing::info!(spell = %id, scope, creator, "spell installed");
         Ok(id)
+    }
+
+    /// Takes `alias` from whichever spell of `scope` has it (but `keep`): an alias names
+    /// one service or spell of a scope, and moves to the one it is given to last.
+    pub(crate) fn release_alias(
+        &self,
+        scope: &str,
+        alias: &str,
+        keep: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let holders: Vec<String> = self
+            .lock_index()
+            .iter()
+            .filter(|(id, (s, a))| {
+                s == scope && a.as_deref() == Some(alias) && Some(id.as_str()) != keep
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in holders {
+            if let Some(mut other) = self.record(&id)? {
+                other.alias = None;
+                self.save(&other)?;
+                self.indexed(&other);
+            }
+        }
+        Ok(())
     }
 
     fn save(&self, record: &SpellRecord) -> Result<(), ServiceError> {
@@ -573,16 +593,7 @@ impl Spells {
                 .transpose()?
                 .flatten()
                 .ok_or_else(|| ServiceError::new(format!("Service with id '{id}' not found")))?;
-            for mut other in self.records() {
-                if other.scope == scope
-                    && other.alias.as_deref() == Some(alias)
-                    && other.id != record.id
-                {
-                    other.alias = None;
-                    self.save(&other)?;
-                    self.indexed(&other);
-                }
-            }
+            self.release_alias(scope, alias, Some(&record.id))?;
             record.alias = Some(alias.to_owned());
             self.save(&record)?;
             self.indexed(&record);

@@ -137,6 +137,31 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
         ])
     );
     assert_eq!(call(&node, "srv", "list", vec![]).await, Ok(json!([])));
+    // An alias names one service or spell of the scope: given to the other, it moves.
+    let resolve = || {
+        call_on(
+            &node,
+            &worker,
+            "srv",
+            "resolve_alias",
+            vec![json!("greeter")],
+        )
+    };
+    let alias = |target: Value| {
+        call_on(
+            &node,
+            &worker,
+            "srv",
+            "add_alias",
+            vec![json!("greeter"), target],
+        )
+    };
+    assert_eq!(alias(json!(spell)).await, Ok(json!("")));
+    assert_eq!(resolve().await, Ok(json!(spell)));
+    assert_eq!(alias(id.clone()).await, Ok(json!("")));
+    assert_eq!(resolve().await, Ok(id.clone()));
+    let info = call_on(&node, &worker, "srv", "info", vec![json!(spell)]).await;
+    assert_eq!(info.unwrap()["aliases"], json!([]));
     drop(node);
 
     // Restarted on the same data dir: the worker's service answers by its alias again.

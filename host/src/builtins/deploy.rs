@@ -240,6 +240,28 @@ impl Deploy {
         }
     }
 
+    /// Takes `alias` from whichever service of the call's scope has it (a spell was
+    /// given it).
+    pub(crate) fn release_alias(
+        &self,
+        call: &ServiceCall,
+        alias: &str,
+    ) -> Result<(), ServiceError> {
+        let scope = self.scope(call);
+        let mut table = lock(&self.table);
+        let mut changed = false;
+        for service in table.services.values_mut() {
+            if service.worker.as_deref() == scope && service.aliases.iter().any(|a| a == alias) {
+                service.aliases.retain(|a| a != alias);
+                changed = true;
+            }
+        }
+        if changed {
+            self.save(&table)?;
+        }
+        Ok(())
+    }
+
     /// Forgets the services of a worker that was removed.
     pub(crate) fn remove_worker(&self, worker: &str) -> Result<(), ServiceError> {
         let mut table = lock(&self.table);
@@ -438,7 +460,11 @@ impl Deploy {
                 b.guard(call)?;
                 let alias = string_arg(args, 0, "alias")?;
                 let id = string_arg(args, 1, "service_id")?;
-                self.add_alias(scope, alias, id)
+                self.add_alias(scope, alias, id)?;
+                // It moves from a spell of the scope that had it.
+                b.spells
+                    .release_alias(&call.particle.host_id, alias, None)?;
+                Ok(Value::String(String::new()))
             }
             ("srv", "remove") => {
                 b.guard(call)?;
