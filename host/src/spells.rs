@@ -17,6 +17,9 @@
 //!   `<name>` (JSON-decoded), `callbackSrv.response(obj)` writes the object's fields
 //!   into the store and `errorHandlingSrv.error(e, i)` keeps the error.
 //!
+//! A deactivated worker's spells are unsubscribed, and subscribed again when it is
+//! activated (`workers.rs`).
+//!
 //! Records, stores and counters live in the node's database (`db.rs`): a node killed at
 //! any moment restarts with every spell and value that was committed, and subscribes
 //! its spells again.

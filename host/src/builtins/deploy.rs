@@ -5,6 +5,14 @@
 //! restart through a [`DeployStore`] (files in the node's data dir, each written
 //! atomically).
 //!
+//! Services and aliases belong to a scope (Nox's `PeerScope`): the host's, or a
+//! worker's when the call's particle runs as that worker (`host_id`). Each scope
+//! creates, lists, resolves, calls and removes its own only: a worker's are out of
+//! the host's sight, the host's out of the worker's (Nox's notes say no more of what
+//! a worker reaches of the host's; this is the stricter reading), and they go when the
+//! worker is removed. Modules and blueprints (`dist`) are the node's, shared by every
+//! scope, as in Nox. An alias names one service or spell of its scope.
+//!
 //! braid differs from Nox where its runtime does: a module is one braid-ABI module (a
 //! module built for Nox's Marine runtime is refused, saying so), a blueprint has exactly
 //! one module (the ABI has no imports, so there is nothing to link: a blueprint of
