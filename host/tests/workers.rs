@@ -36,6 +36,17 @@ async fn runs(node: &Node, worker: &str, id: &str) -> u64 {
     got["num"].as_u64().unwrap()
 }
 
+/// `srv.add_alias("greeter", id)` on `scope` (a worker, or `%init_peer_id%`: the node).
+async fn greeter(node: &Node, scope: &str, id: &Value) -> Result<Value, String> {
+    let args = vec![json!("greeter"), id.clone()];
+    call_on(node, scope, "srv", "add_alias", args).await
+}
+
+/// `srv.resolve_alias("greeter")` on `scope`.
+async fn resolved(node: &Node, scope: &str) -> Result<Value, String> {
+    call_on(node, scope, "srv", "resolve_alias", vec![json!("greeter")]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,32 +87,12 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
     let id = call_on(&node, &worker, "srv", "create", vec![blueprint_id.clone()])
         .await
         .unwrap();
-    assert_eq!(
-        call_on(
-            &node,
-            &worker,
-            "srv",
-            "add_alias",
-            vec![json!("greeter"), id.clone()]
-        )
-        .await,
-        Ok(json!(""))
-    );
+    assert_eq!(greeter(&node, &worker, &id).await, Ok(json!("")));
     assert_eq!(
         call_on(&node, &worker, "greeter", "greet", vec![json!("worker")]).await,
         Ok(json!("Hello, worker!"))
     );
-    assert_eq!(
-        call_on(
-            &node,
-            &worker,
-            "srv",
-            "resolve_alias",
-            vec![json!("greeter")]
-        )
-        .await,
-        Ok(id.clone())
-    );
+    assert_eq!(resolved(&node, &worker).await, Ok(id.clone()));
     // The host sees neither the alias nor the service.
     assert_eq!(
         call(&node, "srv", "resolve_alias_opt", vec![json!("greeter")]).await,
@@ -138,28 +129,10 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
     );
     assert_eq!(call(&node, "srv", "list", vec![]).await, Ok(json!([])));
     // An alias names one service or spell of the scope: given to the other, it moves.
-    let resolve = || {
-        call_on(
-            &node,
-            &worker,
-            "srv",
-            "resolve_alias",
-            vec![json!("greeter")],
-        )
-    };
-    let alias = |target: Value| {
-        call_on(
-            &node,
-            &worker,
-            "srv",
-            "add_alias",
-            vec![json!("greeter"), target],
-        )
-    };
-    assert_eq!(alias(json!(spell)).await, Ok(json!("")));
-    assert_eq!(resolve().await, Ok(json!(spell)));
-    assert_eq!(alias(id.clone()).await, Ok(json!("")));
-    assert_eq!(resolve().await, Ok(id.clone()));
+    assert_eq!(greeter(&node, &worker, &json!(spell)).await, Ok(json!("")));
+    assert_eq!(resolved(&node, &worker).await, Ok(json!(spell)));
+    assert_eq!(greeter(&node, &worker, &id).await, Ok(json!("")));
+    assert_eq!(resolved(&node, &worker).await, Ok(id.clone()));
     let info = call_on(&node, &worker, "srv", "info", vec![json!(spell)]).await;
     assert_eq!(info.unwrap()["aliases"], json!([]));
     drop(node);
@@ -180,30 +153,14 @@ async fn a_workers_services_and_aliases_are_its_own_and_survive_a_restart() {
         .unwrap();
     assert_ne!(host_id, id);
     assert_eq!(
-        call(
-            &node,
-            "srv",
-            "add_alias",
-            vec![json!("greeter"), host_id.clone()]
-        )
-        .await,
+        greeter(&node, "%init_peer_id%", &host_id).await,
         Ok(json!(""))
     );
     assert_eq!(
         call(&node, "srv", "resolve_alias", vec![json!("greeter")]).await,
         Ok(host_id)
     );
-    assert_eq!(
-        call_on(
-            &node,
-            &worker,
-            "srv",
-            "resolve_alias",
-            vec![json!("greeter")]
-        )
-        .await,
-        Ok(id)
-    );
+    assert_eq!(resolved(&node, &worker).await, Ok(id));
     // Removed, the worker takes its services with it: the host's stays.
     assert_eq!(
         call(&node, "worker", "remove", vec![json!(worker)]).await,
