@@ -859,6 +859,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_workers_services_are_its_own_and_go_with_it() {
+        static EXAMPLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/example_service.wasm"));
+        let db = Arc::new(crate::db::Db::in_memory().unwrap());
+        let store: Arc<dyn DeployStore> = Arc::new(crate::db::DbDeployStore(Arc::clone(&db)));
+        let deploy = Deploy::open(Arc::clone(&store), "host".into());
+        let hash = deploy
+            .add_module(EXAMPLE.to_vec(), default_config("greeter"))
+            .unwrap();
+        let blueprint = json!({"name": "greeter", "dependencies": [hash]});
+        let blueprint = deploy.add_blueprint(Some(&blueprint)).unwrap();
+        let blueprint = blueprint.as_str().unwrap();
+        let mine = deploy.create(blueprint, "owner", Some("w")).unwrap();
+        let hosts = deploy.create(blueprint, "owner", None).unwrap();
+        let (mine, hosts) = (mine.as_str().unwrap(), hosts.as_str().unwrap());
+        deploy.add_alias(Some("w"), "g", mine).unwrap();
+        deploy.add_alias(None, "g", hosts).unwrap();
+        // Each scope finds its own, by id or alias, and not the other's.
+        assert_eq!(deploy.find(Some("w"), "g").unwrap().0, mine);
+        assert_eq!(deploy.find(None, "g").unwrap().0, hosts);
+        assert!(deploy.find(None, mine).is_none());
+        assert!(deploy.find(Some("w"), hosts).is_none());
+        assert!(deploy.find(Some("other"), "g").is_none());
+        // Kept across a restart, and gone with the worker (for good).
+        let deploy = Deploy::open(Arc::clone(&store), "host".into());
+        assert_eq!(deploy.find(Some("w"), "g").unwrap().0, mine);
+        deploy.remove_worker("w").unwrap();
+        assert!(deploy.find(Some("w"), mine).is_none());
+        let deploy = Deploy::open(store, "host".into());
+        assert!(deploy.find(Some("w"), mine).is_none());
+        assert_eq!(deploy.find(None, "g").unwrap().0, hosts);
+    }
+
+    #[test]
     fn base64() {
         assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
