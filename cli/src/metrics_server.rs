@@ -77,7 +77,7 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
 /// The node's counters as a Prometheus (OpenMetrics) text.
 fn exposition(stats: &NodeStats, started: Instant) -> String {
     let mut registry = Registry::with_prefix("braid");
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         ("particles_accepted", "Particles let in", stats.accepted),
         (
             "intake_pressure",
@@ -117,6 +117,11 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
             "particles_rejected",
             "Particles refused at intake",
             stats.rejected.values().sum(),
+        ),
+        (
+            "particles_over_budget",
+            "Particles dropped because an invocation's call requests were over the particle's memory budget",
+            stats.particles_over_budget,
         ),
     ];
     for (name, help, value) in counters {

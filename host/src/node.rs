@@ -25,7 +25,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_interpreter::{CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams};
+use braid_interpreter::{
+    CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams, UncatchableError,
+};
 use braid_peer::{
     Action, Batching, Dormant, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
 };
@@ -114,11 +116,21 @@ pub struct NodeConfig {
     pub max_particles_per_sender: usize,
     /// The most one particle may make the node hold: its script and data plus the
     /// arguments of its service calls in flight. A call over it is answered with an
-    /// error instead of running.
+    /// error instead of running; an invocation whose call requests alone (with the
+    /// script) would be over it fails before they are made, and the particle is
+    /// dropped here (logged, counted in [`NodeStats::particles_over_budget`], its init
+    /// peer told with an undeliverable notice).
     pub max_particle_bytes: usize,
     /// The arguments of all service calls in flight on the node, bytes; a call over it
     /// is answered with an error instead of running.
     pub max_call_bytes: usize,
+    /// The call requests one invocation may produce, bytes (their service ids,
+    /// function names, arguments and tetraplets; the interpreter's
+    /// `Limits::call_requests_size`, with [`Self::max_particle_bytes`] less the script
+    /// when that is less): over it the invocation fails before the requests are made
+    /// and the particle is dropped here, as [`Self::max_particle_bytes`] says. It bounds
+    /// what one invocation makes the node hold (each invoke thread runs one).
+    pub max_invoke_call_bytes: usize,
     /// Bytes of script and data (as they arrived) of all live particles; a particle
     /// over it is refused ([`Rejection::OverMemoryShare`]).
     pub max_live_bytes: usize,
@@ -160,6 +172,7 @@ impl NodeConfig {
             max_particles_per_sender: 4096,
             max_particle_bytes: 128 << 20,
             max_call_bytes: 256 << 20,
+            max_invoke_call_bytes: 64 << 20,
             max_live_bytes: 320 << 20,
             max_live_bytes_per_init_peer: 128 << 20,
             max_live_bytes_per_sender: 192 << 20,
@@ -278,6 +291,9 @@ pub struct NodeStats {
     /// Service calls answered with an error, not run, because their arguments were over
     /// the particle's or the node's budget.
     pub calls_over_budget: u64,
+    /// Particles dropped here because one invocation's call requests were over their
+    /// budget ([`NodeConfig::max_invoke_call_bytes`]).
+    pub particles_over_budget: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -1632,7 +1648,12 @@ async fn run_actor(
             .clone()
             .unwrap_or_else(|| shared.key.peer_id().to_owned()),
     };
-    let params = shared.params(&context, worker_key.as_ref());
+    let mut params = shared.params(&context, worker_key.as_ref());
+    params.limits.call_requests_size = shared
+        .config
+        .max_particle_bytes
+        .saturating_sub(script.len())
+        .min(shared.config.max_invoke_call_bytes) as u64;
     let store_key = StoreKey {
         particle_id: match &worker {
             Some(id) => format!("{}@{id}", template.id),
@@ -1764,6 +1785,15 @@ async fn run_actor(
                     outcome = shared.pool.invoke(job) => outcome,
                 };
                 let outcome = match outcome {
+                    Ok(outcome) if outcome.ret_code() == UncatchableError::CALL_REQUESTS_SIZE => {
+                        // A resource failure (as running out of Wasm memory is for the
+                        // reference): the particle is dropped here, nothing stored.
+                        let message = outcome.error_message();
+                        drop(outcome);
+                        drop_over_budget(&shared, &template, session.as_deref(), message).await;
+                        machine.handle_invoke_failed();
+                        return ActorEnd::Over;
+                    }
                     Ok(outcome) => outcome,
                     Err(e) => {
                         // The backend stopped this invoke (a trap, memory, the
@@ -2119,7 +2149,7 @@ fn send(
                             particle_id,
                             signature,
                             &to,
-                            &error,
+                            error.to_string(),
                         )
                         .await;
                     }
@@ -2129,15 +2159,59 @@ fn send(
     }
 }
 
-/// Tells a particle's init peer that this node could not send it on (best effort: a
-/// notice that cannot be sent either is logged).
+/// A particle's invocation asked for more call requests than its budget: logged,
+/// counted, and told to its `execute` session or, when another peer started it, to
+/// that peer (undeliverable from this node to itself, with the reason).
+async fn drop_over_budget(
+    shared: &Shared,
+    particle: &Particle,
+    session: Option<&Session>,
+    message: String,
+) {
+    let reason = format!("dropped: {message}");
+    tracing::error!(
+        peer = %shared.monitor.peer,
+        particle_id = %particle.id,
+        init_peer_id = %particle.init_peer_id,
+        budget = shared.config.max_particle_bytes,
+        "particle dropped, over its memory budget: {message}"
+    );
+    shared.monitor.update(|s| {
+        s.failed_invokes += 1;
+        s.particles_over_budget += 1;
+    });
+    let me = shared.key.peer_id();
+    match session {
+        Some(session) => session.resolve(Err(ExecuteError::Undeliverable {
+            from: me.to_owned(),
+            to: me.to_owned(),
+            reason,
+        })),
+        None if particle.init_peer_id != me => {
+            notify_init_peer(
+                shared,
+                particle.init_peer_id.clone(),
+                particle.id.clone(),
+                particle.signature.clone(),
+                me,
+                reason,
+            )
+            .await;
+        }
+        None => {}
+    }
+}
+
+/// Tells a particle's init peer that this node could not send it on to `to`, or (with
+/// `to` this node) could not run it (best effort: a notice that cannot be sent either
+/// is logged).
 async fn notify_init_peer(
     shared: &Shared,
     init_peer_id: String,
     particle_id: String,
     signature: Vec<u8>,
     to: &str,
-    error: &SendError,
+    reason: String,
 ) {
     let notice = Undeliverable {
         init_peer_id,
@@ -2145,7 +2219,7 @@ async fn notify_init_peer(
         signature,
         from: shared.key.peer_id().to_owned(),
         to: to.to_owned(),
-        reason: error.to_string(),
+        reason,
     };
     let init_peer_id = notice.init_peer_id.clone();
     let particle_id = notice.particle_id.clone();
@@ -2239,16 +2313,17 @@ async fn perform_call(
     shared: Arc<Shared>,
     session: Option<Arc<Session>>,
     particle: ParticleContext,
-    request: CallRequest,
+    request: Arc<CallRequest>,
 ) -> (u32, CallResult) {
-    // Big arguments are parsed on the blocking threads.
-    let arguments = request.arguments;
-    let parsed = if arguments.len() > 64 * 1024 {
-        tokio::task::spawn_blocking(move || parse_arguments(&arguments))
+    // Big arguments are parsed on the blocking threads (from the request the particle's
+    // machine shares: the arguments are never copied).
+    let parsed = if request.arguments.len() > 64 * 1024 {
+        let request = Arc::clone(&request);
+        tokio::task::spawn_blocking(move || parse_arguments(&request.arguments))
             .await
             .unwrap_or_else(|e| Err(format!("internal error: {e}")))
     } else {
-        parse_arguments(&arguments)
+        parse_arguments(&request.arguments)
     };
     let args = match parsed {
         Ok(args) => args,
@@ -2260,10 +2335,10 @@ async fn perform_call(
         }
     };
     let call = Arc::new(ServiceCall {
-        service_id: request.service_id,
-        function_name: request.function_name,
+        service_id: request.service_id.clone(),
+        function_name: request.function_name.clone(),
         args,
-        tetraplets: request.tetraplets,
+        tetraplets: request.tetraplets.clone(),
         particle,
     });
     let timeout = shared.config.call_timeout;
