@@ -19,7 +19,6 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
         .with_context(|| format!("--metrics {addr}: cannot listen"))?;
     let bound = listener.local_addr()?;
     let started = Instant::now();
-    crate::counting_alloc::count_live_heap();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -147,7 +146,7 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
         heap.set(live);
         registry.register(
             "live_heap_bytes",
-            "Heap bytes allocated and not freed since the metrics server started",
+            "Heap bytes of the process allocated and not freed (counted from its start)",
             heap,
         );
     }
