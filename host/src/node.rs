@@ -790,10 +790,10 @@ impl Inbox {
     /// while it lives, as a particle does when its route comes back here, is not
     /// checked against its signature a second time.
     pub async fn deliver(&self, bytes: Vec<u8>) -> Result<(), Rejection> {
-        let particle = self
+        let (particle, digest) = self
             .check(&bytes)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
-        self.enqueue(particle, None, None).await
+        self.enqueue_verified(particle, digest, None, None).await
     }
 
     /// [`Self::deliver`] for a particle a transport has already decoded (braid-net
@@ -814,15 +814,34 @@ impl Inbox {
         address: Option<&str>,
     ) -> Result<(), Rejection> {
         let id = escape_id(&particle.id);
-        let particle = self
+        let (particle, digest) = self
             .check_decoded(particle)
             .inspect_err(|reason| self.monitor.rejected(Some(&id), reason))?;
-        self.enqueue(particle, sender, address).await
+        self.enqueue_verified(particle, digest, sender, address)
+            .await
+    }
+
+    /// [`Self::enqueue`], then, once the particle is let in, remembers the digest of a
+    /// signature verified for it ([`Verified`]): a refused particle is not remembered,
+    /// so a flood of refused particles leaves nothing behind.
+    async fn enqueue_verified(
+        &self,
+        particle: Particle,
+        digest: Option<[u8; 32]>,
+        sender: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let deadline = particle.deadline().unwrap_or(0);
+        self.enqueue(particle, sender, address).await?;
+        if let Some(digest) = digest {
+            self.verified.insert(digest, deadline, now_ms());
+        }
+        Ok(())
     }
 
     /// [`wire::check`]'s checks in its order, with the signature check skipped for a
-    /// particle [`Verified`] already.
-    fn check(&self, bytes: &[u8]) -> Result<Particle, Rejection> {
+    /// particle [`Verified`] already; with the digest of a signature verified here.
+    fn check(&self, bytes: &[u8]) -> Result<(Particle, Option<[u8; 32]>), Rejection> {
         if bytes.len() > self.limits.wire {
             return Err(Rejection::TooLarge {
                 what: "particle",
@@ -833,7 +852,7 @@ impl Inbox {
         self.check_decoded(Particle::decode(bytes)?)
     }
 
-    fn check_decoded(&self, particle: Particle) -> Result<Particle, Rejection> {
+    fn check_decoded(&self, particle: Particle) -> Result<(Particle, Option<[u8; 32]>), Rejection> {
         wire::check_sizes(&particle, &self.limits)?;
         check_id(&particle.id)?;
         let held = particle.script.len() + particle.data.len();
@@ -852,14 +871,15 @@ impl Inbox {
         }
         let now = now_ms();
         let digest = Verified::digest(&particle);
-        if !self.verified.contains(&digest, now) {
+        let verified = if self.verified.contains(&digest, now) {
+            None
+        } else {
             self.monitor.update(|s| s.particle_signatures_verified += 1);
             wire::check_signature(&particle)?;
-            self.verified
-                .insert(digest, particle.deadline().unwrap_or(0), now);
-        }
+            Some(digest)
+        };
         wire::check_expiry(&particle, now, self.skew_ms)?;
-        Ok(particle)
+        Ok((particle, verified))
     }
 
     /// Queues a particle this node started: checks sizes and expiry, not the signature
@@ -1117,6 +1137,8 @@ impl Verified {
         let mut seen = self.lock();
         if seen.len() >= self.capacity {
             seen.retain(|_, &mut d| d >= now);
+            let kept = seen.len();
+            seen.shrink_to(kept * 2);
         }
         if seen.len() < self.capacity {
             seen.insert(digest, deadline);
