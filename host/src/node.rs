@@ -42,7 +42,7 @@ use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource};
 use crate::db::{Db, DbDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
-use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id};
+use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id, shrink_after_burst};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::network_info::NetworkInfo;
@@ -996,8 +996,8 @@ impl Inbox {
     /// [`Node::handle_undeliverable`], for a transport that holds only the inbox.
     pub fn handle_undeliverable(&self, notice: &Undeliverable, reported_by: &str) -> bool {
         let key = ActorKey {
-            id: notice.particle_id.clone(),
-            signature: notice.signature.clone(),
+            id: Arc::from(notice.particle_id.as_str()),
+            signature: Arc::from(notice.signature.as_slice()),
             worker: None,
         };
         let session = if notice.init_peer_id == self.monitor.peer {
@@ -1052,8 +1052,8 @@ impl Inbox {
             return false;
         }
         let key = ActorKey {
-            id: notice.particle_id.clone(),
-            signature: notice.signature.clone(),
+            id: Arc::from(notice.particle_id.as_str()),
+            signature: Arc::from(notice.signature.as_slice()),
             worker: None,
         };
         let session = lock_waiting(&self.waiting)
@@ -1270,8 +1270,10 @@ fn lock_waiting(
 /// reused id with another script or another signer never touches this one's state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ActorKey {
-    id: String,
-    signature: Vec<u8>,
+    /// Shared by the key's copies (the dispatcher keeps one in its slots and one by
+    /// deadline for each dormant particle).
+    id: Arc<str>,
+    signature: Arc<[u8]>,
     /// The worker it runs as; `None`: the node itself.
     worker: Option<String>,
 }
@@ -1279,8 +1281,8 @@ struct ActorKey {
 impl ActorKey {
     fn of(particle: &Particle) -> Self {
         ActorKey {
-            id: particle.id.clone(),
-            signature: particle.signature.clone(),
+            id: Arc::from(particle.id.as_str()),
+            signature: Arc::from(particle.signature.as_slice()),
             worker: None,
         }
     }
@@ -1428,11 +1430,13 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     }
                 };
                 let Some(key) = actor_keys.remove(&id) else { continue };
+                shrink_after_burst(&mut actor_keys);
                 match end {
                     ActorEnd::Over => {
                         // Unless a particle that came as it ended started a new actor.
                         if matches!(slots.get(&key), Some(Slot::Awake(tx)) if tx.is_closed()) {
                             slots.remove(&key);
+                            shrink_after_burst(&mut slots);
                             give_back(&shared, &key);
                         }
                         shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
@@ -1470,6 +1474,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                         forget(&shared, key, asleep);
                     }
                 }
+                shrink_after_burst(&mut slots);
                 armed = None;
             }
             received = intake.recv() => {
@@ -1557,7 +1562,7 @@ fn give_back(shared: &Shared, key: &ActorKey) {
 fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
     tracing::debug!(peer = %shared.monitor.peer, particle_id = %key.id, "particle expired");
     give_back(shared, &key);
-    let particle_id = key.id.clone();
+    let particle_id = key.id.to_string();
     let init_peer_id = asleep.init_peer_id.clone();
     let store = shared.store.clone();
     let shared_ = Arc::clone(shared);
@@ -1567,9 +1572,9 @@ fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
             let store_key = StoreKey {
                 particle_id: match &key.worker {
                     Some(worker) => format!("{}@{worker}", key.id),
-                    None => key.id.clone(),
+                    None => key.id.to_string(),
                 },
-                signature: key.signature,
+                signature: key.signature.to_vec(),
             };
             if let Err(e) = store.remove(&store_key).await {
                 tracing::error!(particle_id = %store_key.particle_id, "cannot remove the particle's data: {e}");
