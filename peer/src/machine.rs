@@ -256,7 +256,9 @@ impl ParticleMachine {
         }
         let (ret_code, error_message) = (outcome.ret_code(), outcome.error_message());
         outcome.call_requests.sort_by_key(|r| r.id);
-        self.stored = Arc::new(outcome.data);
+        // Kept until the deadline when the particle goes quiet: no spare capacity.
+        outcome.data.shrink_to_fit();
+        self.stored = Arc::new(std::mem::take(&mut outcome.data));
         let calls: Vec<Arc<CallRequest>> = std::mem::take(&mut outcome.call_requests)
             .into_iter()
             .map(Arc::new)
