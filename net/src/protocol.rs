@@ -832,9 +832,12 @@ fn write_stream(
 /// under the frame limit and the read budget, as on a one-frame stream. A frame that
 /// breaks a limit ends the stream (its frames can no longer be told apart); one that
 /// only does not decode is refused and the next is read.
-fn read_stream(stream: Stream, config: ProtocolConfig) -> BoxStream<'static, Progress> {
-    enum Reader {
-        Reading(Stream),
+fn read_stream<S>(stream: S, config: ProtocolConfig) -> BoxStream<'static, Progress>
+where
+    S: futures::AsyncRead + Unpin + Send + 'static,
+{
+    enum Reader<S> {
+        Reading(S),
         Ending,
         Ended,
     }
@@ -1060,6 +1063,81 @@ mod tests {
         }
         assert!(matches!(read(&[], 10), Err(FrameReadError::Io(_))));
         assert!(matches!(read(&[0], 10), Ok(b) if b.is_empty()));
+    }
+
+    fn config(max_frame_bytes: usize) -> ProtocolConfig {
+        ProtocolConfig {
+            max_frame_bytes,
+            stream_timeout: Duration::from_secs(30),
+            max_inbound_streams: 8,
+            buffered: Arc::new(ReadBudget::new(1 << 20)),
+            particle_streams: true,
+        }
+    }
+
+    fn particle_frame(n: u8) -> Vec<u8> {
+        let key = braid_wire::NodeKey::from_secret([n; 32]);
+        let particle = Particle::new_signed(
+            &key,
+            format!("p-{n}"),
+            1_700_000_000_000,
+            10_000,
+            "(null)".into(),
+        );
+        braid_wire::encode_particle_frame(&particle)
+    }
+
+    /// What a long-lived stream carrying `bytes` yields, in short: a particle's id, a
+    /// refusal's kind, or `ended`.
+    fn read_long_lived(bytes: Vec<u8>, config: &ProtocolConfig) -> Vec<String> {
+        let stream = read_stream(futures::io::Cursor::new(bytes), config.clone());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+            .block_on(stream.collect::<Vec<_>>())
+            .into_iter()
+            .map(|progress| match progress {
+                Progress::Event(HandlerEvent::Particle(p)) => p.id,
+                Progress::Event(HandlerEvent::Rejected { kind, .. }) => kind.to_owned(),
+                Progress::ReaderEnded => "ended".to_owned(),
+                _ => "other".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_lived_stream_carries_many_frames_and_stops_at_a_broken_one() {
+        let config = config(64 << 10);
+        let frames: Vec<Vec<u8>> = (1..=3).map(particle_frame).collect();
+        assert_eq!(
+            read_long_lived(frames.concat(), &config),
+            ["p-1", "p-2", "p-3", "ended"]
+        );
+        // A frame that does not decode is refused; the frames around it still come.
+        let mut garbage = Vec::new();
+        braid_wire::encode_varint(3, &mut garbage);
+        garbage.extend([1, 2, 3]);
+        let bytes = [frames[0].clone(), garbage, frames[1].clone()].concat();
+        let got = read_long_lived(bytes, &config);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!([&got[0], &got[2], &got[3]], ["p-1", "p-2", "ended"]);
+        // Cut off in the middle of the second frame: the first arrives, the second is
+        // an error, and the stream ends.
+        let cut = [frames[0].clone(), frames[1][..frames[1].len() / 2].to_vec()].concat();
+        assert_eq!(read_long_lived(cut, &config), ["p-1", "io", "ended"]);
+        // An over-limit frame mid-stream is refused before its body is read, and ends
+        // the stream: the frame after it is not read.
+        let mut big = Vec::new();
+        braid_wire::encode_varint(100 << 10, &mut big);
+        big.extend(std::iter::repeat_n(0u8, 100 << 10));
+        let bytes = [frames[0].clone(), big, frames[2].clone()].concat();
+        assert_eq!(
+            read_long_lived(bytes, &config),
+            ["p-1", "too_large", "ended"]
+        );
+        // Whatever happened, no budget is held afterwards.
+        assert_eq!(config.buffered.held(), 0);
     }
 
     #[test]
