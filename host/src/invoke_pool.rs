@@ -3,11 +3,6 @@
 //! number bounds how many particles are interpreted at once on a node. Each runs its
 //! invocations on the node's [`Backend`], with the node's set of signatures already
 //! checked.
-//!
-//! Invocations that are small and bounded (the native backend, no `fold`, shallow
-//! nesting, a few KiB of script, data and results: their work is linear in those
-//! bytes and takes well under a millisecond) run on the calling task instead: the
-//! hand-off to a pool thread and back cost more CPU than such an invoke.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
@@ -35,39 +30,6 @@ type Queued = (Job, oneshot::Sender<Result<Outcome, BackendError>>);
 #[derive(Clone)]
 pub(crate) struct InvokePool {
     queue: mpsc::Sender<Queued>,
-    /// The backend and signatures small invocations run with on the calling task;
-    /// `None` when the backend is not the native one.
-    inline: Option<(Arc<dyn Backend>, Arc<SignatureSet>)>,
-}
-
-/// Script, data and call results of an invocation run on the calling task, at most.
-const INLINE_MAX_BYTES: usize = 8 << 10;
-
-/// How deeply the script of an invocation run on the calling task may nest.
-const INLINE_MAX_DEPTH: usize = 32;
-
-/// Whether an invocation of `script` with `other_bytes` of data and results is small
-/// and bounded enough to run on the calling task: without `fold` (whose iterations
-/// multiply the work and nest), nesting at most [`INLINE_MAX_DEPTH`] deep (the task's
-/// stack is small), and at most [`INLINE_MAX_BYTES`] in all.
-fn runs_inline(script: &str, other_bytes: usize) -> bool {
-    if script.len().saturating_add(other_bytes) > INLINE_MAX_BYTES || script.contains("fold") {
-        return false;
-    }
-    let mut depth = 0usize;
-    for byte in script.bytes() {
-        match byte {
-            b'(' | b'[' | b'{' => {
-                depth += 1;
-                if depth > INLINE_MAX_DEPTH {
-                    return false;
-                }
-            }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
 }
 
 impl InvokePool {
@@ -93,23 +55,12 @@ impl InvokePool {
                 .spawn(move || work(&rx, backend.as_ref(), &signatures))
                 .map_err(|e| HostError::Config(format!("cannot start an invoke thread: {e}")))?;
         }
-        let inline = (backend.name() == "native").then_some((backend, signatures));
-        Ok(Self { queue: tx, inline })
+        Ok(Self { queue: tx })
     }
 
     /// Runs one invocation on a pool thread. Waits for a queue slot when the queue is
     /// full (and says so in the log).
     pub(crate) async fn invoke(&self, job: Job) -> Result<Outcome, HostError> {
-        if let Some((backend, signatures)) = &self.inline
-            && runs_inline(
-                &job.script,
-                job.prev_data.len()
-                    + job.data.len()
-                    + job.results.values().map(|r| r.result.len()).sum::<usize>(),
-            )
-        {
-            return run(&job, backend.as_ref(), signatures).map_err(HostError::Backend);
-        }
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send((job, reply)) {
             Ok(()) => {}
@@ -138,57 +89,23 @@ fn work(queue: &Mutex<mpsc::Receiver<Queued>>, backend: &dyn Backend, signatures
             rx.blocking_recv()
         };
         let Some((job, reply)) = next else { return };
-        let _ = reply.send(run(&job, backend, signatures));
-    }
-}
-
-/// Runs one invocation; a panic of the interpreter is an error, not the thread's end.
-fn run(
-    job: &Job,
-    backend: &dyn Backend,
-    signatures: &SignatureSet,
-) -> Result<Outcome, BackendError> {
-    let ran = catch_unwind(AssertUnwindSafe(|| {
-        backend.invoke_with_cache(
-            &job.script,
-            &job.prev_data,
-            &job.data,
-            &job.params,
-            &job.results,
-            signatures,
-        )
-    }));
-    ran.unwrap_or_else(|_| {
-        tracing::error!(
-            particle_id = job.params.particle_id,
-            "the interpreter panicked; please report this script and data"
-        );
-        Err(BackendError::Panic)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_small_shallow_scripts_without_fold_run_inline() {
-        let call = r#"(call %init_peer_id% ("op" "noop") [] r)"#;
-        let chain = (0..5).fold(call.to_owned(), |rest, _| format!("(seq {call} {rest})"));
-        assert!(runs_inline(&chain, 2000));
-        assert!(
-            !runs_inline(&chain, INLINE_MAX_BYTES),
-            "too many bytes in all"
-        );
-        let fold = r#"(fold xs x (seq (call "p" ("s" "f") [x]) (next x)))"#;
-        assert!(!runs_inline(fold, 0));
-        let deep = (0..INLINE_MAX_DEPTH).fold("(null)".to_owned(), |rest, _| {
-            format!("(seq (null) {rest})")
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            backend.invoke_with_cache(
+                &job.script,
+                &job.prev_data,
+                &job.data,
+                &job.params,
+                &job.results,
+                signatures,
+            )
+        }));
+        let outcome = ran.unwrap_or_else(|_| {
+            tracing::error!(
+                particle_id = job.params.particle_id,
+                "the interpreter panicked; please report this script and data"
+            );
+            Err(BackendError::Panic)
         });
-        assert!(
-            !runs_inline(&deep, 0),
-            "nested {} deep",
-            INLINE_MAX_DEPTH + 1
-        );
+        let _ = reply.send(outcome);
     }
 }
