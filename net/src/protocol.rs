@@ -670,12 +670,8 @@ impl ConnectionHandler for Handler {
                 } else {
                     Kind::Particle
                 };
-                self.inbound.push(
-                    read_inbound(stream, kind, config)
-                        .map(Progress::Event)
-                        .into_stream()
-                        .boxed(),
-                );
+                self.inbound
+                    .push(one_event(read_inbound(stream, kind, config)));
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: (mut stream, protocol),
@@ -694,12 +690,8 @@ impl ConnectionHandler for Handler {
                     self.queued.extend(self.waiting.drain(..));
                 }
                 let timeout = self.config.stream_timeout;
-                self.outbound.push(
-                    write_outbound(stream, outbound, timeout)
-                        .map(Progress::Event)
-                        .into_stream()
-                        .boxed(),
-                );
+                self.outbound
+                    .push(one_event(write_outbound(stream, outbound, timeout)));
             }
             ConnectionEvent::DialUpgradeError(DialUpgradeError {
                 info: (outbound, probe),
@@ -729,6 +721,13 @@ impl ConnectionHandler for Handler {
             _ => {}
         }
     }
+}
+
+/// A one-frame stream's future as one of the handler's streams of progress.
+fn one_event(
+    event: impl std::future::Future<Output = HandlerEvent> + Send + 'static,
+) -> BoxStream<'static, Progress> {
+    event.map(Progress::Event).into_stream().boxed()
 }
 
 /// Writes one frame and closes the stream, within `timeout`.
