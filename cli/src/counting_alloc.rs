@@ -1,7 +1,8 @@
 //! The global allocator of the `braid` binary: mimalloc (the system allocator when
-//! built with `--no-default-features`), plus a count of live heap bytes while
-//! `braid bench` measures the peak heap growth of one invoke. The count is of the
-//! bytes asked for, whichever allocator serves them.
+//! built with `--no-default-features`), plus two counts of live heap bytes: one while
+//! `braid bench` measures the peak heap growth of one invoke, and one of the whole
+//! process's heap for `braid node --metrics` (`braid_live_heap_bytes`), from the start
+//! of `main`. The counts are of the bytes asked for, whichever allocator serves them.
 //!
 //! The interpreter allocates many small, short-lived objects (values, tetraplets,
 //! trace states); glibc's malloc spent up to 40 % of an invoke's instructions on them,
@@ -9,7 +10,8 @@
 //! serves it, and the Wasm build brings its own.
 //!
 //! When not counting, each allocation costs one relaxed atomic load more than the
-//! allocator underneath; the timed runs of `braid bench` happen with counting off.
+//! allocator underneath; the timed runs of `braid bench` happen with counting off (and
+//! the whole heap is counted only for a node with `/metrics`).
 // `GlobalAlloc` is an unsafe trait: this module is the host's only unsafe code.
 #![allow(unsafe_code)]
 
@@ -19,13 +21,20 @@ use std::alloc::{GlobalAlloc, Layout};
 use mimalloc::MiMalloc as Inner;
 #[cfg(not(feature = "mimalloc"))]
 use std::alloc::System as Inner;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering::Relaxed};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-/// Whether allocations are being counted.
-static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Which counts run: [`BENCH`] and [`WHOLE`] bits (one load tells both).
+static COUNTING: AtomicU8 = AtomicU8::new(0);
+/// `braid bench`'s count ([`LIVE`], [`PEAK`]).
+const BENCH: u8 = 1;
+/// The whole heap's count ([`HEAP`]).
+const WHOLE: u8 = 2;
+/// Live bytes allocated since the whole heap's count started (the start of `main`)
+/// minus the bytes freed since.
+static HEAP: AtomicIsize = AtomicIsize::new(0);
 /// Live bytes allocated since counting started, minus the bytes freed since (negative
 /// when older memory was freed).
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -40,26 +49,37 @@ static PEAK: AtomicIsize = AtomicIsize::new(0);
 pub(crate) fn peak_heap_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
     LIVE.store(0, Relaxed);
     PEAK.store(0, Relaxed);
-    COUNTING.store(true, Relaxed);
+    COUNTING.fetch_or(BENCH, Relaxed);
     let value = f();
-    COUNTING.store(false, Relaxed);
+    COUNTING.fetch_and(!BENCH, Relaxed);
     // Never negative: PEAK starts at 0 and only grows.
     (value, PEAK.load(Relaxed).max(0) as usize)
 }
 
-/// Counts live heap bytes from now on, for as long as the process runs (`braid node
-/// --metrics`: its `braid_live_heap_bytes`). Costs one relaxed atomic add per
-/// allocation and free.
-pub(crate) fn count_live_heap() {
-    LIVE.store(0, Relaxed);
-    PEAK.store(0, Relaxed);
-    COUNTING.store(true, Relaxed);
+/// Called first thing in `main`: when the command line runs a node with `/metrics`
+/// (`node` and `--metrics` among the arguments), counts the whole live heap from now
+/// on, for as long as the process runs: its `braid_live_heap_bytes`. Costs one relaxed
+/// atomic add per allocation and free. What the runtime allocated before `main` (a
+/// few hundred bytes: the arguments, the main thread's name) is not counted.
+pub(crate) fn count_whole_heap_for_node_metrics() {
+    let wanted = {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        args.iter().any(|a| a == "node")
+            && args.iter().any(|a| {
+                a.to_str()
+                    .is_some_and(|a| a == "--metrics" || a.starts_with("--metrics="))
+            })
+    };
+    // The arguments' copy is freed above, before the count starts.
+    if wanted {
+        COUNTING.fetch_or(WHOLE, Relaxed);
+    }
 }
 
-/// Live heap bytes allocated since [`count_live_heap`] minus those freed since
-/// (memory allocated before and freed after makes it lower); `None` when not counting.
+/// The process's live heap bytes, counted from the start of `main`
+/// ([`count_whole_heap_for_node_metrics`]); `None` when not counted.
 pub(crate) fn live_heap() -> Option<i64> {
-    COUNTING.load(Relaxed).then(|| LIVE.load(Relaxed) as i64)
+    (COUNTING.load(Relaxed) & WHOLE != 0).then(|| HEAP.load(Relaxed) as i64)
 }
 
 /// [`Inner`], counting live bytes while [`COUNTING`] is set.
@@ -68,16 +88,28 @@ struct CountingAllocator;
 impl CountingAllocator {
     #[inline]
     fn grew(delta: isize) {
-        if COUNTING.load(Relaxed) {
-            let live = LIVE.fetch_add(delta, Relaxed) + delta;
-            PEAK.fetch_max(live, Relaxed);
+        let counting = COUNTING.load(Relaxed);
+        if counting != 0 {
+            if counting & WHOLE != 0 {
+                HEAP.fetch_add(delta, Relaxed);
+            }
+            if counting & BENCH != 0 {
+                let live = LIVE.fetch_add(delta, Relaxed) + delta;
+                PEAK.fetch_max(live, Relaxed);
+            }
         }
     }
 
     #[inline]
     fn shrank(delta: isize) {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_sub(delta, Relaxed);
+        let counting = COUNTING.load(Relaxed);
+        if counting != 0 {
+            if counting & WHOLE != 0 {
+                HEAP.fetch_sub(delta, Relaxed);
+            }
+            if counting & BENCH != 0 {
+                LIVE.fetch_sub(delta, Relaxed);
+            }
         }
     }
 }

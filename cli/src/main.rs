@@ -182,6 +182,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    counting_alloc::count_whole_heap_for_node_metrics();
     let cli = Cli::parse();
     let log_format = cli.log_format;
     let init_logging = || init_logging(log_format);

@@ -19,7 +19,6 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
         .with_context(|| format!("--metrics {addr}: cannot listen"))?;
     let bound = listener.local_addr()?;
     let started = Instant::now();
-    crate::counting_alloc::count_live_heap();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -77,7 +76,7 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
 /// The node's counters as a Prometheus (OpenMetrics) text.
 fn exposition(stats: &NodeStats, started: Instant) -> String {
     let mut registry = Registry::with_prefix("braid");
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         ("particles_accepted", "Particles let in", stats.accepted),
         (
             "intake_pressure",
@@ -118,6 +117,11 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
             "Particles refused at intake",
             stats.rejected.values().sum(),
         ),
+        (
+            "particles_over_budget",
+            "Particles dropped because an invocation's call requests were over the particle's memory budget",
+            stats.particles_over_budget,
+        ),
     ];
     for (name, help, value) in counters {
         let counter: Counter = Counter::default();
@@ -142,7 +146,7 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
         heap.set(live);
         registry.register(
             "live_heap_bytes",
-            "Heap bytes allocated and not freed since the metrics server started",
+            "Heap bytes of the process allocated and not freed (counted from its start)",
             heap,
         );
     }

@@ -9,6 +9,7 @@
 //! particle was taken, and given back when its actor ends.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,12 +47,14 @@ pub(crate) fn escape_id(id: &str) -> String {
     format!("\"{}\"{more}", cut.escape_default())
 }
 
-/// Who holds a particle slot, and the bytes of its script and data.
+/// Who holds a particle slot, and the bytes of its script and data. The peers and
+/// address are the keys of their shares' entries, shared: a flood of particles from
+/// one peer holds one copy of its id.
 #[derive(Debug)]
 struct Holder {
-    init_peer: Option<String>,
-    sender: Option<String>,
-    address: Option<String>,
+    init_peer: Option<Arc<str>>,
+    sender: Option<Arc<str>>,
+    address: Option<Arc<str>>,
     bytes: usize,
 }
 
@@ -65,10 +68,18 @@ struct Held {
 #[derive(Debug, Default)]
 struct Table {
     live: HashMap<(String, Vec<u8>), Holder>,
-    per_init_peer: HashMap<String, Held>,
-    per_sender: HashMap<String, Held>,
-    per_address: HashMap<String, Held>,
+    per_init_peer: HashMap<Arc<str>, Held>,
+    per_sender: HashMap<Arc<str>, Held>,
+    per_address: HashMap<Arc<str>, Held>,
     bytes: usize,
+}
+
+/// Gives back what a map no longer needs after a burst (capacity is kept up to four
+/// times what is held, so that steady traffic does not grow and shrink it each time).
+pub(crate) fn shrink_after_burst<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
 }
 
 /// The shares of [`Slots`]: particles, and bytes (script and data as they arrived).
@@ -125,9 +136,8 @@ impl Slots {
             return Ok(()); // it came back: its actor lives
         }
         let init_peer =
-            (particle.init_peer_id != self.local).then(|| particle.init_peer_id.clone());
-        let sender = sender.filter(|s| *s != self.local).map(str::to_owned);
-        let address = address.map(str::to_owned);
+            (particle.init_peer_id != self.local).then_some(particle.init_peer_id.as_str());
+        let sender = sender.filter(|s| *s != self.local);
         let size = particle.script.len() + particle.data.len();
         if enforce_shares {
             let s = &self.shares;
@@ -166,19 +176,19 @@ impl Slots {
                     s.bytes_per_address,
                 ),
             ] {
-                let Some(peer) = peer else { continue };
+                let Some(peer) = *peer else { continue };
                 let held = counts.get(peer).copied().unwrap_or_default();
                 if held.particles >= particles {
                     return Err(Rejection::OverShare {
                         whose,
-                        peer: peer.clone(),
+                        peer: peer.to_owned(),
                         limit: particles,
                     });
                 }
                 if held.bytes + size > bytes {
                     return Err(Rejection::OverMemoryShare {
                         whose,
-                        peer: peer.clone(),
+                        peer: peer.to_owned(),
                         held: held.bytes,
                         size,
                         limit: bytes,
@@ -186,27 +196,26 @@ impl Slots {
                 }
             }
         }
-        for (peer, counts) in [
-            (&init_peer, &mut table.per_init_peer),
-            (&sender, &mut table.per_sender),
-            (&address, &mut table.per_address),
-        ] {
-            if let Some(peer) = peer {
-                let held = counts.entry(peer.clone()).or_default();
-                held.particles += 1;
-                held.bytes += size;
-            }
-        }
+        let mut holders = [init_peer, sender, address].into_iter();
+        let mut count = |counts: &mut HashMap<Arc<str>, Held>| {
+            let peer = holders.next().flatten()?;
+            let shared = match counts.get_key_value(peer) {
+                Some((shared, _)) => Arc::clone(shared),
+                None => Arc::from(peer),
+            };
+            let held = counts.entry(Arc::clone(&shared)).or_default();
+            held.particles += 1;
+            held.bytes += size;
+            Some(shared)
+        };
+        let holder = Holder {
+            init_peer: count(&mut table.per_init_peer),
+            sender: count(&mut table.per_sender),
+            address: count(&mut table.per_address),
+            bytes: size,
+        };
         table.bytes += size;
-        table.live.insert(
-            key,
-            Holder {
-                init_peer,
-                sender,
-                address,
-                bytes: size,
-            },
-        );
+        table.live.insert(key, holder);
         Ok(())
     }
 
@@ -231,9 +240,11 @@ impl Slots {
                 held.bytes -= holder.bytes;
                 if held.particles == 0 {
                     counts.remove(&peer);
+                    shrink_after_burst(counts);
                 }
             }
         }
+        shrink_after_burst(&mut table.live);
     }
 
     /// Slots held now.

@@ -25,7 +25,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use braid_interpreter::{CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams};
+use braid_interpreter::{
+    CallRequest, CallResult, Integrity, KeyPair, Limits, RunParams, UncatchableError,
+};
 use braid_peer::{
     Action, Batching, Dormant, InvokeInput, MachineConfig, ParticleMachine, Persisted, Snapshot,
 };
@@ -40,7 +42,7 @@ use crate::builtins::{self, Builtins, DeployStore, DirDeployStore, InfoSource};
 use crate::db::{Db, DbDeployStore};
 use crate::error::{ExecuteError, HostError};
 use crate::identity::{NodeKey, random_uuid};
-use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id};
+use crate::intake::{CallBytes, Shares, Slots, check_id, escape_id, shrink_after_burst};
 use crate::invoke_pool::{InvokePool, Job};
 use crate::network::{Network, NoNetwork, SendError};
 use crate::network_info::NetworkInfo;
@@ -114,11 +116,21 @@ pub struct NodeConfig {
     pub max_particles_per_sender: usize,
     /// The most one particle may make the node hold: its script and data plus the
     /// arguments of its service calls in flight. A call over it is answered with an
-    /// error instead of running.
+    /// error instead of running; an invocation whose call requests alone (with the
+    /// script) would be over it fails before they are made, and the particle is
+    /// dropped here (logged, counted in [`NodeStats::particles_over_budget`], its init
+    /// peer told with an undeliverable notice).
     pub max_particle_bytes: usize,
     /// The arguments of all service calls in flight on the node, bytes; a call over it
     /// is answered with an error instead of running.
     pub max_call_bytes: usize,
+    /// The call requests one invocation may produce, bytes (their service ids,
+    /// function names, arguments and tetraplets; the interpreter's
+    /// `Limits::call_requests_size`, with [`Self::max_particle_bytes`] less the script
+    /// when that is less): over it the invocation fails before the requests are made
+    /// and the particle is dropped here, as [`Self::max_particle_bytes`] says. It bounds
+    /// what one invocation makes the node hold (each invoke thread runs one).
+    pub max_invoke_call_bytes: usize,
     /// Bytes of script and data (as they arrived) of all live particles; a particle
     /// over it is refused ([`Rejection::OverMemoryShare`]).
     pub max_live_bytes: usize,
@@ -160,6 +172,7 @@ impl NodeConfig {
             max_particles_per_sender: 4096,
             max_particle_bytes: 128 << 20,
             max_call_bytes: 256 << 20,
+            max_invoke_call_bytes: 64 << 20,
             max_live_bytes: 320 << 20,
             max_live_bytes_per_init_peer: 128 << 20,
             max_live_bytes_per_sender: 192 << 20,
@@ -278,6 +291,9 @@ pub struct NodeStats {
     /// Service calls answered with an error, not run, because their arguments were over
     /// the particle's or the node's budget.
     pub calls_over_budget: u64,
+    /// Particles dropped here because one invocation's call requests were over their
+    /// budget ([`NodeConfig::max_invoke_call_bytes`]).
+    pub particles_over_budget: u64,
 }
 
 type Observer = Arc<dyn Fn(&NodeEvent) + Send + Sync>;
@@ -774,10 +790,10 @@ impl Inbox {
     /// while it lives, as a particle does when its route comes back here, is not
     /// checked against its signature a second time.
     pub async fn deliver(&self, bytes: Vec<u8>) -> Result<(), Rejection> {
-        let particle = self
+        let (particle, digest) = self
             .check(&bytes)
             .inspect_err(|reason| self.monitor.rejected(None, reason))?;
-        self.enqueue(particle, None, None).await
+        self.enqueue_verified(particle, digest, None, None).await
     }
 
     /// [`Self::deliver`] for a particle a transport has already decoded (braid-net
@@ -798,15 +814,34 @@ impl Inbox {
         address: Option<&str>,
     ) -> Result<(), Rejection> {
         let id = escape_id(&particle.id);
-        let particle = self
+        let (particle, digest) = self
             .check_decoded(particle)
             .inspect_err(|reason| self.monitor.rejected(Some(&id), reason))?;
-        self.enqueue(particle, sender, address).await
+        self.enqueue_verified(particle, digest, sender, address)
+            .await
+    }
+
+    /// [`Self::enqueue`], then, once the particle is let in, remembers the digest of a
+    /// signature verified for it ([`Verified`]): a refused particle is not remembered,
+    /// so a flood of refused particles leaves nothing behind.
+    async fn enqueue_verified(
+        &self,
+        particle: Particle,
+        digest: Option<[u8; 32]>,
+        sender: Option<&str>,
+        address: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let deadline = particle.deadline().unwrap_or(0);
+        self.enqueue(particle, sender, address).await?;
+        if let Some(digest) = digest {
+            self.verified.insert(digest, deadline, now_ms());
+        }
+        Ok(())
     }
 
     /// [`wire::check`]'s checks in its order, with the signature check skipped for a
-    /// particle [`Verified`] already.
-    fn check(&self, bytes: &[u8]) -> Result<Particle, Rejection> {
+    /// particle [`Verified`] already; with the digest of a signature verified here.
+    fn check(&self, bytes: &[u8]) -> Result<(Particle, Option<[u8; 32]>), Rejection> {
         if bytes.len() > self.limits.wire {
             return Err(Rejection::TooLarge {
                 what: "particle",
@@ -817,7 +852,7 @@ impl Inbox {
         self.check_decoded(Particle::decode(bytes)?)
     }
 
-    fn check_decoded(&self, particle: Particle) -> Result<Particle, Rejection> {
+    fn check_decoded(&self, particle: Particle) -> Result<(Particle, Option<[u8; 32]>), Rejection> {
         wire::check_sizes(&particle, &self.limits)?;
         check_id(&particle.id)?;
         let held = particle.script.len() + particle.data.len();
@@ -836,14 +871,15 @@ impl Inbox {
         }
         let now = now_ms();
         let digest = Verified::digest(&particle);
-        if !self.verified.contains(&digest, now) {
+        let verified = if self.verified.contains(&digest, now) {
+            None
+        } else {
             self.monitor.update(|s| s.particle_signatures_verified += 1);
             wire::check_signature(&particle)?;
-            self.verified
-                .insert(digest, particle.deadline().unwrap_or(0), now);
-        }
+            Some(digest)
+        };
         wire::check_expiry(&particle, now, self.skew_ms)?;
-        Ok(particle)
+        Ok((particle, verified))
     }
 
     /// Queues a particle this node started: checks sizes and expiry, not the signature
@@ -960,8 +996,8 @@ impl Inbox {
     /// [`Node::handle_undeliverable`], for a transport that holds only the inbox.
     pub fn handle_undeliverable(&self, notice: &Undeliverable, reported_by: &str) -> bool {
         let key = ActorKey {
-            id: notice.particle_id.clone(),
-            signature: notice.signature.clone(),
+            id: Arc::from(notice.particle_id.as_str()),
+            signature: Arc::from(notice.signature.as_slice()),
             worker: None,
         };
         let session = if notice.init_peer_id == self.monitor.peer {
@@ -1016,8 +1052,8 @@ impl Inbox {
             return false;
         }
         let key = ActorKey {
-            id: notice.particle_id.clone(),
-            signature: notice.signature.clone(),
+            id: Arc::from(notice.particle_id.as_str()),
+            signature: Arc::from(notice.signature.as_slice()),
             worker: None,
         };
         let session = lock_waiting(&self.waiting)
@@ -1101,6 +1137,8 @@ impl Verified {
         let mut seen = self.lock();
         if seen.len() >= self.capacity {
             seen.retain(|_, &mut d| d >= now);
+            let kept = seen.len();
+            seen.shrink_to(kept * 2);
         }
         if seen.len() < self.capacity {
             seen.insert(digest, deadline);
@@ -1232,8 +1270,10 @@ fn lock_waiting(
 /// reused id with another script or another signer never touches this one's state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ActorKey {
-    id: String,
-    signature: Vec<u8>,
+    /// Shared by the key's copies (the dispatcher keeps one in its slots and one by
+    /// deadline for each dormant particle).
+    id: Arc<str>,
+    signature: Arc<[u8]>,
     /// The worker it runs as; `None`: the node itself.
     worker: Option<String>,
 }
@@ -1241,8 +1281,8 @@ struct ActorKey {
 impl ActorKey {
     fn of(particle: &Particle) -> Self {
         ActorKey {
-            id: particle.id.clone(),
-            signature: particle.signature.clone(),
+            id: Arc::from(particle.id.as_str()),
+            signature: Arc::from(particle.signature.as_slice()),
             worker: None,
         }
     }
@@ -1390,11 +1430,13 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                     }
                 };
                 let Some(key) = actor_keys.remove(&id) else { continue };
+                shrink_after_burst(&mut actor_keys);
                 match end {
                     ActorEnd::Over => {
                         // Unless a particle that came as it ended started a new actor.
                         if matches!(slots.get(&key), Some(Slot::Awake(tx)) if tx.is_closed()) {
                             slots.remove(&key);
+                            shrink_after_burst(&mut slots);
                             give_back(&shared, &key);
                         }
                         shared.monitor.update(|s| s.live_particles = s.live_particles.saturating_sub(1));
@@ -1432,6 +1474,7 @@ async fn dispatch(shared: Arc<Shared>, mut intake: mpsc::Receiver<Intake>) {
                         forget(&shared, key, asleep);
                     }
                 }
+                shrink_after_burst(&mut slots);
                 armed = None;
             }
             received = intake.recv() => {
@@ -1519,7 +1562,7 @@ fn give_back(shared: &Shared, key: &ActorKey) {
 fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
     tracing::debug!(peer = %shared.monitor.peer, particle_id = %key.id, "particle expired");
     give_back(shared, &key);
-    let particle_id = key.id.clone();
+    let particle_id = key.id.to_string();
     let init_peer_id = asleep.init_peer_id.clone();
     let store = shared.store.clone();
     let shared_ = Arc::clone(shared);
@@ -1529,9 +1572,9 @@ fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
             let store_key = StoreKey {
                 particle_id: match &key.worker {
                     Some(worker) => format!("{}@{worker}", key.id),
-                    None => key.id.clone(),
+                    None => key.id.to_string(),
                 },
-                signature: key.signature,
+                signature: key.signature.to_vec(),
             };
             if let Err(e) = store.remove(&store_key).await {
                 tracing::error!(particle_id = %store_key.particle_id, "cannot remove the particle's data: {e}");
@@ -1636,7 +1679,12 @@ async fn run_actor(
             .clone()
             .unwrap_or_else(|| shared.key.peer_id().to_owned()),
     };
-    let params = shared.params(&context, worker_key.as_ref());
+    let mut params = shared.params(&context, worker_key.as_ref());
+    params.limits.call_requests_size = shared
+        .config
+        .max_particle_bytes
+        .saturating_sub(script.len())
+        .min(shared.config.max_invoke_call_bytes) as u64;
     let store_key = StoreKey {
         particle_id: match &worker {
             Some(id) => format!("{}@{id}", template.id),
@@ -1768,6 +1816,15 @@ async fn run_actor(
                     outcome = shared.pool.invoke(job) => outcome,
                 };
                 let outcome = match outcome {
+                    Ok(outcome) if outcome.ret_code() == UncatchableError::CALL_REQUESTS_SIZE => {
+                        // A resource failure (as running out of Wasm memory is for the
+                        // reference): the particle is dropped here, nothing stored.
+                        let message = outcome.error_message();
+                        drop(outcome);
+                        drop_over_budget(&shared, &template, session.as_deref(), message).await;
+                        machine.handle_invoke_failed();
+                        return ActorEnd::Over;
+                    }
                     Ok(outcome) => outcome,
                     Err(e) => {
                         // The backend stopped this invoke (a trap, memory, the
@@ -2123,7 +2180,7 @@ fn send(
                             particle_id,
                             signature,
                             &to,
-                            &error,
+                            error.to_string(),
                         )
                         .await;
                     }
@@ -2133,15 +2190,59 @@ fn send(
     }
 }
 
-/// Tells a particle's init peer that this node could not send it on (best effort: a
-/// notice that cannot be sent either is logged).
+/// A particle's invocation asked for more call requests than its budget: logged,
+/// counted, and told to its `execute` session or, when another peer started it, to
+/// that peer (undeliverable from this node to itself, with the reason).
+async fn drop_over_budget(
+    shared: &Shared,
+    particle: &Particle,
+    session: Option<&Session>,
+    message: String,
+) {
+    let reason = format!("dropped: {message}");
+    tracing::error!(
+        peer = %shared.monitor.peer,
+        particle_id = %particle.id,
+        init_peer_id = %particle.init_peer_id,
+        budget = shared.config.max_particle_bytes,
+        "particle dropped, over its memory budget: {message}"
+    );
+    shared.monitor.update(|s| {
+        s.failed_invokes += 1;
+        s.particles_over_budget += 1;
+    });
+    let me = shared.key.peer_id();
+    match session {
+        Some(session) => session.resolve(Err(ExecuteError::Undeliverable {
+            from: me.to_owned(),
+            to: me.to_owned(),
+            reason,
+        })),
+        None if particle.init_peer_id != me => {
+            notify_init_peer(
+                shared,
+                particle.init_peer_id.clone(),
+                particle.id.clone(),
+                particle.signature.clone(),
+                me,
+                reason,
+            )
+            .await;
+        }
+        None => {}
+    }
+}
+
+/// Tells a particle's init peer that this node could not send it on to `to`, or (with
+/// `to` this node) could not run it (best effort: a notice that cannot be sent either
+/// is logged).
 async fn notify_init_peer(
     shared: &Shared,
     init_peer_id: String,
     particle_id: String,
     signature: Vec<u8>,
     to: &str,
-    error: &SendError,
+    reason: String,
 ) {
     let notice = Undeliverable {
         init_peer_id,
@@ -2149,7 +2250,7 @@ async fn notify_init_peer(
         signature,
         from: shared.key.peer_id().to_owned(),
         to: to.to_owned(),
-        reason: error.to_string(),
+        reason,
     };
     let init_peer_id = notice.init_peer_id.clone();
     let particle_id = notice.particle_id.clone();
@@ -2243,16 +2344,17 @@ async fn perform_call(
     shared: Arc<Shared>,
     session: Option<Arc<Session>>,
     particle: ParticleContext,
-    request: CallRequest,
+    request: Arc<CallRequest>,
 ) -> (u32, CallResult) {
-    // Big arguments are parsed on the blocking threads.
-    let arguments = request.arguments;
-    let parsed = if arguments.len() > 64 * 1024 {
-        tokio::task::spawn_blocking(move || parse_arguments(&arguments))
+    // Big arguments are parsed on the blocking threads (from the request the particle's
+    // machine shares: the arguments are never copied).
+    let parsed = if request.arguments.len() > 64 * 1024 {
+        let request = Arc::clone(&request);
+        tokio::task::spawn_blocking(move || parse_arguments(&request.arguments))
             .await
             .unwrap_or_else(|e| Err(format!("internal error: {e}")))
     } else {
-        parse_arguments(&arguments)
+        parse_arguments(&request.arguments)
     };
     let args = match parsed {
         Ok(args) => args,
@@ -2264,10 +2366,10 @@ async fn perform_call(
         }
     };
     let call = Arc::new(ServiceCall {
-        service_id: request.service_id,
-        function_name: request.function_name,
+        service_id: request.service_id.clone(),
+        function_name: request.function_name.clone(),
         args,
-        tetraplets: request.tetraplets,
+        tetraplets: request.tetraplets.clone(),
         particle,
     });
     let timeout = shared.config.call_timeout;

@@ -141,6 +141,7 @@ impl InvokeRecord {
                     "particle_size": p.limits.particle_size,
                     "call_result_size": p.limits.call_result_size,
                     "hard": p.limits.hard,
+                    "call_requests_size": p.limits.call_requests_size,
                 },
                 "integrity": {"check": p.integrity.check, "trusted_keys": trusted},
             },
@@ -213,6 +214,11 @@ impl InvokeRecord {
                     hard: limits["hard"]
                         .as_bool()
                         .ok_or("limits.hard is not a boolean")?,
+                    // Records written before this limit have none: unbounded.
+                    call_requests_size: match &limits["call_requests_size"] {
+                        Value::Null => u64::MAX,
+                        size => uint(size, "call_requests_size")?,
+                    },
                 },
                 integrity: Integrity {
                     check: p["integrity"]["check"]

@@ -247,7 +247,7 @@ impl CatchableError {
     }
 }
 
-/// Errors no `xor` can catch (codes 20000–20021).
+/// Errors no `xor` can catch (codes 20000–20023).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UncatchableError {
@@ -306,9 +306,23 @@ pub enum UncatchableError {
     /// 20022 (braid's own): execution nested deeper than braid supports.
     #[error("execution nested deeper than {0} levels")]
     TooDeep(usize),
+    /// 20023 (braid's own): the call requests of one invocation would take more than
+    /// the host's limit ([`crate::Limits::call_requests_size`]): a resource failure,
+    /// like the reference running out of Wasm memory.
+    #[error(
+        "the call requests of this invocation take more than the limit of {limit} bytes (service id, function name, arguments and tetraplets of each)"
+    )]
+    CallRequestsSize {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl UncatchableError {
+    /// The code of [`Self::CallRequestsSize`], by which a host knows the resource
+    /// failure in an outcome reported by code and message alone (the Wasm module's).
+    pub const CALL_REQUESTS_SIZE: i32 = 20023;
+
     /// The reference's code (braid's own codes above 20020 where the reference has none).
     pub fn code(&self) -> i32 {
         match self {
@@ -326,6 +340,7 @@ impl UncatchableError {
             Self::ParametersMismatch { .. } => 20017,
             Self::ApToIterator(_) => 20021,
             Self::TooDeep(_) => 20022,
+            Self::CallRequestsSize { .. } => Self::CALL_REQUESTS_SIZE,
         }
     }
 }

@@ -166,6 +166,8 @@ pub(crate) struct Execution<'t, 'a> {
     complete: bool,
     pub(crate) next_peers: BTreeSet<String>,
     pub(crate) requests: Vec<CallRequest>,
+    /// The bytes of `requests`, against [`crate::Limits::call_requests_size`].
+    requests_size: u64,
     pub(crate) last_call_id: u32,
     folds: Vec<ActiveFold<'a>>,
     /// Scalar arrays folded so far, by the addresses of the array and its tetraplet:
@@ -205,6 +207,7 @@ impl<'t, 'a> Execution<'t, 'a> {
             complete: true,
             next_peers: BTreeSet::new(),
             requests: Vec::new(),
+            requests_size: 0,
             last_call_id,
             folds: Vec::new(),
             folded_arrays: MixMap::default(),
@@ -1109,6 +1112,27 @@ impl<'t, 'a> Execution<'t, 'a> {
             self.complete = false;
             return Ok(());
         };
+        // The request's size is known before its tetraplets are copied: over the
+        // host's limit, the invocation fails before it takes the memory.
+        let tetraplet_bytes: usize = tetraplets
+            .iter()
+            .map(|(each, single)| match each {
+                Some(each) => each.iter().map(|t| t.text_bytes()).sum(),
+                None => single.text_bytes(),
+            })
+            .sum();
+        let bytes = (tetraplet.service_id.len()
+            + tetraplet.function_name.len()
+            + arguments.len()
+            + tetraplet_bytes) as u64;
+        let limit = self.params.limits.call_requests_size;
+        if bytes > limit.saturating_sub(self.requests_size) {
+            return Err(Fault::Uncatchable(
+                UncatchableError::CallRequestsSize { limit },
+                id,
+            ));
+        }
+        self.requests_size += bytes;
         self.last_call_id += 1;
         let request = self.last_call_id;
         self.requests.push(CallRequest {
@@ -1147,6 +1171,8 @@ impl<'t, 'a> Execution<'t, 'a> {
         }
         let mut text = Vec::new();
         Json::array(values).write(&mut text);
+        // The request holds what the text takes, not the capacity grown to write it.
+        text.shrink_to_fit();
         // Only JSON text was written.
         Ok(Some((
             String::from_utf8(text).unwrap_or_default(),
@@ -1166,10 +1192,7 @@ impl<'t, 'a> Execution<'t, 'a> {
         output: Option<Output>,
     ) -> Result<(), Fault> {
         if let Some(output) = output {
-            let call_output = self
-                .ast
-                .call(id)
-                .and_then(|c| c.output.map(|o| o.kind));
+            let call_output = self.ast.call(id).and_then(|c| c.output.map(|o| o.kind));
             let matches_kind = match output {
                 Output::Scalar => call_output == Some(VarKind::Scalar),
                 Output::Stream { .. } => call_output == Some(VarKind::Stream),

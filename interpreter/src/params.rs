@@ -86,16 +86,24 @@ pub struct Limits {
     /// If true an exceeded limit fails the invocation (error 10); if false it only sets
     /// a flag in the outcome.
     pub hard: bool,
+    /// Largest total, in bytes, of the call requests one invocation may produce (the
+    /// text of each request's service id, function name, arguments and tetraplets),
+    /// counted as they are built. Always hard: an invocation over it fails as a
+    /// resource failure (error 20023, the data left as it was), as the reference's
+    /// would when its Wasm memory runs out; no request is made.
+    pub call_requests_size: u64,
 }
 
 impl Limits {
     /// The reference hosts' maxima: AIR 16 MiB, particle 64 MiB, call result 32 MiB,
-    /// soft.
+    /// soft; call requests unbounded (the reference's bound is its Wasm memory, which
+    /// a host sets apart from these).
     pub const REFERENCE_MAXIMA: Limits = Limits {
         air_size: 16 << 20,
         particle_size: 64 << 20,
         call_result_size: 32 << 20,
         hard: false,
+        call_requests_size: u64::MAX,
     };
 }
 
@@ -144,6 +152,21 @@ pub struct CallRequest {
     pub tetraplets: Vec<Vec<Tetraplet>>,
 }
 
+impl CallRequest {
+    /// The bytes its text takes (service id, function name, arguments, tetraplets): what
+    /// counts against [`Limits::call_requests_size`].
+    pub fn text_bytes(&self) -> u64 {
+        let tetraplets: usize = self
+            .tetraplets
+            .iter()
+            .flatten()
+            .map(Tetraplet::text_bytes)
+            .sum();
+        (self.service_id.len() + self.function_name.len() + self.arguments.len() + tetraplets)
+            as u64
+    }
+}
+
 /// The origin of a value: the peer, service and function that produced it and the lens
 /// applied since (execution-model.md §7).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -156,6 +179,13 @@ pub struct Tetraplet {
     pub function_name: String,
     /// Lens text, e.g. `.$.field.[0]`.
     pub lens: String,
+}
+
+impl Tetraplet {
+    /// The bytes of its four texts.
+    pub fn text_bytes(&self) -> usize {
+        self.peer_pk.len() + self.service_id.len() + self.function_name.len() + self.lens.len()
+    }
 }
 
 /// Which soft limits were exceeded.

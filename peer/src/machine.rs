@@ -55,8 +55,10 @@ pub enum Action {
     /// [`ParticleMachine::handle_persisted`]. Only with [`MachineConfig::durable`].
     Persist(Snapshot),
     /// Perform this service call; its answer comes back through
-    /// [`ParticleMachine::handle_call_result`].
-    Call(CallRequest),
+    /// [`ParticleMachine::handle_call_result`]. The request is shared with the machine
+    /// (which keeps it in flight, for snapshots) rather than copied: its arguments may
+    /// be big.
+    Call(Arc<CallRequest>),
     /// Send the particle with this data to these peers.
     Send {
         /// The peers, sorted, without duplicates.
@@ -124,8 +126,9 @@ pub struct ParticleMachine {
     stored: Arc<Vec<u8>>,
     arrived: VecDeque<Arc<Vec<u8>>>,
     ready: CallResults,
-    /// Calls asked for and not answered yet, by id.
-    in_flight: BTreeMap<u32, CallRequest>,
+    /// Calls asked for and not answered yet, by id; shared with the [`Action::Call`]s
+    /// and snapshots that carry them.
+    in_flight: BTreeMap<u32, Arc<CallRequest>>,
     phase: Phase,
     actions: VecDeque<Action>,
     /// Whether the particle was ever sent on from here.
@@ -145,7 +148,7 @@ enum Phase {
 /// What one invoke asked for, held back until its snapshot is durable.
 #[derive(Debug, Clone)]
 struct Effects {
-    calls: Vec<CallRequest>,
+    calls: Vec<Arc<CallRequest>>,
     next_peers: Vec<String>,
     ret_code: i32,
     error_message: String,
@@ -172,8 +175,8 @@ impl ParticleMachine {
         let mut machine = ParticleMachine::new(config);
         machine.stored = snapshot.data;
         for call in snapshot.calls {
-            machine.actions.push_back(Action::Call(call.clone()));
-            machine.in_flight.insert(call.id, call);
+            machine.in_flight.insert(call.id, Arc::clone(&call));
+            machine.actions.push_back(Action::Call(call));
         }
         machine
     }
@@ -253,12 +256,18 @@ impl ParticleMachine {
         }
         let (ret_code, error_message) = (outcome.ret_code(), outcome.error_message());
         outcome.call_requests.sort_by_key(|r| r.id);
-        self.stored = Arc::new(outcome.data);
-        for call in &outcome.call_requests {
-            self.in_flight.insert(call.id, call.clone());
+        // Kept until the deadline when the particle goes quiet: no spare capacity.
+        outcome.data.shrink_to_fit();
+        self.stored = Arc::new(std::mem::take(&mut outcome.data));
+        let calls: Vec<Arc<CallRequest>> = std::mem::take(&mut outcome.call_requests)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        for call in &calls {
+            self.in_flight.insert(call.id, Arc::clone(call));
         }
         let effects = Effects {
-            calls: outcome.call_requests,
+            calls,
             next_peers: outcome.next_peers,
             ret_code,
             error_message,
@@ -274,12 +283,17 @@ impl ParticleMachine {
         }
     }
 
-    /// The backend could not run the invoke asked for last (a trap, a resource limit):
-    /// the particle stops here; its persisted snapshot stays until it expires.
+    /// The backend could not run the invoke asked for last (a trap, a resource limit
+    /// such as the interpreter's on call requests): the particle stops here and lets go
+    /// of what it held (calls in flight, data waiting, answers); its persisted snapshot
+    /// stays until it expires.
     pub fn handle_invoke_failed(&mut self) {
         if matches!(self.phase, Phase::Invoking) {
             self.phase = Phase::Over;
             self.actions.clear();
+            self.arrived.clear();
+            self.ready.clear();
+            self.in_flight.clear();
         }
     }
 

@@ -15,7 +15,8 @@ pub struct Snapshot {
     /// The particle's data as of the invoke.
     pub data: Arc<Vec<u8>>,
     /// The calls in flight after it, by increasing id: asked for again on restore.
-    pub calls: Vec<CallRequest>,
+    /// Shared with the machine that keeps them in flight.
+    pub calls: Vec<Arc<CallRequest>>,
 }
 
 /// Bytes that are not a snapshot.
@@ -35,17 +36,27 @@ pub enum SnapshotError {
 
 /// The wire layout: `[format, data, [[id, service, function, arguments, tetraplets]…]]`.
 #[derive(Serialize, Deserialize)]
-struct Layout<'a> {
+struct Layout<'a, C> {
     format: u32,
     #[serde(with = "serde_bytes")]
     data: &'a [u8],
-    calls: Vec<CallLayout>,
+    calls: Vec<C>,
 }
 
 type TetrapletLayout = (String, String, String, String);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CallLayout(u32, String, String, String, Vec<Vec<TetrapletLayout>>);
+
+/// [`CallLayout`] borrowed from the requests: encoding copies no arguments.
+#[derive(Serialize)]
+struct CallLayoutRef<'a>(
+    u32,
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<Vec<(&'a str, &'a str, &'a str, &'a str)>>,
+);
 
 impl Snapshot {
     /// The byte form (MessagePack, versioned).
@@ -57,21 +68,21 @@ impl Snapshot {
                 .calls
                 .iter()
                 .map(|c| {
-                    CallLayout(
+                    CallLayoutRef(
                         c.id,
-                        c.service_id.clone(),
-                        c.function_name.clone(),
-                        c.arguments.clone(),
+                        &c.service_id,
+                        &c.function_name,
+                        &c.arguments,
                         c.tetraplets
                             .iter()
                             .map(|arg| {
                                 arg.iter()
                                     .map(|t| {
                                         (
-                                            t.peer_pk.clone(),
-                                            t.service_id.clone(),
-                                            t.function_name.clone(),
-                                            t.lens.clone(),
+                                            t.peer_pk.as_str(),
+                                            t.service_id.as_str(),
+                                            t.function_name.as_str(),
+                                            t.lens.as_str(),
                                         )
                                     })
                                     .collect()
@@ -87,7 +98,7 @@ impl Snapshot {
 
     /// Reads [`Snapshot::encode`]'s form.
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-        let layout: Layout<'_> =
+        let layout: Layout<'_, CallLayout> =
             rmp_serde::from_slice(bytes).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
         if layout.format != FORMAT {
             return Err(SnapshotError::Version {
@@ -101,7 +112,7 @@ impl Snapshot {
                 .into_iter()
                 .map(
                     |CallLayout(id, service_id, function_name, arguments, tetraplets)| {
-                        CallRequest {
+                        Arc::new(CallRequest {
                             id,
                             service_id,
                             function_name,
@@ -121,7 +132,7 @@ impl Snapshot {
                                         .collect()
                                 })
                                 .collect(),
-                        }
+                        })
                     },
                 )
                 .collect(),

@@ -17,8 +17,8 @@ fn config(batching: Batching, durable: bool) -> MachineConfig {
     }
 }
 
-fn request(id: u32) -> CallRequest {
-    CallRequest {
+fn request(id: u32) -> Arc<CallRequest> {
+    Arc::new(CallRequest {
         id,
         service_id: "srv".into(),
         function_name: format!("f{id}"),
@@ -29,13 +29,16 @@ fn request(id: u32) -> CallRequest {
             function_name: "f".into(),
             lens: ".$.a".into(),
         }]],
-    }
+    })
 }
 
 fn outcome(data: &[u8], calls: &[u32], next_peers: &[&str]) -> Outcome {
     Outcome::reported(
         data.to_vec(),
-        calls.iter().map(|&id| request(id)).collect(),
+        calls
+            .iter()
+            .map(|&id| Arc::unwrap_or_clone(request(id)))
+            .collect(),
         next_peers.iter().map(|p| p.to_string()).collect(),
         0,
         String::new(),
@@ -269,6 +272,47 @@ fn a_failed_invoke_stops_the_particle() {
 }
 
 #[test]
+fn a_call_in_flight_is_one_request_shared_by_the_machine_its_snapshot_and_its_action() {
+    let mut m = ParticleMachine::new(config(Batching::AllReady, true));
+    m.handle_arrival(Arc::new(b"d".to_vec()));
+    invoke(&mut m);
+    m.handle_invoked(outcome(b"s", &[1, 2], &[]));
+    let Some(Action::Persist(snapshot)) = m.poll_action() else {
+        panic!("the snapshot comes first");
+    };
+    m.handle_persisted(Persisted::Durable);
+    let Some(Action::Call(call)) = m.poll_action() else {
+        panic!("then the calls");
+    };
+    assert!(Arc::ptr_eq(&call, &snapshot.calls[0]));
+    // The machine's in-flight entry, the snapshot and the action: one allocation.
+    assert_eq!(Arc::strong_count(&call), 3);
+    assert!(m.handle_call_result(1, CallResult::ok("1")));
+    assert_eq!(Arc::strong_count(&call), 2);
+}
+
+#[test]
+fn a_failed_invoke_lets_go_of_the_calls_in_flight() {
+    let mut m = ParticleMachine::new(config(Batching::AllReady, false));
+    m.handle_arrival(Arc::new(b"d".to_vec()));
+    invoke(&mut m);
+    m.handle_invoked(outcome(b"s", &[1], &[]));
+    let Some(Action::Call(call)) = m.poll_action() else {
+        panic!("a call");
+    };
+    assert_eq!(Arc::strong_count(&call), 2);
+    m.handle_arrival(Arc::new(b"d2".to_vec()));
+    invoke(&mut m);
+    // The backend could not run it (e.g. its call requests were over the limit).
+    m.handle_invoke_failed();
+    assert!(m.is_over());
+    assert_eq!(Arc::strong_count(&call), 1, "the machine holds no copy");
+    assert_eq!(m.calls_in_flight(), 0);
+    assert!(!m.handle_call_result(1, CallResult::ok("1")));
+    assert!(drain(&mut m).is_empty());
+}
+
+#[test]
 fn garbage_is_not_a_snapshot() {
     assert!(Snapshot::decode(b"").is_err());
     assert!(
@@ -286,7 +330,7 @@ proptest! {
     ) {
         let calls = ids
             .into_iter()
-            .map(|id| CallRequest { arguments: format!("[{:?}]", text), ..request(id) })
+            .map(|id| Arc::new(CallRequest { arguments: format!("[{:?}]", text), ..Arc::unwrap_or_clone(request(id)) }))
             .collect();
         let snapshot = Snapshot { data: Arc::new(data), calls };
         prop_assert_eq!(Snapshot::decode(&snapshot.encode()).unwrap(), snapshot);

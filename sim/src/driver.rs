@@ -388,7 +388,7 @@ impl<'s> Driver<'s> {
                             shown
                         }
                     };
-                    let record = call_record(request, args, result);
+                    let record = call_record(Arc::unwrap_or_clone(request), args, result);
                     // Invariant: a call follows the invoke (the step) that asked for it.
                     self.steps
                         .last_mut()

@@ -54,6 +54,8 @@ pub struct Input {
     pub check: bool,
     /// Keys of peers whose ids are not braid key ids: (peer, 32-byte public key).
     pub trusted_keys: Vec<(String, serde_bytes::ByteBuf)>,
+    /// The limit on the bytes of one invocation's call requests (always hard).
+    pub call_requests_size: u64,
 }
 
 /// A tetraplet on the wire: (peer, service, function, lens).
@@ -102,6 +104,7 @@ struct InputRef<'a> {
     call_results: Vec<(u32, i32, &'a str)>,
     check: bool,
     trusted_keys: Vec<(&'a str, &'a serde_bytes::Bytes)>,
+    call_requests_size: u64,
 }
 
 /// The encoded [`Input`] of one invocation, as a host passes it to `braid_invoke`.
@@ -130,6 +133,7 @@ pub fn encode_input(
             limits.call_result_size,
             limits.hard,
         ),
+        call_requests_size: limits.call_requests_size,
         call_results: results
             .iter()
             .map(|(id, r)| (*id, r.ret_code, r.result.as_str()))
@@ -215,6 +219,7 @@ fn run(input: Input) -> Output {
             particle_size,
             call_result_size,
             hard,
+            call_requests_size: input.call_requests_size,
         },
         integrity: Integrity {
             check: input.check,

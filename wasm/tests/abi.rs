@@ -19,6 +19,7 @@ fn input(script: &str, prev_data: Vec<u8>, call_results: Vec<(u32, i32, String)>
         call_results,
         check: true,
         trusted_keys: Vec::new(),
+        call_requests_size: u64::MAX,
     }
 }
 
@@ -96,6 +97,7 @@ fn a_hosts_borrowed_input_decodes_as_the_modules_input() {
         input.limits,
         (l.air_size, l.particle_size, l.call_result_size, l.hard)
     );
+    assert_eq!(input.call_requests_size, l.call_requests_size);
     assert_eq!(input.call_results, vec![(3, 2, "\"no\"".to_owned())]);
     assert!(input.check);
     assert_eq!(input.trusted_keys.len(), 1);
