@@ -51,6 +51,11 @@ pub struct NetConfig {
     /// Events buffered for the node. When the buffer is full the network waits for the
     /// node to take one, and reads nothing meanwhile (back-pressure, never loss).
     pub event_buffer: usize,
+    /// Carry particles to braid peers on one long-lived stream per connection and
+    /// direction (`/braid/particle-stream/1.0.0`, offered first, the field's protocol
+    /// the fallback). Off, this node speaks only the field's one frame per stream, as
+    /// Nox and the JS client do (for tests of the fallback).
+    pub particle_streams: bool,
 }
 
 /// Connection limits; `None` is unlimited.
@@ -112,6 +117,7 @@ impl NetConfig {
             max_buffered_bytes: 256 << 20,
             limits: ConnectionLimits::DEFAULT,
             event_buffer: 1024,
+            particle_streams: true,
         }
     }
 }
@@ -139,6 +145,7 @@ impl std::fmt::Debug for NetConfig {
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("limits", &self.limits)
             .field("event_buffer", &self.event_buffer)
+            .field("particle_streams", &self.particle_streams)
             .finish_non_exhaustive()
     }
 }

@@ -265,6 +265,7 @@ async fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, NetworkErro
         stream_timeout: config.stream_timeout,
         max_inbound_streams: config.max_inbound_streams.max(1),
         buffered: std::sync::Arc::new(protocol::ReadBudget::new(config.max_buffered_bytes)),
+        particle_streams: config.particle_streams,
     };
     let mut kad_config = kad::Config::new(kad_protocol);
     kad_config.set_query_timeout(config.lookup_timeout);

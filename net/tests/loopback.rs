@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use braid_net::{NetConfig, NetEvent, Network, NetworkError, NetworkHandle, PeerId};
 use braid_wire::{
-    NodeKey, Notice, PARTICLE_PROTOCOL, Particle, Undeliverable, encode_particle_frame,
+    NodeKey, Notice, PARTICLE_PROTOCOL, PARTICLE_STREAM_PROTOCOL, Particle, Undeliverable,
+    encode_particle_frame,
 };
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -162,7 +163,7 @@ struct RawBehaviour {
 struct RawPeer {
     control: libp2p_stream::Control,
     closed: mpsc::UnboundedReceiver<PeerId>,
-    _incoming: Option<libp2p_stream::IncomingStreams>,
+    incoming: Option<libp2p_stream::IncomingStreams>,
 }
 
 async fn raw_peer(dial: Multiaddr, particle: bool) -> RawPeer {
@@ -202,7 +203,7 @@ async fn raw_peer(dial: Multiaddr, particle: bool) -> RawPeer {
     RawPeer {
         control,
         closed,
-        _incoming: incoming,
+        incoming,
     }
 }
 
@@ -253,6 +254,142 @@ async fn the_js_client_frame_and_a_codec_frame_arrive_through_real_streams() {
         let mut stream = raw.write(a.id, &encode_particle_frame(&q)).await;
         stream.close().await.unwrap();
         assert_eq!(a.particle().await.1, q);
+    })
+    .await;
+}
+
+/// Sends `count` particles from `from` to `to` and checks that they all arrive.
+async fn send_many(from: &Node, to: &mut Node, seed: u8, count: usize) {
+    let sent: Vec<Particle> = (0..count)
+        .map(|n| particle(seed, &format!("{seed}-{n}")))
+        .collect();
+    for p in &sent {
+        from.handle.send(to.id, p, soon(10)).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < count {
+        let (sender, p) = to.particle().await;
+        assert_eq!(sender, from.id);
+        got.push(p);
+    }
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut sent = sent;
+    sent.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn braid_peers_use_long_lived_streams_and_fall_back_to_the_field_protocol() {
+    bounded(async {
+        // Two braid peers: many particles each way, over their long-lived streams.
+        let mut a = start(config(41)).await;
+        let mut b = start(config(42)).await;
+        b.handle.connect(a.addr(false).await).await.unwrap();
+        send_many(&b, &mut a, 42, 200).await;
+        send_many(&a, &mut b, 41, 200).await;
+
+        // A braid peer that offers only the field's protocol still talks to a braid
+        // peer both ways.
+        let mut field_config = config(43);
+        field_config.particle_streams = false;
+        let mut field = start(field_config).await;
+        field.handle.connect(a.addr(false).await).await.unwrap();
+        send_many(&field, &mut a, 43, 20).await;
+        send_many(&a, &mut field, 41, 20).await;
+
+        // A bare peer that speaks only /fluence/particle/2.0.0 gets what it gets from
+        // Nox: one frame per stream, the field's frame bytes, then the end.
+        let mut raw = raw_peer(a.addr(false).await, true).await;
+        let mut incoming = raw.incoming.take().unwrap();
+        let raw_id = loop {
+            // The raw peer's id is the one connected peer that is neither b nor field.
+            let peers = a.handle.connected_peers().await.unwrap();
+            if let Some(id) = peers.into_iter().find(|p| ![b.id, field.id].contains(p)) {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        for n in 0..3 {
+            let p = particle(41, &format!("to-raw-{n}"));
+            a.handle.send(raw_id, &p, soon(10)).await.unwrap();
+            let (from, mut stream) = timeout(Duration::from_secs(10), incoming.next())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(from, a.id);
+            let mut bytes = Vec::new();
+            timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(bytes, encode_particle_frame(&p));
+        }
+
+        // A bare peer that also speaks /braid/particle-stream/1.0.0 gets all the frames
+        // one after another on one stream.
+        let mut raw = raw_peer(b.addr(false).await, true).await;
+        let mut streams = raw
+            .control
+            .accept(StreamProtocol::new(PARTICLE_STREAM_PROTOCOL))
+            .unwrap();
+        let raw_id = loop {
+            let peers = b.handle.connected_peers().await.unwrap();
+            if let Some(id) = peers.into_iter().find(|p| *p != a.id) {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let sent: Vec<Particle> = (0..3)
+            .map(|n| particle(42, &format!("on-one-stream-{n}")))
+            .collect();
+        for p in &sent {
+            b.handle.send(raw_id, p, soon(10)).await.unwrap();
+        }
+        let (from, mut stream) = timeout(Duration::from_secs(10), streams.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from, b.id);
+        let expected: Vec<u8> = sent.iter().flat_map(encode_particle_frame).collect();
+        let mut bytes = vec![0; expected.len()];
+        timeout(Duration::from_secs(10), stream.read_exact(&mut bytes))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, expected);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lived_stream_may_idle_between_frames_but_not_stall_within_one() {
+    bounded(async {
+        let mut c = config(44);
+        c.stream_timeout = Duration::from_secs(1);
+        let mut a = start(c).await;
+        let mut raw = raw_peer(a.addr(false).await, true).await;
+        let mut stream = raw.open(a.id, PARTICLE_STREAM_PROTOCOL).await;
+        let frames: Vec<Particle> = (0..3).map(|n| particle(45, &format!("s-{n}"))).collect();
+        let bytes: Vec<u8> = frames.iter().flat_map(encode_particle_frame).collect();
+        stream.write_all(&bytes).await.unwrap();
+        stream.flush().await.unwrap();
+        for p in &frames {
+            assert_eq!(&a.particle().await.1, p);
+        }
+        // Idle for longer than the stream timeout: the stream is still good.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let later = particle(45, "after-a-pause");
+        stream
+            .write_all(&encode_particle_frame(&later))
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(a.particle().await.1, later);
+        // Half a frame, then nothing: refused as stalled once the timeout has passed.
+        let half = encode_particle_frame(&particle(45, "half"));
+        stream.write_all(&half[..half.len() / 2]).await.unwrap();
+        stream.flush().await.unwrap();
+        assert!(a.rejection().await.contains("no whole Particle frame"));
     })
     .await;
 }

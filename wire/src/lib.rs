@@ -43,6 +43,6 @@ pub use particle::{
     check_signature, check_sizes,
 };
 pub use particle_frame::{
-    DEFAULT_MAX_FRAME_BYTES, PARTICLE_MULTICODEC, PARTICLE_PROTOCOL, decode_particle_frame,
-    encode_particle_frame, frame_of_encoded, particle_of_frame_body,
+    DEFAULT_MAX_FRAME_BYTES, PARTICLE_MULTICODEC, PARTICLE_PROTOCOL, PARTICLE_STREAM_PROTOCOL,
+    decode_particle_frame, encode_particle_frame, frame_of_encoded, particle_of_frame_body,
 };

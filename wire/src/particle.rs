@@ -109,7 +109,7 @@ impl Particle {
             signature: Vec::new(),
             data: Vec::new(),
         };
-        particle.signature = particle.sign(key.secret()).to_vec();
+        particle.signature = key.sign(&particle.signed_bytes()).to_vec();
         particle
     }
 

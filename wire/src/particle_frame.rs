@@ -13,6 +13,10 @@ use crate::{Particle, Rejection};
 
 /// The libp2p protocol name of the particle protocol.
 pub const PARTICLE_PROTOCOL: &str = "/fluence/particle/2.0.0";
+/// braid's own particle protocol: the same frames, many after one another on one
+/// long-lived stream per connection and direction. braid peers offer it first and fall
+/// back to [`PARTICLE_PROTOCOL`] when the remote does not speak it.
+pub const PARTICLE_STREAM_PROTOCOL: &str = "/braid/particle-stream/1.0.0";
 /// The multicodec 0x0201 as an unsigned varint: the first two bytes of a frame's body.
 pub const PARTICLE_MULTICODEC: [u8; 2] = [0x81, 0x04];
 /// The field's frame limit: 100 MiB, counted from the multicodec on.
