@@ -440,9 +440,16 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
                     )));
                 }
             }
+            let (mut opened, mut cut, mut sent) = (0, 0, 0);
             for t in tasks {
-                let _ = t.await;
+                if let Ok((o, c, s)) = t.await {
+                    (opened, cut, sent) = (opened + o, cut + c, sent + s);
+                }
             }
+            eprintln!(
+                "trickled_frames: {opened} streams opened, {cut} dropped by the node before the end, {} MiB sent",
+                mib(sent as i64)
+            );
             // Dropping the swarms closes their connections.
             for p in peers {
                 p.abort();
@@ -502,13 +509,15 @@ fn raw_peer(addr: Multiaddr) -> (tokio::task::JoinHandle<()>, libp2p_stream::Con
 
 /// Opens streams of `protocol` to `target` until `deadline`, one after another: each
 /// announces a frame of just under 100 MiB, then sends 8 KiB every 100 ms until the
-/// node drops it.
+/// node drops it. Returns the streams opened, those the node dropped before the
+/// deadline, and the bytes sent.
 async fn trickle(
     mut control: libp2p_stream::Control,
     target: PeerId,
     protocol: &'static str,
     deadline: tokio::time::Instant,
-) {
+) -> (usize, usize, usize) {
+    let (mut opened, mut cut, mut sent) = (0, 0, 0);
     use libp2p::futures::AsyncWriteExt;
     let mut prefix = Vec::new();
     let mut n = (100u64 << 20) - 1;
@@ -528,14 +537,21 @@ async fn trickle(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        opened += 1;
         let mut ok = stream.write_all(&prefix).await.is_ok();
         while ok && tokio::time::Instant::now() < deadline {
-            ok = tokio::time::timeout_at(deadline, stream.write_all(&chunk))
-                .await
-                .is_ok_and(|w| w.is_ok());
+            match tokio::time::timeout_at(deadline, stream.write_all(&chunk)).await {
+                Ok(Ok(())) => sent += chunk.len(),
+                Ok(Err(_)) => {
+                    ok = false;
+                    cut += 1;
+                }
+                Err(_) => break,
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    (opened, cut, sent)
 }
 
 /// Samples the node's heap and RSS every 100 ms until `stop`.
