@@ -206,6 +206,7 @@ const ATTACKS: &[&str] = &[
     "huge_scripts",
     "parallel_calls_on_a_big_value",
     "forged_particle_ids",
+    "trickled_frames",
 ];
 
 /// Runs `name` against `node` until it ends or `for_` has passed.
@@ -417,8 +418,140 @@ async fn attack(name: &str, node: &NodeProcess, for_: Duration) {
             }
             tokio::time::sleep_until(deadline).await;
         }
+        "trickled_frames" => {
+            // Ten authenticated connections, each with streams of both particle
+            // protocols that announce a frame just under the frame limit and then send
+            // it a few KiB at a time: together more than the node's budget of unfinished
+            // frames (256 MiB). A stream the node drops is opened again.
+            let streams = scale(4, 30);
+            let mut peers = Vec::new();
+            let mut tasks = Vec::new();
+            for _ in 0..10 {
+                let (swarm, control) = raw_peer(node.addr.clone());
+                peers.push(swarm);
+                let protocols = std::iter::repeat_n(PARTICLE_PROTOCOL, streams)
+                    .chain(std::iter::repeat_n(PARTICLE_STREAM_PROTOCOL, 2));
+                for protocol in protocols {
+                    tasks.push(tokio::spawn(trickle(
+                        control.clone(),
+                        target,
+                        protocol,
+                        deadline,
+                    )));
+                }
+            }
+            let (mut opened, mut cut, mut sent) = (0, 0, 0);
+            for t in tasks {
+                if let Ok((o, c, s)) = t.await {
+                    (opened, cut, sent) = (opened + o, cut + c, sent + s);
+                }
+            }
+            eprintln!(
+                "trickled_frames: {opened} streams opened, {cut} dropped by the node before the end, {} MiB sent",
+                mib(sent as i64)
+            );
+            // Dropping the swarms closes their connections.
+            for p in peers {
+                p.abort();
+            }
+        }
         other => panic!("no attack {other}"),
     }
+}
+
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct RawBehaviour {
+    identify: libp2p::identify::Behaviour,
+    stream: libp2p_stream::Behaviour,
+}
+
+/// The field's particle protocol (one frame per stream).
+const PARTICLE_PROTOCOL: &str = "/fluence/particle/2.0.0";
+/// The protocol of braid's long-lived particle streams.
+const PARTICLE_STREAM_PROTOCOL: &str = "/braid/particle-stream/1.0.0";
+
+/// A libp2p peer of a new identity dialing `addr`, with nothing but identify and raw
+/// streams of any protocol; its swarm runs until the task is aborted.
+fn raw_peer(addr: Multiaddr) -> (tokio::task::JoinHandle<()>, libp2p_stream::Control) {
+    use libp2p::futures::StreamExt;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| RawBehaviour {
+            identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                "ipfs/0.1.0".into(),
+                key.public(),
+            )),
+            stream: libp2p_stream::Behaviour::new(),
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let mut control = swarm.behaviour().stream.new_control();
+    // Identify must name the particle protocol, or the node disconnects the peer.
+    let incoming = control
+        .accept(libp2p::StreamProtocol::new(PARTICLE_PROTOCOL))
+        .unwrap();
+    swarm.dial(addr).unwrap();
+    let task = tokio::spawn(async move {
+        let _incoming = incoming;
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (task, control)
+}
+
+/// Opens streams of `protocol` to `target` until `deadline`, one after another: each
+/// announces a frame of just under 100 MiB, then sends 8 KiB every 100 ms until the
+/// node drops it. Returns the streams opened, those the node dropped before the
+/// deadline, and the bytes sent.
+async fn trickle(
+    mut control: libp2p_stream::Control,
+    target: PeerId,
+    protocol: &'static str,
+    deadline: tokio::time::Instant,
+) -> (usize, usize, usize) {
+    let (mut opened, mut cut, mut sent) = (0, 0, 0);
+    use libp2p::futures::AsyncWriteExt;
+    let mut prefix = Vec::new();
+    let mut n = (100u64 << 20) - 1;
+    while n >= 0x80 {
+        prefix.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    prefix.push(n as u8);
+    let chunk = vec![0x55u8; 8 << 10];
+    while tokio::time::Instant::now() < deadline {
+        let open = tokio::time::timeout_at(
+            deadline,
+            control.open_stream(target, libp2p::StreamProtocol::new(protocol)),
+        )
+        .await;
+        let Ok(Ok(mut stream)) = open else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        opened += 1;
+        let mut ok = stream.write_all(&prefix).await.is_ok();
+        while ok && tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, stream.write_all(&chunk)).await {
+                Ok(Ok(())) => sent += chunk.len(),
+                Ok(Err(_)) => {
+                    ok = false;
+                    cut += 1;
+                }
+                Err(_) => break,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    (opened, cut, sent)
 }
 
 /// Samples the node's heap and RSS every 100 ms until `stop`.
