@@ -1,9 +1,11 @@
 //! `braid node --metrics ADDR`: a minimal HTTP server with `/metrics` (the node's
 //! counters in the Prometheus text format, by `prometheus-client`) and `/health`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use braid_host::p2p::NetStats;
 use braid_host::{Node, NodeStats};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -12,8 +14,15 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The network's counters, read on each request for `/metrics`.
+pub(crate) type NetStatsSource = Arc<dyn Fn() -> NetStats + Send + Sync>;
+
 /// Binds `addr` and serves until the runtime stops; returns the bound address.
-pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::SocketAddr> {
+pub(crate) async fn serve(
+    addr: &str,
+    node: Node,
+    net_stats: NetStatsSource,
+) -> anyhow::Result<std::net::SocketAddr> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("--metrics {addr}: cannot listen"))?;
@@ -25,6 +34,7 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
                 continue;
             };
             let node = node.clone();
+            let net_stats = Arc::clone(&net_stats);
             tokio::spawn(async move {
                 let Some(request) = read_head(&mut stream).await else {
                     return;
@@ -34,7 +44,7 @@ pub(crate) async fn serve(addr: &str, node: Node) -> anyhow::Result<std::net::So
                     "/metrics" => (
                         "200 OK",
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        exposition(&node.stats(), started),
+                        exposition(&node.stats(), &net_stats(), started),
                     ),
                     "/health" => ("200 OK", "text/plain", "ok\n".to_owned()),
                     _ => (
@@ -74,9 +84,9 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
 }
 
 /// The node's counters as a Prometheus (OpenMetrics) text.
-fn exposition(stats: &NodeStats, started: Instant) -> String {
+fn exposition(stats: &NodeStats, net: &NetStats, started: Instant) -> String {
     let mut registry = Registry::with_prefix("braid");
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 16] = [
         ("particles_accepted", "Particles let in", stats.accepted),
         (
             "intake_pressure",
@@ -116,6 +126,21 @@ fn exposition(stats: &NodeStats, started: Instant) -> String {
             "particles_rejected",
             "Particles refused at intake",
             stats.rejected.values().sum(),
+        ),
+        (
+            "net_streams_rejected",
+            "Inbound streams the network refused (over a limit or the read budget, stalled, not decodable)",
+            net.rejected,
+        ),
+        (
+            "net_connections_established",
+            "Connections established, both ways",
+            net.connections_established,
+        ),
+        (
+            "net_undeliverable",
+            "Particles and notices the network gave up on",
+            net.undeliverable,
         ),
         (
             "particles_over_budget",

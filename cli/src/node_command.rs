@@ -255,7 +255,9 @@ pub(crate) fn node(args: &NodeArgs) -> anyhow::Result<ExitCode> {
             ),
         }
         if let Some(addr) = &args.metrics {
-            let bound = crate::metrics_server::serve(addr, node.clone()).await?;
+            let handle = net.handle().clone();
+            let net_stats: crate::metrics_server::NetStatsSource = Arc::new(move || handle.stats());
+            let bound = crate::metrics_server::serve(addr, node.clone(), net_stats).await?;
             println!("metrics on http://{bound}/metrics, health on http://{bound}/health");
         }
         shutdown_signal().await?;

@@ -188,6 +188,8 @@ struct Report {
     after_rss: i64,
     recovered_in: Option<Duration>,
     rejected: i64,
+    /// Inbound streams the network refused.
+    streams_rejected: i64,
 }
 
 fn mib(bytes: i64) -> String {
@@ -662,6 +664,7 @@ async fn run_one(name: &'static str) -> Report {
     r.after_heap = node.heap();
     r.after_rss = node.rss();
     r.rejected = node.metric("braid_particles_rejected_total").unwrap_or(0);
+    r.streams_rejected = node.metric("braid_net_streams_rejected_total").unwrap_or(0);
     drop(client);
     r
 }
@@ -676,7 +679,7 @@ async fn a_node_under_attack_answers_a_legitimate_client_within_its_memory_budge
         }
         let r = run_one(name).await;
         eprintln!(
-            "{:<40} legit {}/{} max {:>5} ms | heap idle {} max {} after {} MiB, back in {} | rss idle {} max {} after {} MiB | rejected {}",
+            "{:<40} legit {}/{} max {:>5} ms | heap idle {} max {} after {} MiB, back in {} | rss idle {} max {} after {} MiB | rejected {} particles, {} streams",
             r.name,
             r.legit_answered,
             r.legit_sent,
@@ -690,6 +693,7 @@ async fn a_node_under_attack_answers_a_legitimate_client_within_its_memory_budge
             mib(r.max_rss),
             mib(r.after_rss),
             r.rejected,
+            r.streams_rejected,
         );
         reports.push(r);
     }
