@@ -42,16 +42,20 @@ fn braid(dir: &Path) -> Command {
 
 /// Makes the key file `name` in `dir` (`braid spell owner`); its peer id.
 fn make_key(dir: &Path, name: &str) -> String {
-    let out = braid(dir)
-        .args(["spell", "owner", "--key-file", name])
-        .output()
-        .unwrap();
+    let mut command = braid(dir);
+    command.args(["spell", "owner", "--key-file", name]);
+    stdout_of(command, "braid spell owner").trim().to_owned()
+}
+
+/// Runs `command`, which must succeed; its standard output.
+fn stdout_of(mut command: Command, what: &str) -> String {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn start_node(dir: &Path, owner: &str) -> Running {
@@ -103,19 +107,13 @@ fn next_count(node: &Running) -> u64 {
 }
 
 fn spell(dir: &Path, node: &Running, args: &[&str]) -> String {
-    let out = braid(dir)
+    let mut command = braid(dir);
+    command
         .arg("spell")
         .arg(args[0])
         .args(["--node", &node.address, "--key-file", "owner.key"])
-        .args(&args[1..])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "braid spell {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        .args(&args[1..]);
+    stdout_of(command, &format!("braid spell {args:?}"))
 }
 
 #[test]

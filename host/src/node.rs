@@ -1557,8 +1557,8 @@ fn give_back(shared: &Shared, key: &ActorKey) {
     }
 }
 
-/// A dormant particle's deadline passed: its stored data is removed (off the
-/// dispatcher), and it is counted and reported as expired.
+/// A dormant particle's deadline passed: its stored data and vault files are removed
+/// (off the dispatcher), then it is counted and reported as expired.
 fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
     tracing::debug!(peer = %shared.monitor.peer, particle_id = %key.id, "particle expired");
     give_back(shared, &key);
@@ -1586,17 +1586,18 @@ fn forget(shared: &Arc<Shared>, key: ActorKey, asleep: Asleep) {
             .builtins
             .forget_particle(&init_peer_id, &key.id, scope)
             .await;
+        // Counted and reported once its data and files are gone.
+        shared_.monitor.update(|s| s.expired += 1);
+        shared_.monitor.emit(|| NodeEvent::Expired {
+            peer: shared_.monitor.peer.clone(),
+            particle_id,
+            cancelled_calls: 0,
+        });
     });
     drop(asleep); // an `execute` still waiting on the particle times out
-    shared.monitor.update(|s| {
-        s.expired += 1;
-        s.live_particles = s.live_particles.saturating_sub(1);
-    });
-    shared.monitor.emit(|| NodeEvent::Expired {
-        peer: shared.monitor.peer.clone(),
-        particle_id,
-        cancelled_calls: 0,
-    });
+    shared
+        .monitor
+        .update(|s| s.live_particles = s.live_particles.saturating_sub(1));
 }
 
 /// Starts again every particle the store holds (what a node that stopped had live), so

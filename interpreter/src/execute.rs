@@ -1113,26 +1113,29 @@ impl<'t, 'a> Execution<'t, 'a> {
             return Ok(());
         };
         // The request's size is known before its tetraplets are copied: over the
-        // host's limit, the invocation fails before it takes the memory.
-        let tetraplet_bytes: usize = tetraplets
-            .iter()
-            .map(|(each, single)| match each {
-                Some(each) => each.iter().map(|t| t.text_bytes()).sum(),
-                None => single.text_bytes(),
-            })
-            .sum();
-        let bytes = (tetraplet.service_id.len()
-            + tetraplet.function_name.len()
-            + arguments.len()
-            + tetraplet_bytes) as u64;
+        // host's limit, the invocation fails before it takes the memory. Unbounded (the
+        // reference's maxima), nothing is counted.
         let limit = self.params.limits.call_requests_size;
-        if bytes > limit.saturating_sub(self.requests_size) {
-            return Err(Fault::Uncatchable(
-                UncatchableError::CallRequestsSize { limit },
-                id,
-            ));
+        if limit != u64::MAX {
+            let tetraplet_bytes: usize = tetraplets
+                .iter()
+                .map(|(each, single)| match each {
+                    Some(each) => each.iter().map(|t| t.text_bytes()).sum(),
+                    None => single.text_bytes(),
+                })
+                .sum();
+            let bytes = (tetraplet.service_id.len()
+                + tetraplet.function_name.len()
+                + arguments.len()
+                + tetraplet_bytes) as u64;
+            if bytes > limit.saturating_sub(self.requests_size) {
+                return Err(Fault::Uncatchable(
+                    UncatchableError::CallRequestsSize { limit },
+                    id,
+                ));
+            }
+            self.requests_size += bytes;
         }
-        self.requests_size += bytes;
         self.last_call_id += 1;
         let request = self.last_call_id;
         self.requests.push(CallRequest {
